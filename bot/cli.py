@@ -1,0 +1,174 @@
+"""``helpdesk``: run the bot, play the offline demo, migrate the database, manage the KB."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("helpdesk")
+
+
+def _settings(args: argparse.Namespace, *, must_exist: bool = True) -> Settings:
+    return load_settings(args.config, must_exist=must_exist)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from telegram import Update
+
+    from bot.app import build_app
+    from bot.logs import setup_logging
+    from bot.migrate import upgrade
+    from kb.kbfile import KbFileError, load_kb
+
+    settings = _settings(args)
+    settings.require_for_run()
+    setup_logging(settings.logging.level, [settings.telegram.token])
+    if settings.kb.import_on_start:
+        try:
+            _, problems = load_kb(settings.kb.path)
+        except KbFileError as exc:
+            print(f"{settings.source}: kb.path: {exc}", file=sys.stderr)
+            return 2
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            for problem in errors:
+                print(f"{settings.kb.path}: {problem}", file=sys.stderr)
+            print(f"{settings.kb.path}: {len(errors)} errors; fix them (helpdesk kb validate) and start again", file=sys.stderr)
+            return 2
+    upgrade(settings.database.url, settings.database.schema_name)
+    app = build_app(settings)
+    log.info("starting long polling against %s", settings.telegram.api_base_url)
+    app.run_polling(allowed_updates=Update.ALL_TYPES)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import main as demo_main
+
+    return demo_main(keep=args.keep)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from bot.migrate import downgrade, upgrade
+
+    settings = _settings(args, must_exist=False)
+    if args.revision.startswith("-"):
+        downgrade(settings.database.url, args.revision, settings.database.schema_name)
+    else:
+        upgrade(settings.database.url, settings.database.schema_name, args.revision)
+    print(f"database at {args.revision}: {_safe_url(settings.database.url)}")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_kb(args: argparse.Namespace) -> int:
+    from kb.kbfile import KbFileError, load_kb
+
+    settings = _settings(args, must_exist=False)
+    path = Path(args.file) if getattr(args, "file", None) else settings.kb.path
+    if args.kb_command == "export":
+        return asyncio.run(_kb_export(settings, Path(args.out) if args.out else None))
+    try:
+        doc, problems = load_kb(path)
+    except KbFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(f"{path}: {problem}", file=sys.stderr if problem.severity == "error" else sys.stdout)
+    errors = sum(p.severity == "error" for p in problems)
+    if args.kb_command == "validate":
+        phrasings = sum(len(e.phrasings) for e in doc.entries)
+        verdict = "OK" if not errors else f"{errors} errors"
+        print(f"{path}: {len(doc.entries)} entries, {phrasings} phrasings: {verdict}")
+        return 1 if errors else 0
+    if errors:
+        print(f"{path}: not imported, {errors} errors", file=sys.stderr)
+        return 1
+    return asyncio.run(_kb_import(settings, doc, path))
+
+
+async def _kb_import(settings: Settings, doc, path: Path) -> int:  # type: ignore[no-untyped-def]
+    from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
+    from bot.migrate import upgrade
+    from kb.service import import_kb
+
+    await asyncio.to_thread(upgrade, settings.database.url, settings.database.schema_name)
+    engine = make_engine(settings.database.url, schema=settings.database.schema_name)
+    try:
+        async with unit_of_work(make_sessionmaker(engine)) as session:
+            report = await import_kb(session, doc, utcnow())
+    finally:
+        await engine.dispose()
+    print(f"{path}: imported: {report.summary()}")
+    return 0
+
+
+async def _kb_export(settings: Settings, out: Path | None) -> int:
+    from bot.db import make_engine, make_sessionmaker, unit_of_work
+    from bot.migrate import upgrade
+    from kb.kbfile import dump_kb
+    from kb.service import export_kb
+
+    await asyncio.to_thread(upgrade, settings.database.url, settings.database.schema_name)
+    engine = make_engine(settings.database.url, schema=settings.database.schema_name)
+    try:
+        async with unit_of_work(make_sessionmaker(engine)) as session:
+            doc = await export_kb(session)
+    finally:
+        await engine.dispose()
+    text = dump_kb(doc)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        print(f"{out}: {len(doc.entries)} entries exported")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="helpdesk", description="SayPro Classified Help Desk (Telegram bot)")
+    p.add_argument("--config", help="config file (default: $HELPDESK_CONFIG, else ./config.toml)")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the bot (long polling)").set_defaults(func=cmd_run)
+    demo = sub.add_parser("demo", help="play a scripted session offline and print the transcript")
+    demo.add_argument("--keep", metavar="DIR", help="keep the demo database in DIR")
+    demo.set_defaults(func=cmd_demo)
+    mig = sub.add_parser("migrate", help="apply database migrations")
+    mig.add_argument("--revision", default="head", help="target revision (default head; -1 steps back one)")
+    mig.set_defaults(func=cmd_migrate)
+    kb = sub.add_parser("kb", help="knowledge base: validate, import, export")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
+    v = kb_sub.add_parser("validate", help="check the KB file and report every problem")
+    v.add_argument("file", nargs="?", help="KB file (default: kb.path from the config)")
+    i = kb_sub.add_parser("import", help="load the KB file into the database (idempotent)")
+    i.add_argument("file", nargs="?", help="KB file (default: kb.path from the config)")
+    e = kb_sub.add_parser("export", help="write the database's KB as a file")
+    e.add_argument("--out", help="output file (default: standard output)")
+    kb.set_defaults(func=cmd_kb)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

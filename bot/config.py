@@ -1,0 +1,326 @@
+"""Configuration: a TOML file validated by pydantic models.
+
+The file is found from ``--config PATH``, else ``$HELPDESK_CONFIG``, else ``./config.toml``.
+Secrets may come from the environment: ``HELPDESK_BOT_TOKEN`` overrides ``telegram.token``.
+Every problem is reported as one line naming the file, the key, what was found and what
+was expected (:class:`ConfigError`); nothing here prints a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CONFIG_NAME = "config.toml"
+TOKEN_ENV = "HELPDESK_BOT_TOKEN"
+CONFIG_ENV = "HELPDESK_CONFIG"
+TOKEN_RE = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")
+TELEGRAM_API = "https://api.telegram.org"
+PACKAGED_KB = Path(__file__).resolve().parent.parent / "kb" / "data" / "faq.yaml"
+
+
+class ConfigError(Exception):
+    """A configuration problem, already worded for the operator (one line each)."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def _expect(text: str) -> Any:
+    """Field metadata: what an operator should write there (used in error lines)."""
+    return {"expected": text}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TelegramSettings(_Section):
+    token: Annotated[
+        str,
+        Field(json_schema_extra=_expect("a bot token from @BotFather, like 123456789:AAE...")),
+    ] = ""
+    api_base_url: Annotated[
+        str,
+        Field(json_schema_extra=_expect("an http(s) URL of a Bot API server, like https://api.telegram.org")),
+    ] = TELEGRAM_API
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, v: str) -> str:
+        v = v.strip()
+        if v and not TOKEN_RE.match(v):
+            raise ValueError("not shaped like a bot token")
+        return v
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("not an http(s) URL")
+        # Accept the full form people copy from docs (".../bot") too.
+        if v.endswith("/bot"):
+            v = v[: -len("/bot")]
+        return v
+
+    @property
+    def bot_url(self) -> str:
+        return f"{self.api_base_url}/bot"
+
+    @property
+    def file_url(self) -> str:
+        return f"{self.api_base_url}/file/bot"
+
+
+class DatabaseSettings(_Section):
+    url: Annotated[
+        str,
+        Field(
+            json_schema_extra=_expect(
+                "an async SQLAlchemy URL: sqlite+aiosqlite:///helpdesk.db or "
+                "postgresql+asyncpg://user:password@host/dbname"
+            )
+        ),
+    ] = "sqlite+aiosqlite:///helpdesk.db"
+    schema_name: Annotated[
+        str | None,
+        Field(alias="schema", json_schema_extra=_expect("a PostgreSQL schema name (letters, digits, _)")),
+    ] = None
+    echo: Annotated[bool, Field(json_schema_extra=_expect("true or false"))] = False
+
+    @field_validator("url")
+    @classmethod
+    def _driver(cls, v: str) -> str:
+        if not (v.startswith("sqlite+aiosqlite://") or v.startswith("postgresql+asyncpg://")):
+            raise ValueError("unsupported driver")
+        return v
+
+    @field_validator("schema_name")
+    @classmethod
+    def _schema(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", v):
+            raise ValueError("not a plain identifier")
+        return v
+
+
+class StaffSettings(_Section):
+    chat_id: Annotated[
+        int | None,
+        Field(json_schema_extra=_expect("the id of the private staff supergroup, a negative number like -1001234567890")),
+    ] = None
+    admin_ids: Annotated[
+        list[int],
+        Field(json_schema_extra=_expect("a list of Telegram user ids, like [123456789, 987654321]")),
+    ] = []
+
+    @field_validator("chat_id")
+    @classmethod
+    def _group(cls, v: int | None) -> int | None:
+        if v is not None and v >= 0:
+            raise ValueError("a group id is negative")
+        return v
+
+
+class KbSettings(_Section):
+    path: Annotated[
+        Path, Field(json_schema_extra=_expect("the path of the knowledge-base YAML file"))
+    ] = PACKAGED_KB
+    answer_threshold: Annotated[
+        float, Field(ge=0, le=1, json_schema_extra=_expect("a number between 0 and 1, above suggest_threshold"))
+    ] = 0.6
+    suggest_threshold: Annotated[
+        float, Field(ge=0, le=1, json_schema_extra=_expect("a number between 0 and 1, below answer_threshold"))
+    ] = 0.35
+    import_on_start: Annotated[bool, Field(json_schema_extra=_expect("true or false"))] = True
+    max_question_length: Annotated[
+        int, Field(ge=20, le=4096, json_schema_extra=_expect("a whole number of characters from 20 to 4096"))
+    ] = 1000
+
+    @model_validator(mode="after")
+    def _order(self) -> KbSettings:
+        if self.suggest_threshold > self.answer_threshold:
+            raise ValueError("suggest_threshold must not be above answer_threshold")
+        return self
+
+
+class LocaleSettings(_Section):
+    default: Annotated[str, Field(json_schema_extra=_expect("a locale shipped in bot/templates, like en"))] = "en"
+    templates_dir: Annotated[
+        Path | None,
+        Field(json_schema_extra=_expect("a folder with extra or overriding templates, one subfolder per locale")),
+    ] = None
+
+    @field_validator("default")
+    @classmethod
+    def _shape(cls, v: str) -> str:
+        if not re.match(r"^[a-z]{2,3}(_[A-Z]{2})?$", v):
+            raise ValueError("not a locale code")
+        return v
+
+
+class LoggingSettings(_Section):
+    level: Annotated[str, Field(json_schema_extra=_expect("one of DEBUG, INFO, WARNING, ERROR"))] = "INFO"
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.upper()
+        if v not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("unknown level")
+        return v
+
+
+class Settings(_Section):
+    telegram: TelegramSettings = TelegramSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    staff: StaffSettings = StaffSettings()
+    kb: KbSettings = KbSettings()
+    locale: LocaleSettings = LocaleSettings()
+    logging: LoggingSettings = LoggingSettings()
+    timezone: Annotated[
+        str, Field(json_schema_extra=_expect("an IANA time zone name, like Africa/Johannesburg"))
+    ] = "Africa/Johannesburg"
+    source: Annotated[Path | None, Field(exclude=True)] = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone") from None
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def require_for_run(self) -> None:
+        """The keys that only the real bot needs (the demo and tests run without them)."""
+        where = str(self.source or DEFAULT_CONFIG_NAME)
+        lines = []
+        if not self.telegram.token:
+            lines.append(
+                f"{where}: telegram.token: found nothing, expected a bot token from @BotFather "
+                f"(or set {TOKEN_ENV})"
+            )
+        if self.staff.chat_id is None:
+            lines.append(
+                f"{where}: staff.chat_id: found nothing, expected the id of the private staff "
+                "supergroup, a negative number like -1001234567890"
+            )
+        if lines:
+            raise ConfigError(lines)
+
+
+def _field_expectation(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """Walk the models along an error location to find the field's 'expected' text."""
+    current: Any = model
+    extra: Any = None
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            break
+        field = None
+        for name, info in current.model_fields.items():
+            if part in (name, info.alias):
+                field = info
+                break
+        if field is None:
+            return "a known key of this section (see config.example.toml)"
+        extra = field.json_schema_extra
+        current = field.annotation
+    if isinstance(extra, dict) and "expected" in extra:
+        return str(extra["expected"])
+    return "a value as in config.example.toml"
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _format_errors(where: str, exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not isinstance(p, int)) or ("(top level)",)
+        key = ".".join(str(p) for p in loc)
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{where}: {key}: found an unknown key, expected only the keys of config.example.toml")
+            continue
+        expected = _field_expectation(Settings, loc)
+        found = "nothing" if err["type"] == "missing" else _describe(err.get("input"))
+        reason = err.get("msg", "").removeprefix("Value error, ")
+        lines.append(f"{where}: {key}: found {found}, expected {expected} ({reason})")
+    return lines
+
+
+def resolve_config_path(cli_path: str | os.PathLike[str] | None) -> Path:
+    if cli_path:
+        return Path(cli_path)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return Path(DEFAULT_CONFIG_NAME)
+
+
+def parse_settings(data: dict[str, Any], where: str = "<settings>", base_dir: Path | None = None) -> Settings:
+    """Validate a config mapping. Relative paths are taken relative to ``base_dir``."""
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        data = {**data, "telegram": {**dict(data.get("telegram") or {}), "token": token}}
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(where, exc)) from None
+    return _absolutise(settings, base_dir or Path.cwd(), where)
+
+
+def _absolutise(settings: Settings, base: Path, where: str) -> Settings:
+    kb_path = settings.kb.path if settings.kb.path.is_absolute() else (base / settings.kb.path)
+    url = settings.database.url
+    prefix = "sqlite+aiosqlite:///"
+    if url.startswith(prefix):
+        db_path = url[len(prefix):].split("?", 1)
+        if db_path[0] and not db_path[0].startswith("/") and db_path[0] != ":memory:":
+            url = prefix + str(base / db_path[0]) + ("?" + db_path[1] if len(db_path) > 1 else "")
+    tdir = settings.locale.templates_dir
+    if tdir is not None and not tdir.is_absolute():
+        tdir = base / tdir
+    return settings.model_copy(
+        update={
+            "kb": settings.kb.model_copy(update={"path": kb_path}),
+            "database": settings.database.model_copy(update={"url": url}),
+            "locale": settings.locale.model_copy(update={"templates_dir": tdir}),
+            "source": Path(where) if where != "<settings>" else None,
+        }
+    )
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, *, must_exist: bool = True) -> Settings:
+    """Load and validate the configuration file; raise :class:`ConfigError` on any problem."""
+    cfg_path = resolve_config_path(path)
+    where = str(cfg_path)
+    if not cfg_path.exists():
+        if must_exist:
+            raise ConfigError(
+                [f"{where}: file not found, expected a TOML config file (copy config.example.toml to config.toml)"]
+            )
+        return parse_settings({}, where, Path.cwd())
+    try:
+        raw = cfg_path.read_bytes().decode("utf-8")
+        data = tomllib.loads(raw)
+    except UnicodeDecodeError:
+        raise ConfigError([f"{where}: file is not UTF-8 text, expected a TOML config file"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{where}: not valid TOML ({exc}), expected TOML as in config.example.toml"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{where}: cannot be read ({exc.strerror}), expected a readable file"]) from None
+    return parse_settings(data, where, cfg_path.resolve().parent)

@@ -1,0 +1,60 @@
+"""The per-update context handlers receive: PTB's ``CallbackContext`` plus the desk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from bot.config import Settings
+from bot.templates import Templates
+from bot.users import Account
+from kb.service import KbSnapshot
+
+
+@dataclass
+class Desk:
+    """Everything the handlers share, built in ``post_init`` and closed in ``post_shutdown``."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    templates: Templates
+    kb: KbSnapshot
+    clock: Callable[[], datetime]
+    # user id -> (Account, when it was last written to the users table)
+    accounts: dict[int, tuple[Account, datetime]] = field(default_factory=dict)
+
+
+class HelpdeskContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """``context.desk``, ``context.account`` and ``context.locale`` for every handler."""
+
+    def __init__(self, application: Application, chat_id: int | None = None, user_id: int | None = None):  # type: ignore[type-arg]
+        super().__init__(application=application, chat_id=chat_id, user_id=user_id)
+        self.account: Account | None = None
+
+    @property
+    def desk(self) -> Desk:
+        return self.application.bot_data["desk"]  # type: ignore[no-any-return]
+
+    @property
+    def locale(self) -> str:
+        templates = self.desk.templates
+        if self.account is None:
+            return templates.default
+        if self.account.locale and self.account.locale in templates.locales:
+            return self.account.locale
+        return templates.locale_for(self.account.language_code)
+
+    def render(self, template: str, /, **values: Any) -> str:
+        return self.desk.templates.render(template, self.locale, **values)
+
+    def label(self, key: str, /, **values: Any) -> str:
+        return self.desk.templates.label(self.locale, key, **values)
+
+    def now(self) -> datetime:
+        return self.desk.clock()

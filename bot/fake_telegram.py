@@ -1,0 +1,552 @@
+"""An offline Telegram Bot API for tests and the demo.
+
+:class:`FakeTelegram` is a ``telegram.request.BaseRequest``: give it to
+``build_app(settings, request=fake)`` and every Bot API call lands here instead of on the
+network. It keeps the chats and the messages the bot sent (with later edits), answers
+with Telegram-shaped JSON, and refuses what Telegram refuses (empty or too-long text,
+HTML that Telegram cannot parse, bad buttons, editing nothing, a user who blocked the
+bot...), with Telegram's status codes and descriptions.
+
+It also plays the people: :meth:`FakeTelegram.user` makes a :class:`FakeUser` whose
+``send``/``press`` build real ``Update`` objects and run them through the real
+Application, and :meth:`transcript` prints the conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application
+from telegram.request import BaseRequest, RequestData
+
+from bot.telegram_html import TelegramHTMLError, parse_telegram_html, strip_html
+
+BOT_ID = 7_000_000_001
+BOT_USER = {
+    "id": BOT_ID,
+    "is_bot": True,
+    "first_name": "SayPro Help Desk",
+    "username": "saypro_helpdesk_bot",
+    "can_join_groups": True,
+    "can_read_all_group_messages": True,
+    "supports_inline_queries": False,
+}
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+CALLBACK_TEXT_LIMIT = 200
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, description: str, parameters: dict[str, Any] | None = None):
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.parameters = parameters
+
+
+@dataclass
+class ApiCall:
+    method: str
+    params: dict[str, Any]
+    result: Any = None
+    error: ApiError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class SentMessage:
+    """A message in a chat as Telegram keeps it (the latest version after edits)."""
+
+    chat_id: int
+    message_id: int
+    text: str  # plain text, entities removed
+    html: str  # what the bot sent
+    reply_markup: dict[str, Any] | None
+    date: int
+    from_bot: bool = True
+    kind: str = "text"
+    edits: int = 0
+    deleted: bool = False
+
+    @property
+    def buttons(self) -> list[list[dict[str, Any]]]:
+        if not self.reply_markup:
+            return []
+        return self.reply_markup.get("inline_keyboard") or self.reply_markup.get("keyboard") or []
+
+    @property
+    def button_texts(self) -> list[str]:
+        return [b["text"] if isinstance(b, dict) else str(b) for row in self.buttons for b in row]
+
+    def button(self, text: str) -> dict[str, Any]:
+        for row in self.buttons:
+            for b in row:
+                if isinstance(b, dict) and (b["text"] == text or text in b["text"]):
+                    return b
+        raise LookupError(f"no button {text!r} on message {self.message_id}: {self.button_texts}")
+
+
+@dataclass
+class Event:
+    """One line of the transcript."""
+
+    who: str  # "user" | "bot" | "edit" | "toast" | "error"
+    chat_id: int
+    text: str
+    buttons: list[str] = field(default_factory=list)
+    actor: str = ""
+
+
+def _button_labels(markup: dict[str, Any] | None) -> list[str]:
+    if not markup:
+        return []
+    rows = markup.get("inline_keyboard") or markup.get("keyboard") or []
+    return [b["text"] if isinstance(b, dict) else str(b) for row in rows for b in row]
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+class FakeTelegram(BaseRequest):
+    """The fake Bot API server and the people who use it."""
+
+    def __init__(self, clock: Callable[[], float] | None = None):
+        self.clock = clock or time.time
+        self.calls: list[ApiCall] = []
+        self.events: list[Event] = []
+        self.chats: dict[int, dict[str, Any]] = {}
+        self.messages: dict[tuple[int, int], SentMessage] = {}
+        self.blocked_by: set[int] = set()
+        self.commands: dict[str, list[dict[str, Any]]] = {}
+        self._message_ids: dict[int, itertools.count[int]] = {}
+        self._update_ids = itertools.count(1)
+        self._callback_ids = itertools.count(1)
+        self._open_callbacks: set[str] = set()
+        self._names: dict[int, str] = {}
+        self.app: Application | None = None  # type: ignore[type-arg]
+        self.fail_next: list[tuple[str, ApiError]] = []
+
+    # ------------------------------------------------------------ BaseRequest
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 1.0
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = None,
+        write_timeout: Any = None,
+        connect_timeout: Any = None,
+        pool_timeout: Any = None,
+    ) -> tuple[int, bytes]:
+        api_method = url.rsplit("/", 1)[-1]
+        params = dict(request_data.parameters) if request_data else {}
+        call = ApiCall(api_method, params)
+        self.calls.append(call)
+        try:
+            for i, (name, error) in enumerate(self.fail_next):
+                if name == api_method:
+                    del self.fail_next[i]
+                    raise error
+            handler = getattr(self, f"api_{api_method}", None)
+            if handler is None:
+                raise ApiError(404, "Not Found: method not found")
+            call.result = handler(params)
+        except ApiError as exc:
+            call.error = exc
+            self.events.append(Event("error", int(params.get("chat_id") or 0), f"{api_method}: {exc.description}"))
+            body: dict[str, Any] = {"ok": False, "error_code": exc.code, "description": exc.description}
+            if exc.parameters:
+                body["parameters"] = exc.parameters
+            return exc.code, json.dumps(body).encode()
+        return 200, json.dumps({"ok": True, "result": call.result}).encode()
+
+    # ------------------------------------------------------------ chats
+
+    def add_private_chat(self, user: dict[str, Any]) -> dict[str, Any]:
+        chat = {"id": user["id"], "type": "private", "first_name": user["first_name"]}
+        if user.get("username"):
+            chat["username"] = user["username"]
+        self.chats[user["id"]] = chat
+        self._names[user["id"]] = user["first_name"]
+        return chat
+
+    def add_group(self, chat_id: int, title: str, *, forum: bool = False) -> dict[str, Any]:
+        chat = {"id": chat_id, "type": "supergroup", "title": title}
+        if forum:
+            chat["is_forum"] = True
+        self.chats[chat_id] = chat
+        self._names[chat_id] = title
+        return chat
+
+    def _next_message_id(self, chat_id: int) -> int:
+        counter = self._message_ids.setdefault(chat_id, itertools.count(1))
+        return next(counter)
+
+    def _chat(self, params: dict[str, Any]) -> dict[str, Any]:
+        raw = params.get("chat_id")
+        try:
+            chat_id = int(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ApiError(400, "Bad Request: chat not found") from None
+        chat = self.chats.get(chat_id)
+        if chat is None:
+            raise ApiError(400, "Bad Request: chat not found")
+        if chat_id in self.blocked_by:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        return chat
+
+    # ------------------------------------------------------------ validation
+
+    def _parse_text(self, text: Any, parse_mode: Any, limit: int, what: str = "message text") -> str:
+        if not isinstance(text, str) or not text.strip():
+            raise ApiError(400, f"Bad Request: {what} is empty")
+        if parse_mode == "HTML":
+            try:
+                plain = parse_telegram_html(text)
+            except TelegramHTMLError as exc:
+                raise ApiError(400, str(exc)) from None
+        elif parse_mode is None:
+            plain = text
+        else:
+            raise ApiError(400, f"Bad Request: unsupported parse_mode {parse_mode!r} in the fake")
+        if not plain.strip():
+            raise ApiError(400, f"Bad Request: {what} is empty")
+        if _utf16_len(plain) > limit:
+            raise ApiError(400, "Bad Request: message is too long" if limit == TEXT_LIMIT else "Bad Request: message caption is too long")
+        return plain
+
+    def _check_markup(self, markup: Any) -> dict[str, Any] | None:
+        if markup is None:
+            return None
+        if isinstance(markup, str):
+            markup = json.loads(markup)
+        if "inline_keyboard" in markup:
+            for row in markup["inline_keyboard"]:
+                for b in row:
+                    if not b.get("text"):
+                        raise ApiError(400, "Bad Request: text buttons are unallowed in the inline keyboard")
+                    kinds = [k for k in ("callback_data", "url", "switch_inline_query", "login_url") if k in b]
+                    if len(kinds) != 1:
+                        raise ApiError(400, "Bad Request: can't parse inline keyboard button: exactly one of the optional fields must be used")
+                    if "callback_data" in b:
+                        data = b["callback_data"]
+                        if not isinstance(data, str) or not 1 <= len(data.encode()) <= 64:
+                            raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+                    if "url" in b and not str(b["url"]).startswith(("http://", "https://", "tg://")):
+                        raise ApiError(400, f"Bad Request: inline keyboard button URL '{b['url']}' is invalid: unsupported URL protocol")
+        elif "keyboard" in markup:
+            for row in markup["keyboard"]:
+                for b in row:
+                    text = b.get("text") if isinstance(b, dict) else b
+                    if not text:
+                        raise ApiError(400, "Bad Request: keyboard button text is empty")
+        return markup
+
+    def _store(self, chat: dict[str, Any], text: str, html: str, markup: dict[str, Any] | None, kind: str = "text") -> SentMessage:
+        msg = SentMessage(
+            chat_id=chat["id"],
+            message_id=self._next_message_id(chat["id"]),
+            text=text,
+            html=html,
+            reply_markup=markup,
+            date=int(self.clock()),
+            kind=kind,
+        )
+        self.messages[(chat["id"], msg.message_id)] = msg
+        return msg
+
+    def _message_json(self, msg: SentMessage) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "message_id": msg.message_id,
+            "date": msg.date,
+            "chat": self.chats[msg.chat_id],
+            "from": BOT_USER,
+        }
+        if msg.kind == "text":
+            data["text"] = msg.text
+        else:
+            data["caption"] = msg.text
+        if msg.edits:
+            data["edit_date"] = int(self.clock())
+        if msg.reply_markup and "inline_keyboard" in msg.reply_markup:
+            data["reply_markup"] = msg.reply_markup
+        return data
+
+    # ------------------------------------------------------------ API methods
+
+    def api_getMe(self, params: dict[str, Any]) -> dict[str, Any]:
+        return BOT_USER
+
+    def api_setMyCommands(self, params: dict[str, Any]) -> bool:
+        scope = params.get("scope") or {"type": "default"}
+        key = json.dumps(scope, sort_keys=True) + (params.get("language_code") or "")
+        commands = params.get("commands") or []
+        for c in commands:
+            if not (1 <= len(c["command"]) <= 32) or not (1 <= len(c["description"]) <= 256):
+                raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
+        self.commands[key] = commands
+        return True
+
+    def api_deleteWebhook(self, params: dict[str, Any]) -> bool:
+        return True
+
+    def api_getUpdates(self, params: dict[str, Any]) -> list[Any]:
+        return []
+
+    def api_sendChatAction(self, params: dict[str, Any]) -> bool:
+        self._chat(params)
+        return True
+
+    def api_sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params)
+        html = params.get("text")
+        plain = self._parse_text(html, params.get("parse_mode"), TEXT_LIMIT)
+        markup = self._check_markup(params.get("reply_markup"))
+        msg = self._store(chat, plain, html, markup)  # type: ignore[arg-type]
+        self.events.append(Event("bot", chat["id"], plain, _button_labels(markup)))
+        return self._message_json(msg)
+
+    def _edit_target(self, params: dict[str, Any]) -> SentMessage:
+        if "inline_message_id" in params:
+            raise ApiError(400, "Bad Request: inline messages are not supported by the fake")
+        chat = self._chat(params)
+        msg = self.messages.get((chat["id"], int(params.get("message_id") or 0)))
+        if msg is None or msg.deleted:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        if not msg.from_bot:
+            raise ApiError(400, "Bad Request: message can't be edited")
+        return msg
+
+    def api_editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
+        msg = self._edit_target(params)
+        html = params.get("text")
+        plain = self._parse_text(html, params.get("parse_mode"), TEXT_LIMIT)
+        markup = self._check_markup(params.get("reply_markup"))
+        if plain == msg.text and markup == msg.reply_markup:
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply markup "
+                "are exactly the same as a current content and reply markup of the message",
+            )
+        msg.text, msg.html, msg.reply_markup = plain, html, markup  # type: ignore[assignment]
+        msg.edits += 1
+        self.events.append(Event("edit", msg.chat_id, plain, _button_labels(markup)))
+        return self._message_json(msg)
+
+    def api_editMessageReplyMarkup(self, params: dict[str, Any]) -> dict[str, Any]:
+        msg = self._edit_target(params)
+        markup = self._check_markup(params.get("reply_markup"))
+        if markup == msg.reply_markup or (not markup and not msg.reply_markup):
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply markup "
+                "are exactly the same as a current content and reply markup of the message",
+            )
+        msg.reply_markup = markup
+        msg.edits += 1
+        self.events.append(Event("edit", msg.chat_id, "(buttons changed)", _button_labels(markup)))
+        return self._message_json(msg)
+
+    def api_deleteMessage(self, params: dict[str, Any]) -> bool:
+        chat = self._chat(params)
+        msg = self.messages.get((chat["id"], int(params.get("message_id") or 0)))
+        if msg is None or msg.deleted:
+            raise ApiError(400, "Bad Request: message to delete not found")
+        msg.deleted = True
+        return True
+
+    def api_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
+        query_id = str(params.get("callback_query_id"))
+        if query_id not in self._open_callbacks:
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        text = params.get("text")
+        if text is not None and len(text) > CALLBACK_TEXT_LIMIT:
+            raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        self._open_callbacks.discard(query_id)
+        if text:
+            self.events.append(Event("toast", 0, text))
+        return True
+
+    # ------------------------------------------------------------ playing the users
+
+    def attach(self, app: Application) -> None:  # type: ignore[type-arg]
+        self.app = app
+
+    def user(
+        self,
+        user_id: int,
+        first_name: str,
+        *,
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = "en",
+    ) -> FakeUser:
+        data: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
+        if last_name:
+            data["last_name"] = last_name
+        if username:
+            data["username"] = username
+        if language_code:
+            data["language_code"] = language_code
+        self.add_private_chat(data)
+        return FakeUser(self, data)
+
+    async def feed(self, update_data: dict[str, Any]) -> list[ApiCall]:
+        """Run one update through the application; return the API calls it caused."""
+        if self.app is None:
+            raise RuntimeError("FakeTelegram.attach(app) first")
+        update_data = {"update_id": next(self._update_ids), **update_data}
+        before = len(self.calls)
+        await self.app.process_update(Update.de_json(update_data, self.app.bot))
+        # Let handlers that run as tasks (block=False) finish too.
+        await asyncio.sleep(0)
+        return self.calls[before:]
+
+    def chat_messages(self, chat_id: int) -> list[SentMessage]:
+        return [m for (c, _), m in sorted(self.messages.items()) if c == chat_id and not m.deleted]
+
+    def last_bot_message(self, chat_id: int) -> SentMessage:
+        for msg in reversed(self.chat_messages(chat_id)):
+            if msg.from_bot:
+                return msg
+        raise LookupError(f"the bot has sent nothing to chat {chat_id}")
+
+    def sent(self, method: str = "sendMessage", chat_id: int | None = None) -> list[ApiCall]:
+        return [
+            c
+            for c in self.calls
+            if c.method == method and c.ok and (chat_id is None or int(c.params.get("chat_id", 0)) == chat_id)
+        ]
+
+    def errors(self) -> list[ApiCall]:
+        return [c for c in self.calls if not c.ok]
+
+    # ------------------------------------------------------------ transcript
+
+    def transcript(self, start: int = 0, width: int = 78) -> str:
+        lines: list[str] = []
+        for event in self.events[start:]:
+            name = self._names.get(event.chat_id, str(event.chat_id))
+            if event.who == "user":
+                lines.append(f"👤 {event.actor}: {event.text}")
+                continue
+            if event.who == "toast":
+                lines.append(f"   💬 (pop-up) {event.text}")
+                continue
+            if event.who == "error":
+                lines.append(f"   ⚠️  Telegram refused: {event.text}")
+                continue
+            head = "🤖 → " + name if event.who == "bot" else "🤖 ✎ edited, in " + name
+            lines.append(f"{head}:")
+            for text_line in event.text.splitlines() or [""]:
+                lines.append(f"     {text_line}" if text_line else "")
+            if event.buttons:
+                lines.append("     " + " ".join(f"[{b}]" for b in event.buttons))
+        return "\n".join(lines)
+
+
+class FakeUser:
+    """A Telegram user in a private chat with the bot."""
+
+    def __init__(self, tg: FakeTelegram, data: dict[str, Any]):
+        self.tg = tg
+        self.data = data
+        self.id: int = data["id"]
+        self.name: str = data["first_name"]
+
+    def _message(self, **content: Any) -> dict[str, Any]:
+        chat = self.tg.chats[self.id]
+        message_id = self.tg._next_message_id(self.id)
+        msg = {"message_id": message_id, "date": int(self.tg.clock()), "chat": chat, "from": self.data, **content}
+        self.tg.messages[(self.id, message_id)] = SentMessage(
+            chat_id=self.id,
+            message_id=message_id,
+            text=content.get("text") or content.get("caption") or "",
+            html="",
+            reply_markup=None,
+            date=msg["date"],
+            from_bot=False,
+            kind="text" if "text" in content else "media",
+        )
+        return msg
+
+    async def send(self, text: str) -> list[ApiCall]:
+        """Type a text message (a leading /command gets Telegram's bot_command entity)."""
+        content: dict[str, Any] = {"text": text}
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0]
+            content["entities"] = [{"type": "bot_command", "offset": 0, "length": _utf16_len(command)}]
+        self.tg.events.append(Event("user", self.id, text, actor=self.name))
+        return await self.tg.feed({"message": self._message(**content)})
+
+    async def send_sticker(self, emoji: str = "😀") -> list[ApiCall]:
+        self.tg.events.append(Event("user", self.id, f"(sticker {emoji})", actor=self.name))
+        sticker = {
+            "file_id": "CAACAgIAAxkBAAIBsticker",
+            "file_unique_id": "AgADsticker",
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+            "emoji": emoji,
+        }
+        return await self.tg.feed({"message": self._message(sticker=sticker)})
+
+    async def send_photo(self, caption: str | None = None) -> list[ApiCall]:
+        self.tg.events.append(Event("user", self.id, f"(photo){' ' + caption if caption else ''}", actor=self.name))
+        photo = [{"file_id": f"AgACAgQAAxkBphoto{i}", "file_unique_id": f"AQADphoto{i}", "width": 90 * i, "height": 90 * i} for i in (1, 8)]
+        content: dict[str, Any] = {"photo": photo}
+        if caption:
+            content["caption"] = caption
+        return await self.tg.feed({"message": self._message(**content)})
+
+    async def send_voice(self) -> list[ApiCall]:
+        self.tg.events.append(Event("user", self.id, "(voice message)", actor=self.name))
+        voice = {"file_id": "AwACAgQAAxkBvoice", "file_unique_id": "AgADvoice", "duration": 3, "mime_type": "audio/ogg"}
+        return await self.tg.feed({"message": self._message(voice=voice)})
+
+    async def press(self, button_text: str, message: SentMessage | None = None) -> list[ApiCall]:
+        """Press an inline button of ``message`` (default: the bot's last message with buttons)."""
+        if message is None:
+            candidates = [m for m in self.tg.chat_messages(self.id) if m.from_bot and m.reply_markup and "inline_keyboard" in m.reply_markup]
+            if not candidates:
+                raise LookupError("no message with inline buttons in this chat")
+            message = candidates[-1]
+        button = message.button(button_text)
+        return await self.press_data(button["callback_data"], message, label=button["text"])
+
+    async def press_data(self, data: str, message: SentMessage, *, label: str | None = None) -> list[ApiCall]:
+        """Press a button with arbitrary callback data (as a modified client could)."""
+        self.tg.events.append(Event("user", self.id, f"(presses [{label or data}])", actor=self.name))
+        query_id = str(next(self.tg._callback_ids))
+        self.tg._open_callbacks.add(query_id)
+        query = {
+            "id": query_id,
+            "from": self.data,
+            "chat_instance": f"ci{self.id}",
+            "data": data,
+            "message": self.tg._message_json(message),
+        }
+        return await self.tg.feed({"callback_query": query})

@@ -1,0 +1,48 @@
+"""Alembic environment: async engine, batch mode on SQLite, optional PostgreSQL schema."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from bot.db import make_engine
+from bot.schema import metadata
+
+config = context.config
+URL: str = config.attributes.get("url") or config.get_main_option("sqlalchemy.url") or ""
+SCHEMA: str | None = config.attributes.get("schema")
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async() -> None:
+    engine = make_engine(URL, schema=SCHEMA)
+    try:
+        if SCHEMA and engine.dialect.name == "postgresql":
+            async with engine.begin() as conn:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"'))
+        async with engine.connect() as conn:
+            await conn.run_sync(_run)
+            await conn.commit()
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(url=URL, target_metadata=metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    asyncio.run(_run_async())

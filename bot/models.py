@@ -1,0 +1,38 @@
+"""Tables shared by every feature: the people who talk to the bot."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.db import Base
+
+
+class UserStatus(StrEnum):
+    ACTIVE = "active"
+    WARNED = "warned"
+    BLOCKED = "blocked"
+    BANNED = "banned"
+
+
+class User(Base):
+    """A Telegram user who has written to the bot. ``id`` is the Telegram user id."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    first_name: Mapped[str] = mapped_column(String(256), default="")
+    last_name: Mapped[str | None] = mapped_column(String(256))
+    username: Mapped[str | None] = mapped_column(String(64), index=True)
+    language_code: Mapped[str | None] = mapped_column(String(16))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=UserStatus.ACTIVE)
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+
+    @property
+    def display_name(self) -> str:
+        return " ".join(p for p in (self.first_name, self.last_name) if p) or (self.username or str(self.id))

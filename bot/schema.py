@@ -1,0 +1,10 @@
+"""Imports every model module so that ``Base.metadata`` knows all tables.
+
+Alembic's env and the tests import this one module instead of listing features.
+"""
+
+from bot.db import Base
+from bot import models as _core  # noqa: F401
+from kb import models as _kb  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,58 @@
+"""The people who talk to the bot: recorded on every update (insert or refresh)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.models import User, UserStatus
+
+
+@dataclass(frozen=True)
+class Account:
+    """What handlers need to know about the user behind an update."""
+
+    id: int
+    first_name: str
+    language_code: str | None
+    locale: str | None  # chosen explicitly (/language); None: follow language_code
+    status: str = UserStatus.ACTIVE
+
+
+async def touch_user(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    first_name: str,
+    last_name: str | None,
+    username: str | None,
+    language_code: str | None,
+    now: datetime,
+) -> Account:
+    """Insert the user or refresh their names, language and last-seen time, in one statement."""
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    values = {
+        "first_name": (first_name or "")[:256],
+        "last_name": (last_name or None) and last_name[:256],
+        "username": username,
+        "language_code": language_code,
+        "last_seen": now,
+    }
+    stmt = (
+        insert(User)
+        .values(id=user_id, first_seen=now, status=UserStatus.ACTIVE, **values)
+        .on_conflict_do_update(index_elements=[User.id], set_=values)
+        .returning(User.locale, User.status)
+    )
+    row = (await session.execute(stmt)).one()
+    return Account(
+        id=user_id,
+        first_name=values["first_name"],
+        language_code=language_code,
+        locale=row.locale,
+        status=row.status,
+    )

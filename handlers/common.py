@@ -1,0 +1,100 @@
+"""Handlers every chat needs: user tracking, /start, /help, unknown input, errors."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from telegram import Update
+from telegram.constants import ChatType
+from telegram.error import TelegramError
+
+from bot.context import HelpdeskContext
+from bot.db import unit_of_work
+from bot.users import touch_user
+from handlers.ui import main_menu, toast
+
+log = logging.getLogger(__name__)
+
+# The users row is refreshed at most this often per user (names, language, last_seen).
+ACCOUNT_REFRESH = timedelta(minutes=5)
+ACCOUNT_CACHE_MAX = 50_000
+
+
+async def track_user(update: Update, context: HelpdeskContext) -> None:
+    """Group -1: make sure the user exists in the database and load what handlers need."""
+    user = update.effective_user
+    if user is None or user.is_bot:
+        return
+    desk = context.desk
+    now = context.now()
+    cached = desk.accounts.get(user.id)
+    if cached is not None:
+        account, written = cached
+        if (
+            now - written < ACCOUNT_REFRESH
+            and account.first_name == (user.first_name or "")
+            and account.language_code == user.language_code
+        ):
+            context.account = account
+            return
+    async with unit_of_work(desk.sessions) as session:
+        account = await touch_user(
+            session,
+            user_id=user.id,
+            first_name=user.first_name,
+            last_name=user.last_name,
+            username=user.username,
+            language_code=user.language_code,
+            now=now,
+        )
+    if len(desk.accounts) >= ACCOUNT_CACHE_MAX:
+        desk.accounts.clear()
+    desk.accounts[user.id] = (account, now)
+    context.account = account
+
+
+async def start(update: Update, context: HelpdeskContext) -> None:
+    name = update.effective_user.first_name if update.effective_user else ""
+    await update.effective_message.reply_html(  # type: ignore[union-attr]
+        context.render("start.html", name=name), reply_markup=main_menu(context)
+    )
+
+
+async def help_command(update: Update, context: HelpdeskContext) -> None:
+    await update.effective_message.reply_html(  # type: ignore[union-attr]
+        context.render("help.html"), reply_markup=main_menu(context)
+    )
+
+
+async def unknown_command(update: Update, context: HelpdeskContext) -> None:
+    text = update.effective_message.text or ""  # type: ignore[union-attr]
+    command = text.split(maxsplit=1)[0][:40] if text else "/"
+    await update.effective_message.reply_html(context.render("unknown_command.html", command=command))  # type: ignore[union-attr]
+
+
+async def not_text(update: Update, context: HelpdeskContext) -> None:
+    await update.effective_message.reply_html(context.render("nontext.html"))  # type: ignore[union-attr]
+
+
+async def stale_button(update: Update, context: HelpdeskContext) -> None:
+    """A button whose data we do not (or no longer) understand."""
+    await toast(update.callback_query, context.label("toast_expired"))  # type: ignore[arg-type]
+
+
+async def on_error(update: object, context: HelpdeskContext) -> None:
+    """Log the failure with the update id, and never leave the user in silence."""
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error("error while handling update %s", update_id, exc_info=context.error)
+    if not isinstance(update, Update):
+        return
+    try:
+        if update.callback_query is not None:
+            await toast(update.callback_query, context.desk.templates.label(context.locale, "toast_error"))
+        chat = update.effective_chat
+        if chat is not None and chat.type == ChatType.PRIVATE:
+            await context.bot.send_message(chat.id, context.desk.templates.render("error.html", context.locale))
+    except TelegramError as exc:
+        log.warning("could not tell the user about the error in update %s: %s", update_id, exc)
+    except Exception:  # the error handler itself must never raise
+        log.exception("error handler failed for update %s", update_id)

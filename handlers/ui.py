@@ -1,0 +1,67 @@
+"""Keyboards and safe sending helpers shared by the handlers."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+)
+from telegram.error import BadRequest, TelegramError
+
+from bot.context import HelpdeskContext
+from kb.service import EntryView
+
+log = logging.getLogger(__name__)
+BUTTON_TEXT_MAX = 60
+
+
+def short(text: str, limit: int = BUTTON_TEXT_MAX) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def main_menu(context: HelpdeskContext) -> ReplyKeyboardMarkup:
+    """The main menu. Only features that exist are listed (no dead buttons)."""
+    rows = [[KeyboardButton(context.label("menu_ask")), KeyboardButton(context.label("menu_help"))]]
+    return ReplyKeyboardMarkup(rows, resize_keyboard=True, is_persistent=True)
+
+
+def answer_keyboard(context: HelpdeskContext, entry: EntryView, question_id: int | None) -> InlineKeyboardMarkup | None:
+    """Vote buttons (while a vote is possible) above the entry's follow-up buttons."""
+    rows: list[list[InlineKeyboardButton]] = []
+    if question_id is not None:
+        rows.append(
+            [
+                InlineKeyboardButton(context.label("btn_helpful"), callback_data=f"v:{question_id}:1"),
+                InlineKeyboardButton(context.label("btn_not_helpful"), callback_data=f"v:{question_id}:0"),
+            ]
+        )
+    for f in entry.followups:
+        target = context.desk.kb.get(f.entry)
+        if target is not None:
+            rows.append([InlineKeyboardButton(short("➡️ " + target.title), callback_data=f"f:{target.id}")])
+        elif f.url and f.label:
+            rows.append([InlineKeyboardButton(short("🔗 " + f.label), url=f.url)])
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+async def toast(query: CallbackQuery, text: str | None = None) -> None:
+    """Answer a button press (Telegram shows a spinner until we do)."""
+    try:
+        await query.answer(text)
+    except TelegramError as exc:  # too old, or already answered: nothing to show anyway
+        log.info("could not answer callback query: %s", exc)
+
+
+async def set_markup(query: CallbackQuery, markup: InlineKeyboardMarkup | None) -> None:
+    """Replace the buttons of the pressed message; 'not modified' is not an error."""
+    try:
+        await query.edit_message_reply_markup(reply_markup=markup)
+    except BadRequest as exc:
+        if "not modified" not in str(exc) and "not found" not in str(exc):
+            raise

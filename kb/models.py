@@ -1,0 +1,89 @@
+"""Knowledge-base tables and the question log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from bot.db import Base
+
+
+class PhrasingSource(StrEnum):
+    AUTHORED = "authored"  # from the KB file
+    LEARNED = "learned"  # from a resolved support case
+
+
+class PhrasingStatus(StrEnum):
+    ACTIVE = "active"
+    PENDING = "pending"  # learned, waiting for a staff member's review
+
+
+class Outcome(StrEnum):
+    ANSWERED = "answered"
+    SUGGESTED = "suggested"
+    NO_MATCH = "no_match"
+
+
+class Vote(StrEnum):
+    HELPFUL = "helpful"
+    NOT_HELPFUL = "not_helpful"
+
+
+class KbEntry(Base):
+    __tablename__ = "kb_entries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(64), index=True)
+    answer: Mapped[str] = mapped_column(Text)
+    followups: Mapped[list[Any]] = mapped_column(default=list)
+    position: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    phrasings: Mapped[list[KbPhrasing]] = relationship(
+        back_populates="entry",
+        cascade="all, delete-orphan",
+        order_by="KbPhrasing.position",
+        lazy="selectin",
+    )
+
+
+class KbPhrasing(Base):
+    __tablename__ = "kb_phrasings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("kb_entries.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(String(500))
+    position: Mapped[int] = mapped_column(default=0)
+    source: Mapped[str] = mapped_column(String(16), default=PhrasingSource.AUTHORED)
+    status: Mapped[str] = mapped_column(String(16), default=PhrasingStatus.ACTIVE)
+    created_at: Mapped[datetime]
+
+    entry: Mapped[KbEntry] = relationship(back_populates="phrasings")
+
+
+class Question(Base):
+    """Every question a user asked, what the bot offered and how it ended."""
+
+    __tablename__ = "questions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16), default="text")  # text | followup
+    # [{"entry_id": ..., "score": ...}, ...] best first, as the matcher returned them
+    offered: Mapped[list[Any]] = mapped_column(default=list)
+    top_score: Mapped[float] = mapped_column(default=0.0)
+    outcome: Mapped[str] = mapped_column(String(16))
+    # the entry whose answer the user got (directly or by choosing a suggestion)
+    answer_entry_id: Mapped[str | None] = mapped_column(String(40))
+    none_of_these: Mapped[bool] = mapped_column(default=False)
+    vote: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    chosen_at: Mapped[datetime | None]
+    voted_at: Mapped[datetime | None]

@@ -1,0 +1,339 @@
+"""Knowledge-base services: import/export, the in-memory snapshot, questions and votes.
+
+Every function takes an ``AsyncSession`` and plain values, and never commits: the caller
+owns the transaction (one per update).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from markupsafe import Markup
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kb.kbfile import EntrySpec, Followup, KbDocument
+from kb.matcher import build_matcher
+from kb.models import KbEntry, KbPhrasing, Outcome, PhrasingSource, PhrasingStatus, Question, Vote
+from kb.richtext import markdown_to_telegram_html
+
+MAX_SUGGESTIONS = 3
+
+
+# ---------------------------------------------------------------- import / export
+
+
+@dataclass
+class ImportReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.added)} added, {len(self.updated)} updated, "
+            f"{len(self.removed)} removed, {self.unchanged} unchanged"
+        )
+
+
+def _followups_data(spec: EntrySpec) -> list[dict[str, str]]:
+    return [f.to_data() for f in spec.followups]
+
+
+async def import_kb(session: AsyncSession, doc: KbDocument, now: datetime) -> ImportReport:
+    """Make the database's knowledge base equal to ``doc``; touch only what differs.
+
+    Active phrasings are replaced by the file's; phrasings learned from support cases
+    that still wait for review are kept.
+    """
+    report = ImportReport()
+    existing = {e.id: e for e in (await session.scalars(select(KbEntry))).all()}
+    wanted_ids = set()
+    for position, spec in enumerate(doc.entries):
+        wanted_ids.add(spec.id)
+        row = existing.get(spec.id)
+        if row is None:
+            row = KbEntry(
+                id=spec.id,
+                title=spec.title,
+                category=spec.category,
+                answer=spec.answer,
+                followups=_followups_data(spec),
+                position=position,
+                created_at=now,
+                updated_at=now,
+            )
+            row.phrasings = [
+                KbPhrasing(text=t, position=i, source=PhrasingSource.AUTHORED, status=PhrasingStatus.ACTIVE, created_at=now)
+                for i, t in enumerate(spec.phrasings)
+            ]
+            session.add(row)
+            report.added.append(spec.id)
+            continue
+        changed = False
+        for attr, value in (
+            ("title", spec.title),
+            ("category", spec.category),
+            ("answer", spec.answer),
+            ("followups", _followups_data(spec)),
+            ("position", position),
+        ):
+            if getattr(row, attr) != value:
+                setattr(row, attr, value)
+                changed = True
+        active = [p for p in row.phrasings if p.status == PhrasingStatus.ACTIVE]
+        if [p.text for p in active] != list(spec.phrasings):
+            learned = {p.text: p for p in active if p.source == PhrasingSource.LEARNED}
+            pending = [p for p in row.phrasings if p.status != PhrasingStatus.ACTIVE]
+            fresh = []
+            for i, text in enumerate(spec.phrasings):
+                keep = learned.pop(text, None)
+                if keep is not None:
+                    keep.position = i
+                    fresh.append(keep)
+                else:
+                    fresh.append(
+                        KbPhrasing(
+                            text=text,
+                            position=i,
+                            source=PhrasingSource.AUTHORED,
+                            status=PhrasingStatus.ACTIVE,
+                            created_at=now,
+                        )
+                    )
+            for j, p in enumerate(pending):
+                p.position = len(fresh) + j
+            row.phrasings = fresh + pending
+            changed = True
+        if changed:
+            row.updated_at = now
+            report.updated.append(spec.id)
+        else:
+            report.unchanged += 1
+    for entry_id, row in existing.items():
+        if entry_id not in wanted_ids:
+            await session.delete(row)
+            report.removed.append(entry_id)
+    await session.flush()
+    return report
+
+
+async def export_kb(session: AsyncSession) -> KbDocument:
+    """The database's knowledge base as a document (active phrasings only)."""
+    rows = (await session.scalars(select(KbEntry).order_by(KbEntry.position, KbEntry.id))).all()
+    doc = KbDocument()
+    for row in rows:
+        doc.entries.append(
+            EntrySpec(
+                id=row.id,
+                title=row.title,
+                category=row.category,
+                answer=row.answer,
+                phrasings=tuple(p.text for p in row.phrasings if p.status == PhrasingStatus.ACTIVE),
+                followups=tuple(Followup(**f) for f in row.followups),
+            )
+        )
+    return doc
+
+
+async def kb_is_empty(session: AsyncSession) -> bool:
+    return (await session.scalar(select(func.count()).select_from(KbEntry))) == 0
+
+
+# ---------------------------------------------------------------- snapshot
+
+
+@dataclass(frozen=True)
+class EntryView:
+    """What the bot shows of an entry: ready-made Telegram HTML and follow-ups."""
+
+    id: str
+    title: str
+    category: str
+    answer_html: Markup
+    followups: tuple[Followup, ...]
+
+
+@dataclass(frozen=True)
+class KbSnapshot:
+    """An immutable view of the knowledge base and its matcher, swapped whole on change."""
+
+    entries: dict[str, EntryView]
+    matcher: object
+
+    def get(self, entry_id: str | None) -> EntryView | None:
+        return self.entries.get(entry_id) if entry_id else None
+
+
+def build_snapshot(doc: KbDocument) -> KbSnapshot:
+    entries = {
+        e.id: EntryView(
+            id=e.id,
+            title=e.title,
+            category=e.category,
+            answer_html=Markup(markdown_to_telegram_html(e.answer)),  # noqa: S704 (our renderer escapes)
+            followups=e.followups,
+        )
+        for e in doc.entries
+    }
+    matcher = build_matcher((e.id, list(e.phrasings)) for e in doc.entries)
+    return KbSnapshot(entries=entries, matcher=matcher)
+
+
+async def load_snapshot(session: AsyncSession) -> KbSnapshot:
+    return build_snapshot(await export_kb(session))
+
+
+# ---------------------------------------------------------------- questions
+
+
+@dataclass(frozen=True)
+class AskResult:
+    question_id: int
+    outcome: Outcome
+    answer: EntryView | None = None
+    suggestions: tuple[EntryView, ...] = ()
+
+
+async def ask(
+    session: AsyncSession,
+    snapshot: KbSnapshot,
+    *,
+    user_id: int,
+    text: str,
+    answer_threshold: float,
+    suggest_threshold: float,
+    now: datetime,
+) -> AskResult:
+    """Match a question, log it with what was offered, and say what to show."""
+    hits = [h for h in snapshot.matcher.match(text, limit=MAX_SUGGESTIONS) if h.entry_id in snapshot.entries]  # type: ignore[attr-defined]
+    top = hits[0].score if hits else 0.0
+    if hits and top >= answer_threshold:
+        outcome = Outcome.ANSWERED
+        offered = hits[:1]
+    elif hits and top >= suggest_threshold:
+        outcome = Outcome.SUGGESTED
+        floor = suggest_threshold / 2
+        offered = [h for h in hits if h.score >= floor]
+    else:
+        outcome = Outcome.NO_MATCH
+        offered = hits
+    question = Question(
+        user_id=user_id,
+        text=text,
+        source="text",
+        offered=[{"entry_id": h.entry_id, "score": round(float(h.score), 4)} for h in offered],
+        top_score=round(float(top), 4),
+        outcome=outcome,
+        answer_entry_id=offered[0].entry_id if outcome == Outcome.ANSWERED else None,
+        created_at=now,
+    )
+    session.add(question)
+    await session.flush()
+    if outcome == Outcome.ANSWERED:
+        return AskResult(question.id, outcome, answer=snapshot.entries[offered[0].entry_id])
+    if outcome == Outcome.SUGGESTED:
+        return AskResult(question.id, outcome, suggestions=tuple(snapshot.entries[h.entry_id] for h in offered))
+    return AskResult(question.id, outcome)
+
+
+async def open_entry(
+    session: AsyncSession, snapshot: KbSnapshot, *, user_id: int, entry_id: str, now: datetime
+) -> AskResult | None:
+    """A follow-up button: show another entry, logged as a question answered by a button."""
+    entry = snapshot.get(entry_id)
+    if entry is None:
+        return None
+    question = Question(
+        user_id=user_id,
+        text=entry.title,
+        source="followup",
+        offered=[{"entry_id": entry.id, "score": 1.0}],
+        top_score=1.0,
+        outcome=Outcome.ANSWERED,
+        answer_entry_id=entry.id,
+        created_at=now,
+    )
+    session.add(question)
+    await session.flush()
+    return AskResult(question.id, Outcome.ANSWERED, answer=entry)
+
+
+class Status(StrEnum):
+    OK = "ok"
+    EXPIRED = "expired"  # the question or entry no longer exists
+    NOT_YOURS = "not_yours"
+    ALREADY = "already"
+
+
+@dataclass(frozen=True)
+class ChoiceResult:
+    status: Status
+    answer: EntryView | None = None
+    question_id: int | None = None
+
+
+async def _own_question(session: AsyncSession, question_id: int, user_id: int) -> tuple[Status, Question | None]:
+    question = await session.get(Question, question_id, with_for_update=True)
+    if question is None:
+        return Status.EXPIRED, None
+    if question.user_id != user_id:
+        return Status.NOT_YOURS, question
+    return Status.OK, question
+
+
+async def choose(
+    session: AsyncSession,
+    snapshot: KbSnapshot,
+    *,
+    user_id: int,
+    question_id: int,
+    index: int | None,
+    now: datetime,
+) -> ChoiceResult:
+    """The user picked suggestion ``index`` of a "did you mean" (None: "none of these")."""
+    status, question = await _own_question(session, question_id, user_id)
+    if question is None or status != Status.OK:
+        return ChoiceResult(status)
+    if question.outcome != Outcome.SUGGESTED:
+        return ChoiceResult(Status.EXPIRED)
+    if question.answer_entry_id is not None or question.none_of_these:
+        return ChoiceResult(Status.ALREADY)
+    if index is None:
+        question.none_of_these = True
+        question.chosen_at = now
+        return ChoiceResult(Status.OK, question_id=question.id)
+    offered: Sequence[dict] = question.offered
+    if not 0 <= index < len(offered):
+        return ChoiceResult(Status.EXPIRED)
+    entry = snapshot.get(offered[index]["entry_id"])
+    if entry is None:
+        return ChoiceResult(Status.EXPIRED)
+    question.answer_entry_id = entry.id
+    question.chosen_at = now
+    return ChoiceResult(Status.OK, answer=entry, question_id=question.id)
+
+
+async def vote(
+    session: AsyncSession, snapshot: KbSnapshot, *, user_id: int, question_id: int, helpful: bool, now: datetime
+) -> ChoiceResult:
+    """Record the user's helpful / not-helpful vote on the answer they got (once)."""
+    status, question = await _own_question(session, question_id, user_id)
+    if question is None or status != Status.OK:
+        return ChoiceResult(status)
+    if question.answer_entry_id is None:
+        return ChoiceResult(Status.EXPIRED)
+    if question.vote is not None:
+        return ChoiceResult(Status.ALREADY, answer=snapshot.get(question.answer_entry_id))
+    question.vote = Vote.HELPFUL if helpful else Vote.NOT_HELPFUL
+    question.voted_at = now
+    return ChoiceResult(Status.OK, answer=snapshot.get(question.answer_entry_id), question_id=question.id)
+
