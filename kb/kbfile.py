@@ -29,7 +29,6 @@ from typing import Any
 import yaml
 
 from kb.richtext import plain_text_length
-from kb.textnorm import normalize
 
 FORMAT_VERSION = 1
 ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
@@ -194,6 +193,11 @@ def parse_kb(text: str, where: str = "<kb>") -> tuple[KbDocument, list[Problem]]
     return doc, problems
 
 
+def _same_words(text: str) -> str:
+    """Phrasings that differ only in case, punctuation or spacing count as duplicates."""
+    return " ".join(re.findall(r"\w+", text.casefold()))
+
+
 def validate(doc: KbDocument) -> list[Problem]:
     """Checks across the document: duplicates, lengths, links between entries."""
     problems: list[Problem] = []
@@ -229,7 +233,7 @@ def validate(doc: KbDocument) -> list[Problem]:
         for text in entry.phrasings:
             if len(text) > MAX_PHRASING:
                 problems.append(Problem("error", where, f"phrasing longer than {MAX_PHRASING} characters: {text[:40]}..."))
-            norm = normalize(text) or text.casefold()
+            norm = _same_words(text)
             if norm in seen_here:
                 problems.append(Problem("warning", where, f"phrasing repeated within the entry: {text!r}"))
                 continue

@@ -9,11 +9,9 @@ end), and each test starts from empty tables.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,36 +19,9 @@ import pytest
 from sqlalchemy import text
 
 from bot.app import build_app, running
-from bot.config import Settings, parse_settings
-from bot.db import make_engine, make_sessionmaker
 from bot.fake_telegram import FakeTelegram
 from bot.migrate import upgrade
-from bot.schema import metadata
-
-PG_URL = os.environ.get("TEST_DATABASE_URL")
-ROOT = Path(__file__).resolve().parents[1]
-STAFF_CHAT = -1001000000001
-
-
-class FakeClock:
-    """The desk's time, moved by the test."""
-
-    def __init__(self, start: datetime | None = None):
-        self.now = start or datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-
-@dataclass
-class Database:
-    backend: str
-    url: str
-    schema: str | None = None
+from tests.support import PG_URL, Database, FakeClock, drop_schema, make_settings, wipe
 
 
 @pytest.fixture(scope="session")
@@ -60,13 +31,6 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-async def _drop_schema(url: str, schema: str) -> None:
-    engine = make_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    await engine.dispose()
-
-
 @pytest.fixture(scope="session")
 def pg_schema() -> Any:
     if not PG_URL:
@@ -74,7 +38,7 @@ def pg_schema() -> Any:
     schema = f"helpdesk_test_{uuid.uuid4().hex[:12]}"
     upgrade(PG_URL, schema)
     yield schema
-    asyncio.run(_drop_schema(PG_URL, schema))
+    asyncio.run(drop_schema(PG_URL, schema))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -85,28 +49,6 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
         return Database("sqlite", f"sqlite+aiosqlite:///{path}")
     schema = request.getfixturevalue("pg_schema")
     return Database("postgres", PG_URL, schema)  # type: ignore[arg-type]
-
-
-async def wipe(db: Database) -> None:
-    """Empty every table (PostgreSQL tests share one migrated schema per session)."""
-    if db.backend != "postgres":
-        return
-    engine = make_engine(db.url, schema=db.schema)
-    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
-    async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    await engine.dispose()
-
-
-def make_settings(db: Database, **overrides: Any) -> Settings:
-    data: dict[str, Any] = {
-        "database": {"url": db.url, **({"schema": db.schema} if db.schema else {})},
-        "staff": {"chat_id": STAFF_CHAT, "admin_ids": [900001]},
-        "kb": {"path": str(ROOT / "kb" / "data" / "faq.yaml")},
-    }
-    for section, values in overrides.items():
-        data.setdefault(section, {}).update(values) if isinstance(values, dict) else data.__setitem__(section, values)
-    return parse_settings(data, "<tests>", ROOT)
 
 
 @dataclass

@@ -1,0 +1,125 @@
+"""Configuration: where it is found, what overrides what, and one clear line per mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.config import ConfigError, load_settings
+
+GOOD = """
+timezone = "Africa/Johannesburg"
+[telegram]
+token = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr"
+api_base_url = "http://127.0.0.1:8081"
+[database]
+url = "sqlite+aiosqlite:///data/helpdesk.db"
+[staff]
+chat_id = -1001234567890
+admin_ids = [11, 22]
+[kb]
+path = "kb.yaml"
+answer_threshold = 0.7
+suggest_threshold = 0.4
+[locale]
+default = "en"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_good_file_and_relative_paths(tmp_path, monkeypatch):
+    monkeypatch.delenv("HELPDESK_BOT_TOKEN", raising=False)
+    s = load_settings(write(tmp_path, GOOD))
+    assert s.telegram.bot_url == "http://127.0.0.1:8081/bot"
+    assert s.telegram.file_url == "http://127.0.0.1:8081/file/bot"
+    assert s.staff.admin_ids == [11, 22]
+    assert s.kb.path == tmp_path / "kb.yaml"
+    assert s.database.url == f"sqlite+aiosqlite:///{tmp_path}/data/helpdesk.db"
+    s.require_for_run()
+
+
+def test_example_config_is_valid_and_documents_every_key():
+    root = Path(__file__).resolve().parents[1]
+    example = root / "config.example.toml"
+    settings = load_settings(example)
+    assert settings.kb.answer_threshold > settings.kb.suggest_threshold
+    text = example.read_text()
+    for key in ("token", "api_base_url", "url", "chat_id", "admin_ids", "path", "answer_threshold",
+                "suggest_threshold", "default", "timezone"):
+        assert f"\n{key} =" in text or f"\n# {key} =" in text, key
+
+
+def test_lookup_order_cli_then_env_then_cwd(tmp_path, monkeypatch):
+    a = write(tmp_path, 'timezone = "UTC"', "a.toml")
+    b = write(tmp_path, 'timezone = "Europe/London"', "b.toml")
+    write(tmp_path, 'timezone = "Asia/Tokyo"')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HELPDESK_CONFIG", str(b))
+    assert load_settings(a).timezone == "UTC"
+    assert load_settings().timezone == "Europe/London"
+    monkeypatch.delenv("HELPDESK_CONFIG")
+    assert load_settings().timezone == "Asia/Tokyo"
+
+
+def test_token_from_environment_overrides_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("HELPDESK_BOT_TOKEN", "987654321:ZZyyXXwwVVuuTTssRRqqPPooNNmmLLkkJJi")
+    s = load_settings(write(tmp_path, GOOD))
+    assert s.telegram.token.startswith("987654321:")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[kb]\nanswer_threshold = 'high'", "kb.answer_threshold: found 'high', expected a number between 0 and 1"),
+        ("[kb]\nanswer_threshold = 1.5", "kb.answer_threshold: found 1.5, expected a number between 0 and 1"),
+        ("[kb]\nanswer_threshold = 0.3\nsuggest_threshold = 0.5", "kb: found"),
+        ("[staff]\nchat_id = 12345", "staff.chat_id: found 12345, expected the id of the private staff supergroup"),
+        ("[staff]\nadmin_ids = 'me'", "staff.admin_ids: found 'me', expected a list of Telegram user ids"),
+        ("timezone = 'Mars/Olympus'", "timezone: found 'Mars/Olympus', expected an IANA time zone name"),
+        ("[telegram]\ntoken = 'abc'", "telegram.token: found 'abc', expected a bot token from @BotFather"),
+        ("[telegram]\napi_base_url = 'ftp://x'", "telegram.api_base_url: found 'ftp://x', expected an http(s) URL"),
+        ("[database]\nurl = 'mysql://x'", "database.url: found 'mysql://x', expected an async SQLAlchemy URL"),
+        ("[locale]\ndefault = 'English'", "locale.default: found 'English', expected a locale"),
+        ("[kb]\nanswer_treshold = 0.5", "kb.answer_treshold: found an unknown key"),
+        ("[telegram\ntoken = 1", "not valid TOML"),
+    ],
+)
+def test_each_mistake_is_one_line_naming_file_key_found_expected(tmp_path, monkeypatch, text, expected):
+    monkeypatch.delenv("HELPDESK_BOT_TOKEN", raising=False)
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    lines = info.value.lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"{path}: ")
+    assert expected in lines[0]
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "nope.toml")
+    assert "file not found" in str(info.value) and "config.example.toml" in str(info.value)
+
+
+def test_run_without_token_or_staff_chat_stops_with_clear_lines_and_no_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HELPDESK_BOT_TOKEN", raising=False)
+    path = write(tmp_path, "[kb]\nanswer_threshold = 0.7\n")
+    assert main(["--config", str(path), "run"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"{path}: telegram.token: found nothing" in err
+    assert f"{path}: staff.chat_id: found nothing" in err
+
+
+def test_cli_reports_bad_value_without_traceback(tmp_path, capsys):
+    path = write(tmp_path, "[kb]\nsuggest_threshold = 'low'\n")
+    assert main(["--config", str(path), "kb", "validate"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "kb.suggest_threshold" in err and "Traceback" not in err

@@ -1,0 +1,126 @@
+"""Importing and exporting the knowledge base, on both databases, and the CLI around it."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from bot.cli import main
+from bot.db import make_engine, make_sessionmaker, unit_of_work
+from kb.kbfile import dump_kb, load_kb
+from kb.service import export_kb, import_kb, load_snapshot
+
+STARTER = Path(__file__).resolve().parents[1] / "kb" / "data" / "faq.yaml"
+
+
+async def fresh_sessions(database):
+    from tests.support import wipe
+
+    await wipe(database)
+    engine = make_engine(database.url, schema=database.schema)
+    return engine, make_sessionmaker(engine)
+
+
+async def test_import_is_idempotent_and_round_trips(database):
+    from tests.support import FakeClock
+
+    clock = FakeClock()
+    engine, sessions = await fresh_sessions(database)
+    doc, _ = load_kb(STARTER)
+    try:
+        async with unit_of_work(sessions) as s:
+            first = await import_kb(s, doc, clock())
+        assert len(first.added) == len(doc.entries) and not first.updated and not first.removed
+        stamps = await _stamps(sessions)
+        clock.advance(hours=1)
+        async with unit_of_work(sessions) as s:
+            second = await import_kb(s, doc, clock())
+        assert not second.changed and second.unchanged == len(doc.entries)
+        assert await _stamps(sessions) == stamps  # nothing was rewritten
+        async with unit_of_work(sessions) as s:
+            exported = await export_kb(s)
+        assert dump_kb(exported) == STARTER.read_text(encoding="utf-8")
+    finally:
+        await engine.dispose()
+
+
+async def _stamps(sessions):
+    from sqlalchemy import text
+
+    async with sessions() as s:
+        entries = (await s.execute(text("SELECT id, updated_at FROM kb_entries ORDER BY id"))).all()
+        phrasings = (await s.execute(text("SELECT id, text FROM kb_phrasings ORDER BY id"))).all()
+    return entries, phrasings
+
+
+async def test_edited_file_updates_in_place(database):
+    from tests.support import FakeClock
+
+    clock = FakeClock()
+    engine, sessions = await fresh_sessions(database)
+    doc, _ = load_kb(STARTER)
+    try:
+        async with unit_of_work(sessions) as s:
+            await import_kb(s, doc, clock())
+        first, second, *rest = doc.entries
+        edited = dataclasses.replace(
+            first, answer=first.answer + "\n\nNew sentence.", phrasings=first.phrasings[1:] + ("brand new way to ask",)
+        )
+        new_entry = dataclasses.replace(second, id="a-new-entry", title="A brand new entry?", phrasings=("zebra question one", "zebra question two", "zebra three"))
+        doc.entries = [edited, *rest[:-1], new_entry]  # second and the last entry removed
+        clock.advance(minutes=5)
+        async with unit_of_work(sessions) as s:
+            report = await import_kb(s, doc, clock())
+        assert report.updated[0] == first.id
+        assert report.added == ["a-new-entry"]
+        assert sorted(report.removed) == sorted([second.id, rest[-1].id])
+        async with unit_of_work(sessions) as s:
+            exported = await export_kb(s)
+            snapshot = await load_snapshot(s)
+        assert exported.entries == doc.entries
+        assert snapshot.matcher.match("brand new way to ask")[0].entry_id == first.id
+        assert snapshot.matcher.match("zebra question one")[0].entry_id == "a-new-entry"
+        assert second.id not in snapshot.entries
+    finally:
+        await engine.dispose()
+
+
+def _config(tmp_path: Path, kb_path: Path) -> Path:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/cli.db"\n[kb]\npath = "{kb_path}"\n')
+    return cfg
+
+
+def test_cli_validate_import_export(tmp_path, capsys):
+    cfg = _config(tmp_path, STARTER)
+    assert main(["--config", str(cfg), "kb", "validate"]) == 0
+    assert ": OK" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "kb", "import"]) == 0
+    out = capsys.readouterr().out
+    assert "added" in out and "0 updated" in out
+    assert main(["--config", str(cfg), "kb", "import"]) == 0
+    assert "0 added, 0 updated, 0 removed" in capsys.readouterr().out
+    target = tmp_path / "out.yaml"
+    assert main(["--config", str(cfg), "kb", "export", "--out", str(target)]) == 0
+    assert target.read_text() == STARTER.read_text()
+
+
+def test_cli_validate_reports_errors_and_import_refuses(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "version: 1\nentries:\n- id: a\n  title: A\n  category: c\n  answer: ''\n  phrasings: [x, y, z]\n"
+        "  followups:\n  - entry: ghost\n"
+    )
+    cfg = _config(tmp_path, bad)
+    assert main(["--config", str(cfg), "kb", "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "error: a: 'answer' is empty" in err and "missing entry 'ghost'" in err
+    assert main(["--config", str(cfg), "kb", "import"]) == 1
+    assert "not imported, 2 errors" in capsys.readouterr().err
+
+
+def test_cli_migrate(tmp_path, capsys):
+    cfg = _config(tmp_path, STARTER)
+    assert main(["--config", str(cfg), "migrate"]) == 0
+    assert "database at head" in capsys.readouterr().out
+    assert (tmp_path / "cli.db").exists()

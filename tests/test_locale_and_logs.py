@@ -1,0 +1,75 @@
+"""Locales picked from Telegram's language_code, and the token never in a log line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot.logs import RedactTokens
+from bot.templates import Templates
+
+EXTRA = Path(__file__).resolve().parent / "data" / "templates"
+
+
+def test_locale_choice_and_fallback():
+    t = Templates("en", EXTRA)
+    assert set(t.locales) >= {"en", "af"}
+    assert t.locale_for("af") == "af"
+    assert t.locale_for("af-ZA") == "af"
+    assert t.locale_for("pt-BR") == "en"
+    assert t.locale_for(None) == "en"
+    # a template the locale lacks falls back to the default locale's
+    assert "How I can help" in t.render("help.html", "af")
+    # labels too: the af file sets only one
+    assert t.label("af", "menu_ask") == "❓ Vra 'n vraag"
+    assert t.label("af", "menu_help") == "ℹ️ Help"
+
+
+def test_autoescape_is_on_for_every_template():
+    t = Templates("en")
+    out = t.render("start.html", "en", name="<a href='x'>&")
+    assert "&lt;a href=&#39;x&#39;&gt;&amp;" in out
+
+
+@pytest.mark.parametrize("settings_overrides", [{"locale": {"templates_dir": str(EXTRA)}}])
+async def test_user_language_picks_the_locale(desk):
+    boer = desk.tg.user(201, "Annelie", language_code="af")
+    await boer.send("/start")
+    msg = desk.tg.last_bot_message(201)
+    assert msg.text.startswith("👋 Hallo, Annelie!")
+    assert msg.button_texts == ["❓ Vra 'n vraag", "ℹ️ Help"]
+    # the Afrikaans menu label works as a menu item, not as a question
+    await boer.send("❓ Vra 'n vraag")
+    assert await desk.scalar("SELECT count(*) FROM questions") == 0
+    english = desk.tg.user(202, "John", language_code="en-GB")
+    await english.send("/start")
+    assert desk.tg.last_bot_message(202).text.startswith("👋 Hello, John!")
+
+
+def test_token_is_redacted_from_messages_args_and_tracebacks():
+    token = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr"
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(self.format(record))
+
+    logger = logging.getLogger("test.redact")
+    handler = Keep()
+    handler.addFilter(RedactTokens([token]))
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("HTTP Request: POST https://api.telegram.org/bot%s/getMe", token)
+        try:
+            raise RuntimeError(f"failed https://api.telegram.org/bot{token}/x")
+        except RuntimeError:
+            logger.exception("boom")
+        logger.warning("another 987654321:ZZyyXXwwVVuuTTssRRqqPPooNNmmLLkkJJi here")
+    finally:
+        logger.removeHandler(handler)
+    text = "\n".join(records)
+    assert "AAbbCC" not in text and "ZZyyXX" not in text
+    assert text.count("[REDACTED]") >= 3
