@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import json
 import time
 from collections.abc import Callable
@@ -114,6 +115,13 @@ def _button_labels(markup: dict[str, Any] | None) -> list[str]:
     return [b["text"] if isinstance(b, dict) else str(b) for row in rows for b in row]
 
 
+def _chat_id_of(params: dict[str, Any]) -> int:
+    try:
+        return int(params.get("chat_id") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
@@ -136,6 +144,10 @@ class FakeTelegram(BaseRequest):
         self._names: dict[int, str] = {}
         self.app: Application | None = None  # type: ignore[type-arg]
         self.fail_next: list[tuple[str, ApiError]] = []
+        # Updates waiting for getUpdates when no application is attached (a real
+        # ``helpdesk run`` process polling over HTTP).
+        self.pending: list[dict[str, Any]] = []
+        self.lock = threading.RLock()
 
     # ------------------------------------------------------------ BaseRequest
 
@@ -159,26 +171,30 @@ class FakeTelegram(BaseRequest):
         connect_timeout: Any = None,
         pool_timeout: Any = None,
     ) -> tuple[int, bytes]:
-        api_method = url.rsplit("/", 1)[-1]
         params = dict(request_data.parameters) if request_data else {}
+        return self.dispatch(url.rsplit("/", 1)[-1], params)
+
+    def dispatch(self, api_method: str, params: dict[str, Any]) -> tuple[int, bytes]:
+        """Answer one Bot API call: (HTTP status, Telegram's JSON body)."""
         call = ApiCall(api_method, params)
-        self.calls.append(call)
-        try:
-            for i, (name, error) in enumerate(self.fail_next):
-                if name == api_method:
-                    del self.fail_next[i]
-                    raise error
-            handler = getattr(self, f"api_{api_method}", None)
-            if handler is None:
-                raise ApiError(404, "Not Found: method not found")
-            call.result = handler(params)
-        except ApiError as exc:
-            call.error = exc
-            self.events.append(Event("error", int(params.get("chat_id") or 0), f"{api_method}: {exc.description}"))
-            body: dict[str, Any] = {"ok": False, "error_code": exc.code, "description": exc.description}
-            if exc.parameters:
-                body["parameters"] = exc.parameters
-            return exc.code, json.dumps(body).encode()
+        with self.lock:
+            self.calls.append(call)
+            try:
+                for i, (name, error) in enumerate(self.fail_next):
+                    if name == api_method:
+                        del self.fail_next[i]
+                        raise error
+                handler = getattr(self, f"api_{api_method}", None)
+                if handler is None:
+                    raise ApiError(404, "Not Found: method not found")
+                call.result = handler(params)
+            except ApiError as exc:
+                call.error = exc
+                self.events.append(Event("error", _chat_id_of(params), f"{api_method}: {exc.description}"))
+                body: dict[str, Any] = {"ok": False, "error_code": exc.code, "description": exc.description}
+                if exc.parameters:
+                    body["parameters"] = exc.parameters
+                return exc.code, json.dumps(body).encode()
         return 200, json.dumps({"ok": True, "result": call.result}).encode()
 
     # ------------------------------------------------------------ chats
@@ -312,7 +328,16 @@ class FakeTelegram(BaseRequest):
         return True
 
     def api_getUpdates(self, params: dict[str, Any]) -> list[Any]:
-        return []
+        """Updates queued for a polling bot (see :meth:`feed` without an attached app).
+
+        ``offset`` confirms every earlier update, as on Telegram; the wait for new
+        updates is done by :class:`bot.fake_bot_server.FakeBotServer`.
+        """
+        offset = int(params.get("offset") or 0)
+        with self.lock:
+            self.pending = [u for u in self.pending if u["update_id"] >= offset]
+            limit = int(params.get("limit") or 100)
+            return self.pending[:limit]
 
     def api_sendChatAction(self, params: dict[str, Any]) -> bool:
         self._chat(params)
@@ -413,10 +438,13 @@ class FakeTelegram(BaseRequest):
         return FakeUser(self, data)
 
     async def feed(self, update_data: dict[str, Any]) -> list[ApiCall]:
-        """Run one update through the application; return the API calls it caused."""
-        if self.app is None:
-            raise RuntimeError("FakeTelegram.attach(app) first")
+        """Run one update through the attached application; return the API calls it
+        caused. Without an attached application the update waits for ``getUpdates``."""
         update_data = {"update_id": next(self._update_ids), **update_data}
+        if self.app is None:
+            with self.lock:
+                self.pending.append(update_data)
+            return []
         before = len(self.calls)
         await self.app.process_update(Update.de_json(update_data, self.app.bot))
         # Let handlers that run as tasks (block=False) finish too.
@@ -436,7 +464,7 @@ class FakeTelegram(BaseRequest):
         return [
             c
             for c in self.calls
-            if c.method == method and c.ok and (chat_id is None or int(c.params.get("chat_id", 0)) == chat_id)
+            if c.method == method and c.ok and (chat_id is None or _chat_id_of(c.params) == chat_id)
         ]
 
     def errors(self) -> list[ApiCall]:
