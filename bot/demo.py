@@ -28,13 +28,14 @@ SCRIPT: list[tuple[str, str]] = [
     ("send", "/start"),
     ("send", "How do I post an ad?"),
     ("press", "Helpful"),
-    ("send", "how many pics can i put on my listing"),
+    ("send", "how do i delet my add"),
+    ("send", "can i sell a gun"),
     ("send", "someone wants me to pay a deposit before i see the car, is that ok?"),
-    ("send", "my account"),
     ("press", "1."),
     ("send", "can you recommend a good plumber in Soweto"),
     ("sticker", "🙂"),
     ("send", "/frobnicate"),
+    ("send", "thanks!"),
 ]
 
 
@@ -80,7 +81,8 @@ async def play(folder: Path, out: TextIO) -> dict[str, int]:
     return {**outcomes, "votes": int(votes or 0), "refused": len(tg.errors())}
 
 
-def main(keep: str | None = None, out: TextIO = sys.stdout) -> int:
+def main(keep: str | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     with tempfile.TemporaryDirectory(prefix="helpdesk-demo-") as tmp:
         folder = Path(keep) if keep else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)

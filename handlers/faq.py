@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.context import HelpdeskContext
@@ -23,6 +25,11 @@ async def on_text(update: Update, context: HelpdeskContext) -> None:
     if text == context.label("menu_help"):
         await help_command(update, context)
         return
+    kind = small_talk(context, text)
+    if kind is not None:
+        name = update.effective_user.first_name if update.effective_user else ""
+        await message.reply_html(context.render(f"smalltalk_{kind}.html", name=name))  # type: ignore[union-attr]
+        return
     limit = context.desk.settings.kb.max_question_length
     if len(text) > limit:
         await message.reply_html(context.render("too_long.html", length=len(text), limit=limit))  # type: ignore[union-attr]
@@ -39,6 +46,15 @@ async def on_text(update: Update, context: HelpdeskContext) -> None:
             now=context.now(),
         )
     await send_result(message.chat_id, context, result)  # type: ignore[union-attr]
+
+
+def small_talk(context: HelpdeskContext, text: str) -> str | None:
+    """'thanks' or 'hello' when the whole message is one of the locale's phrases."""
+    words = " ".join(re.findall(r"\w+", text.casefold()))
+    for kind in ("thanks", "hello"):
+        if words and words in context.label(f"smalltalk_{kind}").split("|"):
+            return kind
+    return None
 
 
 async def send_answer(chat_id: int, context: HelpdeskContext, entry: EntryView, question_id: int) -> None:

@@ -184,7 +184,8 @@ def build_snapshot(doc: KbDocument) -> KbSnapshot:
         )
         for e in doc.entries
     }
-    matcher = build_matcher((e.id, list(e.phrasings)) for e in doc.entries)
+    # The title is a question too ("How do I post an ad?"): match it like a phrasing.
+    matcher = build_matcher((e.id, [*e.phrasings, e.title]) for e in doc.entries)
     return KbSnapshot(entries=entries, matcher=matcher)
 
 

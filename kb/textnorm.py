@@ -34,6 +34,7 @@ __all__ = [
     "MAX_INPUT_CHARS",
     "STOPWORDS",
     "analyze",
+    "analyze_pairs",
     "clean",
     "normalize",
     "stem",
@@ -69,11 +70,14 @@ def _latin_base(ch: str) -> str | None:
     return None
 
 
+_CHAR_MAP_MAX = 50_000
+
+
 class _CharMap(dict):
     """``str.translate`` table that classifies characters on first use.
 
-    Only ever grows with idempotent entries, so concurrent use from several
-    threads is harmless.
+    Only ever grows (up to ``_CHAR_MAP_MAX`` entries) with idempotent
+    entries, so concurrent use from several threads is harmless.
     """
 
     def __missing__(self, code: int):
@@ -87,11 +91,16 @@ class _CharMap(dict):
         elif cat[0] in "LN":
             base = _latin_base(ch) if code > 0x7F and cat[0] == "L" else None
             value = base if base is not None else ch
+        elif 0x300 <= code <= 0x36F:
+            # Generic diacritics left over after NFKC (no precomposed form,
+            # e.g. the dot of casefolded "İ"): drop, like other accents.
+            value = None
         elif cat[0] == "M":
             value = ch  # combining marks are part of words in many scripts
         else:  # Cc, Cs, Co, Cn, P*, S* (incl. emoji), Z*
             value = " "
-        self[code] = value
+        if len(self) < _CHAR_MAP_MAX:  # bounded: never grows without limit
+            self[code] = value
         return value
 
 
@@ -161,8 +170,11 @@ def _expand_contractions(text: str) -> str:
 # ---------------------------------------------------------------------------
 
 #: Generic English function words (articles, pronouns, auxiliaries,
-#: prepositions, conjunctions).  Negations ("not", "no", "nor") are kept
-#: because they change the meaning of a help-desk question.
+#: prepositions, conjunctions) and single Latin letters.  Deliberately *not*
+#: included: negations ("not", "no", "nor"), verb particles ("in", "out",
+#: "on", "off", "up", "down": "log in" vs "log out") and the question words
+#: "who", "when", "where", "why", which change the meaning of a help-desk
+#: question.
 STOPWORDS: frozenset[str] = frozenset(
     """
     a an the
@@ -180,10 +192,9 @@ STOPWORDS: frozenset[str] = frozenset(
     above below to from over under again further once
     here there
     all any both each few more most other some such only own same
-    s t
     please
     """.split()
-)
+) | frozenset("abcdefghijklmnopqrstuvwxyz")  # stray single letters (HTML tags, "s")
 
 _local = threading.local()
 
@@ -226,7 +237,7 @@ def words(text: str) -> list[str]:
 def analyze(text: str, *, keep_stopwords_if_empty: bool = True) -> list[str]:
     """Content tokens: cleaned words minus stopwords, stemmed, in order.
 
-    If every word is a stopword (e.g. "who are you") and
+    If every word is a stopword (e.g. "how are you") and
     ``keep_stopwords_if_empty`` is true, all words are kept instead so that
     such questions remain matchable.
     """
@@ -239,6 +250,15 @@ def analyze(text: str, *, keep_stopwords_if_empty: bool = True) -> list[str]:
             return []
         content = ws
     return stem(content)
+
+
+def analyze_pairs(text: str) -> list[tuple[str, str]]:
+    """Like :func:`analyze` but returns ``(surface word, stem)`` pairs."""
+    ws = words(text)
+    if not ws:
+        return []
+    content = [w for w in ws if w not in STOPWORDS] or ws
+    return list(zip(content, stem(content)))
 
 
 def normalize(text: str) -> str:
