@@ -34,15 +34,18 @@ from bot.config import Settings
 from bot.context import Desk, HelpdeskContext
 from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
 from bot.templates import Templates
-from handlers import common, faq
+from handlers import common, faq, jobs
 from kb.kbfile import KbFileError, load_kb
-from kb.service import import_kb, load_snapshot
+from kb.service import import_kb, kb_version, load_snapshot
 
 log = logging.getLogger(__name__)
 
 # Handler groups, run in this order for every update.
 GROUP_USERS = -1  # record the user, load their account
 GROUP_FEATURES = 0  # the first matching feature handler answers
+
+# How often a running bot looks for knowledge-base changes (e.g. `helpdesk kb import`).
+KB_REFRESH_SECONDS = 60
 
 # Used when no token is configured (demo, tests): shaped like a token, never valid.
 OFFLINE_TOKEN = "1234567:offline-fake-token-not-for-telegram"
@@ -95,6 +98,12 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         app.add_handler(handler, group=GROUP_FEATURES)
     app.add_error_handler(common.on_error)
 
+    # Periodic work on PTB's JobQueue (the one scheduler); due times live in the database.
+    app.job_queue.run_repeating(  # type: ignore[union-attr]
+        jobs.refresh_kb, interval=KB_REFRESH_SECONDS, first=KB_REFRESH_SECONDS, name="refresh_kb",
+        job_kwargs={"misfire_grace_time": KB_REFRESH_SECONDS},
+    )
+
 
 async def on_startup(app: Application) -> None:  # type: ignore[type-arg]
     """``post_init``: open the database, load templates and the knowledge base."""
@@ -107,10 +116,11 @@ async def on_startup(app: Application) -> None:  # type: ignore[type-arg]
         if settings.kb.import_on_start:
             await _import_kb_file(session, settings, clock())
         snapshot = await load_snapshot(session)
+        version = await kb_version(session)
     if not snapshot.entries:
         log.warning("the knowledge base is empty: every question will get 'I don't know'")
     app.bot_data["desk"] = Desk(
-        settings=settings, engine=engine, sessions=sessions, templates=templates, kb=snapshot, clock=clock
+        settings=settings, engine=engine, sessions=sessions, templates=templates, kb=snapshot, kb_version=version, clock=clock
     )
     await _publish_commands(app, templates)
 

@@ -25,6 +25,7 @@ class Desk:
     sessions: async_sessionmaker[AsyncSession]
     templates: Templates
     kb: KbSnapshot
+    kb_version: tuple[object, ...]
     clock: Callable[[], datetime]
     # user id -> (Account, when it was last written to the users table)
     accounts: dict[int, tuple[Account, datetime]] = field(default_factory=dict)

@@ -144,8 +144,13 @@ async def export_kb(session: AsyncSession) -> KbDocument:
     return doc
 
 
-async def kb_is_empty(session: AsyncSession) -> bool:
-    return (await session.scalar(select(func.count()).select_from(KbEntry))) == 0
+async def kb_version(session: AsyncSession) -> tuple[object, ...]:
+    """Changes whenever an import or an edit changes the knowledge base (cheap to ask)."""
+    entries = (await session.execute(select(func.count(), func.max(KbEntry.updated_at)))).one()
+    phrasings = await session.scalar(
+        select(func.count()).select_from(KbPhrasing).where(KbPhrasing.status == PhrasingStatus.ACTIVE)
+    )
+    return (entries[0], entries[1], phrasings)
 
 
 # ---------------------------------------------------------------- snapshot
