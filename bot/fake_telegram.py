@@ -75,9 +75,13 @@ class SentMessage:
     reply_markup: dict[str, Any] | None
     date: int
     from_bot: bool = True
-    kind: str = "text"
+    kind: str = "text"  # text | photo | document | voice | sticker | ...
     edits: int = 0
     deleted: bool = False
+    thread_id: int | None = None
+    reply_to: int | None = None
+    file_id: str | None = None
+    sender: dict[str, Any] | None = None  # the user who wrote it (None: the bot)
 
     @property
     def buttons(self) -> list[list[dict[str, Any]]]:
@@ -106,6 +110,7 @@ class Event:
     text: str
     buttons: list[str] = field(default_factory=list)
     actor: str = ""
+    thread_id: int | None = None
 
 
 def _button_labels(markup: dict[str, Any] | None) -> list[str]:
@@ -120,6 +125,20 @@ def _chat_id_of(params: dict[str, Any]) -> int:
         return int(params.get("chat_id") or 0)
     except (TypeError, ValueError):
         return 0
+
+
+def _media_json(kind: str, file_id: str) -> dict[str, Any]:
+    unique = "u" + file_id[-12:]
+    if kind == "photo":
+        return {"photo": [{"file_id": file_id, "file_unique_id": unique, "width": 800, "height": 600}]}
+    if kind == "document":
+        return {"document": {"file_id": file_id, "file_unique_id": unique, "file_name": "file.pdf", "mime_type": "application/pdf"}}
+    if kind == "voice":
+        return {"voice": {"file_id": file_id, "file_unique_id": unique, "duration": 3, "mime_type": "audio/ogg"}}
+    if kind == "sticker":
+        return {"sticker": {"file_id": file_id, "file_unique_id": unique, "type": "regular", "width": 512,
+                            "height": 512, "is_animated": False, "is_video": False, "emoji": "🙂"}}
+    return {"document": {"file_id": file_id, "file_unique_id": unique}}
 
 
 def _utf16_len(text: str) -> int:
@@ -148,6 +167,8 @@ class FakeTelegram(BaseRequest):
         # ``helpdesk run`` process polling over HTTP).
         self.pending: list[dict[str, Any]] = []
         self.lock = threading.RLock()
+        self.members: dict[int, dict[int, tuple[dict[str, Any], str]]] = {}  # chat -> user -> (user, status)
+        self.topics: dict[tuple[int, int], dict[str, Any]] = {}  # (chat, thread) -> topic
 
     # ------------------------------------------------------------ BaseRequest
 
@@ -215,6 +236,16 @@ class FakeTelegram(BaseRequest):
         self._names[chat_id] = title
         return chat
 
+    def add_member(self, chat_id: int, user: dict[str, Any], status: str = "member") -> None:
+        """``status``: creator, administrator, member, restricted, left or kicked."""
+        self.members.setdefault(chat_id, {})[user["id"]] = (user, status)
+
+    def topic_named(self, chat_id: int, prefix: str) -> int:
+        for (chat, thread), topic in self.topics.items():
+            if chat == chat_id and topic["name"].startswith(prefix):
+                return thread
+        raise LookupError(f"no topic starting with {prefix!r} in chat {chat_id}")
+
     def _next_message_id(self, chat_id: int) -> int:
         counter = self._message_ids.setdefault(chat_id, itertools.count(1))
         return next(counter)
@@ -279,7 +310,46 @@ class FakeTelegram(BaseRequest):
                         raise ApiError(400, "Bad Request: keyboard button text is empty")
         return markup
 
-    def _store(self, chat: dict[str, Any], text: str, html: str, markup: dict[str, Any] | None, kind: str = "text") -> SentMessage:
+    def _placement(self, chat: dict[str, Any], params: dict[str, Any]) -> tuple[int | None, int | None]:
+        """Validate ``message_thread_id`` and the message replied to, as Telegram does."""
+        thread = params.get("message_thread_id")
+        thread_id = int(thread) if thread not in (None, "") else None
+        if thread_id is not None:
+            if not chat.get("is_forum"):
+                raise ApiError(400, "Bad Request: message thread not found")
+            topic = self.topics.get((chat["id"], thread_id))
+            if topic is None:
+                raise ApiError(400, "Bad Request: message thread not found")
+            if topic.get("closed"):
+                raise ApiError(400, "Bad Request: TOPIC_CLOSED")
+        reply = params.get("reply_parameters")
+        if isinstance(reply, str):
+            reply = json.loads(reply)
+        reply_id = reply.get("message_id") if isinstance(reply, dict) else params.get("reply_to_message_id")
+        reply_to = int(reply_id) if reply_id not in (None, "") else None
+        if reply_to is not None:
+            target = self.messages.get((chat["id"], reply_to))
+            if target is None or target.deleted:
+                allow = isinstance(reply, dict) and reply.get("allow_sending_without_reply")
+                if not allow:
+                    raise ApiError(400, "Bad Request: message to be replied not found")
+                reply_to = None
+            elif thread_id is None:
+                thread_id = target.thread_id
+        return thread_id, reply_to
+
+    def _store(
+        self,
+        chat: dict[str, Any],
+        text: str,
+        html: str,
+        markup: dict[str, Any] | None,
+        kind: str = "text",
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+        file_id: str | None = None,
+    ) -> SentMessage:
         msg = SentMessage(
             chat_id=chat["id"],
             message_id=self._next_message_id(chat["id"]),
@@ -288,28 +358,39 @@ class FakeTelegram(BaseRequest):
             reply_markup=markup,
             date=int(self.clock()),
             kind=kind,
+            thread_id=thread_id,
+            reply_to=reply_to,
+            file_id=file_id,
         )
         self.messages[(chat["id"], msg.message_id)] = msg
+        self.events.append(Event("bot", chat["id"], text or f"({kind})", _button_labels(markup), thread_id=thread_id))
         return msg
 
-    def _message_json(self, msg: SentMessage) -> dict[str, Any]:
+    def _message_json(self, msg: SentMessage, *, with_reply: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
             "message_id": msg.message_id,
             "date": msg.date,
             "chat": self.chats[msg.chat_id],
-            "from": BOT_USER,
+            "from": msg.sender or BOT_USER,
         }
         if msg.kind == "text":
             data["text"] = msg.text
         else:
-            data["caption"] = msg.text
+            data.update(_media_json(msg.kind, msg.file_id or "file"))
+            if msg.text:
+                data["caption"] = msg.text
+        if msg.thread_id is not None:
+            data["message_thread_id"] = msg.thread_id
+            data["is_topic_message"] = True
+        if msg.reply_to is not None and with_reply:
+            target = self.messages.get((msg.chat_id, msg.reply_to))
+            if target is not None:
+                data["reply_to_message"] = self._message_json(target, with_reply=False)
         if msg.edits:
             data["edit_date"] = int(self.clock())
         if msg.reply_markup and "inline_keyboard" in msg.reply_markup:
             data["reply_markup"] = msg.reply_markup
         return data
-
-    # ------------------------------------------------------------ API methods
 
     def api_getMe(self, params: dict[str, Any]) -> dict[str, Any]:
         return BOT_USER
@@ -348,9 +429,125 @@ class FakeTelegram(BaseRequest):
         html = params.get("text")
         plain = self._parse_text(html, params.get("parse_mode"), TEXT_LIMIT)
         markup = self._check_markup(params.get("reply_markup"))
-        msg = self._store(chat, plain, html, markup)  # type: ignore[arg-type]
-        self.events.append(Event("bot", chat["id"], plain, _button_labels(markup)))
+        thread_id, reply_to = self._placement(chat, params)
+        msg = self._store(chat, plain, html, markup, thread_id=thread_id, reply_to=reply_to)  # type: ignore[arg-type]
         return self._message_json(msg)
+
+    def _send_media(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params)
+        file_id = params.get(kind)
+        if not isinstance(file_id, str) or not file_id:
+            raise ApiError(400, f"Bad Request: there is no {kind} in the request")
+        caption = params.get("caption")
+        plain = ""
+        if caption:
+            plain = self._parse_text(caption, params.get("parse_mode"), CAPTION_LIMIT, "message caption")
+        markup = self._check_markup(params.get("reply_markup"))
+        thread_id, reply_to = self._placement(chat, params)
+        msg = self._store(chat, plain, caption or "", markup, kind, thread_id=thread_id, reply_to=reply_to, file_id=file_id)
+        return self._message_json(msg)
+
+    def api_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._send_media("photo", params)
+
+    def api_sendDocument(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._send_media("document", params)
+
+    def api_sendVoice(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._send_media("voice", params)
+
+    def api_copyMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        source_chat = self.chats.get(int(params.get("from_chat_id") or 0))
+        if source_chat is None:
+            raise ApiError(400, "Bad Request: chat not found")
+        source = self.messages.get((source_chat["id"], int(params.get("message_id") or 0)))
+        if source is None or source.deleted:
+            raise ApiError(400, "Bad Request: message to copy not found")
+        chat = self._chat(params)
+        if "caption" in params and source.kind != "text":
+            caption = params.get("caption") or ""
+            plain = self._parse_text(caption, params.get("parse_mode"), CAPTION_LIMIT, "message caption") if caption else ""
+            html = caption
+        else:
+            plain, html = source.text, source.html or source.text
+        markup = self._check_markup(params.get("reply_markup"))
+        thread_id, reply_to = self._placement(chat, params)
+        msg = self._store(chat, plain, html, markup, source.kind, thread_id=thread_id, reply_to=reply_to, file_id=source.file_id)
+        return {"message_id": msg.message_id}
+
+    def api_getChat(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params)
+        return {**chat, "accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": {
+            "unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False, "premium_subscription": False}}
+
+    def api_getChatMember(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params)
+        user_id = int(params.get("user_id") or 0)
+        user, status = self.members.get(chat["id"], {}).get(
+            user_id, ({"id": user_id, "is_bot": False, "first_name": "?"}, "left")
+        )
+        data: dict[str, Any] = {"status": status, "user": user}
+        if status == "administrator":
+            data.update({k: True for k in (
+                "can_be_edited", "can_manage_chat", "can_delete_messages", "can_manage_video_chats",
+                "can_restrict_members", "can_promote_members", "can_change_info", "can_invite_users",
+                "can_post_stories", "can_edit_stories", "can_delete_stories")})
+            data["is_anonymous"] = False
+        elif status == "creator":
+            data["is_anonymous"] = False
+        elif status == "restricted":
+            data.update({"is_member": True, "until_date": 0, **{k: True for k in (
+                "can_send_messages", "can_send_audios", "can_send_documents", "can_send_photos",
+                "can_send_videos", "can_send_video_notes", "can_send_voice_notes", "can_send_polls",
+                "can_send_other_messages", "can_add_web_page_previews", "can_change_info",
+                "can_invite_users", "can_pin_messages", "can_manage_topics")}})
+        elif status == "kicked":
+            data["until_date"] = 0
+        return data
+
+    def api_createForumTopic(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params)
+        if not chat.get("is_forum"):
+            raise ApiError(400, "Bad Request: the chat is not a forum")
+        name = params.get("name") or ""
+        if not 1 <= len(name) <= 128:
+            raise ApiError(400, "Bad Request: TOPIC_NAME_INVALID")
+        thread_id = self._next_message_id(chat["id"])  # the topic's service message
+        self.topics[(chat["id"], thread_id)] = {"name": name, "closed": False}
+        self.events.append(Event("bot", chat["id"], f"(new topic: {name})", thread_id=thread_id))
+        return {"message_thread_id": thread_id, "name": name, "icon_color": 7322096}
+
+    def _topic(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params)
+        topic = self.topics.get((chat["id"], int(params.get("message_thread_id") or 0)))
+        if topic is None:
+            raise ApiError(400, "Bad Request: message thread not found")
+        return topic
+
+    def api_editForumTopic(self, params: dict[str, Any]) -> bool:
+        topic = self._topic(params)
+        name = params.get("name")
+        if name is not None:
+            if not 1 <= len(name) <= 128:
+                raise ApiError(400, "Bad Request: TOPIC_NAME_INVALID")
+            if name == topic["name"]:
+                raise ApiError(400, "Bad Request: TOPIC_NOT_MODIFIED")
+            topic["name"] = name
+        return True
+
+    def api_closeForumTopic(self, params: dict[str, Any]) -> bool:
+        topic = self._topic(params)
+        if topic["closed"]:
+            raise ApiError(400, "Bad Request: TOPIC_NOT_MODIFIED")
+        topic["closed"] = True
+        return True
+
+    def api_reopenForumTopic(self, params: dict[str, Any]) -> bool:
+        topic = self._topic(params)
+        if not topic["closed"]:
+            raise ApiError(400, "Bad Request: TOPIC_NOT_MODIFIED")
+        topic["closed"] = False
+        return True
 
     def _edit_target(self, params: dict[str, Any]) -> SentMessage:
         if "inline_message_id" in params:
@@ -376,7 +573,7 @@ class FakeTelegram(BaseRequest):
             )
         msg.text, msg.html, msg.reply_markup = plain, html, markup  # type: ignore[assignment]
         msg.edits += 1
-        self.events.append(Event("edit", msg.chat_id, plain, _button_labels(markup)))
+        self.events.append(Event("edit", msg.chat_id, plain, _button_labels(markup), thread_id=msg.thread_id))
         return self._message_json(msg)
 
     def api_editMessageReplyMarkup(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -390,7 +587,7 @@ class FakeTelegram(BaseRequest):
             )
         msg.reply_markup = markup
         msg.edits += 1
-        self.events.append(Event("edit", msg.chat_id, "(buttons changed)", _button_labels(markup)))
+        self.events.append(Event("edit", msg.chat_id, "(buttons changed)", _button_labels(markup), thread_id=msg.thread_id))
         return self._message_json(msg)
 
     def api_deleteMessage(self, params: dict[str, Any]) -> bool:
@@ -437,6 +634,12 @@ class FakeTelegram(BaseRequest):
         self.add_private_chat(data)
         return FakeUser(self, data)
 
+    def staff(self, user_id: int, first_name: str, chat_id: int, *, username: str | None = None, status: str = "member") -> FakeUser:
+        """A member of a group (e.g. the staff chat) who also has a private chat with the bot."""
+        member = self.user(user_id, first_name, username=username)
+        self.add_member(chat_id, member.data, status)
+        return member
+
     async def feed(self, update_data: dict[str, Any]) -> list[ApiCall]:
         """Run one update through the attached application; return the API calls it
         caused. Without an attached application the update waits for ``getUpdates``."""
@@ -476,8 +679,12 @@ class FakeTelegram(BaseRequest):
         lines: list[str] = []
         for event in self.events[start:]:
             name = self._names.get(event.chat_id, str(event.chat_id))
+            if event.thread_id is not None:
+                topic = self.topics.get((event.chat_id, event.thread_id))
+                name += f" › {topic['name'] if topic else event.thread_id}"
             if event.who == "user":
-                lines.append(f"👤 {event.actor}: {event.text}")
+                where = f" (in {name})" if self.chats.get(event.chat_id, {}).get("type") != "private" else ""
+                lines.append(f"👤 {event.actor}{where}: {event.text}")
                 continue
             if event.who == "toast":
                 lines.append(f"   💬 (pop-up) {event.text}")
@@ -495,7 +702,9 @@ class FakeTelegram(BaseRequest):
 
 
 class FakeUser:
-    """A Telegram user in a private chat with the bot."""
+    """A Telegram user: writes to the bot privately, or in a group (staff) chat."""
+
+    _files = itertools.count(1)
 
     def __init__(self, tg: FakeTelegram, data: dict[str, Any]):
         self.tg = tg
@@ -503,78 +712,113 @@ class FakeUser:
         self.id: int = data["id"]
         self.name: str = data["first_name"]
 
-    def _message(self, **content: Any) -> dict[str, Any]:
-        chat = self.tg.chats[self.id]
-        message_id = self.tg._next_message_id(self.id)
-        msg = {"message_id": message_id, "date": int(self.tg.clock()), "chat": chat, "from": self.data, **content}
-        self.tg.messages[(self.id, message_id)] = SentMessage(
-            chat_id=self.id,
-            message_id=message_id,
+    def _message(
+        self,
+        chat_id: int | None = None,
+        *,
+        thread_id: int | None = None,
+        reply_to: SentMessage | int | None = None,
+        **content: Any,
+    ) -> dict[str, Any]:
+        chat_id = self.id if chat_id is None else chat_id
+        chat = self.tg.chats[chat_id]
+        reply_id = reply_to.message_id if isinstance(reply_to, SentMessage) else reply_to
+        if reply_id is not None and thread_id is None:
+            target = self.tg.messages.get((chat_id, reply_id))
+            thread_id = target.thread_id if target else None
+        kind = "text" if "text" in content else next(k for k in ("photo", "document", "voice", "sticker", "video") if k in content)
+        file_id = None
+        if kind != "text":
+            media = content[kind]
+            file_id = media[-1]["file_id"] if isinstance(media, list) else media["file_id"]
+        stored = SentMessage(
+            chat_id=chat_id,
+            message_id=self.tg._next_message_id(chat_id),
             text=content.get("text") or content.get("caption") or "",
             html="",
             reply_markup=None,
-            date=msg["date"],
+            date=int(self.tg.clock()),
             from_bot=False,
-            kind="text" if "text" in content else "media",
+            kind=kind,
+            thread_id=thread_id,
+            reply_to=reply_id,
+            file_id=file_id,
+            sender=self.data,
         )
+        self.tg.messages[(chat_id, stored.message_id)] = stored
+        msg = self.tg._message_json(stored)
+        msg.update(content)
         return msg
 
-    async def send(self, text: str) -> list[ApiCall]:
+    def _log(self, chat_id: int | None, text: str, thread_id: int | None = None) -> None:
+        self.tg.events.append(Event("user", self.id if chat_id is None else chat_id, text, actor=self.name, thread_id=thread_id))
+
+    async def send(
+        self, text: str, *, chat_id: int | None = None, thread_id: int | None = None, reply_to: SentMessage | int | None = None
+    ) -> list[ApiCall]:
         """Type a text message (a leading /command gets Telegram's bot_command entity)."""
         content: dict[str, Any] = {"text": text}
         if text.startswith("/"):
             command = text.split(maxsplit=1)[0]
             content["entities"] = [{"type": "bot_command", "offset": 0, "length": _utf16_len(command)}]
-        self.tg.events.append(Event("user", self.id, text, actor=self.name))
-        return await self.tg.feed({"message": self._message(**content)})
+        message = self._message(chat_id, thread_id=thread_id, reply_to=reply_to, **content)
+        self._log(chat_id, text, message.get("message_thread_id"))
+        return await self.tg.feed({"message": message})
 
-    async def send_sticker(self, emoji: str = "😀") -> list[ApiCall]:
-        self.tg.events.append(Event("user", self.id, f"(sticker {emoji})", actor=self.name))
-        sticker = {
-            "file_id": "CAACAgIAAxkBAAIBsticker",
-            "file_unique_id": "AgADsticker",
-            "type": "regular",
-            "width": 512,
-            "height": 512,
-            "is_animated": False,
-            "is_video": False,
-            "emoji": emoji,
-        }
-        return await self.tg.feed({"message": self._message(sticker=sticker)})
-
-    async def send_photo(self, caption: str | None = None) -> list[ApiCall]:
-        self.tg.events.append(Event("user", self.id, f"(photo){' ' + caption if caption else ''}", actor=self.name))
-        photo = [{"file_id": f"AgACAgQAAxkBphoto{i}", "file_unique_id": f"AQADphoto{i}", "width": 90 * i, "height": 90 * i} for i in (1, 8)]
-        content: dict[str, Any] = {"photo": photo}
+    async def _send_media(self, kind: str, label: str, chat_id: int | None, caption: str | None, **where: Any) -> list[ApiCall]:
+        file_id = f"{kind}-{self.id}-{next(self._files)}"
+        content: dict[str, Any] = dict(_media_json(kind, file_id))
         if caption:
             content["caption"] = caption
-        return await self.tg.feed({"message": self._message(**content)})
+        message = self._message(chat_id, **where, **content)
+        self._log(chat_id, f"({label}){' ' + caption if caption else ''}", message.get("message_thread_id"))
+        return await self.tg.feed({"message": message})
 
-    async def send_voice(self) -> list[ApiCall]:
-        self.tg.events.append(Event("user", self.id, "(voice message)", actor=self.name))
-        voice = {"file_id": "AwACAgQAAxkBvoice", "file_unique_id": "AgADvoice", "duration": 3, "mime_type": "audio/ogg"}
-        return await self.tg.feed({"message": self._message(voice=voice)})
+    async def send_sticker(self, emoji: str = "😀", *, chat_id: int | None = None) -> list[ApiCall]:
+        return await self._send_media("sticker", f"sticker {emoji}", chat_id, None)
 
-    async def press(self, button_text: str, message: SentMessage | None = None) -> list[ApiCall]:
-        """Press an inline button of ``message`` (default: the bot's last message with buttons)."""
+    async def send_photo(self, caption: str | None = None, *, chat_id: int | None = None, **where: Any) -> list[ApiCall]:
+        return await self._send_media("photo", "photo", chat_id, caption, **where)
+
+    async def send_document(self, caption: str | None = None, *, chat_id: int | None = None, **where: Any) -> list[ApiCall]:
+        return await self._send_media("document", "document", chat_id, caption, **where)
+
+    async def send_voice(self, *, chat_id: int | None = None, **where: Any) -> list[ApiCall]:
+        return await self._send_media("voice", "voice message", chat_id, None, **where)
+
+    async def press(self, button_text: str, message: SentMessage | None = None, *, chat_id: int | None = None) -> list[ApiCall]:
+        """Press an inline button of ``message`` (default: the latest bot message with
+        such a button in the chat)."""
         if message is None:
-            candidates = [m for m in self.tg.chat_messages(self.id) if m.from_bot and m.reply_markup and "inline_keyboard" in m.reply_markup]
-            if not candidates:
-                raise LookupError("no message with inline buttons in this chat")
-            message = candidates[-1]
+            chat = self.id if chat_id is None else chat_id
+            for candidate in reversed(self.tg.chat_messages(chat)):
+                if candidate.from_bot and candidate.reply_markup and "inline_keyboard" in candidate.reply_markup:
+                    try:
+                        candidate.button(button_text)
+                    except LookupError:
+                        continue
+                    message = candidate
+                    break
+            if message is None:
+                raise LookupError(f"no message with a button {button_text!r} in chat {chat}")
         button = message.button(button_text)
         return await self.press_data(button["callback_data"], message, label=button["text"])
 
     async def press_data(self, data: str, message: SentMessage, *, label: str | None = None) -> list[ApiCall]:
         """Press a button with arbitrary callback data (as a modified client could)."""
-        self.tg.events.append(Event("user", self.id, f"(presses [{label or data}])", actor=self.name))
+        self.tg.events.append(Event("user", message.chat_id, f"(presses [{label or data}])", actor=self.name, thread_id=message.thread_id))
+        return await self.tg.feed(self.callback_update(data, message))
+
+    def callback_update(self, data: str, message: SentMessage) -> dict[str, Any]:
+        """The update of a button press, without running it (for concurrency tests)."""
         query_id = str(next(self.tg._callback_ids))
         self.tg._open_callbacks.add(query_id)
-        query = {
-            "id": query_id,
-            "from": self.data,
-            "chat_instance": f"ci{self.id}",
-            "data": data,
-            "message": self.tg._message_json(message),
+        return {
+            "callback_query": {
+                "id": query_id,
+                "from": self.data,
+                "chat_instance": f"ci{message.chat_id}",
+                "data": data,
+                "message": self.tg._message_json(message),
+            }
         }
-        return await self.tg.feed({"callback_query": query})

@@ -207,11 +207,9 @@ async def test_buttons_after_the_kb_changed(desk, tmp_path):
 
 async def test_messages_in_groups_are_not_questions(desk):
     desk.tg.add_group(-100777, "Some group")
-    from bot.fake_telegram import FakeUser
-
-    member = FakeUser(desk.tg, {"id": 116, "is_bot": False, "first_name": "Group member"})
-    member.tg.chats[116] = desk.tg.chats[-100777]  # the member writes in the group
-    await member.send("how do I post an ad")
+    member = desk.tg.user(116, "Group member")
+    await member.send("how do I post an ad", chat_id=-100777)
+    await member.send("/start", chat_id=-100777)
     assert desk.tg.sent("sendMessage") == []
 
 
