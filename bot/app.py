@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from telegram import BotCommand, BotCommandScopeAllPrivateChats, LinkPreviewOptions, Update
+from telegram import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -34,8 +34,9 @@ from bot.config import Settings
 from bot.context import Desk, HelpdeskContext
 from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
 from bot.templates import Templates
-from handlers import common, faq, jobs
+from handlers import common, faq, jobs, staff, tickets
 from kb.kbfile import KbFileError, load_kb
+from escalation.service import Policy
 from kb.service import import_kb, kb_version, load_snapshot
 
 log = logging.getLogger(__name__)
@@ -78,30 +79,64 @@ def build_app(settings: Settings, *, request: BaseRequest | None = None, clock: 
 
 def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
     """Every handler of the bot, in one place, with explicit groups."""
+    settings: Settings = app.bot_data["settings"]
     private = filters.ChatType.PRIVATE
     new_message = filters.UpdateType.MESSAGE
+    staff_chats = filters.Chat(staff_chat_ids(settings)) if staff_chat_ids(settings) else filters.Chat([])
+    number = r"[0-9]{1,18}"
 
     app.add_handler(TypeHandler(Update, common.track_user), group=GROUP_USERS)
 
-    features = [
-        CommandHandler("start", common.start, filters=private),
-        CommandHandler("help", common.help_command, filters=private),
-        CallbackQueryHandler(faq.on_vote, pattern=r"^v:\d{1,18}:[01]$"),
-        CallbackQueryHandler(faq.on_choose, pattern=r"^c:\d{1,18}:(\d|n)$"),
-        CallbackQueryHandler(faq.on_followup, pattern=r"^f:[a-z0-9-]{1,40}$"),
+    user_side = [
+        CommandHandler("start", common.start, filters=private & new_message),
+        CommandHandler("help", common.help_command, filters=private & new_message),
+        CommandHandler("support", tickets.support_command, filters=private & new_message),
+        CommandHandler("mytickets", tickets.mytickets, filters=private & new_message),
+        CallbackQueryHandler(faq.on_vote, pattern=rf"^v:{number}:[01]\Z"),
+        CallbackQueryHandler(faq.on_choose, pattern=rf"^c:{number}:([0-9]|n)\Z"),
+        CallbackQueryHandler(faq.on_followup, pattern=r"^f:[a-z0-9-]{1,40}\Z"),
+        CallbackQueryHandler(tickets.on_talk, pattern=rf"^tk:new:{number}\Z"),
+        CallbackQueryHandler(tickets.on_category, pattern=rf"^tk:cat:{number}:[a-z0-9-]{{1,20}}\Z"),
+        CallbackQueryHandler(tickets.on_cancel, pattern=r"^tk:cancel\Z"),
+        CallbackQueryHandler(tickets.on_close, pattern=rf"^tk:close:{number}\Z"),
+        CallbackQueryHandler(tickets.on_reopen, pattern=rf"^tk:reopen:{number}\Z"),
+        CallbackQueryHandler(tickets.on_rate, pattern=rf"^r:{number}:([1-5]|skip)\Z"),
+    ]
+    staff_side = [
+        CommandHandler("queue", staff.cmd_queue, filters=staff_chats & new_message),
+        CommandHandler("ticket", staff.cmd_ticket, filters=staff_chats & new_message),
+        CommandHandler("assign", staff.cmd_assign, filters=staff_chats & new_message),
+        CommandHandler("resolve", staff.cmd_resolve, filters=staff_chats & new_message),
+        CommandHandler("reopen", staff.cmd_reopen, filters=staff_chats & new_message),
+        CommandHandler("note", staff.cmd_note, filters=staff_chats & new_message),
+        CommandHandler("canned", staff.cmd_canned, filters=staff_chats & new_message),
+        CommandHandler("transfer", staff.cmd_transfer, filters=staff_chats & new_message),
+        CommandHandler("kb", staff.cmd_kb, filters=staff_chats & new_message),
+        CommandHandler("help", staff.cmd_help, filters=staff_chats & new_message),
+        CallbackQueryHandler(staff.on_ticket_button, pattern=rf"^t:(claim|release|resolve|spam|reopen):{number}\Z"),
+        CallbackQueryHandler(staff.on_learn_button, pattern=rf"^t:learn:{number}:([0-9]|n)\Z"),
+        CallbackQueryHandler(staff.on_review_button, pattern=rf"^kb:(ok|drop):{number}\Z"),
+        MessageHandler(staff_chats & new_message & ~filters.COMMAND, staff.on_staff_message),
+    ]
+    fallbacks = [
         CallbackQueryHandler(common.stale_button),
         MessageHandler(private & new_message & filters.COMMAND, common.unknown_command),
         MessageHandler(private & new_message & filters.TEXT, faq.on_text),
         MessageHandler(private & new_message, common.not_text),
     ]
-    for handler in features:
+    for handler in [*user_side, *staff_side, *fallbacks]:
         app.add_handler(handler, group=GROUP_FEATURES)
     app.add_error_handler(common.on_error)
 
     # Periodic work on PTB's JobQueue (the one scheduler); due times live in the database.
-    app.job_queue.run_repeating(  # type: ignore[union-attr]
+    jq = app.job_queue
+    jq.run_repeating(  # type: ignore[union-attr]
         jobs.refresh_kb, interval=KB_REFRESH_SECONDS, first=KB_REFRESH_SECONDS, name="refresh_kb",
         job_kwargs={"misfire_grace_time": KB_REFRESH_SECONDS},
+    )
+    sweep = settings.sla.sweep_seconds
+    jq.run_repeating(  # type: ignore[union-attr]
+        staff.sla_sweep, interval=sweep, first=sweep, name="sla_sweep", job_kwargs={"misfire_grace_time": sweep}
     )
 
 
@@ -119,9 +154,18 @@ async def on_startup(app: Application) -> None:  # type: ignore[type-arg]
         version = await kb_version(session)
     if not snapshot.entries:
         log.warning("the knowledge base is empty: every question will get 'I don't know'")
-    app.bot_data["desk"] = Desk(
-        settings=settings, engine=engine, sessions=sessions, templates=templates, kb=snapshot, kb_version=version, clock=clock
+    desk = Desk(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        templates=templates,
+        kb=snapshot,
+        kb_version=version,
+        clock=clock,
+        policy=Policy.from_settings(settings),
     )
+    app.bot_data["desk"] = desk
+    await _discover_staff_chats(app, desk)
     await _publish_commands(app, templates)
 
 
@@ -141,13 +185,50 @@ async def _import_kb_file(session, settings: Settings, now: datetime) -> None:  
     log.info("knowledge base %s: %s", settings.kb.path, report.summary())
 
 
+def staff_chat_ids(settings: Settings) -> list[int]:
+    ids = [settings.staff.chat_id] + [d.chat_id for d in settings.support.departments.values()]
+    return sorted({i for i in ids if i is not None})
+
+
+async def _discover_staff_chats(app: Application, desk: Desk) -> None:  # type: ignore[type-arg]
+    """Ask Telegram whether each staff chat is a forum (a topic per ticket) or not."""
+    for chat_id in staff_chat_ids(desk.settings):
+        try:
+            chat = await app.bot.get_chat(chat_id)
+            desk.staff_chats[chat_id] = bool(chat.is_forum)
+        except TelegramError as exc:
+            desk.staff_chats[chat_id] = False
+            log.error("staff chat %s is not reachable (%s): add the bot to it; alerts will fail until then", chat_id, exc)
+
+
 async def _publish_commands(app: Application, templates: Templates) -> None:  # type: ignore[type-arg]
+    label = templates.label
+    locale = templates.default
     commands = [
-        BotCommand("start", templates.label(templates.default, "cmd_start")),
-        BotCommand("help", templates.label(templates.default, "cmd_help")),
+        BotCommand("start", label(locale, "cmd_start")),
+        BotCommand("support", label(locale, "cmd_support")),
+        BotCommand("mytickets", label(locale, "cmd_mytickets")),
+        BotCommand("help", label(locale, "cmd_help")),
+    ]
+    staff_commands = [
+        BotCommand(name, text)
+        for name, text in (
+            ("queue", "Open tickets, oldest first"),
+            ("ticket", "A ticket's card and messages: /ticket N"),
+            ("resolve", "Resolve: /resolve [N] [faq:entry]"),
+            ("reopen", "Reopen: /reopen N"),
+            ("assign", "Assign: /assign N @name"),
+            ("transfer", "Transfer: /transfer N department"),
+            ("note", "Internal note in a ticket"),
+            ("canned", "Saved replies"),
+            ("kb", "/kb review: learned phrasings"),
+            ("help", "Staff commands"),
+        )
     ]
     try:
         await app.bot.set_my_commands(commands, scope=BotCommandScopeAllPrivateChats())
+        for chat_id in staff_chat_ids(app.bot_data["settings"]):
+            await app.bot.set_my_commands(staff_commands, scope=BotCommandScopeChat(chat_id))
     except TelegramError as exc:
         log.warning("could not publish the command menu: %s", exc)
 

@@ -120,6 +120,17 @@ class StaffSettings(_Section):
         list[int],
         Field(json_schema_extra=_expect("a list of Telegram user ids, like [123456789, 987654321]")),
     ] = []
+    membership: Annotated[
+        str,
+        Field(json_schema_extra=_expect("'chat' (every member of the staff chat is staff) or 'admins' (only its administrators and staff.admin_ids)")),
+    ] = "chat"
+
+    @field_validator("membership")
+    @classmethod
+    def _membership(cls, v: str) -> str:
+        if v not in ("chat", "admins"):
+            raise ValueError("unknown membership rule")
+        return v
 
     @field_validator("chat_id")
     @classmethod
@@ -127,6 +138,153 @@ class StaffSettings(_Section):
         if v is not None and v >= 0:
             raise ValueError("a group id is negative")
         return v
+
+
+DURATION_RE = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
+PRIORITIES = ("urgent", "high", "normal", "low")
+
+
+def parse_minutes(value: Any) -> int:
+    """'15m', '4h', '2d' or a whole number of minutes."""
+    if isinstance(value, bool):
+        raise ValueError("not a duration")
+    if isinstance(value, int):
+        minutes = value
+    else:
+        match = DURATION_RE.match(str(value))
+        if not match:
+            raise ValueError("not a duration like 30m, 4h or 2d")
+        minutes = int(match.group(1)) * {"m": 1, "h": 60, "d": 1440}[match.group(2)]
+    if minutes <= 0:
+        raise ValueError("a duration must be positive")
+    return minutes
+
+
+class SupportCategory(_Section):
+    id: Annotated[str, Field(json_schema_extra=_expect("a short id: lowercase letters, digits, '-'"))]
+    label: Annotated[str, Field(min_length=1, max_length=40, json_schema_extra=_expect("a button label of 1-40 characters"))]
+    department: Annotated[str, Field(json_schema_extra=_expect("the name of a department in [support.departments]"))] = "general"
+    priority: Annotated[str, Field(json_schema_extra=_expect("one of urgent, high, normal, low"))] = "normal"
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not re.match(r"^[a-z0-9][a-z0-9-]{0,19}$", v):
+            raise ValueError("not a short id")
+        return v
+
+    @field_validator("priority")
+    @classmethod
+    def _priority(cls, v: str) -> str:
+        if v not in PRIORITIES:
+            raise ValueError("unknown priority")
+        return v
+
+
+class Department(_Section):
+    label: Annotated[str, Field(json_schema_extra=_expect("a name staff recognise, like IT"))] = ""
+    chat_id: Annotated[
+        int | None,
+        Field(json_schema_extra=_expect("the id of the department's own staff supergroup (omit to use staff.chat_id)")),
+    ] = None
+
+
+DEFAULT_CATEGORIES = [
+    SupportCategory(id="ads", label="My ads and posting"),
+    SupportCategory(id="account", label="Account and login", department="it"),
+    SupportCategory(id="payments", label="Payments and featured ads", priority="high"),
+    SupportCategory(id="safety", label="Scam or safety problem", priority="urgent"),
+    SupportCategory(id="technical", label="Something is broken", department="it"),
+    SupportCategory(id="other", label="Something else", priority="low"),
+]
+
+
+class SupportSettings(_Section):
+    categories: Annotated[
+        list[SupportCategory], Field(min_length=1, json_schema_extra=_expect("a list of [[support.categories]] tables"))
+    ] = DEFAULT_CATEGORIES
+    departments: Annotated[
+        dict[str, Department], Field(json_schema_extra=_expect("tables [support.departments.<name>]"))
+    ] = {"general": Department(label="General support"), "it": Department(label="IT")}
+    reopen_days: Annotated[int, Field(ge=0, le=90, json_schema_extra=_expect("a whole number of days, 0-90"))] = 7
+    waiting_days: Annotated[
+        int, Field(ge=1, le=90, json_schema_extra=_expect("a whole number of days, 1-90"))
+    ] = 3
+    csat: Annotated[bool, Field(json_schema_extra=_expect("true or false"))] = True
+
+    @model_validator(mode="after")
+    def _references(self) -> SupportSettings:
+        ids = [c.id for c in self.categories]
+        if len(set(ids)) != len(ids):
+            raise ValueError("two categories share an id")
+        for c in self.categories:
+            if c.department not in self.departments:
+                raise ValueError(f"category {c.id!r} names an unknown department {c.department!r}")
+        return self
+
+    def category(self, category_id: str) -> SupportCategory | None:
+        return next((c for c in self.categories if c.id == category_id), None)
+
+
+class SlaSettings(_Section):
+    first_response: Annotated[
+        dict[str, int | str], Field(json_schema_extra=_expect("a duration per priority, like {urgent = '15m', high = '1h'}"))
+    ] = {"urgent": "15m", "high": "1h", "normal": "4h", "low": "1d"}
+    resolution: Annotated[
+        dict[str, int | str], Field(json_schema_extra=_expect("a duration per priority, like {urgent = '4h', normal = '3d'}"))
+    ] = {"urgent": "4h", "high": "1d", "normal": "3d", "low": "5d"}
+    business_hours: Annotated[bool, Field(json_schema_extra=_expect("true or false"))] = False
+    workday_start: Annotated[str, Field(json_schema_extra=_expect("a time like 08:00"))] = "08:00"
+    workday_end: Annotated[str, Field(json_schema_extra=_expect("a time like 17:00, after workday_start"))] = "17:00"
+    workdays: Annotated[
+        list[int], Field(json_schema_extra=_expect("ISO weekday numbers, Monday = 1, like [1, 2, 3, 4, 5]"))
+    ] = [1, 2, 3, 4, 5]
+    escalation_contacts: Annotated[
+        list[str], Field(json_schema_extra=_expect("Telegram usernames to mention on a breach, like ['@lead']"))
+    ] = []
+    sweep_seconds: Annotated[int, Field(ge=5, le=3600, json_schema_extra=_expect("seconds between SLA sweeps, 5-3600"))] = 60
+
+    @field_validator("first_response", "resolution")
+    @classmethod
+    def _durations(cls, v: dict[str, int | str]) -> dict[str, int | str]:
+        missing = [p for p in PRIORITIES if p not in v]
+        unknown = [p for p in v if p not in PRIORITIES]
+        if missing or unknown:
+            raise ValueError(f"needs exactly the priorities {', '.join(PRIORITIES)}")
+        for value in v.values():
+            parse_minutes(value)
+        return v
+
+    @field_validator("workday_start", "workday_end")
+    @classmethod
+    def _clock(cls, v: str) -> str:
+        if not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", v):
+            raise ValueError("not a HH:MM time")
+        return v
+
+    @field_validator("workdays")
+    @classmethod
+    def _days(cls, v: list[int]) -> list[int]:
+        if not v or any(d < 1 or d > 7 for d in v):
+            raise ValueError("weekdays are 1 (Monday) to 7 (Sunday)")
+        return sorted(set(v))
+
+    @field_validator("escalation_contacts")
+    @classmethod
+    def _contacts(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not re.match(r"^@[A-Za-z0-9_]{5,32}$", name):
+                raise ValueError(f"{name!r} is not a @username")
+        return v
+
+    @model_validator(mode="after")
+    def _hours(self) -> SlaSettings:
+        if self.workday_end <= self.workday_start:
+            raise ValueError("workday_end must be after workday_start")
+        return self
+
+    def minutes(self, kind: str, priority: str) -> int:
+        return parse_minutes(getattr(self, kind)[priority])
 
 
 class KbSettings(_Section):
@@ -183,6 +341,8 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     staff: StaffSettings = StaffSettings()
     kb: KbSettings = KbSettings()
+    support: SupportSettings = SupportSettings()
+    sla: SlaSettings = SlaSettings()
     locale: LocaleSettings = LocaleSettings()
     logging: LoggingSettings = LoggingSettings()
     timezone: Annotated[

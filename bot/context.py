@@ -13,6 +13,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from bot.config import Settings
 from bot.templates import Templates
 from bot.users import Account
+from escalation.service import Policy
 from kb.service import KbSnapshot
 
 
@@ -27,6 +28,9 @@ class Desk:
     kb: KbSnapshot
     kb_version: tuple[object, ...]
     clock: Callable[[], datetime]
+    policy: Policy
+    # staff chat id -> is it a forum (topics on)? Filled at start-up from getChat.
+    staff_chats: dict[int, bool] = field(default_factory=dict)
     # user id -> (Account, when it was last written to the users table)
     accounts: dict[int, tuple[Account, datetime]] = field(default_factory=dict)
 
@@ -59,3 +63,8 @@ class HelpdeskContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, An
 
     def now(self) -> datetime:
         return self.desk.clock()
+
+    def department_chat(self, department: str) -> int:
+        settings = self.desk.settings
+        dep = settings.support.departments.get(department)
+        return (dep.chat_id if dep and dep.chat_id else None) or settings.staff.chat_id  # type: ignore[return-value]

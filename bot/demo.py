@@ -53,6 +53,7 @@ def settings_for(folder: Path):  # type: ignore[no-untyped-def]
 async def play(folder: Path, out: TextIO) -> dict[str, int]:
     settings = settings_for(folder)
     tg = FakeTelegram()
+    tg.add_group(DEMO_STAFF_CHAT, "SayPro support team", forum=True)
     app = build_app(settings, request=tg)
     tg.attach(app)
     async with running(app):

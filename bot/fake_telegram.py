@@ -478,7 +478,8 @@ class FakeTelegram(BaseRequest):
     def api_getChat(self, params: dict[str, Any]) -> dict[str, Any]:
         chat = self._chat(params)
         return {**chat, "accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": {
-            "unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False, "premium_subscription": False}}
+            "unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False, "premium_subscription": False,
+            "gifts_from_channels": False}}
 
     def api_getChatMember(self, params: dict[str, Any]) -> dict[str, Any]:
         chat = self._chat(params)

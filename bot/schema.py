@@ -5,6 +5,7 @@ Alembic's env and the tests import this one module instead of listing features.
 
 from bot.db import Base
 from bot import models as _core  # noqa: F401
+from escalation import models as _escalation  # noqa: F401
 from kb import models as _kb  # noqa: F401
 
 metadata = Base.metadata

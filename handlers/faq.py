@@ -8,6 +8,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
+from escalation.service import open_ticket_number
+from handlers import tickets
 from handlers.common import help_command
 from handlers.ui import answer_keyboard, set_markup, short, toast
 from kb import service
@@ -20,10 +22,20 @@ async def on_text(update: Update, context: HelpdeskContext) -> None:
     message = update.effective_message
     text = (message.text or "").strip()  # type: ignore[union-attr]
     if text == context.label("menu_ask"):
-        await message.reply_html(context.render("ask_prompt.html"))  # type: ignore[union-attr]
+        async with unit_of_work(context.desk.sessions) as session:
+            open_case = await open_ticket_number(session, user_id=update.effective_user.id)  # type: ignore[union-attr]
+        if open_case is not None:
+            await message.reply_html(context.render("ticket/open_case_menu.html", number=open_case))  # type: ignore[union-attr]
+        else:
+            await message.reply_html(context.render("ask_prompt.html"))  # type: ignore[union-attr]
         return
     if text == context.label("menu_help"):
         await help_command(update, context)
+        return
+    if text == context.label("menu_support"):
+        await tickets.support_command(update, context)
+        return
+    if await tickets.route_private(update, context):
         return
     kind = small_talk(context, text)
     if kind is not None:
@@ -80,7 +92,9 @@ async def send_result(chat_id: int, context: HelpdeskContext, result: AskResult)
             reply_markup=InlineKeyboardMarkup(rows),
         )
     else:
-        await context.bot.send_message(chat_id, context.render("faq/no_match.html"))
+        await context.bot.send_message(
+            chat_id, context.render("faq/no_match.html"), reply_markup=tickets.talk_button(context, result.question_id)
+        )
 
 
 async def on_choose(update: Update, context: HelpdeskContext) -> None:
@@ -105,7 +119,11 @@ async def on_choose(update: Update, context: HelpdeskContext) -> None:
     if result.answer is not None and result.question_id is not None:
         await send_answer(update.effective_chat.id, context, result.answer, result.question_id)  # type: ignore[union-attr]
     else:
-        await context.bot.send_message(update.effective_chat.id, context.render("faq/none_of_these.html"))  # type: ignore[union-attr]
+        await context.bot.send_message(
+            update.effective_chat.id,  # type: ignore[union-attr]
+            context.render("faq/none_of_these.html"),
+            reply_markup=tickets.talk_button(context, result.question_id),
+        )
 
 
 async def on_vote(update: Update, context: HelpdeskContext) -> None:
@@ -133,7 +151,11 @@ async def on_vote(update: Update, context: HelpdeskContext) -> None:
     entry = result.answer
     await set_markup(query, answer_keyboard(context, entry, None) if entry else None)  # type: ignore[arg-type]
     if result.status == Status.OK and not helpful:
-        await context.bot.send_message(update.effective_chat.id, context.render("faq/not_helpful.html"))  # type: ignore[union-attr]
+        await context.bot.send_message(
+            update.effective_chat.id,  # type: ignore[union-attr]
+            context.render("faq/not_helpful.html"),
+            reply_markup=tickets.talk_button(context, result.question_id),
+        )
 
 
 async def on_followup(update: Update, context: HelpdeskContext) -> None:

@@ -343,3 +343,54 @@ async def vote(
     question.voted_at = now
     return ChoiceResult(Status.OK, answer=snapshot.get(question.answer_entry_id), question_id=question.id)
 
+
+
+# ---------------------------------------------------------------- learned phrasings
+
+
+async def add_learned_phrasing(session: AsyncSession, *, entry_id: str, text: str, now: datetime) -> bool:
+    """A question that a resolved ticket linked to ``entry_id``: pending until reviewed."""
+    entry = await session.get(KbEntry, entry_id)
+    if entry is None:
+        return False
+    text = " ".join(text.split())[:500]
+    if any(p.text.casefold() == text.casefold() for p in entry.phrasings):
+        return True
+    entry.phrasings.append(
+        KbPhrasing(
+            text=text,
+            position=len(entry.phrasings),
+            source=PhrasingSource.LEARNED,
+            status=PhrasingStatus.PENDING,
+            created_at=now,
+        )
+    )
+    await session.flush()
+    return True
+
+
+async def pending_phrasings(session: AsyncSession, *, limit: int = 10) -> list[tuple[KbPhrasing, str]]:
+    rows = await session.execute(
+        select(KbPhrasing, KbEntry.title)
+        .join(KbEntry, KbEntry.id == KbPhrasing.entry_id)
+        .where(KbPhrasing.status == PhrasingStatus.PENDING)
+        .order_by(KbPhrasing.id)
+        .limit(limit)
+    )
+    return [(p, title) for p, title in rows.all()]
+
+
+async def review_phrasing(session: AsyncSession, *, phrasing_id: int, accept: bool, now: datetime) -> KbPhrasing | None:
+    """Accept (the matcher uses it from the next refresh) or drop a pending phrasing."""
+    phrasing = await session.get(KbPhrasing, phrasing_id, with_for_update=True)
+    if phrasing is None or phrasing.status != PhrasingStatus.PENDING:
+        return None
+    entry = await session.get(KbEntry, phrasing.entry_id)
+    if accept:
+        phrasing.status = PhrasingStatus.ACTIVE
+    else:
+        await session.delete(phrasing)
+    if entry is not None:
+        entry.updated_at = now  # the running bots' refresh job notices the change
+    await session.flush()
+    return phrasing

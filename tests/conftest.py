@@ -21,7 +21,7 @@ from sqlalchemy import text
 from bot.app import build_app, running
 from bot.fake_telegram import FakeTelegram
 from bot.migrate import upgrade
-from tests.support import PG_URL, Database, FakeClock, drop_schema, make_settings, wipe
+from tests.support import PG_URL, STAFF_CHAT, Database, FakeClock, drop_schema, make_settings, wipe
 
 
 @pytest.fixture(scope="session")
@@ -80,10 +80,17 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def desk(database: Database, settings_overrides: dict[str, Any]) -> Any:
+def staff_forum() -> bool:
+    """Override (e.g. parametrize) to make the staff chat a forum with topics."""
+    return False
+
+
+@pytest.fixture
+async def desk(database: Database, settings_overrides: dict[str, Any], staff_forum: bool) -> Any:
     await wipe(database)
     clock = FakeClock()
     tg = FakeTelegram(clock=lambda: clock.now.timestamp())
+    tg.add_group(STAFF_CHAT, "Support staff", forum=staff_forum)
     app = build_app(make_settings(database, **settings_overrides), request=tg, clock=clock)
     tg.attach(app)
     async with running(app):

@@ -1,0 +1,148 @@
+"""Tickets, their audit trail, their messages, ratings, saved replies, staff members."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.db import Base
+
+
+class TicketStatus(StrEnum):
+    DRAFT = "draft"  # the user is still describing the problem; staff do not see it
+    NEW = "new"  # reached staff, nobody has claimed it
+    CLAIMED = "claimed"  # has an assignee
+    WAITING = "waiting"  # staff answered, waiting on the user (SLA clock paused)
+    RESOLVED = "resolved"  # the user may still reopen it within support.reopen_days
+    CLOSED = "closed"
+
+
+OPEN_STATUSES = (TicketStatus.NEW, TicketStatus.CLAIMED, TicketStatus.WAITING)
+
+
+class Direction(StrEnum):
+    IN = "in"  # user -> staff
+    OUT = "out"  # staff -> user
+    NOTE = "note"  # internal note, never shown to the user
+    BOT = "bot"  # what the bot told the user about the case
+
+
+class Ticket(Base):
+    """A support case. ``id`` is the number people see (#123)."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_status_escalated", "status", "escalated_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    category: Mapped[str] = mapped_column(String(20))
+    department: Mapped[str] = mapped_column(String(40))
+    priority: Mapped[str] = mapped_column(String(10))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(10), default=TicketStatus.DRAFT)
+    assignee_id: Mapped[int | None] = mapped_column(index=True)
+    question_id: Mapped[int | None] = mapped_column(ForeignKey("questions.id", ondelete="SET NULL"))
+    # what the bot had offered before the user asked for a person: [{"entry_id", "score"}]
+    offered: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime]
+    escalated_at: Mapped[datetime | None]  # reached a person: the SLA clock starts here
+    first_response_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    close_reason: Mapped[str | None] = mapped_column(String(16))  # resolved | spam | user | expired
+    # where the case lives in the staff chat
+    staff_chat_id: Mapped[int | None]
+    topic_id: Mapped[int | None]
+    card_message_id: Mapped[int | None]
+    # SLA: due times shift while the clock is paused (waiting on the user)
+    first_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    resolve_due_at: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]
+    sla_level: Mapped[int] = mapped_column(default=0)  # 1: re-announced, 2: assignee pinged
+    first_response_breached: Mapped[bool] = mapped_column(default=False)
+    resolution_breached: Mapped[bool] = mapped_column(default=False)
+    user_blocked_bot: Mapped[bool] = mapped_column(default=False)
+    reopen_count: Mapped[int] = mapped_column(default=0)
+    learned_entry_id: Mapped[str | None] = mapped_column(String(40))
+
+    @property
+    def number(self) -> int:
+        return self.id
+
+
+class TicketEvent(Base):
+    """Audit trail: one row per change of a ticket."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    actor_id: Mapped[int | None]  # Telegram id of the user or staff member; None: the bot
+    actor_kind: Mapped[str] = mapped_column(String(8))  # user | staff | system
+    from_status: Mapped[str | None] = mapped_column(String(10))
+    to_status: Mapped[str | None] = mapped_column(String(10))
+    note: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime]
+
+
+class TicketMessage(Base):
+    """Every message of a case, with where it is on both sides."""
+
+    __tablename__ = "ticket_messages"
+    __table_args__ = (Index("ix_ticket_messages_staff", "staff_chat_id", "staff_message_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    direction: Mapped[str] = mapped_column(String(4))
+    sender_id: Mapped[int | None]
+    kind: Mapped[str] = mapped_column(String(16), default="text")  # text | photo | document | voice | ...
+    text: Mapped[str] = mapped_column(Text, default="")
+    file_id: Mapped[str | None] = mapped_column(String(256))
+    user_message_id: Mapped[int | None]
+    staff_chat_id: Mapped[int | None]
+    staff_message_id: Mapped[int | None]
+    delivered: Mapped[bool] = mapped_column(default=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
+class Rating(Base):
+    """The user's satisfaction rating of a resolved ticket (one per ticket)."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (UniqueConstraint("ticket_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    survey_message_id: Mapped[int | None]
+    sent_at: Mapped[datetime]
+    stars: Mapped[int | None]
+    rated_at: Mapped[datetime | None]
+    comment: Mapped[str | None] = mapped_column(Text)
+    comment_pending: Mapped[bool] = mapped_column(default=False)
+
+
+class CannedReply(Base):
+    __tablename__ = "canned_replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int | None]
+    created_at: Mapped[datetime]
+
+
+class StaffMember(Base):
+    """Staff as seen acting in the staff chat (for names and /assign @username)."""
+
+    __tablename__ = "staff_members"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    first_name: Mapped[str] = mapped_column(String(256), default="")
+    username: Mapped[str | None] = mapped_column(String(64), index=True)
+    last_seen: Mapped[datetime]

@@ -1,0 +1,820 @@
+"""Ticket services. Every function takes an ``AsyncSession``, never commits, and returns
+plain results; every change of a ticket writes a ``TicketEvent`` in the same transaction.
+
+State machine (see ``TRANSITIONS``)::
+
+    draft -> new -> claimed -> waiting <-> claimed -> resolved -> closed
+    resolved -> new/claimed (reopen) ; any open state -> closed (spam, the user closes)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.models import User
+from escalation.models import (
+    OPEN_STATUSES,
+    CannedReply,
+    Direction,
+    Rating,
+    StaffMember,
+    Ticket,
+    TicketEvent,
+    TicketMessage,
+    TicketStatus,
+)
+from escalation.sla import Calendar
+from kb.models import Question
+
+S = TicketStatus
+
+# action -> (statuses it may start from, status it leads to; None: decided by the action)
+TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
+    "escalate": (frozenset({S.DRAFT}), S.NEW),
+    "claim": (frozenset({S.NEW}), S.CLAIMED),
+    "release": (frozenset({S.CLAIMED, S.WAITING}), S.NEW),
+    "assign": (frozenset({S.NEW, S.CLAIMED, S.WAITING}), S.CLAIMED),
+    "staff_reply": (frozenset({S.NEW, S.CLAIMED, S.WAITING}), S.WAITING),
+    "user_reply": (frozenset({S.WAITING}), S.CLAIMED),
+    "resolve": (frozenset({S.NEW, S.CLAIMED, S.WAITING}), S.RESOLVED),
+    "reopen": (frozenset({S.RESOLVED, S.CLOSED}), None),
+    "spam": (frozenset({S.NEW, S.CLAIMED, S.WAITING, S.RESOLVED}), S.CLOSED),
+    "user_close": (frozenset({S.DRAFT, S.NEW, S.CLAIMED, S.WAITING}), S.CLOSED),
+    "expire": (frozenset({S.RESOLVED}), S.CLOSED),
+    "transfer": (frozenset({S.NEW, S.CLAIMED, S.WAITING}), None),
+}
+
+
+class TicketError(Exception):
+    """A refused action, worded for the person who tried it."""
+
+    def __init__(self, code: str, ticket: Ticket | None = None, **details: Any):
+        super().__init__(code)
+        self.code = code
+        self.ticket = ticket
+        self.details = details
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The settings the services need, with the SLA calendar ready."""
+
+    settings: Settings
+    calendar: Calendar
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(settings, Calendar.from_settings(settings.sla, settings.tz))
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _event(session: AsyncSession, ticket: Ticket, actor_id: int | None, kind: str, old: str | None, note: str, now: datetime) -> None:
+    session.add(
+        TicketEvent(
+            ticket_id=ticket.id, actor_id=actor_id, actor_kind=kind, from_status=old, to_status=ticket.status, note=note, at=now
+        )
+    )
+
+
+def _check(ticket: Ticket, action: str) -> None:
+    allowed, _ = TRANSITIONS[action]
+    if ticket.status not in allowed:
+        raise TicketError("bad_transition", ticket, action=action)
+
+
+async def get_ticket(session: AsyncSession, ticket_id: int, *, lock: bool = False) -> Ticket:
+    ticket = await session.get(Ticket, ticket_id, with_for_update=lock, populate_existing=lock)
+    if ticket is None or ticket.status == S.DRAFT:
+        raise TicketError("not_found", None, number=ticket_id)
+    return ticket
+
+
+def _set_due_times(ticket: Ticket, policy: Policy, start: datetime) -> None:
+    sla = policy.settings.sla
+    ticket.first_due_at = policy.calendar.add(start, sla.minutes("first_response", ticket.priority))
+    ticket.resolve_due_at = policy.calendar.add(start, sla.minutes("resolution", ticket.priority))
+
+
+def _resume_clock(ticket: Ticket, policy: Policy, now: datetime) -> None:
+    """Leaving 'waiting on the user': push the resolution due time by the pause."""
+    if ticket.paused_at is not None and ticket.resolve_due_at is not None:
+        paused = policy.calendar.minutes_between(ticket.paused_at, now)
+        ticket.resolve_due_at = policy.calendar.add(ticket.resolve_due_at, paused)
+    ticket.paused_at = None
+
+
+# ------------------------------------------------------------------ intake (user side)
+
+
+class IntakeOutcome(StrEnum):
+    ESCALATED = "escalated"  # a new ticket reached staff
+    JOINED = "joined"  # the user already had an open ticket in that category
+    NEED_DESCRIPTION = "need_description"  # a draft waits for the user's description
+
+
+@dataclass(frozen=True)
+class Intake:
+    outcome: IntakeOutcome
+    ticket: Ticket
+    message: TicketMessage | None = None  # the user's words, to relay to staff
+
+
+async def open_request(
+    session: AsyncSession,
+    policy: Policy,
+    *,
+    user_id: int,
+    category: str,
+    question_id: int | None,
+    now: datetime,
+) -> Intake:
+    """The user asked for a person and picked a category."""
+    cat = policy.settings.support.category(category)
+    if cat is None:
+        raise TicketError("unknown_category")
+    question = await session.get(Question, question_id) if question_id else None
+    if question is not None and question.user_id != user_id:
+        question = None
+    existing = await session.scalar(
+        select(Ticket)
+        .where(Ticket.user_id == user_id, Ticket.category == category, Ticket.status.in_(OPEN_STATUSES))
+        .order_by(Ticket.id.desc())
+        .limit(1)
+    )
+    if existing is not None:
+        message = None
+        if question is not None:
+            message = _add_message(session, existing, Direction.IN, user_id, "text", question.text, None, None, now)
+        _event(session, existing, user_id, "user", existing.status, "asked again: joined the open ticket", now)
+        return Intake(IntakeOutcome.JOINED, existing, message)
+    # a draft left from an earlier attempt is reused, not duplicated
+    ticket = await session.scalar(select(Ticket).where(Ticket.user_id == user_id, Ticket.status == S.DRAFT).limit(1))
+    if ticket is None:
+        ticket = Ticket(user_id=user_id, status=S.DRAFT, created_at=now, category=category, department=cat.department, priority=cat.priority)
+        session.add(ticket)
+    ticket.category, ticket.department, ticket.priority = category, cat.department, cat.priority
+    if question is not None:
+        ticket.question_id = question.id
+        ticket.offered = list(question.offered)
+        ticket.subject = question.text
+    await session.flush()
+    if not ticket.subject:
+        return Intake(IntakeOutcome.NEED_DESCRIPTION, ticket)
+    return await _escalate(session, policy, ticket, user_id, now)
+
+
+async def describe(session: AsyncSession, policy: Policy, *, ticket: Ticket, user_id: int, text: str, now: datetime) -> Intake:
+    """The user's description of a draft ticket: the ticket reaches staff."""
+    ticket.subject = text
+    return await _escalate(session, policy, ticket, user_id, now)
+
+
+async def _escalate(session: AsyncSession, policy: Policy, ticket: Ticket, user_id: int, now: datetime) -> Intake:
+    _check(ticket, "escalate")
+    old = ticket.status
+    ticket.status = S.NEW
+    ticket.escalated_at = now
+    _set_due_times(ticket, policy, now)
+    await session.flush()
+    message = _add_message(session, ticket, Direction.IN, user_id, "text", ticket.subject, None, None, now)
+    _event(session, ticket, user_id, "user", old, f"category {ticket.category}, priority {ticket.priority}", now)
+    return Intake(IntakeOutcome.ESCALATED, ticket, message)
+
+
+async def cancel_draft(session: AsyncSession, *, user_id: int, now: datetime) -> bool:
+    ticket = await session.scalar(select(Ticket).where(Ticket.user_id == user_id, Ticket.status == S.DRAFT).limit(1))
+    if ticket is None:
+        return False
+    ticket.status = S.CLOSED
+    ticket.closed_at = now
+    ticket.close_reason = "user"
+    _event(session, ticket, user_id, "user", S.DRAFT, "gave up before describing", now)
+    return True
+
+
+def _add_message(
+    session: AsyncSession,
+    ticket: Ticket,
+    direction: Direction,
+    sender_id: int | None,
+    kind: str,
+    text: str,
+    file_id: str | None,
+    user_message_id: int | None,
+    now: datetime,
+) -> TicketMessage:
+    message = TicketMessage(
+        ticket_id=ticket.id,
+        direction=direction,
+        sender_id=sender_id,
+        kind=kind,
+        text=text,
+        file_id=file_id,
+        user_message_id=user_message_id,
+        at=now,
+    )
+    session.add(message)
+    return message
+
+
+# ------------------------------------------------------------------ what a private message means
+
+
+@dataclass(frozen=True)
+class UserCase:
+    """The support state of a user when they write to the bot."""
+
+    pending_rating: Rating | None = None
+    draft: Ticket | None = None
+    active: Ticket | None = None  # the ticket their messages go to
+
+
+async def user_case(session: AsyncSession, policy: Policy, *, user_id: int, reply_to: int | None, now: datetime) -> UserCase:
+    rating = await session.scalar(
+        select(Rating).where(Rating.user_id == user_id, Rating.comment_pending.is_(True)).order_by(Rating.id.desc()).limit(1)
+    )
+    if rating is not None and rating.rated_at is not None and now - rating.rated_at > timedelta(days=1):
+        rating.comment_pending = False
+        rating = None
+    tickets = (
+        await session.scalars(
+            select(Ticket)
+            .where(Ticket.user_id == user_id, Ticket.status.in_((S.DRAFT, *OPEN_STATUSES, S.RESOLVED)))
+            .order_by(Ticket.id.desc())
+        )
+    ).all()
+    draft = next((t for t in tickets if t.status == S.DRAFT), None)
+    active = None
+    if reply_to is not None:
+        # a reply to a message of a case targets that case (and may reopen it)
+        target = await session.scalar(
+            select(TicketMessage.ticket_id).where(
+                TicketMessage.user_message_id == reply_to, TicketMessage.ticket_id.in_([t.id for t in tickets] or [0])
+            )
+        )
+        active = next((t for t in tickets if t.id == target), None)
+        if active is not None and active.status == S.RESOLVED and not _reopenable(active, policy, now):
+            active = None
+    if active is None:
+        active = next((t for t in tickets if t.status in OPEN_STATUSES), None)
+    return UserCase(rating, draft, active)
+
+
+def _reopenable(ticket: Ticket, policy: Policy, now: datetime) -> bool:
+    return ticket.resolved_at is not None and now - ticket.resolved_at <= timedelta(days=policy.settings.support.reopen_days)
+
+
+@dataclass(frozen=True)
+class Relay:
+    ticket: Ticket
+    message: TicketMessage
+    reopened: bool = False
+
+
+async def user_message(
+    session: AsyncSession,
+    policy: Policy,
+    *,
+    ticket: Ticket,
+    user_id: int,
+    kind: str,
+    text: str,
+    file_id: str | None,
+    user_message_id: int,
+    now: datetime,
+) -> Relay:
+    """Something the user sent into their case: stored, and the clock resumes."""
+    reopened = False
+    old = ticket.status
+    if ticket.status == S.RESOLVED:
+        ticket.status = S.CLAIMED if ticket.assignee_id else S.NEW
+        ticket.resolved_at = None
+        ticket.reopen_count += 1
+        ticket.sla_level = 0
+        _set_due_times(ticket, policy, now)
+        reopened = True
+        _event(session, ticket, user_id, "user", old, "reopened by the user's reply", now)
+    elif ticket.status == S.WAITING:
+        ticket.status = S.CLAIMED
+        _resume_clock(ticket, policy, now)
+        _event(session, ticket, user_id, "user", old, "the user replied", now)
+    message = _add_message(session, ticket, Direction.IN, user_id, kind, text, file_id, user_message_id, now)
+    await session.flush()
+    return Relay(ticket, message, reopened)
+
+
+async def close_by_user(session: AsyncSession, *, ticket_id: int, user_id: int, now: datetime) -> Ticket:
+    ticket = await get_ticket(session, ticket_id, lock=True)
+    if ticket.user_id != user_id:
+        raise TicketError("not_yours", ticket)
+    _check(ticket, "user_close")
+    old = ticket.status
+    ticket.status = S.CLOSED
+    ticket.closed_at = now
+    ticket.close_reason = "user"
+    ticket.paused_at = None
+    _event(session, ticket, user_id, "user", old, "closed by the user", now)
+    return ticket
+
+
+async def reopen_by_user(session: AsyncSession, policy: Policy, *, ticket_id: int, user_id: int, now: datetime) -> Ticket:
+    ticket = await get_ticket(session, ticket_id, lock=True)
+    if ticket.user_id != user_id:
+        raise TicketError("not_yours", ticket)
+    if ticket.status != S.RESOLVED or not _reopenable(ticket, policy, now):
+        raise TicketError("not_reopenable", ticket)
+    return await _reopen(session, policy, ticket, user_id, "user", now)
+
+
+async def _reopen(session: AsyncSession, policy: Policy, ticket: Ticket, actor: int, kind: str, now: datetime) -> Ticket:
+    _check(ticket, "reopen")
+    old = ticket.status
+    ticket.status = S.CLAIMED if ticket.assignee_id else S.NEW
+    ticket.resolved_at = ticket.closed_at = None
+    ticket.close_reason = None
+    ticket.reopen_count += 1
+    ticket.sla_level = 0
+    _set_due_times(ticket, policy, now)
+    _event(session, ticket, actor, kind, old, "reopened", now)
+    return ticket
+
+
+async def open_ticket_number(session: AsyncSession, *, user_id: int) -> int | None:
+    return await session.scalar(
+        select(Ticket.id).where(Ticket.user_id == user_id, Ticket.status.in_(OPEN_STATUSES)).order_by(Ticket.id.desc()).limit(1)
+    )
+
+
+async def user_tickets(session: AsyncSession, *, user_id: int, limit: int = 10) -> list[Ticket]:
+    rows = await session.scalars(
+        select(Ticket).where(Ticket.user_id == user_id, Ticket.status != S.DRAFT).order_by(Ticket.id.desc()).limit(limit)
+    )
+    return list(rows.all())
+
+
+# ------------------------------------------------------------------ staff side
+
+
+async def touch_staff(session: AsyncSession, *, user_id: int, first_name: str, username: str | None, now: datetime) -> None:
+    member = await session.get(StaffMember, user_id)
+    if member is None:
+        session.add(StaffMember(id=user_id, first_name=first_name or "", username=username, last_seen=now))
+    else:
+        member.first_name, member.username, member.last_seen = first_name or "", username, now
+
+
+async def staff_names(session: AsyncSession, ids: list[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = await session.execute(select(StaffMember.id, StaffMember.first_name).where(StaffMember.id.in_(ids)))
+    return {i: n for i, n in rows.all()}
+
+
+async def attach_card(
+    session: AsyncSession, *, ticket_id: int, chat_id: int, topic_id: int | None, card_message_id: int | None
+) -> None:
+    await session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket_id)
+        .values(staff_chat_id=chat_id, topic_id=topic_id, card_message_id=card_message_id)
+    )
+
+
+async def set_staff_copy(session: AsyncSession, *, message_id: int, chat_id: int, staff_message_id: int) -> None:
+    await session.execute(
+        update(TicketMessage).where(TicketMessage.id == message_id).values(staff_chat_id=chat_id, staff_message_id=staff_message_id)
+    )
+
+
+async def record_bot_message(session: AsyncSession, *, ticket_id: int, text: str, user_message_id: int, now: datetime) -> None:
+    """What the bot told the user about the case (a reply to it targets the case)."""
+    session.add(
+        TicketMessage(ticket_id=ticket_id, direction=Direction.BOT, sender_id=None, kind="text", text=text, user_message_id=user_message_id, at=now)
+    )
+
+
+async def set_user_copy(session: AsyncSession, *, message_id: int, user_message_id: int) -> None:
+    await session.execute(update(TicketMessage).where(TicketMessage.id == message_id).values(user_message_id=user_message_id))
+
+
+async def ticket_at(session: AsyncSession, *, chat_id: int, thread_id: int | None, reply_to: int | None) -> Ticket | None:
+    """The ticket a staff message belongs to: its forum topic, or the message it replies to."""
+    if thread_id is not None:
+        ticket = await session.scalar(
+            select(Ticket).where(Ticket.staff_chat_id == chat_id, Ticket.topic_id == thread_id).order_by(Ticket.id.desc()).limit(1)
+        )
+        if ticket is not None:
+            return ticket
+    if reply_to is not None:
+        ticket = await session.scalar(select(Ticket).where(Ticket.staff_chat_id == chat_id, Ticket.card_message_id == reply_to))
+        if ticket is not None:
+            return ticket
+        ticket_id = await session.scalar(
+            select(TicketMessage.ticket_id).where(TicketMessage.staff_chat_id == chat_id, TicketMessage.staff_message_id == reply_to)
+        )
+        if ticket_id is not None:
+            return await session.get(Ticket, ticket_id)
+    return None
+
+
+@dataclass(frozen=True)
+class StaffPost:
+    ticket: Ticket
+    message: TicketMessage
+    is_note: bool
+    claimed: bool = False  # the reply claimed an unassigned ticket
+
+
+async def staff_message(
+    session: AsyncSession,
+    policy: Policy,
+    *,
+    ticket: Ticket,
+    staff_id: int,
+    kind: str,
+    text: str,
+    file_id: str | None,
+    chat_id: int,
+    staff_message_id: int,
+    note: bool,
+    now: datetime,
+) -> StaffPost:
+    """A staff member wrote in a ticket's topic or replied to it."""
+    if note:
+        message = _add_message(session, ticket, Direction.NOTE, staff_id, kind, text, file_id, None, now)
+        message.staff_chat_id, message.staff_message_id = chat_id, staff_message_id
+        await session.flush()
+        return StaffPost(ticket, message, is_note=True)
+    if ticket.status not in TRANSITIONS["staff_reply"][0]:
+        raise TicketError("bad_transition", ticket, action="staff_reply")
+    claimed = False
+    old = ticket.status
+    if ticket.assignee_id is None:
+        ticket.assignee_id = staff_id
+        claimed = True
+    if ticket.first_response_at is None:
+        ticket.first_response_at = now
+        if ticket.first_due_at is not None and now > ticket.first_due_at:
+            ticket.first_response_breached = True
+    ticket.status = S.WAITING
+    if ticket.paused_at is None:
+        ticket.paused_at = now
+    message = _add_message(session, ticket, Direction.OUT, staff_id, kind, text, file_id, None, now)
+    message.staff_chat_id, message.staff_message_id = chat_id, staff_message_id
+    if old != S.WAITING:
+        _event(session, ticket, staff_id, "staff", old, "replied" + (" (claimed by replying)" if claimed else ""), now)
+    await session.flush()
+    return StaffPost(ticket, message, is_note=False, claimed=claimed)
+
+
+async def delivery_failed(session: AsyncSession, *, message_id: int, error: str, blocked: bool, now: datetime) -> Ticket | None:
+    message = await session.get(TicketMessage, message_id)
+    if message is None:
+        return None
+    message.delivered = False
+    message.error = error[:500]
+    ticket = await session.get(Ticket, message.ticket_id)
+    if ticket is not None:
+        if blocked:
+            ticket.user_blocked_bot = True
+        _event(session, ticket, None, "system", ticket.status, f"not delivered to the user: {error[:200]}", now)
+    return ticket
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    ticket: Ticket
+    won: bool
+
+
+async def claim(session: AsyncSession, *, ticket_id: int, staff_id: int, now: datetime) -> ClaimResult:
+    """Atomic: of two staff pressing Claim at once exactly one wins."""
+    won = await session.scalar(
+        update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.status == S.NEW, Ticket.assignee_id.is_(None))
+        .values(status=S.CLAIMED, assignee_id=staff_id)
+        .returning(Ticket.id)
+    )
+    ticket = await get_ticket(session, ticket_id, lock=True)
+    if won is None:
+        if ticket.assignee_id is None:
+            raise TicketError("bad_transition", ticket, action="claim")
+        return ClaimResult(ticket, won=False)
+    session.add(TicketEvent(ticket_id=ticket.id, actor_id=staff_id, actor_kind="staff", from_status=S.NEW, to_status=S.CLAIMED, note="claimed", at=now))
+    return ClaimResult(ticket, won=True)
+
+
+async def release(session: AsyncSession, *, ticket_id: int, staff_id: int, is_admin: bool, now: datetime) -> Ticket:
+    ticket = await get_ticket(session, ticket_id, lock=True)
+    _check(ticket, "release")
+    if ticket.assignee_id != staff_id and not is_admin:
+        raise TicketError("not_assignee", ticket)
+    old = ticket.status
+    ticket.status, ticket.assignee_id, ticket.paused_at = S.NEW, None, None
+    _event(session, ticket, staff_id, "staff", old, "released", now)
+    return ticket
+
+
+async def assign(session: AsyncSession, *, ticket_id: int, username: str, staff_id: int, now: datetime) -> tuple[Ticket, StaffMember]:
+    ticket = await get_ticket(session, ticket_id, lock=True)
+    _check(ticket, "assign")
+    name = username.lstrip("@")
+    member = await session.scalar(select(StaffMember).where(func.lower(StaffMember.username) == name.lower()))
+    if member is None:
+        raise TicketError("unknown_staff", ticket, username=username)
+    old = ticket.status
+    ticket.assignee_id = member.id
+    if ticket.status == S.NEW:
+        ticket.status = S.CLAIMED
+    _event(session, ticket, staff_id, "staff", old, f"assigned to {member.first_name}", now)
+    return ticket, member
+
+
+@dataclass(frozen=True)
+class Resolution:
+    ticket: Ticket
+    survey: bool  # send the satisfaction survey
+    learned: str | None = None  # the entry that got a new pending phrasing
+
+
+async def resolve(
+    session: AsyncSession,
+    policy: Policy,
+    *,
+    ticket_id: int,
+    staff_id: int | None,
+    now: datetime,
+    entry_id: str | None = None,
+    note: str = "resolved",
+) -> Resolution:
+    ticket = await get_ticket(session, ticket_id, lock=True)
+    _check(ticket, "resolve")
+    old = ticket.status
+    ticket.status = S.RESOLVED
+    ticket.resolved_at = now
+    if ticket.paused_at is not None:
+        _resume_clock(ticket, policy, now)
+    if ticket.resolve_due_at is not None and now > ticket.resolve_due_at:
+        ticket.resolution_breached = True
+    if ticket.assignee_id is None and staff_id is not None:
+        ticket.assignee_id = staff_id
+    _event(session, ticket, staff_id, "staff" if staff_id else "system", old, note, now)
+    learned = None
+    if entry_id:
+        learned = await learn(session, ticket=ticket, entry_id=entry_id, staff_id=staff_id, now=now)
+    survey = policy.settings.support.csat and not await session.scalar(select(Rating.id).where(Rating.ticket_id == ticket.id))
+    if survey:
+        session.add(Rating(ticket_id=ticket.id, user_id=ticket.user_id, sent_at=now))
+    return Resolution(ticket, survey, learned)
+
+
+async def learn(session: AsyncSession, *, ticket: Ticket, entry_id: str, staff_id: int | None, now: datetime) -> str:
+    """Link a ticket to an FAQ entry: its question becomes a pending learned phrasing."""
+    from kb.service import add_learned_phrasing
+
+    question = await session.get(Question, ticket.question_id) if ticket.question_id else None
+    text = question.text if question is not None else ticket.subject
+    if not await add_learned_phrasing(session, entry_id=entry_id, text=text, now=now):
+        raise TicketError("unknown_entry", ticket, entry_id=entry_id)
+    ticket.learned_entry_id = entry_id
+    _event(session, ticket, staff_id, "staff", ticket.status, f"linked to FAQ entry {entry_id}", now)
+    return entry_id
+
+
+async def close_as_spam(session: AsyncSession, *, ticket_id: int, staff_id: int, now: datetime) -> Ticket:
+    ticket = await get_ticket(session, ticket_id, lock=True)
+    _check(ticket, "spam")
+    old = ticket.status
+    ticket.status, ticket.closed_at, ticket.close_reason, ticket.paused_at = S.CLOSED, now, "spam", None
+    _event(session, ticket, staff_id, "staff", old, "closed as spam", now)
+    return ticket
+
+
+async def reopen_by_staff(session: AsyncSession, policy: Policy, *, ticket_id: int, staff_id: int, now: datetime) -> Ticket:
+    ticket = await get_ticket(session, ticket_id, lock=True)
+    return await _reopen(session, policy, ticket, staff_id, "staff", now)
+
+
+async def transfer(session: AsyncSession, *, ticket_id: int, department: str, staff_id: int, policy: Policy, now: datetime) -> tuple[Ticket, int | None, int | None]:
+    """Hand a ticket to another department; returns (ticket, old chat, old topic)."""
+    if department not in policy.settings.support.departments:
+        raise TicketError("unknown_department", None, department=department)
+    ticket = await get_ticket(session, ticket_id, lock=True)
+    _check(ticket, "transfer")
+    if ticket.department == department:
+        raise TicketError("same_department", ticket, department=department)
+    old_chat, old_topic = ticket.staff_chat_id, ticket.topic_id
+    old_dep = ticket.department
+    ticket.department = department
+    ticket.staff_chat_id = ticket.topic_id = ticket.card_message_id = None
+    ticket.assignee_id = None
+    old = ticket.status
+    ticket.status = S.NEW
+    ticket.paused_at = None
+    _event(session, ticket, staff_id, "staff", old, f"transferred from {old_dep} to {department}", now)
+    return ticket, old_chat, old_topic
+
+
+# ------------------------------------------------------------------ reading
+
+
+@dataclass(frozen=True)
+class CardInfo:
+    """Everything the staff card shows about a ticket."""
+
+    ticket: Ticket
+    user: User
+    earlier_tickets: int
+    assignee_name: str | None
+    offered: list[dict[str, Any]]
+    events: list[TicketEvent] = field(default_factory=list)
+
+
+async def card_info(session: AsyncSession, ticket: Ticket) -> CardInfo:
+    user = await session.get(User, ticket.user_id)
+    earlier = await session.scalar(
+        select(func.count()).select_from(Ticket).where(Ticket.user_id == ticket.user_id, Ticket.id < ticket.id, Ticket.status != S.DRAFT)
+    )
+    names = await staff_names(session, [ticket.assignee_id] if ticket.assignee_id else [])
+    events = (
+        await session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id.desc()).limit(3))
+    ).all()
+    return CardInfo(ticket, user, int(earlier or 0), names.get(ticket.assignee_id or 0), list(ticket.offered), list(reversed(events)))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    ticket: Ticket
+    user_name: str
+    assignee_name: str | None
+    due_in_minutes: float | None  # negative: breached that long ago
+
+
+async def queue(session: AsyncSession, *, now: datetime, limit: int = 30) -> list[QueueItem]:
+    rows = (
+        await session.execute(
+            select(Ticket, User.first_name)
+            .join(User, User.id == Ticket.user_id)
+            .where(Ticket.status.in_(OPEN_STATUSES))
+            .order_by(Ticket.escalated_at, Ticket.id)
+            .limit(limit)
+        )
+    ).all()
+    names = await staff_names(session, [t.assignee_id for t, _ in rows if t.assignee_id])
+    items = []
+    for ticket, user_name in rows:
+        due = ticket.first_due_at if ticket.first_response_at is None else ticket.resolve_due_at
+        minutes = None if due is None or ticket.status == S.WAITING else (due - now).total_seconds() / 60
+        items.append(QueueItem(ticket, user_name, names.get(ticket.assignee_id or 0), minutes))
+    return items
+
+
+async def history(session: AsyncSession, *, ticket_id: int, limit: int = 20) -> list[TicketMessage]:
+    rows = await session.scalars(
+        select(TicketMessage).where(TicketMessage.ticket_id == ticket_id).order_by(TicketMessage.id.desc()).limit(limit)
+    )
+    return list(reversed(rows.all()))
+
+
+# ------------------------------------------------------------------ satisfaction
+
+
+class RateStatus(StrEnum):
+    OK = "ok"
+    ALREADY = "already"
+    NOT_YOURS = "not_yours"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class RateResult:
+    status: RateStatus
+    rating: Rating | None = None
+    ask_comment: bool = False
+
+
+async def set_survey_message(session: AsyncSession, *, ticket_id: int, message_id: int) -> None:
+    await session.execute(update(Rating).where(Rating.ticket_id == ticket_id).values(survey_message_id=message_id))
+
+
+async def rate(session: AsyncSession, *, ticket_id: int, user_id: int, stars: int, now: datetime) -> RateResult:
+    rating = await session.scalar(select(Rating).where(Rating.ticket_id == ticket_id).with_for_update())
+    if rating is None or not 1 <= stars <= 5:
+        return RateResult(RateStatus.EXPIRED)
+    if rating.user_id != user_id:
+        return RateResult(RateStatus.NOT_YOURS)
+    if rating.stars is not None:
+        return RateResult(RateStatus.ALREADY, rating)
+    rating.stars, rating.rated_at = stars, now
+    rating.comment_pending = stars <= 3
+    return RateResult(RateStatus.OK, rating, ask_comment=stars <= 3)
+
+
+async def skip_comment(session: AsyncSession, *, ticket_id: int, user_id: int) -> bool:
+    rating = await session.scalar(select(Rating).where(Rating.ticket_id == ticket_id, Rating.user_id == user_id))
+    if rating is None or not rating.comment_pending:
+        return False
+    rating.comment_pending = False
+    return True
+
+
+async def save_comment(session: AsyncSession, *, rating: Rating, text: str) -> None:
+    rating.comment = text[:2000]
+    rating.comment_pending = False
+
+
+# ------------------------------------------------------------------ saved replies
+
+
+async def canned_list(session: AsyncSession) -> list[CannedReply]:
+    return list((await session.scalars(select(CannedReply).order_by(CannedReply.name))).all())
+
+
+async def canned_add(session: AsyncSession, *, name: str, text: str, staff_id: int, now: datetime) -> CannedReply:
+    reply = await session.scalar(select(CannedReply).where(CannedReply.name == name))
+    if reply is None:
+        reply = CannedReply(name=name, text=text, created_by=staff_id, created_at=now)
+        session.add(reply)
+    else:
+        reply.text, reply.created_by, reply.created_at = text, staff_id, now
+    await session.flush()
+    return reply
+
+
+async def canned_get(session: AsyncSession, *, name: str) -> CannedReply | None:
+    return await session.scalar(select(CannedReply).where(CannedReply.name == name))
+
+
+# ------------------------------------------------------------------ the SLA sweep
+
+
+class SlaAction(StrEnum):
+    REANNOUNCE = "reannounce"  # unclaimed past the first-response target
+    PING = "ping"  # claimed, no reply past the first-response target
+    AUTO_RESOLVE = "auto_resolve"  # waiting on the user too long
+    CLOSE = "close"  # resolved and past the reopen window (silent)
+
+
+@dataclass(frozen=True)
+class SweepItem:
+    action: SlaAction
+    ticket: Ticket
+    survey: bool = False
+
+
+async def sweep(session: AsyncSession, policy: Policy, *, now: datetime) -> list[SweepItem]:
+    """Everything due now, marked done in this transaction (a repeated sweep does nothing)."""
+    items: list[SweepItem] = []
+    due_first = (
+        await session.scalars(
+            select(Ticket)
+            .where(
+                Ticket.first_response_at.is_(None),
+                Ticket.first_due_at <= now,
+                or_(
+                    and_(Ticket.status == S.NEW, Ticket.sla_level < 1),
+                    and_(Ticket.status == S.CLAIMED, Ticket.sla_level < 2),
+                ),
+            )
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for ticket in due_first:
+        ticket.first_response_breached = True
+        if ticket.status == S.NEW:
+            ticket.sla_level = 1
+            _event(session, ticket, None, "system", ticket.status, "first-response target missed: re-announced", now)
+            items.append(SweepItem(SlaAction.REANNOUNCE, ticket))
+        else:
+            ticket.sla_level = 2
+            _event(session, ticket, None, "system", ticket.status, "first-response target missed: assignee reminded", now)
+            items.append(SweepItem(SlaAction.PING, ticket))
+    waiting_limit = now - timedelta(days=policy.settings.support.waiting_days)
+    stale = (
+        await session.scalars(
+            select(Ticket).where(Ticket.status == S.WAITING, Ticket.paused_at <= waiting_limit).with_for_update(skip_locked=True)
+        )
+    ).all()
+    for ticket in stale:
+        result = await resolve(session, policy, ticket_id=ticket.id, staff_id=None, now=now, note="resolved: no reply from the user")
+        items.append(SweepItem(SlaAction.AUTO_RESOLVE, result.ticket, survey=result.survey))
+    reopen_limit = now - timedelta(days=policy.settings.support.reopen_days)
+    expired = (
+        await session.scalars(
+            select(Ticket).where(Ticket.status == S.RESOLVED, Ticket.resolved_at <= reopen_limit).with_for_update(skip_locked=True)
+        )
+    ).all()
+    for ticket in expired:
+        ticket.status, ticket.closed_at, ticket.close_reason = S.CLOSED, now, "resolved"
+        _event(session, ticket, None, "system", S.RESOLVED, "closed after the reopen window", now)
+        items.append(SweepItem(SlaAction.CLOSE, ticket))
+    return items

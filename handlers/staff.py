@@ -1,0 +1,488 @@
+"""The staff chat: ticket cards and their buttons, relays to users, staff commands.
+
+Every action checks, on every press or command, that it comes from a staff chat and
+from a staff member (:mod:`handlers.staffauth`); anyone else is refused and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+
+from bot.context import HelpdeskContext
+from bot.db import unit_of_work
+from escalation import service
+from escalation.models import Direction, TicketStatus
+from escalation.service import SlaAction, TicketError
+from handlers import casework
+from handlers.casework import slabel, srender
+from handlers.jobs import refresh_kb
+from handlers.staffauth import is_admin, is_staff
+from handlers.tickets import message_kind
+from handlers.ui import short, toast
+from kb import service as kb_service
+
+log = logging.getLogger(__name__)
+S = TicketStatus
+
+ERRORS = {
+    "not_found": "There is no ticket #{number}.",
+    "bad_transition": "Ticket #{number} is {status}: that is not possible now.",
+    "not_assignee": "Only the assignee (or an admin) can release ticket #{number}.",
+    "unknown_staff": "I don't know {username} yet: they must write in this chat once first.",
+    "unknown_department": "There is no department {department!r}. Known: {known}.",
+    "same_department": "Ticket #{number} is already with {department}.",
+    "unknown_entry": "There is no FAQ entry {entry_id!r}.",
+}
+
+
+def _error_text(context: HelpdeskContext, exc: TicketError) -> str:
+    template = ERRORS.get(exc.code, "That did not work ({code}).")
+    ticket = exc.ticket
+    values = {
+        "number": ticket.id if ticket else exc.details.get("number", "?"),
+        "status": slabel(context, f"staff_status_{ticket.status}") if ticket else "?",
+        "code": exc.code,
+        "known": ", ".join(context.desk.settings.support.departments),
+        **exc.details,
+    }
+    return srender(context, "staff/error.html", message=template.format(**values))
+
+
+async def _staff_or_refuse(update: Update, context: HelpdeskContext) -> bool:
+    user = update.effective_user
+    chat = update.effective_chat
+    if user is None or chat is None:
+        return False
+    if await is_staff(context, user.id, chat.id):
+        async with unit_of_work(context.desk.sessions) as session:
+            await service.touch_staff(session, user_id=user.id, first_name=user.first_name, username=user.username, now=context.now())
+        return True
+    log.warning("refused a staff action by non-staff user %s in chat %s", user.id, chat.id)
+    if update.callback_query is not None:
+        await toast(update.callback_query, slabel(context, "toast_not_staff"))
+    elif update.effective_message is not None:
+        await update.effective_message.reply_html(srender(context, "staff/error.html", message=slabel(context, "toast_not_staff")))
+    return False
+
+
+def _where(message: Message) -> tuple[int | None, int | None]:
+    thread = message.message_thread_id if message.is_topic_message else None
+    reply = message.reply_to_message.message_id if message.reply_to_message else None
+    return thread, reply
+
+
+async def _ticket_here(context: HelpdeskContext, message: Message):  # type: ignore[no-untyped-def]
+    thread, reply = _where(message)
+    async with unit_of_work(context.desk.sessions) as session:
+        return await service.ticket_at(session, chat_id=message.chat_id, thread_id=thread, reply_to=reply)
+
+
+# ------------------------------------------------------------------ messages in the staff chat
+
+
+async def on_staff_message(update: Update, context: HelpdeskContext) -> None:
+    """A message in a ticket's topic (forum) or a reply to its card or messages."""
+    message = update.effective_message
+    user = update.effective_user
+    if message is None or user is None or user.is_bot:
+        return
+    ticket = await _ticket_here(context, message)
+    if ticket is None:
+        return  # ordinary conversation among staff
+    if not await _staff_or_refuse(update, context):
+        return
+    text = message.text or message.caption or ""
+    note = text.startswith("!")
+    await post_to_ticket(update, context, ticket.id, text[1:].strip() if note else text, note=note)
+
+
+async def post_to_ticket(update: Update, context: HelpdeskContext, ticket_id: int, text: str, *, note: bool) -> None:
+    message: Message = update.effective_message  # type: ignore[assignment]
+    user = update.effective_user
+    kind, file_id = message_kind(message)
+    if kind == "other" and not note:
+        kind = "text"
+    try:
+        async with unit_of_work(context.desk.sessions) as session:
+            ticket = await service.get_ticket(session, ticket_id, lock=True)
+            post = await service.staff_message(
+                session, context.desk.policy, ticket=ticket, staff_id=user.id, kind=kind, text=text,  # type: ignore[union-attr]
+                file_id=file_id, chat_id=message.chat_id, staff_message_id=message.message_id, note=note, now=context.now(),
+            )
+    except TicketError as exc:
+        await message.reply_html(_error_text(context, exc))
+        return
+    if post.is_note:
+        return
+    if post.claimed:
+        await casework.notify_user(context, post.ticket, "ticket/claimed.html", staff_name=user.first_name)  # type: ignore[union-attr]
+    await casework.relay_to_user(context, post, message, user.first_name)  # type: ignore[union-attr]
+    await casework.refresh_card(context, post.ticket.id)
+
+
+# ------------------------------------------------------------------ card buttons
+
+
+async def on_ticket_button(update: Update, context: HelpdeskContext) -> None:
+    """``t:<action>:<ticket>``: Claim / Release / Resolve / Close as spam / Reopen."""
+    query = update.callback_query
+    _, action, number = query.data.split(":")  # type: ignore[union-attr]
+    if not await _staff_or_refuse(update, context):
+        return
+    staff = query.from_user  # type: ignore[union-attr]
+    desk = context.desk
+    ticket_id = int(number)
+    try:
+        async with unit_of_work(desk.sessions) as session:
+            if action == "claim":
+                result = await service.claim(session, ticket_id=ticket_id, staff_id=staff.id, now=context.now())
+                holder = (await service.staff_names(session, [result.ticket.assignee_id]))  # type: ignore[list-item]
+                ticket = result.ticket
+            elif action == "release":
+                admin = await is_admin(context, staff.id, update.effective_chat.id)  # type: ignore[union-attr]
+                ticket = await service.release(session, ticket_id=ticket_id, staff_id=staff.id, is_admin=admin, now=context.now())
+            elif action == "resolve":
+                resolution = await service.resolve(session, desk.policy, ticket_id=ticket_id, staff_id=staff.id, now=context.now())
+                ticket = resolution.ticket
+            elif action == "spam":
+                ticket = await service.close_as_spam(session, ticket_id=ticket_id, staff_id=staff.id, now=context.now())
+            else:  # reopen
+                ticket = await service.reopen_by_staff(session, desk.policy, ticket_id=ticket_id, staff_id=staff.id, now=context.now())
+    except TicketError as exc:
+        await toast(query, short(_error_text(context, exc).removeprefix("⚠️ "), 190))  # type: ignore[arg-type]
+        await casework.refresh_card(context, ticket_id)
+        return
+    if action == "claim" and not result.won:
+        name = holder.get(ticket.assignee_id, "Someone")  # type: ignore[arg-type]
+        await toast(query, slabel(context, "toast_claimed_by", name=name))  # type: ignore[arg-type]
+        return
+    await toast(query, slabel(context, "toast_claimed" if action == "claim" else "toast_done"))  # type: ignore[arg-type]
+    if action == "claim":
+        await casework.notify_user(context, ticket, "ticket/claimed.html", staff_name=staff.first_name)
+        await casework.refresh_card(context, ticket.id)
+    elif action == "resolve":
+        await offer_learning(context, ticket)  # before after_resolve closes the topic
+        await casework.after_resolve(context, resolution)
+    elif action == "reopen":
+        await casework.notify_user(context, ticket, "ticket/reopened.html")
+        await casework.set_topic_open(context, ticket, True)
+        await casework.refresh_card(context, ticket.id)
+    else:
+        await casework.refresh_card(context, ticket.id)
+        if action == "spam":
+            await casework.set_topic_open(context, ticket, False)
+
+
+async def offer_learning(context: HelpdeskContext, ticket) -> None:  # type: ignore[no-untyped-def]
+    """After a resolve: which of the entries the bot offered answered it?"""
+    entries = [context.desk.kb.get(o.get("entry_id")) for o in ticket.offered]
+    rows = [
+        [InlineKeyboardButton(short("📚 " + e.title), callback_data=f"t:learn:{ticket.id}:{i}")]
+        for i, e in enumerate(entries)
+        if e is not None and ticket.question_id is not None
+    ]
+    if not rows:
+        return
+    rows.append([InlineKeyboardButton(slabel(context, "btn_no_link"), callback_data=f"t:learn:{ticket.id}:n")])
+    await context.bot.send_message(
+        ticket.staff_chat_id, srender(context, "staff/learn_offer.html", number=ticket.id),
+        message_thread_id=ticket.topic_id, reply_markup=InlineKeyboardMarkup(rows),
+    )
+
+
+async def on_learn_button(update: Update, context: HelpdeskContext) -> None:
+    """``t:learn:<ticket>:<index>`` or ``t:learn:<ticket>:n``."""
+    query = update.callback_query
+    _, _, number, pick = query.data.split(":")  # type: ignore[union-attr]
+    if not await _staff_or_refuse(update, context):
+        return
+    if pick == "n":
+        await toast(query, slabel(context, "toast_done"))  # type: ignore[arg-type]
+        await query.edit_message_reply_markup(None)  # type: ignore[union-attr]
+        return
+    try:
+        async with unit_of_work(context.desk.sessions) as session:
+            ticket = await service.get_ticket(session, int(number), lock=True)
+            offered = ticket.offered
+            index = int(pick)
+            if not 0 <= index < len(offered):
+                raise TicketError("unknown_entry", ticket, entry_id=pick)
+            entry_id = await service.learn(session, ticket=ticket, entry_id=offered[index]["entry_id"], staff_id=query.from_user.id, now=context.now())  # type: ignore[union-attr]
+    except TicketError as exc:
+        await toast(query, short(_error_text(context, exc).removeprefix("⚠️ "), 190))  # type: ignore[arg-type]
+        return
+    await toast(query, slabel(context, "toast_done"))  # type: ignore[arg-type]
+    entry = context.desk.kb.get(entry_id)
+    await query.edit_message_text(  # type: ignore[union-attr]
+        srender(context, "staff/event.html", icon="📚", number=int(number), text=f"linked to “{entry.title if entry else entry_id}”, waiting for /kb review")
+    )
+
+
+# ------------------------------------------------------------------ commands
+
+
+def _args(context: HelpdeskContext) -> list[str]:
+    return list(context.args or [])
+
+
+def _number(text: str) -> int | None:
+    text = text.lstrip("#")
+    return int(text) if text.isdigit() and len(text) < 12 else None
+
+
+async def cmd_queue(update: Update, context: HelpdeskContext) -> None:
+    if not await _staff_or_refuse(update, context):
+        return
+    async with unit_of_work(context.desk.sessions) as session:
+        items = await service.queue(session, now=context.now())
+    rows = []
+    for item in items:
+        t = item.ticket
+        if item.due_in_minutes is None:
+            sla, icon = "clock paused", "⏸"
+        elif item.due_in_minutes < 0:
+            sla, icon = f"overdue {casework.human_minutes(item.due_in_minutes)}", "🔴"
+        else:
+            sla, icon = f"due in {casework.human_minutes(item.due_in_minutes)}", "🟡" if item.due_in_minutes < 60 else "🟢"
+        rows.append({
+            "icon": icon, "number": t.id, "category": casework.category_label(context, t.category), "user": item.user_name,
+            "status": slabel(context, f"staff_status_{t.status}"), "assignee": item.assignee_name, "sla": sla,
+        })
+    await update.effective_message.reply_html(srender(context, "staff/queue.html", items=rows))  # type: ignore[union-attr]
+
+
+async def cmd_ticket(update: Update, context: HelpdeskContext) -> None:
+    if not await _staff_or_refuse(update, context):
+        return
+    args = _args(context)
+    number = _number(args[0]) if args else None
+    if number is None:
+        await update.effective_message.reply_html(srender(context, "staff/error.html", message="Usage: /ticket N"))  # type: ignore[union-attr]
+        return
+    try:
+        text, ticket = await casework.card_text(context, number)
+    except TicketError as exc:
+        await update.effective_message.reply_html(_error_text(context, exc))  # type: ignore[union-attr]
+        return
+    async with unit_of_work(context.desk.sessions) as session:
+        messages = await service.history(session, ticket_id=number)
+    arrows = {Direction.IN: "👤", Direction.OUT: "💬", Direction.NOTE: "📝", Direction.BOT: "🤖"}
+    lines = [
+        {"arrow": arrows.get(m.direction, "·"), "at": casework.local_time(context, m.at),
+         "text": short(m.text or f"({m.kind})", 200) + ("" if m.delivered else " ⚠️ not delivered")}
+        for m in messages
+    ]
+    body = srender(context, "staff/ticket.html", messages=lines, **{"t": ticket}, **_card_values(text))
+    await update.effective_message.reply_html(short(body, 4000) if len(body) > 4000 else body)  # type: ignore[union-attr]
+
+
+def _card_values(card: str) -> dict[str, object]:
+    return {"card": card}
+
+
+async def cmd_assign(update: Update, context: HelpdeskContext) -> None:
+    if not await _staff_or_refuse(update, context):
+        return
+    args = _args(context)
+    number = _number(args[0]) if args else None
+    if number is None or len(args) < 2:
+        await update.effective_message.reply_html(srender(context, "staff/error.html", message="Usage: /assign N @username"))  # type: ignore[union-attr]
+        return
+    try:
+        async with unit_of_work(context.desk.sessions) as session:
+            ticket, member = await service.assign(session, ticket_id=number, username=args[1], staff_id=update.effective_user.id, now=context.now())  # type: ignore[union-attr]
+    except TicketError as exc:
+        await update.effective_message.reply_html(_error_text(context, exc))  # type: ignore[union-attr]
+        return
+    await casework.notify_user(context, ticket, "ticket/claimed.html", staff_name=member.first_name)
+    await casework.refresh_card(context, ticket.id)
+    await update.effective_message.reply_html(srender(context, "staff/event.html", icon="✋", number=ticket.id, text=f"assigned to {member.first_name}"))  # type: ignore[union-attr]
+
+
+async def _target(update: Update, context: HelpdeskContext, args: list[str]) -> int | None:
+    """The ticket a command means: its number as the first argument, or the topic / reply it is in."""
+    if args and _number(args[0]) is not None:
+        return _number(args.pop(0))
+    ticket = await _ticket_here(context, update.effective_message)  # type: ignore[arg-type]
+    return ticket.id if ticket is not None else None
+
+
+async def cmd_resolve(update: Update, context: HelpdeskContext) -> None:
+    if not await _staff_or_refuse(update, context):
+        return
+    args = _args(context)
+    number = await _target(update, context, args)
+    entry_id = next((a.removeprefix("faq:") for a in args if a.startswith("faq:")), None)
+    if number is None:
+        await update.effective_message.reply_html(srender(context, "staff/error.html", message="Usage: /resolve N [faq:entry-id] (N may be left out in a ticket's topic)"))  # type: ignore[union-attr]
+        return
+    try:
+        async with unit_of_work(context.desk.sessions) as session:
+            resolution = await service.resolve(session, context.desk.policy, ticket_id=number, staff_id=update.effective_user.id, now=context.now(), entry_id=entry_id)  # type: ignore[union-attr]
+    except TicketError as exc:
+        await update.effective_message.reply_html(_error_text(context, exc))  # type: ignore[union-attr]
+        return
+    note = f"resolved{', linked to ' + entry_id + ' (waiting for /kb review)' if resolution.learned else ''}"
+    await update.effective_message.reply_html(srender(context, "staff/event.html", icon="✅", number=number, text=note))  # type: ignore[union-attr]
+    if not resolution.learned:
+        await offer_learning(context, resolution.ticket)
+    await casework.after_resolve(context, resolution)
+
+
+async def cmd_reopen(update: Update, context: HelpdeskContext) -> None:
+    if not await _staff_or_refuse(update, context):
+        return
+    args = _args(context)
+    number = await _target(update, context, args)
+    if number is None:
+        await update.effective_message.reply_html(srender(context, "staff/error.html", message="Usage: /reopen N"))  # type: ignore[union-attr]
+        return
+    try:
+        async with unit_of_work(context.desk.sessions) as session:
+            ticket = await service.reopen_by_staff(session, context.desk.policy, ticket_id=number, staff_id=update.effective_user.id, now=context.now())  # type: ignore[union-attr]
+    except TicketError as exc:
+        await update.effective_message.reply_html(_error_text(context, exc))  # type: ignore[union-attr]
+        return
+    await casework.notify_user(context, ticket, "ticket/reopened.html")
+    await casework.set_topic_open(context, ticket, True)
+    await casework.refresh_card(context, ticket.id)
+    await update.effective_message.reply_html(srender(context, "staff/event.html", icon="🔁", number=number, text="reopened"))  # type: ignore[union-attr]
+
+
+async def cmd_note(update: Update, context: HelpdeskContext) -> None:
+    if not await _staff_or_refuse(update, context):
+        return
+    ticket = await _ticket_here(context, update.effective_message)  # type: ignore[arg-type]
+    text = " ".join(_args(context))
+    if ticket is None or not text:
+        await update.effective_message.reply_html(srender(context, "staff/error.html", message="Use /note text in a ticket's topic, or as a reply to it."))  # type: ignore[union-attr]
+        return
+    await post_to_ticket(update, context, ticket.id, text, note=True)
+
+
+async def cmd_canned(update: Update, context: HelpdeskContext) -> None:
+    if not await _staff_or_refuse(update, context):
+        return
+    args = _args(context)
+    message: Message = update.effective_message  # type: ignore[assignment]
+    if not args:
+        async with unit_of_work(context.desk.sessions) as session:
+            replies = await service.canned_list(session)
+        await message.reply_html(srender(context, "staff/canned_list.html", replies=replies))
+        return
+    if args[0] == "add":
+        text = (message.text or "").split(maxsplit=3)
+        if len(text) < 4 or not text[2].isidentifier():
+            await message.reply_html(srender(context, "staff/error.html", message="Usage: /canned add name The text of the reply"))
+            return
+        async with unit_of_work(context.desk.sessions) as session:
+            await service.canned_add(session, name=text[2][:32], text=text[3], staff_id=update.effective_user.id, now=context.now())  # type: ignore[union-attr]
+        await message.reply_html(srender(context, "staff/event.html", icon="💾", number="-", text=f"saved reply {text[2]!r} stored"))
+        return
+    async with unit_of_work(context.desk.sessions) as session:
+        reply = await service.canned_get(session, name=args[0])
+    ticket = await _ticket_here(context, message)
+    if reply is None or ticket is None:
+        problem = f"No saved reply {args[0]!r}." if reply is None else "Use /canned name in a ticket's topic, or as a reply to it."
+        await message.reply_html(srender(context, "staff/error.html", message=problem))
+        return
+    await post_to_ticket(update, context, ticket.id, reply.text, note=False)
+
+
+async def cmd_transfer(update: Update, context: HelpdeskContext) -> None:
+    if not await _staff_or_refuse(update, context):
+        return
+    args = _args(context)
+    number = await _target(update, context, args)
+    if number is None or not args:
+        await update.effective_message.reply_html(srender(context, "staff/error.html", message="Usage: /transfer N department"))  # type: ignore[union-attr]
+        return
+    try:
+        async with unit_of_work(context.desk.sessions) as session:
+            ticket, old_chat, old_topic = await service.transfer(session, ticket_id=number, department=args[0], staff_id=update.effective_user.id, policy=context.desk.policy, now=context.now())  # type: ignore[union-attr]
+    except TicketError as exc:
+        await update.effective_message.reply_html(_error_text(context, exc))  # type: ignore[union-attr]
+        return
+    label = context.desk.settings.support.departments[args[0]].label or args[0]
+    if old_chat is not None:
+        await context.bot.send_message(old_chat, srender(context, "staff/event.html", icon="➡️", number=number, text=f"transferred to {label}"), message_thread_id=old_topic)
+    posted = await casework.post_alert(context, ticket.id)
+    if posted is not None:
+        async with unit_of_work(context.desk.sessions) as session:
+            messages = await service.history(session, ticket_id=number)
+        lines = "\n".join(f"{'👤' if m.direction == Direction.IN else '💬'} {short(m.text or m.kind, 300)}" for m in messages if m.direction in (Direction.IN, Direction.OUT))
+        if lines:
+            await casework.tell_staff(context, posted, srender(context, "staff/event.html", icon="📜", number=number, text="history:\n" + lines))
+    await casework.notify_user(context, ticket, "ticket/transferred.html", department=label)
+
+
+async def cmd_kb(update: Update, context: HelpdeskContext) -> None:
+    """``/kb review``: learned phrasings waiting for approval, one at a time."""
+    if not await _staff_or_refuse(update, context):
+        return
+    args = _args(context)
+    if args[:1] != ["review"]:
+        await update.effective_message.reply_html(srender(context, "staff/error.html", message="Usage: /kb review"))  # type: ignore[union-attr]
+        return
+    text, markup = await _review_card(context)
+    await update.effective_message.reply_html(text, reply_markup=markup)  # type: ignore[union-attr]
+
+
+async def _review_card(context: HelpdeskContext) -> tuple[str, InlineKeyboardMarkup | None]:
+    async with unit_of_work(context.desk.sessions) as session:
+        pending = await kb_service.pending_phrasings(session, limit=50)
+    if not pending:
+        return srender(context, "staff/kb_review_empty.html"), None
+    phrasing, title = pending[0]
+    markup = InlineKeyboardMarkup([[
+        InlineKeyboardButton(slabel(context, "btn_approve"), callback_data=f"kb:ok:{phrasing.id}"),
+        InlineKeyboardButton(slabel(context, "btn_drop"), callback_data=f"kb:drop:{phrasing.id}"),
+    ]])
+    return srender(context, "staff/kb_review.html", text=phrasing.text, title=title, remaining=len(pending)), markup
+
+
+async def on_review_button(update: Update, context: HelpdeskContext) -> None:
+    """``kb:ok:<phrasing>`` / ``kb:drop:<phrasing>``."""
+    query = update.callback_query
+    _, verdict, pid = query.data.split(":")  # type: ignore[union-attr]
+    if not await _staff_or_refuse(update, context):
+        return
+    async with unit_of_work(context.desk.sessions) as session:
+        done = await kb_service.review_phrasing(session, phrasing_id=int(pid), accept=verdict == "ok", now=context.now())
+    await toast(query, slabel(context, "toast_done" if done else "toast_expired"))  # type: ignore[arg-type]
+    if done and verdict == "ok":
+        await refresh_kb(context)
+    text, markup = await _review_card(context)
+    await query.edit_message_text(text, reply_markup=markup)  # type: ignore[union-attr]
+
+
+async def cmd_help(update: Update, context: HelpdeskContext) -> None:
+    if not await _staff_or_refuse(update, context):
+        return
+    await update.effective_message.reply_html(srender(context, "staff/help.html"))  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------ the SLA job
+
+
+async def sla_sweep(context: HelpdeskContext) -> None:
+    """JobQueue, every ``sla.sweep_seconds``: act on what is due, marked in the database."""
+    desk = context.desk
+    async with unit_of_work(desk.sessions) as session:
+        items = await service.sweep(session, desk.policy, now=context.now())
+        names = await service.staff_names(session, [i.ticket.assignee_id for i in items if i.ticket.assignee_id])
+    sla = desk.settings.sla
+    for item in items:
+        t = item.ticket
+        target = casework.human_minutes(sla.minutes("first_response", t.priority))
+        if item.action == SlaAction.REANNOUNCE:
+            waited = casework.human_minutes((context.now() - t.escalated_at).total_seconds() / 60) if t.escalated_at else "?"
+            await casework.tell_staff(context, t, srender(context, "staff/reannounce.html", number=t.id, waited=waited, target=target, contacts=sla.escalation_contacts))
+        elif item.action == SlaAction.PING:
+            await casework.tell_staff(context, t, srender(context, "staff/ping.html", number=t.id, assignee_id=t.assignee_id, assignee=names.get(t.assignee_id, "agent"), target=target))  # type: ignore[arg-type]
+        elif item.action == SlaAction.AUTO_RESOLVE:
+            await casework.after_resolve(context, service.Resolution(t, item.survey), auto=True)
+        elif item.action == SlaAction.CLOSE:
+            await casework.refresh_card(context, t.id)
