@@ -37,7 +37,7 @@ from bot.templates import Templates
 from handlers import common, faq, jobs, staff, tickets
 from kb.kbfile import KbFileError, load_kb
 from escalation.service import Policy
-from kb.service import import_kb, kb_version, load_snapshot
+from kb.service import ImportRefused, import_kb, kb_version, load_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         MessageHandler(private & new_message & filters.COMMAND, common.unknown_command),
         MessageHandler(private & new_message & filters.TEXT, faq.on_text),
         MessageHandler(private & new_message, common.not_text),
+        MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, common.edited),
     ]
     for handler in [*user_side, *staff_side, *fallbacks]:
         app.add_handler(handler, group=GROUP_FEATURES)
@@ -181,7 +182,11 @@ async def _import_kb_file(session, settings: Settings, now: datetime) -> None:  
             log.error("knowledge base %s: %s", settings.kb.path, problem)
         log.error("knowledge base not imported (%d errors); the bot uses the previous one", len(errors))
         return
-    report = await import_kb(session, doc, now)
+    try:
+        report = await import_kb(session, doc, now)
+    except ImportRefused as exc:
+        log.error("knowledge base %s not imported: %s", settings.kb.path, exc)
+        return
     log.info("knowledge base %s: %s", settings.kb.path, report.summary())
 
 

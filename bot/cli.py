@@ -40,11 +40,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"{settings.kb.path}: {problem}", file=sys.stderr)
             print(f"{settings.kb.path}: {len(errors)} errors; fix them (helpdesk kb validate) and start again", file=sys.stderr)
             return 2
+    asyncio.run(_check_token(settings))  # a rejected token: one clear line, before anything else
     upgrade(settings.database.url, settings.database.schema_name)
     app = build_app(settings)
     log.info("starting long polling against %s", settings.telegram.api_base_url)
     app.run_polling(allowed_updates=Update.ALL_TYPES)
     return 0
+
+
+async def _check_token(settings: Settings) -> None:
+    from telegram import Bot
+
+    async with Bot(settings.telegram.token, base_url=settings.telegram.bot_url, base_file_url=settings.telegram.file_url) as bot:
+        log.info("connected as @%s", bot.username)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -54,14 +62,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from bot.migrate import downgrade, upgrade
+    from alembic.util import CommandError
+
+    from bot.migrate import current_revision, migrate_to
 
     settings = _settings(args, must_exist=False)
-    if args.revision.startswith("-"):
-        downgrade(settings.database.url, args.revision, settings.database.schema_name)
-    else:
-        upgrade(settings.database.url, settings.database.schema_name, args.revision)
-    print(f"database at {args.revision}: {_safe_url(settings.database.url)}")
+    try:
+        migrate_to(settings.database.url, args.revision, settings.database.schema_name)
+    except (CommandError, ValueError) as exc:
+        print(f"migrate: {exc}", file=sys.stderr)
+        return 2
+    now_at = current_revision(settings.database.url, settings.database.schema_name) or "base (empty)"
+    print(f"database at {now_at}: {_safe_url(settings.database.url)}")
     return 0
 
 
@@ -94,19 +106,22 @@ def cmd_kb(args: argparse.Namespace) -> int:
     if errors:
         print(f"{path}: not imported, {errors} errors", file=sys.stderr)
         return 1
-    return asyncio.run(_kb_import(settings, doc, path))
+    return asyncio.run(_kb_import(settings, doc, path, args.allow_remove))
 
 
-async def _kb_import(settings: Settings, doc, path: Path) -> int:  # type: ignore[no-untyped-def]
+async def _kb_import(settings: Settings, doc, path: Path, allow_remove: bool) -> int:  # type: ignore[no-untyped-def]
     from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
     from bot.migrate import upgrade
-    from kb.service import import_kb
+    from kb.service import ImportRefused, import_kb
 
     await asyncio.to_thread(upgrade, settings.database.url, settings.database.schema_name)
     engine = make_engine(settings.database.url, schema=settings.database.schema_name)
     try:
         async with unit_of_work(make_sessionmaker(engine)) as session:
-            report = await import_kb(session, doc, utcnow())
+            report = await import_kb(session, doc, utcnow(), allow_removal=allow_remove)
+    except ImportRefused as exc:
+        print(f"{path}: not imported: {exc}", file=sys.stderr)
+        return 1
     finally:
         await engine.dispose()
     print(f"{path}: imported: {report.summary()}")
@@ -152,6 +167,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("file", nargs="?", help="KB file (default: kb.path from the config)")
     i = kb_sub.add_parser("import", help="load the KB file into the database (idempotent)")
     i.add_argument("file", nargs="?", help="KB file (default: kb.path from the config)")
+    i.add_argument("--allow-remove", action="store_true", help="allow removing more than half of the entries")
     e = kb_sub.add_parser("export", help="write the database's KB as a file")
     e.add_argument("--out", help="output file (default: standard output)")
     kb.set_defaults(func=cmd_kb)
@@ -159,15 +175,32 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+    from telegram.error import InvalidToken
+
+    from bot.logs import RedactTokens, setup_logging
+
     args = parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        setup_logging("WARNING")
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
         for line in exc.lines:
             print(line, file=sys.stderr)
         return 2
+    except InvalidToken:
+        print("telegram.token: the Bot API server rejected the token; check it with @BotFather", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        reason = RedactTokens()._clean(str(exc.orig if getattr(exc, "orig", None) else exc)).splitlines()[0]
+        print(f"database: {reason}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception:  # anything else: through the redacting logger, never a raw traceback
+        log.exception("helpdesk %s failed", args.command)
+        return 1
 
 
 if __name__ == "__main__":

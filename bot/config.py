@@ -402,8 +402,15 @@ def _field_expectation(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     return "a value as in config.example.toml"
 
 
-def _describe(value: Any) -> str:
+SECRET_KEYS = {"telegram.token"}
+
+
+def _describe(value: Any, key: str = "") -> str:
+    """The value as found, for an error line: secrets are never echoed."""
+    if key in SECRET_KEYS and value:
+        return f"a value of {len(str(value))} characters (not shown)"
     text = repr(value)
+    text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)  # passwords in URLs
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -416,7 +423,7 @@ def _format_errors(where: str, exc: ValidationError) -> list[str]:
             lines.append(f"{where}: {key}: found an unknown key, expected only the keys of config.example.toml")
             continue
         expected = _field_expectation(Settings, loc)
-        found = "nothing" if err["type"] == "missing" else _describe(err.get("input"))
+        found = "nothing" if err["type"] == "missing" else _describe(err.get("input"), key)
         reason = err.get("msg", "").removeprefix("Value error, ")
         lines.append(f"{where}: {key}: found {found}, expected {expected} ({reason})")
     return lines
@@ -454,6 +461,15 @@ def _absolutise(settings: Settings, base: Path, where: str) -> Settings:
     tdir = settings.locale.templates_dir
     if tdir is not None and not tdir.is_absolute():
         tdir = base / tdir
+    if tdir is not None and not tdir.is_dir():
+        raise ConfigError([f"{where}: locale.templates_dir: found {str(tdir)!r}, expected an existing folder"])
+    shipped = Path(__file__).resolve().parent / "templates"
+    available = {p.name for d in (tdir, shipped) if d is not None for p in d.iterdir() if p.is_dir()}
+    if settings.locale.default not in available:
+        raise ConfigError(
+            [f"{where}: locale.default: found {settings.locale.default!r}, expected a locale with templates "
+             f"({', '.join(sorted(available))})"]
+        )
     return settings.model_copy(
         update={
             "kb": settings.kb.model_copy(update={"path": kb_path}),

@@ -26,7 +26,7 @@ class Desk:
     sessions: async_sessionmaker[AsyncSession]
     templates: Templates
     kb: KbSnapshot
-    kb_version: tuple[object, ...]
+    kb_version: int
     clock: Callable[[], datetime]
     policy: Policy
     # staff chat id -> is it a forum (topics on)? Filled at start-up from getChat.

@@ -11,6 +11,7 @@ import logging
 import re
 
 TOKEN_PATTERN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
+URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
 
 
 class RedactTokens(logging.Filter):
@@ -21,6 +22,7 @@ class RedactTokens(logging.Filter):
     def _clean(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "[REDACTED]")
+        text = URL_PASSWORD.sub(r"\1[REDACTED]@", text)
         return TOKEN_PATTERN.sub("[REDACTED]", text)
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -32,6 +32,44 @@ def downgrade(url: str, revision: str, schema: str | None = None) -> None:
     command.downgrade(alembic_config(url, schema), revision)
 
 
+def migrate_to(url: str, target: str, schema: str | None = None) -> None:
+    """Move the database to ``target`` ('head', 'base', a revision id or '-1'),
+    upgrading or downgrading as needed."""
+    if target.startswith("-"):
+        downgrade(url, target, schema)
+        return
+    script = ScriptDirectory.from_config(alembic_config(url, schema))
+    order = [r.revision for r in script.walk_revisions()]  # head first
+    current = current_revision(url, schema)
+    if target == "base":
+        wanted_index = len(order)
+    elif target == "head":
+        wanted_index = 0
+    else:
+        wanted_index = order.index(script.get_revision(target).revision)
+    current_index = len(order) if current is None else order.index(current)
+    if wanted_index > current_index:
+        downgrade(url, target, schema)
+    else:
+        upgrade(url, schema, target)
+
+
+def current_revision(url: str, schema: str | None = None) -> str | None:
+    import asyncio
+
+    from bot.db import make_engine
+
+    async def read() -> str | None:
+        engine = make_engine(url, schema=schema)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(current_revision_sync)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 

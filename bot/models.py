@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import String
+
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.db import Base
+from bot.db import Base, SafeString, SafeText
 
 
 class UserStatus(StrEnum):
@@ -24,12 +24,12 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    first_name: Mapped[str] = mapped_column(String(256), default="")
-    last_name: Mapped[str | None] = mapped_column(String(256))
-    username: Mapped[str | None] = mapped_column(String(64), index=True)
-    language_code: Mapped[str | None] = mapped_column(String(16))
-    locale: Mapped[str | None] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default=UserStatus.ACTIVE)
+    first_name: Mapped[str] = mapped_column(SafeString(256), default="")
+    last_name: Mapped[str | None] = mapped_column(SafeString(256))
+    username: Mapped[str | None] = mapped_column(SafeString(64), index=True)
+    language_code: Mapped[str | None] = mapped_column(SafeString(16))
+    locale: Mapped[str | None] = mapped_column(SafeString(16))
+    status: Mapped[str] = mapped_column(SafeString(16), default=UserStatus.ACTIVE)
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
 

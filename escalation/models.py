@@ -6,10 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.db import Base
+from bot.db import Base, SafeString, SafeText
 
 
 class TicketStatus(StrEnum):
@@ -39,11 +39,11 @@ class Ticket(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    category: Mapped[str] = mapped_column(String(20))
-    department: Mapped[str] = mapped_column(String(40))
-    priority: Mapped[str] = mapped_column(String(10))
-    subject: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(10), default=TicketStatus.DRAFT)
+    category: Mapped[str] = mapped_column(SafeString(20))
+    department: Mapped[str] = mapped_column(SafeString(40))
+    priority: Mapped[str] = mapped_column(SafeString(10))
+    subject: Mapped[str] = mapped_column(SafeText, default="")
+    status: Mapped[str] = mapped_column(SafeString(10), default=TicketStatus.DRAFT)
     assignee_id: Mapped[int | None] = mapped_column(index=True)
     question_id: Mapped[int | None] = mapped_column(ForeignKey("questions.id", ondelete="SET NULL"))
     # what the bot had offered before the user asked for a person: [{"entry_id", "score"}]
@@ -53,7 +53,7 @@ class Ticket(Base):
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
-    close_reason: Mapped[str | None] = mapped_column(String(16))  # resolved | spam | user | expired
+    close_reason: Mapped[str | None] = mapped_column(SafeString(16))  # resolved | spam | user | expired
     # where the case lives in the staff chat
     staff_chat_id: Mapped[int | None]
     topic_id: Mapped[int | None]
@@ -67,7 +67,7 @@ class Ticket(Base):
     resolution_breached: Mapped[bool] = mapped_column(default=False)
     user_blocked_bot: Mapped[bool] = mapped_column(default=False)
     reopen_count: Mapped[int] = mapped_column(default=0)
-    learned_entry_id: Mapped[str | None] = mapped_column(String(40))
+    learned_entry_id: Mapped[str | None] = mapped_column(SafeString(40))
 
     @property
     def number(self) -> int:
@@ -82,10 +82,10 @@ class TicketEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
     actor_id: Mapped[int | None]  # Telegram id of the user or staff member; None: the bot
-    actor_kind: Mapped[str] = mapped_column(String(8))  # user | staff | system
-    from_status: Mapped[str | None] = mapped_column(String(10))
-    to_status: Mapped[str | None] = mapped_column(String(10))
-    note: Mapped[str] = mapped_column(Text, default="")
+    actor_kind: Mapped[str] = mapped_column(SafeString(8))  # user | staff | system
+    from_status: Mapped[str | None] = mapped_column(SafeString(10))
+    to_status: Mapped[str | None] = mapped_column(SafeString(10))
+    note: Mapped[str] = mapped_column(SafeText, default="")
     at: Mapped[datetime]
 
 
@@ -97,16 +97,16 @@ class TicketMessage(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
-    direction: Mapped[str] = mapped_column(String(4))
+    direction: Mapped[str] = mapped_column(SafeString(4))
     sender_id: Mapped[int | None]
-    kind: Mapped[str] = mapped_column(String(16), default="text")  # text | photo | document | voice | ...
-    text: Mapped[str] = mapped_column(Text, default="")
-    file_id: Mapped[str | None] = mapped_column(String(256))
+    kind: Mapped[str] = mapped_column(SafeString(16), default="text")  # text | photo | document | voice | ...
+    text: Mapped[str] = mapped_column(SafeText, default="")
+    file_id: Mapped[str | None] = mapped_column(SafeString(256))
     user_message_id: Mapped[int | None]
     staff_chat_id: Mapped[int | None]
     staff_message_id: Mapped[int | None]
     delivered: Mapped[bool] = mapped_column(default=True)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(SafeText)
     at: Mapped[datetime]
 
 
@@ -123,7 +123,7 @@ class Rating(Base):
     sent_at: Mapped[datetime]
     stars: Mapped[int | None]
     rated_at: Mapped[datetime | None]
-    comment: Mapped[str | None] = mapped_column(Text)
+    comment: Mapped[str | None] = mapped_column(SafeText)
     comment_pending: Mapped[bool] = mapped_column(default=False)
 
 
@@ -131,8 +131,8 @@ class CannedReply(Base):
     __tablename__ = "canned_replies"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(32), unique=True)
-    text: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(SafeString(32), unique=True)
+    text: Mapped[str] = mapped_column(SafeText)
     created_by: Mapped[int | None]
     created_at: Mapped[datetime]
 
@@ -143,6 +143,6 @@ class StaffMember(Base):
     __tablename__ = "staff_members"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    first_name: Mapped[str] = mapped_column(String(256), default="")
-    username: Mapped[str | None] = mapped_column(String(64), index=True)
+    first_name: Mapped[str] = mapped_column(SafeString(256), default="")
+    username: Mapped[str | None] = mapped_column(SafeString(64), index=True)
     last_seen: Mapped[datetime]

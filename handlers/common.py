@@ -7,7 +7,9 @@ from datetime import timedelta
 
 from telegram import Update
 from telegram.constants import ChatType
+from sqlalchemy.exc import SQLAlchemyError
 from telegram.error import TelegramError
+from telegram.ext import ApplicationHandlerStop
 
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
@@ -22,10 +24,18 @@ ACCOUNT_CACHE_MAX = 50_000
 
 
 async def track_user(update: Update, context: HelpdeskContext) -> None:
-    """Group -1: make sure the user exists in the database and load what handlers need."""
-    user = update.effective_user
-    if user is None or user.is_bot:
-        return
+    """Group -1, for every update: stop what no handler can serve, record private-chat
+    users (names, language, last seen) and load their account for the handlers."""
+    query = update.callback_query
+    if query is not None and query.message is None:
+        # a button on an inline message: we never send those, so it is not ours
+        await toast(query, context.desk.templates.label(context.desk.templates.default, "toast_expired"))
+        raise ApplicationHandlerStop
+    user, chat = update.effective_user, update.effective_chat
+    if chat is None or (chat.type == ChatType.PRIVATE and (user is None or user.is_bot)):
+        raise ApplicationHandlerStop
+    if chat.type != ChatType.PRIVATE or user is None:
+        return  # groups (the staff chat) are not users of the help desk
     desk = context.desk
     now = context.now()
     cached = desk.accounts.get(user.id)
@@ -38,16 +48,22 @@ async def track_user(update: Update, context: HelpdeskContext) -> None:
         ):
             context.account = account
             return
-    async with unit_of_work(desk.sessions) as session:
-        account = await touch_user(
-            session,
-            user_id=user.id,
-            first_name=user.first_name,
-            last_name=user.last_name,
-            username=user.username,
-            language_code=user.language_code,
-            now=now,
-        )
+    try:
+        async with unit_of_work(desk.sessions) as session:
+            account = await touch_user(
+                session,
+                user_id=user.id,
+                first_name=user.first_name,
+                last_name=user.last_name,
+                username=user.username,
+                language_code=user.language_code,
+                now=now,
+            )
+    except SQLAlchemyError:
+        # no user row means no handler can work: apologise once and stop here
+        log.exception("could not record user %s (update %s)", user.id, update.update_id)
+        await _apologise(update, context)
+        raise ApplicationHandlerStop from None
     if len(desk.accounts) >= ACCOUNT_CACHE_MAX:
         desk.accounts.clear()
     desk.accounts[user.id] = (account, now)
@@ -91,14 +107,30 @@ async def on_error(update: object, context: HelpdeskContext) -> None:
     """Log the failure with the update id, and never leave the user in silence."""
     update_id = update.update_id if isinstance(update, Update) else None
     log.error("error while handling update %s", update_id, exc_info=context.error)
-    if not isinstance(update, Update):
-        return
+    if isinstance(update, Update):
+        await _apologise(update, context)
+
+
+async def edited(update: Update, context: HelpdeskContext) -> None:
+    """An edited message: we only read new ones, and say so."""
+    await update.effective_message.reply_html(context.render("edited.html"))  # type: ignore[union-attr]
+
+
+async def _apologise(update: Update, context: HelpdeskContext) -> None:
+    update_id = update.update_id
     try:
         if update.callback_query is not None:
             await toast(update.callback_query, context.desk.templates.label(context.locale, "toast_error"))
         chat = update.effective_chat
         if chat is not None and chat.type == ChatType.PRIVATE:
             await context.bot.send_message(chat.id, context.desk.templates.render("error.html", context.locale))
+        elif chat is not None and chat.id in context.desk.staff_chats and update.effective_message is not None:
+            message = update.effective_message
+            await context.bot.send_message(
+                chat.id,
+                context.desk.templates.render("error.html", context.desk.templates.default),
+                message_thread_id=message.message_thread_id if message.is_topic_message else None,
+            )
     except TelegramError as exc:
         log.warning("could not tell the user about the error in update %s: %s", update_id, exc)
     except Exception:  # the error handler itself must never raise

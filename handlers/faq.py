@@ -111,11 +111,14 @@ async def on_choose(update: Update, context: HelpdeskContext) -> None:
             index=None if pick == "n" else int(pick),
             now=context.now(),
         )
+    if result.status == Status.ALREADY and result.answer is not None and result.question_id is not None:
+        await toast(query, context.label("toast_already_chosen"))  # type: ignore[arg-type]
+        await send_answer(update.effective_chat.id, context, result.answer, result.question_id)  # type: ignore[union-attr]
+        return
     if result.status != Status.OK:
         await _refuse(query, context, result.status)  # type: ignore[arg-type]
         return
     await toast(query)  # type: ignore[arg-type]
-    await set_markup(query, None)  # type: ignore[arg-type]
     if result.answer is not None and result.question_id is not None:
         await send_answer(update.effective_chat.id, context, result.answer, result.question_id)  # type: ignore[union-attr]
     else:
@@ -124,6 +127,7 @@ async def on_choose(update: Update, context: HelpdeskContext) -> None:
             context.render("faq/none_of_these.html"),
             reply_markup=tickets.talk_button(context, result.question_id),
         )
+    await set_markup(query, None)  # type: ignore[arg-type]
 
 
 async def on_vote(update: Update, context: HelpdeskContext) -> None:
@@ -148,14 +152,14 @@ async def on_vote(update: Update, context: HelpdeskContext) -> None:
         return
     else:
         await toast(query, context.label("toast_thanks_helpful" if helpful else "toast_thanks_not_helpful"))  # type: ignore[arg-type]
-    entry = result.answer
-    await set_markup(query, answer_keyboard(context, entry, None) if entry else None)  # type: ignore[arg-type]
     if result.status == Status.OK and not helpful:
         await context.bot.send_message(
             update.effective_chat.id,  # type: ignore[union-attr]
             context.render("faq/not_helpful.html"),
             reply_markup=tickets.talk_button(context, result.question_id),
         )
+    entry = result.answer
+    await set_markup(query, answer_keyboard(context, entry, None) if entry else None)  # type: ignore[arg-type]
 
 
 async def on_followup(update: Update, context: HelpdeskContext) -> None:

@@ -62,9 +62,12 @@ async def toast(query: CallbackQuery, text: str | None = None) -> None:
 
 
 async def set_markup(query: CallbackQuery, markup: InlineKeyboardMarkup | None) -> None:
-    """Replace the buttons of the pressed message; 'not modified' is not an error."""
+    """Replace the buttons of the pressed message, best effort: the outcome is already
+    stored, so a message that can no longer be edited must not cost the user anything."""
     try:
         await query.edit_message_reply_markup(reply_markup=markup)
     except BadRequest as exc:
-        if "not modified" not in str(exc) and "not found" not in str(exc):
-            raise
+        if "not modified" not in str(exc).lower():
+            log.info("could not change the buttons of a message: %s", exc)
+    except TelegramError as exc:
+        log.warning("could not change the buttons of a message: %s", exc)

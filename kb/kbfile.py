@@ -39,6 +39,8 @@ ANSWER_MESSAGE_OVERHEAD = 120
 MAX_TITLE = 120
 MAX_PHRASING = 500
 MAX_FOLLOWUPS = 6
+MAX_CATEGORY = 64
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 HEADER = (
     "# SayPro Classified knowledge base.\n"
     "# Edit, then run `helpdesk kb validate` and `helpdesk kb import`.\n"
@@ -148,9 +150,13 @@ def parse_kb(text: str, where: str = "<kb>") -> tuple[KbDocument, list[Problem]]
     unknown = set(data) - {"version", "entries"}
     if unknown:
         problems.append(Problem("warning", "file", f"unknown top-level keys ignored: {', '.join(sorted(map(str, unknown)))}"))
+    if "entries" not in data:
+        problems.append(Problem("error", "file", "no 'entries' list: is the key misspelt?"))
     raw_entries = data.get("entries") or []
     if not isinstance(raw_entries, list):
         raise KbFileError(f"{where}: 'entries' must be a list of entries")
+    if "entries" in data and not raw_entries:
+        problems.append(Problem("error", "file", "the knowledge base has no entries"))
     for index, raw in enumerate(raw_entries):
         spot = f"entries[{index}]"
         if not isinstance(raw, dict):
@@ -218,6 +224,12 @@ def validate(doc: KbDocument) -> list[Problem]:
         titles.setdefault(key, entry.id)
         if len(entry.title) > MAX_TITLE:
             problems.append(Problem("error", where, f"title is {len(entry.title)} characters, at most {MAX_TITLE}"))
+        if len(entry.category) > MAX_CATEGORY:
+            problems.append(Problem("error", where, f"category is {len(entry.category)} characters, at most {MAX_CATEGORY}"))
+        for name, value in (("title", entry.title), ("category", entry.category), ("answer", entry.answer), *(("phrasing", p) for p in entry.phrasings)):
+            bad = CONTROL_RE.search(value)
+            if bad:
+                problems.append(Problem("error", where, f"{name} contains the control character U+{ord(bad.group()):04X}"))
         if entry.answer:
             length = plain_text_length(entry.answer) + len(entry.title) + ANSWER_MESSAGE_OVERHEAD
             if length > TELEGRAM_TEXT_LIMIT:

@@ -6,10 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from bot.db import Base
+from bot.db import Base, SafeString, SafeText
 
 
 class PhrasingSource(StrEnum):
@@ -36,10 +36,10 @@ class Vote(StrEnum):
 class KbEntry(Base):
     __tablename__ = "kb_entries"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    title: Mapped[str] = mapped_column(String(200))
-    category: Mapped[str] = mapped_column(String(64), index=True)
-    answer: Mapped[str] = mapped_column(Text)
+    id: Mapped[str] = mapped_column(SafeString(40), primary_key=True)
+    title: Mapped[str] = mapped_column(SafeString(200))
+    category: Mapped[str] = mapped_column(SafeString(64), index=True)
+    answer: Mapped[str] = mapped_column(SafeText)
     followups: Mapped[list[Any]] = mapped_column(default=list)
     position: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime]
@@ -53,15 +53,24 @@ class KbEntry(Base):
     )
 
 
+class KbState(Base):
+    """One row: the revision of the knowledge base, bumped by every change."""
+
+    __tablename__ = "kb_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    revision: Mapped[int] = mapped_column(default=0)
+
+
 class KbPhrasing(Base):
     __tablename__ = "kb_phrasings"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     entry_id: Mapped[str] = mapped_column(ForeignKey("kb_entries.id", ondelete="CASCADE"), index=True)
-    text: Mapped[str] = mapped_column(String(500))
+    text: Mapped[str] = mapped_column(SafeString(500))
     position: Mapped[int] = mapped_column(default=0)
-    source: Mapped[str] = mapped_column(String(16), default=PhrasingSource.AUTHORED)
-    status: Mapped[str] = mapped_column(String(16), default=PhrasingStatus.ACTIVE)
+    source: Mapped[str] = mapped_column(SafeString(16), default=PhrasingSource.AUTHORED)
+    status: Mapped[str] = mapped_column(SafeString(16), default=PhrasingStatus.ACTIVE)
     created_at: Mapped[datetime]
 
     entry: Mapped[KbEntry] = relationship(back_populates="phrasings")
@@ -74,16 +83,16 @@ class Question(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    text: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(String(16), default="text")  # text | followup
+    text: Mapped[str] = mapped_column(SafeText)
+    source: Mapped[str] = mapped_column(SafeString(16), default="text")  # text | followup
     # [{"entry_id": ..., "score": ...}, ...] best first, as the matcher returned them
     offered: Mapped[list[Any]] = mapped_column(default=list)
     top_score: Mapped[float] = mapped_column(default=0.0)
-    outcome: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(SafeString(16))
     # the entry whose answer the user got (directly or by choosing a suggestion)
-    answer_entry_id: Mapped[str | None] = mapped_column(String(40))
+    answer_entry_id: Mapped[str | None] = mapped_column(SafeString(40))
     none_of_these: Mapped[bool] = mapped_column(default=False)
-    vote: Mapped[str | None] = mapped_column(String(16))
+    vote: Mapped[str | None] = mapped_column(SafeString(16))
     created_at: Mapped[datetime] = mapped_column(index=True)
     chosen_at: Mapped[datetime | None]
     voted_at: Mapped[datetime | None]

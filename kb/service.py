@@ -12,12 +12,12 @@ from datetime import datetime
 from enum import StrEnum
 
 from markupsafe import Markup
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kb.kbfile import EntrySpec, Followup, KbDocument
 from kb.matcher import build_matcher
-from kb.models import KbEntry, KbPhrasing, Outcome, PhrasingSource, PhrasingStatus, Question, Vote
+from kb.models import KbEntry, KbPhrasing, KbState, Outcome, PhrasingSource, PhrasingStatus, Question, Vote
 from kb.richtext import markdown_to_telegram_html
 
 MAX_SUGGESTIONS = 3
@@ -48,17 +48,32 @@ def _followups_data(spec: EntrySpec) -> list[dict[str, str]]:
     return [f.to_data() for f in spec.followups]
 
 
-async def import_kb(session: AsyncSession, doc: KbDocument, now: datetime) -> ImportReport:
+class ImportRefused(Exception):
+    """The import would remove most of the knowledge base: probably a broken file."""
+
+
+# An import that would remove more than this share of the entries needs allow_removal.
+MAX_REMOVED_SHARE = 0.5
+
+
+async def import_kb(session: AsyncSession, doc: KbDocument, now: datetime, *, allow_removal: bool = False) -> ImportReport:
     """Make the database's knowledge base equal to ``doc``; touch only what differs.
 
     Active phrasings are replaced by the file's; phrasings learned from support cases
-    that still wait for review are kept.
+    that still wait for review are kept. An import that would remove more than half of
+    the entries is refused unless ``allow_removal`` (a truncated file is more likely
+    than a desk dropping half its answers).
     """
     report = ImportReport()
     existing = {e.id: e for e in (await session.scalars(select(KbEntry))).all()}
-    wanted_ids = set()
+    wanted = {spec.id for spec in doc.entries}
+    doomed = [entry_id for entry_id in existing if entry_id not in wanted]
+    if doomed and not allow_removal and len(doomed) > MAX_REMOVED_SHARE * len(existing):
+        raise ImportRefused(
+            f"the file would remove {len(doomed)} of the {len(existing)} entries in the database; "
+            "if that is intended, import with --allow-remove"
+        )
     for position, spec in enumerate(doc.entries):
-        wanted_ids.add(spec.id)
         row = existing.get(spec.id)
         if row is None:
             row = KbEntry(
@@ -119,11 +134,20 @@ async def import_kb(session: AsyncSession, doc: KbDocument, now: datetime) -> Im
         else:
             report.unchanged += 1
     for entry_id, row in existing.items():
-        if entry_id not in wanted_ids:
+        if entry_id not in wanted:
             await session.delete(row)
             report.removed.append(entry_id)
+    if report.changed:
+        await bump_revision(session)
     await session.flush()
     return report
+
+
+async def bump_revision(session: AsyncSession) -> None:
+    """Every change of the knowledge base bumps its revision (running bots reload)."""
+    updated = await session.execute(update(KbState).where(KbState.id == 1).values(revision=KbState.revision + 1))
+    if not updated.rowcount:
+        session.add(KbState(id=1, revision=1))
 
 
 async def export_kb(session: AsyncSession) -> KbDocument:
@@ -144,13 +168,9 @@ async def export_kb(session: AsyncSession) -> KbDocument:
     return doc
 
 
-async def kb_version(session: AsyncSession) -> tuple[object, ...]:
-    """Changes whenever an import or an edit changes the knowledge base (cheap to ask)."""
-    entries = (await session.execute(select(func.count(), func.max(KbEntry.updated_at)))).one()
-    phrasings = await session.scalar(
-        select(func.count()).select_from(KbPhrasing).where(KbPhrasing.status == PhrasingStatus.ACTIVE)
-    )
-    return (entries[0], entries[1], phrasings)
+async def kb_version(session: AsyncSession) -> int:
+    """The knowledge base's revision: changes with every import or edit (cheap to ask)."""
+    return int(await session.scalar(select(KbState.revision).where(KbState.id == 1)) or 0)
 
 
 # ---------------------------------------------------------------- snapshot
@@ -312,7 +332,8 @@ async def choose(
     if question.outcome != Outcome.SUGGESTED:
         return ChoiceResult(Status.EXPIRED)
     if question.answer_entry_id is not None or question.none_of_these:
-        return ChoiceResult(Status.ALREADY)
+        # a repeated press (e.g. the first answer never arrived): the same answer again
+        return ChoiceResult(Status.ALREADY, answer=snapshot.get(question.answer_entry_id), question_id=question.id)
     if index is None:
         question.none_of_these = True
         question.chosen_at = now
@@ -391,6 +412,8 @@ async def review_phrasing(session: AsyncSession, *, phrasing_id: int, accept: bo
     else:
         await session.delete(phrasing)
     if entry is not None:
-        entry.updated_at = now  # the running bots' refresh job notices the change
+        entry.updated_at = now
+    if accept:
+        await bump_revision(session)  # the running bots' refresh job notices the change
     await session.flush()
     return phrasing

@@ -49,9 +49,10 @@ async def test_confident_answer_then_helpful_vote(desk):
     assert answer.button_texts[:2] == ["👍 Helpful", "👎 Not helpful"]
     await user.press("Helpful")
     # the vote buttons are gone, follow-ups stay; the pop-up thanks the user
-    answer = desk.tg.last_bot_message(103)
-    assert "👍 Helpful" not in answer.button_texts
-    assert desk.tg.events[-1].who in ("edit", "toast")
+    voted = desk.tg.messages[(103, answer.message_id)]
+    assert "👍 Helpful" not in voted.button_texts and "👎 Not helpful" not in voted.button_texts
+    assert voted.button_texts == [t for t in answer.button_texts if t.startswith(("➡️", "🔗"))]  # follow-ups stay
+    assert voted.button_texts
     assert any(e.who == "toast" and "Glad it helped" in e.text for e in desk.tg.events)
     rows = await question_rows(desk)
     assert [tuple(r) for r in rows] == [(SAFE_MEET, "answered", "meet-safely", "helpful", False, "text")]
@@ -93,6 +94,7 @@ async def test_did_you_mean_then_choose(desk):
     # pressing another suggestion of the same message later is refused
     await user.press_data(f"c:{(await desk.scalar('SELECT id FROM questions'))}:1", suggest)
     assert any(e.who == "toast" and "already picked" in e.text for e in desk.tg.events)
+    assert desk.tg.last_bot_message(105).text.startswith(first_title.rstrip("…"))  # the same answer again
 
 
 @pytest.mark.parametrize("settings_overrides", [{"kb": {"answer_threshold": 0.999, "suggest_threshold": 0.01}}])
@@ -144,7 +146,7 @@ async def test_very_long_text_is_refused_politely(desk):
     assert await desk.scalar("SELECT count(*) FROM questions") == 0
 
 
-async def test_html_in_user_text_is_escaped_everywhere(desk):
+async def test_html_in_user_names_and_commands_is_escaped(desk):
     user = desk.tg.user(111, "<b>Eve</b> & co")
     nasty = "<script>alert(1)</script> & <b>price</b> {{7*7}}"
     await user.send(nasty)
@@ -200,9 +202,13 @@ async def test_buttons_after_the_kb_changed(desk, tmp_path):
         core.kb = await load_snapshot(session)
     assert report.removed == ["meet-safely"]
     await user.press("Helpful", answer)
-    # the vote is still recorded (the question exists); the answer entry is gone, buttons go too
+    # the vote is still recorded (the question exists); the entry is gone, so are its buttons
     assert desk.tg.errors() == []
     assert (await question_rows(desk))[0].vote == "helpful"
+    assert desk.tg.messages[(115, answer.message_id)].reply_markup is None
+    # a follow-up button to the removed entry explains instead of failing
+    await user.press_data("f:meet-safely", answer)
+    assert desk.tg.events[-1].text == "This button belongs to an older message. Please ask your question again."
 
 
 async def test_messages_in_groups_are_not_questions(desk):
@@ -211,6 +217,7 @@ async def test_messages_in_groups_are_not_questions(desk):
     await member.send("how do I post an ad", chat_id=-100777)
     await member.send("/start", chat_id=-100777)
     assert desk.tg.sent("sendMessage") == []
+    assert await desk.scalar("SELECT count(*) FROM questions") == 0
 
 
 async def test_handler_error_gives_an_apology_not_silence(desk, caplog):
@@ -233,3 +240,16 @@ async def test_user_who_blocked_the_bot_does_not_break_anything(desk, caplog):
     other = desk.tg.user(119, "Still here")
     await other.send(SAFE_MEET)
     assert desk.tg.last_bot_message(119).text.startswith("How do I meet")
+
+
+@pytest.mark.parametrize("settings_overrides", [{"kb": {"path": "tests/data/kb_html.yaml", "answer_threshold": 0.999, "suggest_threshold": 0.01}}])
+async def test_html_characters_in_kb_titles_and_answers(desk):
+    """Titles with < and & in a "did you mean", and an answer with raw HTML, reach Telegram valid."""
+    user = desk.tg.user(120, "Ruth")
+    await user.send("what prices are cheap")
+    suggest = desk.tg.last_bot_message(120)
+    assert "Prices < R100 & free stuff" in suggest.text
+    await user.press("1.")
+    answer = desk.tg.last_bot_message(120)
+    assert "<script>alert(1)</script> is shown as text" in answer.text
+    assert desk.tg.errors() == []

@@ -122,5 +122,12 @@ def test_cli_validate_reports_errors_and_import_refuses(tmp_path, capsys):
 def test_cli_migrate(tmp_path, capsys):
     cfg = _config(tmp_path, STARTER)
     assert main(["--config", str(cfg), "migrate"]) == 0
-    assert "database at head" in capsys.readouterr().out
+    from bot.migrate import head_revision
+
+    assert f"database at {head_revision()}" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "migrate", "--revision", "0001"]) == 0
+    assert "database at 0001" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "migrate", "--revision", "base"]) == 0
+    assert "database at base (empty)" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "migrate", "--revision", "nonsense"]) == 2
     assert (tmp_path / "cli.db").exists()

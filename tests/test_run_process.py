@@ -68,3 +68,24 @@ def test_run_answers_over_http_and_stops_cleanly_on_sigterm(tmp_path):
         assert {token for token, _ in server.requests} == {TOKEN}
         assert TOKEN not in output and TOKEN.split(":")[1] not in output
         assert "starting long polling" in output
+
+
+def test_rejected_token_is_one_clear_line_without_the_token(tmp_path):
+    tg = FakeTelegram()
+    with FakeBotServer(tg, TOKEN) as server:
+        cfg = tmp_path / "config.toml"
+        cfg.write_text(
+            f'[telegram]\napi_base_url = "{server.url}"\n'
+            f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/run.db"\n'
+            "[staff]\nchat_id = -1009999\n"
+        )
+        wrong = "5555555555:ZZyyXXwwVVuuTTssRRqqPPooNNmmLLkkJJi"
+        env = {**os.environ, "HELPDESK_BOT_TOKEN": wrong}
+        result = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "--config", str(cfg), "run"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 2
+    assert "telegram.token: the Bot API server rejected the token" in result.stderr
+    assert "ZZyyXX" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
