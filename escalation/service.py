@@ -58,7 +58,9 @@ class TicketError(Exception):
     def __init__(self, code: str, ticket: Ticket | None = None, **details: Any):
         super().__init__(code)
         self.code = code
-        self.ticket = ticket
+        # plain values: the transaction is rolled back before anyone reads them
+        self.number: int | None = ticket.id if ticket is not None else details.pop("number", None)
+        self.status: str | None = ticket.status if ticket is not None else None
         self.details = details
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+from markupsafe import Markup
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 
 from bot.context import HelpdeskContext
@@ -21,6 +23,7 @@ from handlers.jobs import refresh_kb
 from handlers.staffauth import is_admin, is_staff
 from handlers.tickets import message_kind
 from handlers.ui import short, toast
+from bot.telegram_html import visible_length
 from kb import service as kb_service
 
 log = logging.getLogger(__name__)
@@ -39,10 +42,9 @@ ERRORS = {
 
 def _error_text(context: HelpdeskContext, exc: TicketError) -> str:
     template = ERRORS.get(exc.code, "That did not work ({code}).")
-    ticket = exc.ticket
     values = {
-        "number": ticket.id if ticket else exc.details.get("number", "?"),
-        "status": slabel(context, f"staff_status_{ticket.status}") if ticket else "?",
+        "number": exc.number if exc.number is not None else "?",
+        "status": slabel(context, f"staff_status_{exc.status}") if exc.status else "?",
         "code": exc.code,
         "known": ", ".join(context.desk.settings.support.departments),
         **exc.details,
@@ -274,12 +276,13 @@ async def cmd_ticket(update: Update, context: HelpdeskContext) -> None:
          "text": short(m.text or f"({m.kind})", 200) + ("" if m.delivered else " ⚠️ not delivered")}
         for m in messages
     ]
-    body = srender(context, "staff/ticket.html", messages=lines, **{"t": ticket}, **_card_values(text))
-    await update.effective_message.reply_html(short(body, 4000) if len(body) > 4000 else body)  # type: ignore[union-attr]
-
-
-def _card_values(card: str) -> dict[str, object]:
-    return {"card": card}
+    # the card is our own rendered (escaped) HTML; the messages are trimmed to fit one message
+    while True:
+        body = srender(context, "staff/ticket.html", card=Markup(text), messages=lines)  # noqa: S704
+        if visible_length(body) <= 4000 or not lines:
+            break
+        lines = lines[1:]
+    await update.effective_message.reply_html(body)  # type: ignore[union-attr]
 
 
 async def cmd_assign(update: Update, context: HelpdeskContext) -> None:
