@@ -16,9 +16,10 @@ from sqlalchemy import func, select
 
 from bot.app import build_app, running
 from bot.config import parse_settings
-from bot.fake_telegram import FakeTelegram
+from bot.fake_telegram import FakeTelegram, FakeUser
 from bot.migrate import upgrade
-from kb.models import Question
+from escalation.models import Rating, Ticket
+from kb.models import KbPhrasing, Question
 
 DEMO_STAFF_CHAT = -1001234567890
 
@@ -57,7 +58,7 @@ async def play(folder: Path, out: TextIO) -> dict[str, int]:
     app = build_app(settings, request=tg)
     tg.attach(app)
     async with running(app):
-        user = tg.user(5550001, "Thandi", last_name="Mokoena", username="thandi_m", language_code="en")
+        user = tg.user(5550001, "Lerato", last_name="Mokoena", username="lerato_m", language_code="en")
         for action, arg in SCRIPT:
             if action == "send":
                 await user.send(arg)
@@ -65,21 +66,54 @@ async def play(folder: Path, out: TextIO) -> dict[str, int]:
                 await user.press(arg)
             elif action == "sticker":
                 await user.send_sticker(arg)
+        faq_part = len(tg.events)
+        await escalation_scene(tg, user)
         desk = app.bot_data["desk"]
         async with desk.sessions() as session:
             rows = (await session.execute(select(Question.outcome, func.count()).group_by(Question.outcome))).all()
             votes = await session.scalar(select(func.count()).where(Question.vote.is_not(None)))
+            tickets = (await session.execute(select(Ticket.id, Ticket.status))).all()
+            stars = await session.scalar(select(Rating.stars))
+            learned = await session.scalar(
+                select(func.count()).select_from(KbPhrasing).where(KbPhrasing.source == "learned", KbPhrasing.status == "active")
+            )
     outcomes = {str(outcome): int(n) for outcome, n in rows}
+    rule = "=" * 78 + "\n"
     out.write("SayPro Classified Help Desk: offline demo (fake Telegram, starter knowledge base)\n")
-    out.write("=" * 78 + "\n")
-    out.write(tg.transcript() + "\n")
-    out.write("=" * 78 + "\n")
+    out.write(rule + "Scene 1: questions and answers\n" + rule)
+    out.write(tg.transcript(0, faq_part) + "\n")
+    out.write(rule + "Scene 2: the bot cannot help; a person takes over (staff chat with a topic per ticket)\n" + rule)
+    out.write(tg.transcript(faq_part) + "\n")
+    out.write(rule)
     out.write(
         "Question log: "
         + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
-        + f"; votes {votes}; Telegram calls {len(tg.calls)}, refused {len(tg.errors())}\n"
+        + f"; votes {votes}\n"
+        + "Tickets: " + ", ".join(f"#{n} {s}" for n, s in tickets)
+        + f"; rating {stars}/5; learned phrasings approved {learned}\n"
+        + f"Telegram calls {len(tg.calls)}, refused {len(tg.errors())}\n"
     )
-    return {**outcomes, "votes": int(votes or 0), "refused": len(tg.errors())}
+    return {**outcomes, "votes": int(votes or 0), "refused": len(tg.errors()), "tickets": len(tickets)}
+
+
+async def escalation_scene(tg: FakeTelegram, user: FakeUser) -> None:
+    thandi = tg.staff(7770001, "Thandi", DEMO_STAFF_CHAT, username="thandi_support")
+    await user.send("I paid for a featured ad twice, the money left my account two times")
+    await user.press("None of these")
+    await user.press("Talk to a person")
+    await user.press("Payments")
+    topic = tg.topic_named(DEMO_STAFF_CHAT, "#1 ")
+    await thandi.press("Claim", chat_id=DEMO_STAFF_CHAT)
+    await thandi.send("Hi Lerato, sorry about that! Can you send a screenshot of the two payments?", chat_id=DEMO_STAFF_CHAT, thread_id=topic)
+    await user.send_photo("here they are")
+    await thandi.send("!two charges of R49 confirmed in the payment console, refunding one", chat_id=DEMO_STAFF_CHAT, thread_id=topic)
+    await thandi.send("Thanks! I have refunded one R49 payment; it shows in 5-7 business days.", chat_id=DEMO_STAFF_CHAT, thread_id=topic)
+    await user.send("Great, thank you!")
+    await thandi.press("Resolve", chat_id=DEMO_STAFF_CHAT)
+    await thandi.press("📚", chat_id=DEMO_STAFF_CHAT)
+    await user.press("5⭐")
+    await thandi.send("/kb review", chat_id=DEMO_STAFF_CHAT)
+    await thandi.press("Approve", chat_id=DEMO_STAFF_CHAT)
 
 
 def main(keep: str | None = None, out: TextIO | None = None) -> int:

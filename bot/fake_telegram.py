@@ -363,7 +363,8 @@ class FakeTelegram(BaseRequest):
             file_id=file_id,
         )
         self.messages[(chat["id"], msg.message_id)] = msg
-        self.events.append(Event("bot", chat["id"], text or f"({kind})", _button_labels(markup), thread_id=thread_id))
+        shown = text if kind == "text" else f"({kind}) {text}".rstrip()
+        self.events.append(Event("bot", chat["id"], shown, _button_labels(markup), thread_id=thread_id))
         return msg
 
     def _message_json(self, msg: SentMessage, *, with_reply: bool = True) -> dict[str, Any]:
@@ -676,9 +677,9 @@ class FakeTelegram(BaseRequest):
 
     # ------------------------------------------------------------ transcript
 
-    def transcript(self, start: int = 0, width: int = 78) -> str:
+    def transcript(self, start: int = 0, end: int | None = None) -> str:
         lines: list[str] = []
-        for event in self.events[start:]:
+        for event in self.events[start:end]:
             name = self._names.get(event.chat_id, str(event.chat_id))
             if event.thread_id is not None:
                 topic = self.topics.get((event.chat_id, event.thread_id))

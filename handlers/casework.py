@@ -47,12 +47,14 @@ def local_time(context: HelpdeskContext, moment: datetime | None) -> str:
 
 
 def human_minutes(minutes: float) -> str:
+    """15 min, 1 hour, 4 hours, 2 days."""
     minutes = abs(minutes)
-    if minutes < 90:
+    if minutes < 60:
         return f"{int(round(minutes))} min"
     if minutes < 48 * 60:
-        return f"{minutes / 60:.0f} h"
-    return f"{minutes / 1440:.0f} days"
+        hours = round(minutes / 60)
+        return "1 hour" if hours == 1 else f"{hours} hours"
+    return f"{round(minutes / 1440)} days"
 
 
 def card_keyboard(context: HelpdeskContext, ticket: Ticket) -> InlineKeyboardMarkup | None:
@@ -83,7 +85,7 @@ async def card_text(context: HelpdeskContext, ticket_id: int) -> tuple[str, Tick
     for item in info.offered:
         entry = desk.kb.get(item.get("entry_id"))
         if entry is not None:
-            offered.append({"title": entry.title, "score": float(item.get("score", 0))})
+            offered.append(f"{entry.title} ({float(item.get('score', 0)):.2f})")
     events = []
     for e in info.events:
         events.append(f"{local_time(context, e.at)} {e.note}")

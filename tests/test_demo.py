@@ -12,16 +12,24 @@ def test_demo_transcript_covers_every_path(tmp_path):
     out = io.StringIO()
     assert main(keep=str(tmp_path), out=out) == 0
     text = out.getvalue()
-    assert "👤 Thandi: /start" in text and "Hello, Thandi" in text
+    assert "👤 Lerato: /start" in text and "Hello, Lerato" in text
     assert text.count("Did this answer your question?") >= 3  # answers
     assert "Is it one of these?" in text  # a "did you mean"
     assert "I don't know that one yet" in text  # an unknown question
     assert "Glad it helped" in text  # a helpful vote
     assert "only read text" in text and "I don't know the command /frobnicate" in text
     assert "Telegram refused" not in text
-    log_line = text.strip().splitlines()[-1]
-    assert "answered 3" in log_line or "answered 4" in log_line, log_line
-    assert "suggested 1" in log_line and "no_match 1" in log_line and "votes 1" in log_line
+    summary = "\n".join(text.strip().splitlines()[-3:])
+    assert "answered 3, no_match 1, suggested 2; votes 1" in summary, summary
+    # scene 2: escalation to a person in a forum staff chat
+    assert "Your case #1 (Payments and featured ads) is with our support team" in text
+    assert "SayPro support team › #1 · Lerato Mokoena" in text
+    assert "Thandi from support is on your case #1" in text
+    assert "💬 Thandi (support, case #1)" in text
+    assert "(photo) 👤 Lerato (#1): here they are" in text
+    assert "has been marked as solved" in text and "You rated ⭐⭐⭐⭐⭐ (5/5)" in text
+    assert "Tickets: #1 resolved; rating 5/5; learned phrasings approved 1" in summary
+    assert "refused 0" in summary
 
 
 def test_demo_through_the_cli(capsys):

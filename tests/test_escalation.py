@@ -185,7 +185,7 @@ async def test_sla_realert_ping_and_auto_resolve(desk):
     await sweep.run(desk.app)
     await sweep.run(desk.app)  # a repeated sweep does nothing twice
     alerts = [m for m in desk.tg.chat_messages(STAFF_CHAT) if "⏰" in m.text]
-    assert len(alerts) == 1 and f"#{number} has waited 61 min" in alerts[0].text and "@team_lead" in alerts[0].text
+    assert len(alerts) == 1 and f"#{number} has waited 1 hour without an agent (target 1 hour)" in alerts[0].text and "@team_lead" in alerts[0].text
     # claimed but still no reply: the assignee is reminded, once
     await thandi.press("Claim", card(desk, number))
     desk.clock.advance(minutes=5)
@@ -352,7 +352,7 @@ async def test_staff_commands(desk):
     number = await open_ticket(desk, user)
     await thandi.send("/queue", chat_id=STAFF_CHAT)
     queue = desk.tg.last_bot_message(STAFF_CHAT).text
-    assert f"#{number} Payments and featured ads · Bongani · 🆕 new · due in 60 min" in queue
+    assert f"#{number} Payments and featured ads · Bongani · 🆕 new · due in 1 hour" in queue
     await thandi.send(f"/assign {number} @sipho_support", chat_id=STAFF_CHAT)
     assert await desk.scalar("SELECT assignee_id FROM tickets") == 800002
     assert "Sipho from support is on your case" in desk.tg.last_bot_message(5017).text
