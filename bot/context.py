@@ -31,6 +31,8 @@ class Desk:
     policy: Policy
     # staff chat id -> is it a forum (topics on)? Filled at start-up from getChat.
     staff_chats: dict[int, bool] = field(default_factory=dict)
+    # (chat, message) -> (text, buttons) of each staff card as last shown: no no-op edits
+    cards_shown: dict[tuple[int, int], tuple[str, str]] = field(default_factory=dict)
     # user id -> (Account, when it was last written to the users table)
     accounts: dict[int, tuple[Account, datetime]] = field(default_factory=dict)
 

@@ -280,6 +280,7 @@ class Relay:
     ticket: Ticket
     message: TicketMessage
     reopened: bool = False
+    changed: bool = False  # the ticket's status changed (the staff card needs an update)
 
 
 async def user_message(
@@ -311,7 +312,7 @@ async def user_message(
         _event(session, ticket, user_id, "user", old, "the user replied", now)
     message = _add_message(session, ticket, Direction.IN, user_id, kind, text, file_id, user_message_id, now)
     await session.flush()
-    return Relay(ticket, message, reopened)
+    return Relay(ticket, message, reopened, changed=old != ticket.status)
 
 
 async def close_by_user(session: AsyncSession, *, ticket_id: int, user_id: int, now: datetime) -> Ticket:
@@ -434,6 +435,7 @@ class StaffPost:
     message: TicketMessage
     is_note: bool
     claimed: bool = False  # the reply claimed an unassigned ticket
+    changed: bool = False  # the ticket's status changed (the staff card needs an update)
 
 
 async def staff_message(
@@ -475,7 +477,7 @@ async def staff_message(
     if old != S.WAITING:
         _event(session, ticket, staff_id, "staff", old, "replied" + (" (claimed by replying)" if claimed else ""), now)
     await session.flush()
-    return StaffPost(ticket, message, is_note=False, claimed=claimed)
+    return StaffPost(ticket, message, is_note=False, claimed=claimed, changed=old != ticket.status or claimed)
 
 
 async def delivery_failed(session: AsyncSession, *, message_id: int, error: str, blocked: bool, now: datetime) -> Ticket | None:

@@ -128,13 +128,13 @@ async def post_alert(context: HelpdeskContext, ticket_id: int) -> Ticket | None:
     async with unit_of_work(desk.sessions) as session:
         await service.attach_card(session, ticket_id=ticket.id, chat_id=chat_id, topic_id=topic_id, card_message_id=None)
     text, ticket = await card_text(context, ticket.id)
+    markup = card_keyboard(context, ticket)
     try:
-        card = await context.bot.send_message(
-            chat_id, text, message_thread_id=topic_id, reply_markup=card_keyboard(context, ticket)
-        )
+        card = await context.bot.send_message(chat_id, text, message_thread_id=topic_id, reply_markup=markup)
     except TelegramError as exc:
         log.error("could not post the alert of ticket #%s to %s: %s", ticket.id, chat_id, exc)
         return None
+    context.desk.cards_shown[(chat_id, card.message_id)] = (text, markup.to_json() if markup else "")
     async with unit_of_work(desk.sessions) as session:
         await service.attach_card(session, ticket_id=ticket.id, chat_id=chat_id, topic_id=topic_id, card_message_id=card.message_id)
     return ticket
@@ -145,10 +145,14 @@ async def refresh_card(context: HelpdeskContext, ticket_id: int) -> None:
     text, ticket = await card_text(context, ticket_id)
     if ticket.staff_chat_id is None or ticket.card_message_id is None:
         return
+    markup = card_keyboard(context, ticket)
+    key = (ticket.staff_chat_id, ticket.card_message_id)
+    shown = (text, markup.to_json() if markup else "")
+    if context.desk.cards_shown.get(key) == shown:
+        return  # Telegram would answer "message is not modified"
     try:
-        await context.bot.edit_message_text(
-            text, chat_id=ticket.staff_chat_id, message_id=ticket.card_message_id, reply_markup=card_keyboard(context, ticket)
-        )
+        await context.bot.edit_message_text(text, chat_id=ticket.staff_chat_id, message_id=ticket.card_message_id, reply_markup=markup)
+        context.desk.cards_shown[key] = shown
     except BadRequest as exc:
         if "not modified" not in str(exc).lower():
             log.warning("could not update the card of #%s: %s", ticket_id, exc)
@@ -218,6 +222,8 @@ async def relay_to_staff(context: HelpdeskContext, relay: service.Relay, source:
         return
     async with unit_of_work(context.desk.sessions) as session:
         await service.set_staff_copy(session, message_id=relay.message.id, chat_id=ticket.staff_chat_id, staff_message_id=staff_message_id)  # type: ignore[arg-type]
+    if relay.changed:
+        await refresh_card(context, ticket.id)
 
 
 async def relay_to_user(context: HelpdeskContext, post: service.StaffPost, source: Message, staff_name: str) -> bool:
@@ -265,7 +271,7 @@ async def notify_user(context: HelpdeskContext, ticket: Ticket, template: str, m
     """A notice about the case to the user; a user who blocked the bot is recorded."""
     locale = await user_locale(context, ticket.user_id)
     try:
-        return await context.bot.send_message(
+        sent = await context.bot.send_message(
             ticket.user_id, context.desk.templates.render(template, locale, number=ticket.id, **values), reply_markup=markup
         )
     except Forbidden as exc:
@@ -273,6 +279,10 @@ async def notify_user(context: HelpdeskContext, ticket: Ticket, template: str, m
         await tell_staff(context, ticket, srender(context, "staff/not_delivered.html", number=ticket.id, blocked=True, error=str(exc)))
     except TelegramError as exc:
         log.warning("could not tell the user of #%s: %s", ticket.id, exc)
+    else:
+        async with unit_of_work(context.desk.sessions) as session:
+            await service.record_bot_message(session, ticket_id=ticket.id, text=sent.text or "", user_message_id=sent.message_id, now=context.now())
+        return sent
     return None
 
 
@@ -282,10 +292,7 @@ async def after_resolve(context: HelpdeskContext, result: service.Resolution, *,
     locale = await user_locale(context, ticket.user_id)
     labels = context.desk.templates
     markup = InlineKeyboardMarkup([[InlineKeyboardButton(labels.label(locale, "btn_still_need_help"), callback_data=f"tk:reopen:{ticket.id}")]])
-    notice = await notify_user(context, ticket, "ticket/resolved.html", markup, auto=auto, reopen_days=context.desk.settings.support.reopen_days)
-    if notice is not None:
-        async with unit_of_work(context.desk.sessions) as session:
-            await service.record_bot_message(session, ticket_id=ticket.id, text=notice.text or "", user_message_id=notice.message_id, now=context.now())
+    await notify_user(context, ticket, "ticket/resolved.html", markup, auto=auto, reopen_days=context.desk.settings.support.reopen_days)
     if result.survey:
         stars = [InlineKeyboardButton("⭐" * n if n <= 1 else f"{n}⭐", callback_data=f"r:{ticket.id}:{n}") for n in range(1, 6)]
         survey = await notify_user(context, ticket, "ticket/csat.html", InlineKeyboardMarkup([stars]))

@@ -121,7 +121,8 @@ async def post_to_ticket(update: Update, context: HelpdeskContext, ticket_id: in
     if post.claimed:
         await casework.notify_user(context, post.ticket, "ticket/claimed.html", staff_name=user.first_name)  # type: ignore[union-attr]
     await casework.relay_to_user(context, post, message, user.first_name)  # type: ignore[union-attr]
-    await casework.refresh_card(context, post.ticket.id)
+    if post.changed:
+        await casework.refresh_card(context, post.ticket.id)
 
 
 # ------------------------------------------------------------------ card buttons

@@ -76,15 +76,13 @@ async def after_intake(update: Update, context: HelpdeskContext, intake: service
             await casework.relay_to_staff(context, relay, update.effective_message, update.effective_user.first_name)  # type: ignore[arg-type, union-attr]
         return
     sla = context.desk.settings.sla
-    await context.bot.send_message(
-        chat_id,
-        context.render(
-            "ticket/created.html",
-            number=ticket.id,
-            category=label,
-            response_time=casework.human_minutes(sla.minutes("first_response", ticket.priority)),
-            business_hours=sla.business_hours,
-        ),
+    await casework.notify_user(
+        context,
+        ticket,
+        "ticket/created.html",
+        category=label,
+        response_time=casework.human_minutes(sla.minutes("first_response", ticket.priority)),
+        business_hours=sla.business_hours,
     )
     await casework.post_alert(context, ticket.id)
 
@@ -230,6 +228,4 @@ async def route_private(update: Update, context: HelpdeskContext) -> bool:
             await message.reply_html(context.render("ticket/reopened.html", number=relay.ticket.id))
             await casework.set_topic_open(context, relay.ticket, True)
         await casework.relay_to_staff(context, relay, message, user.first_name)  # type: ignore[union-attr]
-        if relay.reopened:
-            await casework.refresh_card(context, relay.ticket.id)
     return True

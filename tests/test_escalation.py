@@ -70,6 +70,12 @@ async def test_full_case_from_failed_answer_to_rating(desk, staff_forum):
     await thandi.send_document("refund confirmation", chat_id=STAFF_CHAT, **where)
     doc = desk.tg.last_bot_message(5001)
     assert doc.kind == "document" and "refund confirmation" in doc.text
+    # the other way round too: a document from the user, a photo from staff
+    await user.send_document("invoice")
+    assert [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot][-1].kind == "document"
+    await thandi.send_photo("where to find the card number", chat_id=STAFF_CHAT, **where)
+    photo = desk.tg.last_bot_message(5001)
+    assert photo.kind == "photo" and "Thandi (support, case #" in photo.text
     # resolve: user told, survey sent
     await thandi.press("Resolve", card(desk, number))
     resolved, survey = [m for m in desk.tg.chat_messages(5001) if m.from_bot][-2:]
@@ -81,8 +87,9 @@ async def test_full_case_from_failed_answer_to_rating(desk, staff_forum):
     assert tuple(row) == ("resolved", 800001, True)
     kinds = await desk.rows("SELECT direction, kind FROM ticket_messages ORDER BY id")
     assert [tuple(k) for k in kinds] == [
-        ("in", "text"), ("out", "text"), ("note", "text"), ("in", "text"), ("in", "photo"), ("out", "document"), ("bot", "text"),
-    ]
+        ("in", "text"), ("bot", "text"), ("bot", "text"), ("out", "text"), ("note", "text"), ("in", "text"), ("in", "photo"),
+        ("out", "document"), ("in", "document"), ("out", "photo"), ("bot", "text"), ("bot", "text"),
+    ]  # question, created and claimed notices, ..., solved notice, survey
     assert await desk.scalar("SELECT stars FROM ratings") == 5
     events = [r[0] for r in await desk.rows("SELECT to_status FROM ticket_events ORDER BY id")]
     assert events[:2] == ["new", "claimed"] and events[-1] == "resolved"
