@@ -38,10 +38,13 @@ def _squeeze(word: str) -> str:
     return re.sub(r"(.)\1+", r"\1", word)
 
 
-def _same(candidate: str, target: str) -> bool:
+def _same(candidate: str, target: str, *, threshold: float = WORD_MATCH) -> bool:
     if candidate == target or _squeeze(candidate) == _squeeze(target):
         return True
-    return len(target) >= FUZZY_MIN and fuzz.ratio(candidate, target) >= WORD_MATCH
+    return len(target) >= FUZZY_MIN and fuzz.ratio(candidate, target) >= threshold
+
+
+JOINED_MATCH = 94  # a phrase written as one word must be nearly exact ("whatsapp" is not "whatsapp me")
 
 
 class PolicyError(ValueError):
@@ -167,11 +170,11 @@ def _contains_term(text_words: Sequence[str], term: str) -> str | None:
     # a phrase written as one word ("crystalmeth"), or a word split in two ("via gra")
     if n > 1:
         for w in text_words:
-            if _same(w, joined_target):
+            if _same(w, joined_target, threshold=JOINED_MATCH):
                 return w
     for i in range(len(text_words) - 1):
         pair = text_words[i] + text_words[i + 1]
-        if len(joined_target) >= FUZZY_MIN and _same(pair, joined_target):
+        if len(joined_target) >= FUZZY_MIN and _same(pair, joined_target, threshold=JOINED_MATCH):
             return f"{text_words[i]} {text_words[i + 1]}"
     return None
 

@@ -34,8 +34,10 @@ from bot.config import Settings
 from bot.context import Desk, HelpdeskContext
 from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
 from bot.templates import Templates
-from handlers import common, faq, jobs, staff, tickets
+from handlers import ads, common, faq, jobs, staff, tickets
 from kb.kbfile import KbFileError, load_kb
+from ads.policy import load_policy
+from ads.service import Rules
 from escalation.service import Policy
 from kb.service import ImportRefused, import_kb, kb_version, load_snapshot
 
@@ -84,6 +86,8 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
     new_message = filters.UpdateType.MESSAGE
     staff_chats = filters.Chat(staff_chat_ids(settings)) if staff_chat_ids(settings) else filters.Chat([])
     number = r"[0-9]{1,18}"
+    slug = r"[a-z0-9-]{1,20}"
+    fields = "(category|title|description|price|location|photos|contact)"
 
     app.add_handler(TypeHandler(Update, common.track_user), group=GROUP_USERS)
 
@@ -92,6 +96,8 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CommandHandler("help", common.help_command, filters=private & new_message),
         CommandHandler("support", tickets.support_command, filters=private & new_message),
         CommandHandler("mytickets", tickets.mytickets, filters=private & new_message),
+        CommandHandler("newad", ads.newad, filters=private & new_message),
+        CommandHandler("cancel", ads.cancel_command, filters=private & new_message),
         CallbackQueryHandler(faq.on_vote, pattern=rf"^v:{number}:[01]\Z"),
         CallbackQueryHandler(faq.on_choose, pattern=rf"^c:{number}:([0-9]|n)\Z"),
         CallbackQueryHandler(faq.on_followup, pattern=r"^f:[a-z0-9-]{1,40}\Z"),
@@ -101,6 +107,10 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CallbackQueryHandler(tickets.on_close, pattern=rf"^tk:close:{number}\Z"),
         CallbackQueryHandler(tickets.on_reopen, pattern=rf"^tk:reopen:{number}\Z"),
         CallbackQueryHandler(tickets.on_rate, pattern=rf"^r:{number}:([1-5]|skip)\Z"),
+        CallbackQueryHandler(
+            ads.on_ad_button,
+            pattern=rf"^ad:(resume|fresh|photos:done|submit|edit|cancel|cat:({slug}|-)|sub:{slug}|edit:{fields}|reedit:{number}:({fields}|preview))\Z",
+        ),
     ]
     staff_side = [
         CommandHandler("queue", staff.cmd_queue, filters=staff_chats & new_message),
@@ -116,6 +126,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CallbackQueryHandler(staff.on_ticket_button, pattern=rf"^t:(claim|release|resolve|spam|reopen):{number}\Z"),
         CallbackQueryHandler(staff.on_learn_button, pattern=rf"^t:learn:{number}:([0-9]|n)\Z"),
         CallbackQueryHandler(staff.on_review_button, pattern=rf"^kb:(ok|drop):{number}\Z"),
+        CallbackQueryHandler(ads.on_mod_button, pattern=rf"^m:((ok|rej|chg|back):{number}|(r|c):{number}:{slug})\Z"),
         MessageHandler(staff_chats & new_message & ~filters.COMMAND, staff.on_staff_message),
     ]
     fallbacks = [
@@ -164,6 +175,7 @@ async def on_startup(app: Application) -> None:  # type: ignore[type-arg]
         kb_version=version,
         clock=clock,
         policy=Policy.from_settings(settings),
+        ad_rules=Rules(settings.ads, load_policy(settings.ads.policy_path)),
     )
     app.bot_data["desk"] = desk
     await _discover_staff_chats(app, desk)
@@ -212,7 +224,9 @@ async def _publish_commands(app: Application, templates: Templates) -> None:  # 
     commands = [
         BotCommand("start", label(locale, "cmd_start")),
         BotCommand("support", label(locale, "cmd_support")),
+        BotCommand("newad", label(locale, "cmd_newad")),
         BotCommand("mytickets", label(locale, "cmd_mytickets")),
+        BotCommand("cancel", label(locale, "cmd_cancel")),
         BotCommand("help", label(locale, "cmd_help")),
     ]
     staff_commands = [

@@ -287,6 +287,119 @@ class SlaSettings(_Section):
         return parse_minutes(getattr(self, kind)[priority])
 
 
+class AdSubcategory(_Section):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,19}$", json_schema_extra=_expect("a short id: lowercase letters, digits, '-'"))]
+    label: Annotated[str, Field(min_length=1, max_length=40, json_schema_extra=_expect("a button label of 1-40 characters"))]
+
+
+class AdCategory(AdSubcategory):
+    children: Annotated[list[AdSubcategory], Field(json_schema_extra=_expect("a list of {id, label} subcategories"))] = []
+    photos_required: Annotated[bool, Field(json_schema_extra=_expect("true or false"))] = False
+
+
+class RejectReason(_Section):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,19}$", json_schema_extra=_expect("a short id"))]
+    label: Annotated[str, Field(min_length=1, max_length=40, json_schema_extra=_expect("a button label"))]
+    rule: Annotated[str, Field(min_length=1, json_schema_extra=_expect("the rule the ad breaks, for the user"))]
+    fix: Annotated[str, Field(min_length=1, json_schema_extra=_expect("how to fix the ad, for the user"))]
+    field: Annotated[
+        str | None,
+        Field(json_schema_extra=_expect("the field to change: category, title, description, price, location, photos or contact")),
+    ] = None
+
+    @field_validator("field")
+    @classmethod
+    def _field(cls, v: str | None) -> str | None:
+        if v is not None and v not in ("category", "title", "description", "price", "location", "photos", "contact"):
+            raise ValueError("unknown field")
+        return v
+
+
+DEFAULT_AD_CATEGORIES = [
+    AdCategory(id="vehicles", label="Vehicles", photos_required=True, children=[
+        AdSubcategory(id="cars", label="Cars"), AdSubcategory(id="bikes", label="Motorbikes"), AdSubcategory(id="parts", label="Parts")]),
+    AdCategory(id="property", label="Property", photos_required=True, children=[
+        AdSubcategory(id="rent", label="To rent"), AdSubcategory(id="sale", label="For sale")]),
+    AdCategory(id="electronics", label="Electronics", children=[
+        AdSubcategory(id="phones", label="Phones"), AdSubcategory(id="computers", label="Computers"), AdSubcategory(id="tv-audio", label="TV and audio")]),
+    AdCategory(id="home", label="Home and garden", children=[
+        AdSubcategory(id="furniture", label="Furniture"), AdSubcategory(id="appliances", label="Appliances")]),
+    AdCategory(id="pets", label="Pets", photos_required=True, children=[
+        AdSubcategory(id="dogs", label="Dogs"), AdSubcategory(id="cats", label="Cats"), AdSubcategory(id="other-pets", label="Other pets")]),
+    AdCategory(id="jobs", label="Jobs", children=[
+        AdSubcategory(id="offered", label="Jobs offered"), AdSubcategory(id="wanted", label="Looking for work")]),
+    AdCategory(id="services", label="Services", children=[
+        AdSubcategory(id="trades", label="Trades and repairs"), AdSubcategory(id="lessons", label="Lessons")]),
+]
+
+DEFAULT_REJECT_REASONS = [
+    RejectReason(id="prohibited", label="Prohibited item", rule="Prohibited items may not be sold on SayPro Classified.", fix="Remove the item; it cannot be listed."),
+    RejectReason(id="contact-in-text", label="Contact details in text", rule="Phone numbers, e-mail addresses and links belong in the contact step, not in the title or description.", fix="Delete them from the text and choose how buyers contact you in the contact step.", field="description"),
+    RejectReason(id="photos", label="Bad or missing photos", rule="Photos must show the actual item, clearly, without watermarks or contact details.", fix="Add clear photos of the item itself.", field="photos"),
+    RejectReason(id="category", label="Wrong category", rule="Ads must be in the category that fits the item.", fix="Choose the right category.", field="category"),
+    RejectReason(id="price", label="Unrealistic price", rule="The price must be the real asking price in rand.", fix="Set the real price, or 'negotiable'.", field="price"),
+    RejectReason(id="duplicate", label="Duplicate ad", rule="Post each item once; repeated ads are removed.", fix="Edit your existing ad instead of posting it again."),
+    RejectReason(id="misleading", label="Misleading or unclear", rule="Ads must describe the item honestly and clearly.", fix="Describe the item's condition, age and what is included.", field="description"),
+]
+
+
+class Penalty(_Section):
+    strikes: Annotated[int, Field(ge=1, le=100, json_schema_extra=_expect("the number of active strikes, 1 or more"))]
+    action: Annotated[str, Field(json_schema_extra=_expect("warn, block or ban"))]
+    days: Annotated[int | None, Field(ge=1, le=3650, json_schema_extra=_expect("days of the block (block only)"))] = None
+
+    @field_validator("action")
+    @classmethod
+    def _action(cls, v: str) -> str:
+        if v not in ("warn", "block", "ban"):
+            raise ValueError("unknown penalty")
+        return v
+
+
+class AdsSettings(_Section):
+    categories: Annotated[list[AdCategory], Field(min_length=1, json_schema_extra=_expect("a list of [[ads.categories]]"))] = DEFAULT_AD_CATEGORIES
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", json_schema_extra=_expect("an ISO currency code like ZAR"))] = "ZAR"
+    currency_symbol: Annotated[str, Field(min_length=1, max_length=4, json_schema_extra=_expect("a symbol like R"))] = "R"
+    max_photos: Annotated[int, Field(ge=0, le=10, json_schema_extra=_expect("0 to 10 (Telegram albums hold 10)"))] = 10
+    title_min: Annotated[int, Field(ge=1, le=50, json_schema_extra=_expect("a number of characters"))] = 5
+    title_max: Annotated[int, Field(ge=10, le=100, json_schema_extra=_expect("a number of characters, at most 100"))] = 70
+    description_max: Annotated[int, Field(ge=100, le=3000, json_schema_extra=_expect("a number of characters, at most 3000"))] = 2000
+    location_max: Annotated[int, Field(ge=10, le=100, json_schema_extra=_expect("a number of characters"))] = 60
+    expiry_days: Annotated[int, Field(ge=1, le=365, json_schema_extra=_expect("days an approved ad stays up"))] = 30
+    reminder_days: Annotated[int, Field(ge=0, le=30, json_schema_extra=_expect("days before expiry to remind the owner"))] = 3
+    auto_approve_trusted: Annotated[bool, Field(json_schema_extra=_expect("true or false"))] = False
+    trusted_min_approved: Annotated[int, Field(ge=1, le=1000, json_schema_extra=_expect("approved ads before a user is trusted"))] = 3
+    policy_path: Annotated[Path, Field(json_schema_extra=_expect("the path of the ad policy file (TOML)"))] = Path(__file__).resolve().parent.parent / "ads" / "data" / "policy.toml"
+    channel_id: Annotated[int | None, Field(json_schema_extra=_expect("the id of the channel approved ads are posted to"))] = None
+    moderator_ids: Annotated[list[int], Field(json_schema_extra=_expect("Telegram ids of moderators (staff chat administrators are moderators too)"))] = []
+    reject_reasons: Annotated[list[RejectReason], Field(min_length=1, json_schema_extra=_expect("a list of [[ads.reject_reasons]]"))] = DEFAULT_REJECT_REASONS
+    strike_days: Annotated[int, Field(ge=1, le=3650, json_schema_extra=_expect("days a strike stays active"))] = 90
+    penalties: Annotated[list[Penalty], Field(json_schema_extra=_expect("a list of {strikes, action, days}"))] = [
+        Penalty(strikes=1, action="warn"), Penalty(strikes=2, action="block", days=7), Penalty(strikes=3, action="ban")]
+
+    @model_validator(mode="after")
+    def _unique(self) -> AdsSettings:
+        ids = [c.id for c in self.categories] + [s.id for c in self.categories for s in c.children]
+        if len(set(ids)) != len(ids):
+            raise ValueError("two ad categories share an id")
+        if len({r.id for r in self.reject_reasons}) != len(self.reject_reasons):
+            raise ValueError("two reject reasons share an id")
+        return self
+
+    def category(self, category_id: str) -> AdCategory | None:
+        return next((c for c in self.categories if c.id == category_id), None)
+
+    def subcategory(self, sub_id: str) -> tuple[AdCategory, AdSubcategory] | None:
+        for c in self.categories:
+            for s in c.children:
+                if s.id == sub_id:
+                    return c, s
+        return None
+
+    def reason(self, reason_id: str) -> RejectReason | None:
+        return next((r for r in self.reject_reasons if r.id == reason_id), None)
+
+
 class KbSettings(_Section):
     path: Annotated[
         Path, Field(json_schema_extra=_expect("the path of the knowledge-base YAML file"))
@@ -343,6 +456,7 @@ class Settings(_Section):
     kb: KbSettings = KbSettings()
     support: SupportSettings = SupportSettings()
     sla: SlaSettings = SlaSettings()
+    ads: AdsSettings = AdsSettings()
     locale: LocaleSettings = LocaleSettings()
     logging: LoggingSettings = LoggingSettings()
     timezone: Annotated[
@@ -452,6 +566,7 @@ def parse_settings(data: dict[str, Any], where: str = "<settings>", base_dir: Pa
 
 def _absolutise(settings: Settings, base: Path, where: str) -> Settings:
     kb_path = settings.kb.path if settings.kb.path.is_absolute() else (base / settings.kb.path)
+    policy_path = settings.ads.policy_path if settings.ads.policy_path.is_absolute() else (base / settings.ads.policy_path)
     url = settings.database.url
     prefix = "sqlite+aiosqlite:///"
     if url.startswith(prefix):
@@ -473,6 +588,7 @@ def _absolutise(settings: Settings, base: Path, where: str) -> Settings:
     return settings.model_copy(
         update={
             "kb": settings.kb.model_copy(update={"path": kb_path}),
+            "ads": settings.ads.model_copy(update={"policy_path": policy_path}),
             "database": settings.database.model_copy(update={"url": url}),
             "locale": settings.locale.model_copy(update={"templates_dir": tdir}),
             "source": Path(where) if where != "<settings>" else None,

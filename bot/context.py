@@ -13,6 +13,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from bot.config import Settings
 from bot.templates import Templates
 from bot.users import Account
+from ads.service import Rules
 from escalation.service import Policy
 from kb.service import KbSnapshot
 
@@ -29,6 +30,7 @@ class Desk:
     kb_version: int
     clock: Callable[[], datetime]
     policy: Policy
+    ad_rules: Rules
     # staff chat id -> is it a forum (topics on)? Filled at start-up from getChat.
     staff_chats: dict[int, bool] = field(default_factory=dict)
     # (chat, message) -> (text, buttons) of each staff card as last shown: no no-op edits

@@ -135,6 +135,8 @@ def _media_json(kind: str, file_id: str) -> dict[str, Any]:
         return {"document": {"file_id": file_id, "file_unique_id": unique, "file_name": "file.pdf", "mime_type": "application/pdf"}}
     if kind == "voice":
         return {"voice": {"file_id": file_id, "file_unique_id": unique, "duration": 3, "mime_type": "audio/ogg"}}
+    if kind in ("contact", "location"):
+        return {}  # the content itself is added by the sender
     if kind == "sticker":
         return {"sticker": {"file_id": file_id, "file_unique_id": unique, "type": "regular", "width": 512,
                             "height": 512, "is_animated": False, "is_video": False, "emoji": "🙂"}}
@@ -457,6 +459,22 @@ class FakeTelegram(BaseRequest):
     def api_sendVoice(self, params: dict[str, Any]) -> dict[str, Any]:
         return self._send_media("voice", params)
 
+    def api_sendMediaGroup(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        chat = self._chat(params)
+        media = params.get("media")
+        if isinstance(media, str):
+            media = json.loads(media)
+        if not isinstance(media, list) or not 2 <= len(media) <= 10:
+            raise ApiError(400, "Bad Request: MEDIA_GROUP_INVALID: there must be 2 to 10 items")
+        thread_id, reply_to = self._placement(chat, params)
+        sent = []
+        for item in media:
+            caption = item.get("caption") or ""
+            plain = self._parse_text(caption, item.get("parse_mode"), CAPTION_LIMIT, "message caption") if caption else ""
+            msg = self._store(chat, plain, caption, None, item.get("type", "photo"), thread_id=thread_id, reply_to=reply_to, file_id=item.get("media"))
+            sent.append(self._message_json(msg))
+        return sent
+
     def api_copyMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         source_chat = self.chats.get(int(params.get("from_chat_id") or 0))
         if source_chat is None:
@@ -728,9 +746,9 @@ class FakeUser:
         if reply_id is not None and thread_id is None:
             target = self.tg.messages.get((chat_id, reply_id))
             thread_id = target.thread_id if target else None
-        kind = "text" if "text" in content else next(k for k in ("photo", "document", "voice", "sticker", "video") if k in content)
+        kind = "text" if "text" in content else next(k for k in ("photo", "document", "voice", "sticker", "video", "contact", "location") if k in content)
         file_id = None
-        if kind != "text":
+        if kind not in ("text", "contact", "location"):
             media = content[kind]
             file_id = media[-1]["file_id"] if isinstance(media, list) else media["file_id"]
         stored = SentMessage(

@@ -32,7 +32,18 @@ class User(Base):
     status: Mapped[str] = mapped_column(SafeString(16), default=UserStatus.ACTIVE)
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
+    blocked_until: Mapped[datetime | None]  # posting blocked until then (strikes)
+    status_reason: Mapped[str | None] = mapped_column(SafeText)  # why warned / blocked / banned
 
     @property
     def display_name(self) -> str:
         return " ".join(p for p in (self.first_name, self.last_name) if p) or (self.username or str(self.id))
+
+
+class AppState(Base):
+    """Small facts the bot must remember across restarts (e.g. the Moderation topic id)."""
+
+    __tablename__ = "app_state"
+
+    key: Mapped[str] = mapped_column(SafeString(64), primary_key=True)
+    value: Mapped[str] = mapped_column(SafeText)

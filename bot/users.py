@@ -56,3 +56,20 @@ async def touch_user(
         locale=row.locale,
         status=row.status,
     )
+
+
+async def get_state(session: AsyncSession, key: str) -> str | None:
+    from bot.models import AppState
+
+    row = await session.get(AppState, key)
+    return row.value if row is not None else None
+
+
+async def set_state(session: AsyncSession, key: str, value: str) -> None:
+    from bot.models import AppState
+
+    row = await session.get(AppState, key)
+    if row is None:
+        session.add(AppState(key=key, value=value))
+    else:
+        row.value = value

@@ -91,9 +91,10 @@ async def unknown_command(update: Update, context: HelpdeskContext) -> None:
 
 async def not_text(update: Update, context: HelpdeskContext) -> None:
     """Photos, documents, voice...: part of an open case, or not understood."""
+    from handlers.ads import route_draft
     from handlers.tickets import route_private
 
-    if await route_private(update, context):
+    if await route_draft(update, context) or await route_private(update, context):
         return
     await update.effective_message.reply_html(context.render("nontext.html"))  # type: ignore[union-attr]
 

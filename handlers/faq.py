@@ -9,7 +9,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from escalation.service import open_ticket_number
-from handlers import tickets
+from handlers import ads, tickets
 from handlers.common import help_command
 from handlers.ui import answer_keyboard, set_markup, short, toast
 from kb import service
@@ -35,7 +35,10 @@ async def on_text(update: Update, context: HelpdeskContext) -> None:
     if text == context.label("menu_support"):
         await tickets.support_command(update, context)
         return
-    if await tickets.route_private(update, context):
+    if text == context.label("menu_post_ad"):
+        await ads.newad(update, context)
+        return
+    if await ads.route_draft(update, context) or await tickets.route_private(update, context):
         return
     kind = small_talk(context, text)
     if kind is not None:

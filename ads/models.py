@@ -1,0 +1,126 @@
+"""Ads and their photos, pre-check findings, reports from users, and strikes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Numeric
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from bot.db import Base, SafeString, SafeText
+
+
+class AdStatus(StrEnum):
+    DRAFT = "draft"  # being written, step by step
+    SUBMITTED = "submitted"  # waiting for a moderator
+    APPROVED = "approved"  # published
+    REJECTED = "rejected"
+    CHANGES = "changes_requested"
+    EXPIRED = "expired"
+    SOLD = "sold"
+    DELETED = "deleted"
+    TAKEN_DOWN = "taken_down"
+
+
+class Step(StrEnum):
+    """Where a draft is in the posting conversation (stored: survives restarts)."""
+
+    CATEGORY = "category"
+    TITLE = "title"
+    DESCRIPTION = "description"
+    PRICE = "price"
+    LOCATION = "location"
+    PHOTOS = "photos"
+    CONTACT = "contact"
+    PREVIEW = "preview"
+
+
+class Ad(Base):
+    __tablename__ = "ads"
+    __table_args__ = (
+        Index("ix_ads_user_status", "user_id", "status"),
+        Index("ix_ads_status_submitted", "status", "submitted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(SafeString(20), default=AdStatus.DRAFT)
+    step: Mapped[str | None] = mapped_column(SafeString(16))
+    # after "Edit a field" from the preview, the step returns to the preview
+    editing: Mapped[bool] = mapped_column(default=False)
+    category: Mapped[str | None] = mapped_column(SafeString(20))
+    subcategory: Mapped[str | None] = mapped_column(SafeString(20))
+    title: Mapped[str] = mapped_column(SafeString(120), default="")
+    description: Mapped[str] = mapped_column(SafeText, default="")
+    price_kind: Mapped[str | None] = mapped_column(SafeString(12))  # fixed | free | negotiable
+    price_amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(SafeString(3), default="ZAR")
+    location: Mapped[str] = mapped_column(SafeString(100), default="")
+    contact: Mapped[str | None] = mapped_column(SafeString(8))  # bot | phone
+    phone: Mapped[str | None] = mapped_column(SafeString(32))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    submitted_at: Mapped[datetime | None]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[int | None]
+    decision_reason: Mapped[str | None] = mapped_column(SafeString(20))
+    decision_note: Mapped[str | None] = mapped_column(SafeText)
+    auto_approved: Mapped[bool] = mapped_column(default=False)
+    resubmissions: Mapped[int] = mapped_column(default=0)
+    mod_chat_id: Mapped[int | None]
+    mod_message_id: Mapped[int | None]
+    published_chat_id: Mapped[int | None]
+    published_message_id: Mapped[int | None]
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)
+    reminded_at: Mapped[datetime | None]
+
+    photos: Mapped[list[AdPhoto]] = relationship(
+        back_populates="ad", cascade="all, delete-orphan", order_by="AdPhoto.position", lazy="selectin"
+    )
+    checks: Mapped[list[AdCheck]] = relationship(
+        back_populates="ad", cascade="all, delete-orphan", order_by="AdCheck.id", lazy="selectin"
+    )
+
+
+class AdPhoto(Base):
+    __tablename__ = "ad_photos"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ad_id: Mapped[int] = mapped_column(ForeignKey("ads.id", ondelete="CASCADE"), index=True)
+    file_id: Mapped[str] = mapped_column(SafeString(256))
+    position: Mapped[int] = mapped_column(default=0)
+
+    ad: Mapped[Ad] = relationship(back_populates="photos")
+
+
+class AdCheck(Base):
+    """A pre-check finding stored with the submitted ad (what the moderator sees)."""
+
+    __tablename__ = "ad_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ad_id: Mapped[int] = mapped_column(ForeignKey("ads.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(SafeString(32))
+    severity: Mapped[str] = mapped_column(SafeString(8))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+
+    ad: Mapped[Ad] = relationship(back_populates="checks")
+
+
+class Strike(Base):
+    """One strike against a user: active until it expires or is pardoned."""
+
+    __tablename__ = "strikes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(SafeText)
+    ad_id: Mapped[int | None] = mapped_column(ForeignKey("ads.id", ondelete="SET NULL"))
+    moderator_id: Mapped[int | None]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    pardoned: Mapped[bool] = mapped_column(default=False)

@@ -1,0 +1,351 @@
+"""Ad services: the draft written step by step, submission with the pre-check, and
+moderation decisions. Every function takes an ``AsyncSession`` and never commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ads.models import Ad, AdCheck, AdPhoto, AdStatus, Step
+from ads.policy import Finding, Policy, RecentAd, pre_check
+from ads.price import PriceError, parse_price
+from bot.config import AdsSettings
+from bot.models import User, UserStatus
+
+STEPS = [Step.CATEGORY, Step.TITLE, Step.DESCRIPTION, Step.PRICE, Step.LOCATION, Step.PHOTOS, Step.CONTACT, Step.PREVIEW]
+EDITABLE = [Step.CATEGORY, Step.TITLE, Step.DESCRIPTION, Step.PRICE, Step.LOCATION, Step.PHOTOS, Step.CONTACT]
+PENDING = (AdStatus.SUBMITTED,)
+
+
+@dataclass(frozen=True)
+class Rules:
+    settings: AdsSettings
+    policy: Policy
+
+
+class FieldError(Exception):
+    """A value the user gave does not fit; ``code`` picks the explanation template."""
+
+    def __init__(self, code: str, **detail: Any):
+        super().__init__(code)
+        self.code = code
+        self.detail = detail
+
+
+def category_path(ad: Ad) -> list[str]:
+    return [c for c in (ad.category, ad.subcategory) if c]
+
+
+# ------------------------------------------------------------------ drafts
+
+
+async def current_draft(session: AsyncSession, *, user_id: int) -> Ad | None:
+    return await session.scalar(
+        select(Ad).where(Ad.user_id == user_id, Ad.status == AdStatus.DRAFT).order_by(Ad.id.desc()).limit(1)
+    )
+
+
+async def posting_block(session: AsyncSession, *, user_id: int, now: datetime) -> User | None:
+    """The user, when they may not post now (banned, or blocked until a date)."""
+    user = await session.get(User, user_id)
+    if user is None:
+        return None
+    if user.status == UserStatus.BANNED or (user.blocked_until is not None and user.blocked_until > now):
+        return user
+    return None
+
+
+async def start_draft(session: AsyncSession, rules: Rules, *, user_id: int, now: datetime) -> Ad:
+    """A fresh draft (an unfinished one is discarded)."""
+    await session.execute(delete(Ad).where(Ad.user_id == user_id, Ad.status == AdStatus.DRAFT))
+    ad = Ad(user_id=user_id, status=AdStatus.DRAFT, step=Step.CATEGORY, currency=rules.settings.currency, created_at=now, updated_at=now)
+    session.add(ad)
+    await session.flush()
+    return ad
+
+
+async def discard_draft(session: AsyncSession, *, user_id: int) -> bool:
+    result = await session.execute(delete(Ad).where(Ad.user_id == user_id, Ad.status == AdStatus.DRAFT))
+    return bool(result.rowcount)
+
+
+def _advance(ad: Ad, done: Step) -> None:
+    if ad.editing:
+        ad.step, ad.editing = Step.PREVIEW, False
+    else:
+        ad.step = STEPS[STEPS.index(done) + 1]
+
+
+async def set_category(session: AsyncSession, rules: Rules, *, ad: Ad, subcategory: str, now: datetime) -> None:
+    found = rules.settings.subcategory(subcategory)
+    if found is None:
+        raise FieldError("unknown_category")
+    top, sub = found
+    ad.category, ad.subcategory, ad.updated_at = top.id, sub.id, now
+    _advance(ad, Step.CATEGORY)
+
+
+async def set_text(session: AsyncSession, rules: Rules, *, ad: Ad, text: str, now: datetime) -> None:
+    """The user's answer to the current text step (title, description, price, location)."""
+    s = rules.settings
+    text = " ".join(text.split()) if ad.step != Step.DESCRIPTION else text.strip()
+    step = Step(ad.step)
+    if step == Step.TITLE:
+        if len(text) < s.title_min:
+            raise FieldError("title_too_short", minimum=s.title_min, length=len(text))
+        if len(text) > s.title_max:
+            raise FieldError("title_too_long", maximum=s.title_max, length=len(text))
+        ad.title = text
+    elif step == Step.DESCRIPTION:
+        if len(text) < rules.policy.min_description:
+            raise FieldError("description_too_short", minimum=rules.policy.min_description, length=len(text))
+        if len(text) > s.description_max:
+            raise FieldError("description_too_long", maximum=s.description_max, length=len(text))
+        ad.description = text
+    elif step == Step.PRICE:
+        try:
+            price = parse_price(text, (s.currency_symbol, s.currency))
+        except PriceError as exc:
+            raise FieldError(f"price_{exc.reason}") from None
+        ad.price_kind, ad.price_amount = price.kind, price.amount
+    elif step == Step.LOCATION:
+        if len(text) < 2:
+            raise FieldError("location_missing")
+        if len(text) > s.location_max:
+            raise FieldError("location_too_long", maximum=s.location_max, length=len(text))
+        ad.location = text
+    else:
+        raise FieldError("not_a_text_step", step=str(step))
+    ad.updated_at = now
+    _advance(ad, step)
+
+
+async def add_photo(session: AsyncSession, rules: Rules, *, ad: Ad, file_id: str, now: datetime) -> int:
+    if ad.step != Step.PHOTOS:
+        raise FieldError("not_photo_step")
+    if len(ad.photos) >= rules.settings.max_photos:
+        raise FieldError("too_many_photos", maximum=rules.settings.max_photos)
+    if any(p.file_id == file_id for p in ad.photos):
+        return len(ad.photos)
+    ad.photos.append(AdPhoto(file_id=file_id, position=len(ad.photos)))
+    ad.updated_at = now
+    await session.flush()
+    return len(ad.photos)
+
+
+async def photos_done(session: AsyncSession, rules: Rules, *, ad: Ad, now: datetime) -> None:
+    top = rules.settings.category(ad.category or "")
+    if not ad.photos and top is not None and top.photos_required:
+        raise FieldError("photos_required", category=top.label)
+    ad.updated_at = now
+    _advance(ad, Step.PHOTOS)
+
+
+async def clear_photos(session: AsyncSession, *, ad: Ad, now: datetime) -> None:
+    ad.photos = []
+    ad.updated_at = now
+
+
+async def set_contact(session: AsyncSession, *, ad: Ad, phone: str | None, now: datetime) -> None:
+    """Through the bot (``phone=None``), or a phone number shared with Telegram's button."""
+    ad.contact = "phone" if phone else "bot"
+    ad.phone = phone
+    ad.updated_at = now
+    _advance(ad, Step.CONTACT)
+
+
+async def edit_field(session: AsyncSession, *, ad: Ad, step: str, now: datetime) -> None:
+    if step not in [s.value for s in EDITABLE]:
+        raise FieldError("unknown_field")
+    ad.step, ad.editing, ad.updated_at = step, True, now
+    if step == Step.PHOTOS:
+        ad.photos = []
+
+
+# ------------------------------------------------------------------ submission
+
+
+class SubmitOutcome(StrEnum):
+    BLOCKED = "blocked"  # findings the user must fix first
+    SUBMITTED = "submitted"  # waiting for a moderator
+    APPROVED = "approved"  # a trusted user's clean ad, approved at once
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    outcome: SubmitOutcome
+    ad: Ad
+    findings: list[Finding]
+
+
+async def submit(session: AsyncSession, rules: Rules, *, ad: Ad, now: datetime) -> SubmitResult:
+    if ad.step != Step.PREVIEW or ad.status != AdStatus.DRAFT:
+        raise FieldError("not_ready")
+    policy = rules.policy
+    since = now - timedelta(days=policy.duplicate_days)
+    recent_rows = (
+        await session.execute(
+            select(Ad.id, Ad.user_id, Ad.title, Ad.description, Ad.submitted_at)
+            .where(Ad.status.in_((AdStatus.SUBMITTED, AdStatus.APPROVED)), Ad.submitted_at >= since, Ad.id != ad.id, Ad.category == ad.category)
+            .order_by(Ad.submitted_at.desc())
+            .limit(500)
+        )
+    ).all()
+    recent = [RecentAd(r.id, r.user_id, r.title, r.description, r.submitted_at) for r in recent_rows]
+    in_window = await session.scalar(
+        select(func.count()).select_from(Ad).where(
+            Ad.user_id == ad.user_id, Ad.submitted_at >= now - policy.max_ads_window, Ad.id != ad.id
+        )
+    )
+    findings = pre_check(
+        policy,
+        user_id=ad.user_id,
+        category_path=category_path(ad),
+        title=ad.title,
+        description=ad.description,
+        price=float(ad.price_amount) if ad.price_amount is not None else None,
+        recent_ads=recent,
+        ads_in_window=int(in_window or 0),
+        now=now,
+    )
+    if any(f.severity == "block" for f in findings):
+        return SubmitResult(SubmitOutcome.BLOCKED, ad, findings)
+    ad.checks = [
+        AdCheck(code=f.code, severity=f.severity, detail=_jsonable(f.detail), created_at=now) for f in findings if f.severity == "flag"
+    ]
+    ad.status, ad.step, ad.submitted_at, ad.updated_at = AdStatus.SUBMITTED, None, now, now
+    ad.decided_at = ad.decided_by = ad.decision_reason = ad.decision_note = None
+    if rules.settings.auto_approve_trusted and not ad.checks and await _trusted(session, rules, ad.user_id, now):
+        _approve(ad, rules, moderator_id=None, now=now)
+        ad.auto_approved = True
+        await session.flush()
+        return SubmitResult(SubmitOutcome.APPROVED, ad, findings)
+    await session.flush()
+    return SubmitResult(SubmitOutcome.SUBMITTED, ad, findings)
+
+
+def _jsonable(detail: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v)) for k, v in detail.items()}
+
+
+async def _trusted(session: AsyncSession, rules: Rules, user_id: int, now: datetime) -> bool:
+    from ads.models import Strike
+
+    approved = await session.scalar(
+        select(func.count()).select_from(Ad).where(Ad.user_id == user_id, Ad.status == AdStatus.APPROVED, Ad.auto_approved.is_(False))
+    )
+    strikes = await session.scalar(
+        select(func.count()).select_from(Strike).where(Strike.user_id == user_id, Strike.pardoned.is_(False), Strike.expires_at > now)
+    )
+    return int(approved or 0) >= rules.settings.trusted_min_approved and not strikes
+
+
+def _approve(ad: Ad, rules: Rules, *, moderator_id: int | None, now: datetime) -> None:
+    ad.status = AdStatus.APPROVED
+    ad.decided_at, ad.decided_by = now, moderator_id
+    ad.expires_at = now + timedelta(days=rules.settings.expiry_days)
+    ad.reminded_at = None
+
+
+# ------------------------------------------------------------------ moderation
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    CHANGES = "changes"
+
+
+@dataclass(frozen=True)
+class DecideResult:
+    won: bool  # False: someone else decided first (or the ad is no longer pending)
+    ad: Ad
+
+
+async def decide(
+    session: AsyncSession,
+    rules: Rules,
+    *,
+    ad_id: int,
+    moderator_id: int,
+    decision: Decision,
+    reason: str | None,
+    note: str | None,
+    now: datetime,
+) -> DecideResult:
+    """Atomic: of two moderators deciding at once, exactly one decision is stored."""
+    status = {
+        Decision.APPROVE: AdStatus.APPROVED,
+        Decision.REJECT: AdStatus.REJECTED,
+        Decision.CHANGES: AdStatus.CHANGES,
+    }[decision]
+    won = await session.scalar(
+        update(Ad)
+        .where(Ad.id == ad_id, Ad.status == AdStatus.SUBMITTED)
+        .values(status=status, decided_at=now, decided_by=moderator_id, decision_reason=reason, decision_note=note)
+        .returning(Ad.id)
+    )
+    ad = await session.get(Ad, ad_id, populate_existing=True)
+    if ad is None:
+        raise FieldError("unknown_ad")
+    if won is None:
+        return DecideResult(False, ad)
+    if decision == Decision.APPROVE:
+        _approve(ad, rules, moderator_id=moderator_id, now=now)
+    return DecideResult(True, ad)
+
+
+async def attach_moderation_card(session: AsyncSession, *, ad_id: int, chat_id: int, message_id: int) -> None:
+    await session.execute(update(Ad).where(Ad.id == ad_id).values(mod_chat_id=chat_id, mod_message_id=message_id))
+
+
+async def set_published(session: AsyncSession, *, ad_id: int, chat_id: int, message_id: int) -> None:
+    await session.execute(update(Ad).where(Ad.id == ad_id).values(published_chat_id=chat_id, published_message_id=message_id))
+
+
+async def reopen_for_edit(session: AsyncSession, *, ad_id: int, user_id: int, step: str | None, now: datetime) -> Ad | None:
+    """After a rejection or a change request: the ad becomes the user's draft again,
+    at the field to change (or the preview)."""
+    ad = await session.get(Ad, ad_id, with_for_update=True)
+    if ad is None or ad.user_id != user_id or ad.status not in (AdStatus.REJECTED, AdStatus.CHANGES):
+        return None
+    await session.execute(delete(Ad).where(Ad.user_id == user_id, Ad.status == AdStatus.DRAFT, Ad.id != ad.id))
+    ad.status = AdStatus.DRAFT
+    ad.resubmissions += 1
+    ad.updated_at = now
+    if step and step in [s.value for s in EDITABLE]:
+        ad.step, ad.editing = step, True
+        if step == Step.PHOTOS:
+            ad.photos = []
+    else:
+        ad.step, ad.editing = Step.PREVIEW, False
+    return ad
+
+
+@dataclass(frozen=True)
+class History:
+    approved: int
+    rejected: int
+    strikes: int
+
+
+async def user_history(session: AsyncSession, *, user_id: int, now: datetime) -> History:
+    from ads.models import Strike
+
+    rows = dict(
+        (await session.execute(select(Ad.status, func.count()).where(Ad.user_id == user_id).group_by(Ad.status))).all()
+    )
+    strikes = await session.scalar(
+        select(func.count()).select_from(Strike).where(Strike.user_id == user_id, Strike.pardoned.is_(False), Strike.expires_at > now)
+    )
+    return History(int(rows.get(AdStatus.APPROVED, 0)), int(rows.get(AdStatus.REJECTED, 0)), int(strikes or 0))
+
+
+async def get_ad(session: AsyncSession, ad_id: int) -> Ad | None:
+    return await session.get(Ad, ad_id)

@@ -1,0 +1,501 @@
+"""Posting an ad step by step (state in the database), and moderating it in the staff chat."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from markupsafe import Markup
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    Update,
+)
+from telegram.constants import ChatMemberStatus
+from telegram.error import TelegramError
+
+from ads import service
+from ads.models import Ad, AdStatus, Step
+from ads.service import Decision, FieldError, SubmitOutcome
+from bot.context import HelpdeskContext
+from bot.db import unit_of_work
+from bot.users import get_state, set_state
+from handlers import casework
+from handlers.ui import main_menu, set_markup, toast
+
+log = logging.getLogger(__name__)
+
+# A draft the user touched this recently takes their typed answers; an older one waits
+# for /newad ("continue or start over") and their messages are questions again.
+DRAFT_ACTIVE = timedelta(hours=2)
+TEXT_STEPS = (Step.TITLE, Step.DESCRIPTION, Step.PRICE, Step.LOCATION)
+
+
+def rules(context: HelpdeskContext) -> service.Rules:
+    return context.desk.ad_rules
+
+
+def price_text(context: HelpdeskContext, ad: Ad) -> str:
+    symbol = context.desk.settings.ads.currency_symbol
+    if ad.price_kind == "free":
+        return "Free"
+    amount = f"{symbol} {ad.price_amount:,.0f}".replace(",", " ") if ad.price_amount is not None else ""
+    if ad.price_kind == "negotiable":
+        return f"{amount} (negotiable)".strip() if amount else "Negotiable"
+    return amount
+
+
+def category_text(context: HelpdeskContext, ad: Ad) -> str:
+    found = context.desk.settings.ads.subcategory(ad.subcategory or "")
+    return f"{found[0].label} › {found[1].label}" if found else (ad.category or "")
+
+
+def ad_values(context: HelpdeskContext, ad: Ad) -> dict[str, Any]:
+    return {"ad": ad, "price": price_text(context, ad), "category": category_text(context, ad), "bot_username": context.bot.username}
+
+
+# ------------------------------------------------------------------ the posting conversation
+
+
+async def newad(update: Update, context: HelpdeskContext) -> None:
+    """/newad and the menu item: start, or offer to continue an unfinished draft."""
+    user_id = update.effective_user.id  # type: ignore[union-attr]
+    chat_id = update.effective_chat.id  # type: ignore[union-attr]
+    async with unit_of_work(context.desk.sessions) as session:
+        blocked = await service.posting_block(session, user_id=user_id, now=context.now())
+        draft = None if blocked else await service.current_draft(session, user_id=user_id)
+        if blocked is None and (draft is None or (draft.step == Step.CATEGORY and not draft.title)):
+            draft = await service.start_draft(session, rules(context), user_id=user_id, now=context.now())
+            fresh = True
+        else:
+            fresh = False
+    if blocked is not None:
+        until = casework.local_time(context, blocked.blocked_until) if blocked.blocked_until else None
+        await context.bot.send_message(chat_id, context.render("ads/posting_blocked.html", until=until, reason=blocked.status_reason))
+        return
+    if fresh:
+        await prompt(context, chat_id, draft)  # type: ignore[arg-type]
+        return
+    buttons = InlineKeyboardMarkup([[
+        InlineKeyboardButton(context.label("btn_continue"), callback_data="ad:resume"),
+        InlineKeyboardButton(context.label("btn_start_over"), callback_data="ad:fresh"),
+    ]])
+    await context.bot.send_message(chat_id, context.render("ads/resume.html", title=draft.title), reply_markup=buttons)  # type: ignore[union-attr]
+
+
+async def prompt(context: HelpdeskContext, chat_id: int, ad: Ad, *, parent: str | None = None) -> None:
+    """Ask for what the draft's current step needs."""
+    s = context.desk.settings.ads
+    step = Step(ad.step) if ad.step else Step.PREVIEW
+    markup: Any = None
+    if step == Step.CATEGORY:
+        top = s.category(parent) if parent else None
+        if top is None:
+            rows = [[InlineKeyboardButton(c.label, callback_data=f"ad:cat:{c.id}")] for c in s.categories]
+        else:
+            rows = [[InlineKeyboardButton(c.label, callback_data=f"ad:sub:{c.id}")] for c in top.children]
+            rows.append([InlineKeyboardButton(context.label("btn_back"), callback_data="ad:cat:-")])
+        markup = InlineKeyboardMarkup(rows)
+        text = context.render("ads/step_category.html", parent=top.label if top else None)
+    elif step == Step.TITLE:
+        text = context.render("ads/step_title.html", min=s.title_min, max=s.title_max)
+    elif step == Step.DESCRIPTION:
+        text = context.render("ads/step_description.html", min=rules(context).policy.min_description)
+    elif step == Step.PRICE:
+        text = context.render("ads/step_price.html", currency=s.currency, symbol=s.currency_symbol)
+    elif step == Step.LOCATION:
+        text = context.render("ads/step_location.html")
+    elif step == Step.PHOTOS:
+        top = s.category(ad.category or "")
+        required = bool(top and top.photos_required)
+        label = context.label("btn_done") if required or ad.photos else context.label("btn_skip_photos")
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data="ad:photos:done")]])
+        text = context.render("ads/step_photos.html", max=s.max_photos, required=required)
+    elif step == Step.CONTACT:
+        markup = ReplyKeyboardMarkup(
+            [[KeyboardButton(context.label("btn_share_phone"), request_contact=True)], [KeyboardButton(context.label("btn_contact_bot"))]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
+        text = context.render("ads/step_contact.html")
+    else:
+        await show_preview(context, chat_id, ad)
+        return
+    await context.bot.send_message(chat_id, text, reply_markup=markup)
+
+
+async def show_preview(context: HelpdeskContext, chat_id: int, ad: Ad) -> None:
+    if ad.photos:
+        try:
+            await context.bot.send_photo(chat_id, ad.photos[0].file_id)
+        except TelegramError as exc:
+            log.info("could not show the cover photo of draft %s: %s", ad.id, exc)
+    buttons = InlineKeyboardMarkup([
+        [InlineKeyboardButton(context.label("btn_submit"), callback_data="ad:submit")],
+        [InlineKeyboardButton(context.label("btn_edit_field"), callback_data="ad:edit"),
+         InlineKeyboardButton(context.label("btn_cancel"), callback_data="ad:cancel")],
+    ])
+    await context.bot.send_message(
+        chat_id, context.render("ads/preview.html", photos=len(ad.photos), **ad_values(context, ad)), reply_markup=buttons
+    )
+
+
+async def route_draft(update: Update, context: HelpdeskContext) -> bool:
+    """A private message while the user is writing an ad: the answer to the current step.
+    Returns False when the user has no draft in progress (the message is something else)."""
+    message: Message = update.effective_message  # type: ignore[assignment]
+    user_id = update.effective_user.id  # type: ignore[union-attr]
+    r = rules(context)
+    now = context.now()
+    error: FieldError | None = None
+    async with unit_of_work(context.desk.sessions) as session:
+        ad = await service.current_draft(session, user_id=user_id)
+        if ad is None or ad.step not in (*TEXT_STEPS, Step.PHOTOS, Step.CONTACT) or now - ad.updated_at > DRAFT_ACTIVE:
+            return False
+        step = Step(ad.step)
+        photo_count = None
+        try:
+            if step in TEXT_STEPS:
+                if message.text is None:
+                    raise FieldError("expects_text")
+                await service.set_text(session, r, ad=ad, text=message.text, now=now)
+            elif step == Step.PHOTOS:
+                if not message.photo:
+                    if message.text is not None and message.text.startswith("/"):
+                        return False
+                    raise FieldError("expects_photo")
+                photo_count = await service.add_photo(session, r, ad=ad, file_id=message.photo[-1].file_id, now=now)
+            else:  # contact
+                if message.contact is not None:
+                    if message.contact.user_id not in (None, user_id):
+                        raise FieldError("expects_contact")
+                    await service.set_contact(session, ad=ad, phone=message.contact.phone_number, now=now)
+                elif message.text == context.label("btn_contact_bot"):
+                    await service.set_contact(session, ad=ad, phone=None, now=now)
+                else:
+                    raise FieldError("expects_contact")
+        except FieldError as exc:
+            error = exc
+    if error is not None:
+        await message.reply_html(context.render("ads/errors/field.html", code=error.code, **error.detail))
+        return True
+    if photo_count is not None:
+        await message.reply_html(
+            context.render("ads/photo_added.html", count=photo_count, max=r.settings.max_photos),
+            reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton(context.label("btn_done"), callback_data="ad:photos:done")]]),
+        )
+        return True
+    if step == Step.CONTACT:
+        await message.reply_html("👍", reply_markup=main_menu(context))
+    await prompt(context, message.chat_id, ad)
+    return True
+
+
+async def on_ad_button(update: Update, context: HelpdeskContext) -> None:
+    """``ad:<action>[:<argument>]`` buttons of the posting conversation."""
+    query = update.callback_query
+    parts = query.data.split(":")  # type: ignore[union-attr]
+    action, arg = parts[1], (parts[2] if len(parts) > 2 else None)
+    user_id = query.from_user.id  # type: ignore[union-attr]
+    chat_id = update.effective_chat.id  # type: ignore[union-attr]
+    r = rules(context)
+    now = context.now()
+    if action == "fresh":
+        async with unit_of_work(context.desk.sessions) as session:
+            ad = await service.start_draft(session, r, user_id=user_id, now=now)
+        await toast(query)  # type: ignore[arg-type]
+        await set_markup(query, None)  # type: ignore[arg-type]
+        await prompt(context, chat_id, ad)
+        return
+    if action == "reedit":
+        ad_id, field = (int(arg or 0), parts[3] if len(parts) > 3 else None)
+        async with unit_of_work(context.desk.sessions) as session:
+            ad = await service.reopen_for_edit(session, ad_id=ad_id, user_id=user_id, step=field, now=now)
+        if ad is None:
+            await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+            return
+        await toast(query)  # type: ignore[arg-type]
+        await set_markup(query, None)  # type: ignore[arg-type]
+        await prompt(context, chat_id, ad)
+        return
+    error: FieldError | None = None
+    result = None
+    parent = None
+    async with unit_of_work(context.desk.sessions) as session:
+        ad = await service.current_draft(session, user_id=user_id)
+        if ad is None:
+            await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+            return
+        try:
+            if action == "resume":
+                ad.updated_at = now  # an active draft again: the next answers go to it
+            elif action == "cat":
+                if ad.step != Step.CATEGORY:
+                    raise FieldError("stale")
+                parent = None if arg == "-" else arg
+            elif action == "sub":
+                if ad.step != Step.CATEGORY:
+                    raise FieldError("stale")
+                await service.set_category(session, r, ad=ad, subcategory=arg or "", now=now)
+            elif action == "photos":
+                await service.photos_done(session, r, ad=ad, now=now)
+            elif action == "submit":
+                result = await service.submit(session, r, ad=ad, now=now)
+            elif action == "edit" and arg is None:
+                pass
+            elif action == "edit":
+                await service.edit_field(session, ad=ad, step=arg or "", now=now)
+            elif action == "cancel":
+                await service.discard_draft(session, user_id=user_id)
+            else:
+                raise FieldError("stale")
+        except FieldError as exc:
+            error = exc
+    if error is not None:
+        if error.code == "stale":
+            await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+        else:
+            await toast(query)  # type: ignore[arg-type]
+            await context.bot.send_message(chat_id, context.render("ads/errors/field.html", code=error.code, **error.detail))
+        return
+    await toast(query)  # type: ignore[arg-type]
+    if action == "cat":
+        await query.edit_message_reply_markup(None)  # type: ignore[union-attr]
+        await prompt(context, chat_id, ad, parent=parent)
+    elif action == "edit" and arg is None:
+        fields = [Step.CATEGORY, Step.TITLE, Step.DESCRIPTION, Step.PRICE, Step.LOCATION, Step.PHOTOS, Step.CONTACT]
+        rows = [[InlineKeyboardButton(context.label(f"field_{f.value}"), callback_data=f"ad:edit:{f.value}")] for f in fields]
+        await context.bot.send_message(chat_id, context.render("ads/choose_field.html"), reply_markup=InlineKeyboardMarkup(rows))
+    elif action == "cancel":
+        await set_markup(query, None)  # type: ignore[arg-type]
+        await context.bot.send_message(chat_id, context.render("ads/cancelled.html"), reply_markup=main_menu(context))
+    elif action == "submit":
+        await set_markup(query, None)  # type: ignore[arg-type]
+        await after_submit(update, context, result)  # type: ignore[arg-type]
+    else:
+        await set_markup(query, None)  # type: ignore[arg-type]
+        await prompt(context, chat_id, ad)
+
+
+def finding_texts(context: HelpdeskContext, findings: list[Any], severities: tuple[str, ...], locale: str | None = None) -> list[Markup]:
+    locale = locale or context.locale
+    return [
+        Markup(context.desk.templates.render(f"ads/checks/{f.code}.html", locale, **f.detail))  # noqa: S704 (rendered, escaped)
+        for f in findings
+        if f.severity in severities
+    ]
+
+
+async def after_submit(update: Update, context: HelpdeskContext, result: service.SubmitResult) -> None:
+    chat_id = update.effective_chat.id  # type: ignore[union-attr]
+    hints = finding_texts(context, result.findings, ("hint",))
+    if result.outcome == SubmitOutcome.BLOCKED:
+        blocks = finding_texts(context, result.findings, ("block",))
+        buttons = InlineKeyboardMarkup([[InlineKeyboardButton(context.label("btn_edit_field"), callback_data="ad:edit")]])
+        await context.bot.send_message(chat_id, context.render("ads/blocked_findings.html", findings=blocks, hints=hints), reply_markup=buttons)
+        return
+    await context.bot.send_message(chat_id, context.render("ads/submitted.html", number=result.ad.id, hints=hints))
+    await post_for_moderation(context, result.ad.id)
+    if result.outcome == SubmitOutcome.APPROVED:
+        await publish(context, result.ad.id)
+
+
+async def cancel_command(update: Update, context: HelpdeskContext) -> None:
+    """/cancel: drop the ad draft (or the support request being described)."""
+    from escalation import service as tickets
+
+    user_id = update.effective_user.id  # type: ignore[union-attr]
+    async with unit_of_work(context.desk.sessions) as session:
+        dropped = await service.discard_draft(session, user_id=user_id)
+        dropped_ticket = await tickets.cancel_draft(session, user_id=user_id, now=context.now())
+    template = "ads/cancelled.html" if dropped else ("ticket/cancelled.html" if dropped_ticket else "ads/nothing_to_cancel.html")
+    await update.effective_message.reply_html(context.render(template), reply_markup=main_menu(context))  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------ moderation
+
+
+async def is_moderator(context: HelpdeskContext, user_id: int, chat_id: int) -> bool:
+    settings = context.desk.settings
+    if user_id in settings.ads.moderator_ids or user_id in settings.staff.admin_ids:
+        return True
+    if chat_id not in context.desk.staff_chats:
+        return False
+    try:
+        member = await context.bot.get_chat_member(chat_id, user_id)
+    except TelegramError:
+        return False
+    return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
+
+
+async def moderation_place(context: HelpdeskContext) -> tuple[int, int | None]:
+    """The staff chat, and its "Moderation" topic when it is a forum (created once)."""
+    chat_id = context.desk.settings.staff.chat_id
+    if not context.desk.staff_chats.get(chat_id):  # type: ignore[arg-type]
+        return chat_id, None  # type: ignore[return-value]
+    key = f"moderation_topic:{chat_id}"
+    async with unit_of_work(context.desk.sessions) as session:
+        stored = await get_state(session, key)
+    if stored is not None:
+        return chat_id, int(stored)  # type: ignore[return-value]
+    try:
+        topic = await context.bot.create_forum_topic(chat_id, "Moderation")  # type: ignore[arg-type]
+    except TelegramError as exc:
+        log.warning("could not create the Moderation topic: %s", exc)
+        return chat_id, None  # type: ignore[return-value]
+    async with unit_of_work(context.desk.sessions) as session:
+        await set_state(session, key, str(topic.message_thread_id))
+    return chat_id, topic.message_thread_id  # type: ignore[return-value]
+
+
+async def mod_card(context: HelpdeskContext, ad_id: int, decision: str | None = None) -> tuple[str, Ad]:
+    from bot.models import User
+
+    async with unit_of_work(context.desk.sessions) as session:
+        ad = await service.get_ad(session, ad_id)
+        user = await session.get(User, ad.user_id)  # type: ignore[union-attr]
+        history = await service.user_history(session, user_id=ad.user_id, now=context.now())  # type: ignore[union-attr]
+    flags = [
+        Markup(casework.srender(context, f"ads/checks/{c.code}.html", **c.detail))  # noqa: S704 (rendered, escaped)
+        for c in ad.checks  # type: ignore[union-attr]
+    ]
+    state = "⏳ pending" if ad.status == AdStatus.SUBMITTED else ("🤖 auto-approved" if ad.auto_approved else ad.status)  # type: ignore[union-attr]
+    text = casework.srender(
+        context, "ads/mod_card.html", user=user, history=history, flags=flags, state=state, decision=decision, **ad_values(context, ad)  # type: ignore[arg-type]
+    )
+    return text, ad  # type: ignore[return-value]
+
+
+def mod_keyboard(context: HelpdeskContext, ad: Ad) -> InlineKeyboardMarkup | None:
+    if ad.status != AdStatus.SUBMITTED:
+        return None
+    label = casework.slabel
+    return InlineKeyboardMarkup([
+        [InlineKeyboardButton(label(context, "btn_approve_ad"), callback_data=f"m:ok:{ad.id}")],
+        [InlineKeyboardButton(label(context, "btn_reject_ad"), callback_data=f"m:rej:{ad.id}"),
+         InlineKeyboardButton(label(context, "btn_changes_ad"), callback_data=f"m:chg:{ad.id}")],
+    ])
+
+
+async def post_for_moderation(context: HelpdeskContext, ad_id: int) -> None:
+    chat_id, topic = await moderation_place(context)
+    text, ad = await mod_card(context, ad_id)
+    try:
+        if len(ad.photos) == 1:
+            await context.bot.send_photo(chat_id, ad.photos[0].file_id, message_thread_id=topic)
+        elif ad.photos:
+            await context.bot.send_media_group(chat_id, [InputMediaPhoto(p.file_id) for p in ad.photos], message_thread_id=topic)
+        card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=mod_keyboard(context, ad))
+    except TelegramError as exc:
+        log.error("could not post ad #%s for moderation: %s", ad_id, exc)
+        return
+    async with unit_of_work(context.desk.sessions) as session:
+        await service.attach_moderation_card(session, ad_id=ad_id, chat_id=chat_id, message_id=card.message_id)
+
+
+async def on_mod_button(update: Update, context: HelpdeskContext) -> None:
+    """``m:ok:<ad>``, ``m:rej:<ad>``, ``m:chg:<ad>``, ``m:r:<ad>:<reason>``, ``m:c:<ad>:<reason>``, ``m:back:<ad>``."""
+    query = update.callback_query
+    parts = query.data.split(":")  # type: ignore[union-attr]
+    action, ad_id = parts[1], int(parts[2])
+    moderator = query.from_user  # type: ignore[union-attr]
+    if not await is_moderator(context, moderator.id, update.effective_chat.id):  # type: ignore[union-attr]
+        log.warning("refused a moderation action by %s on ad %s", moderator.id, ad_id)
+        await toast(query, casework.slabel(context, "toast_not_moderator"))  # type: ignore[arg-type]
+        return
+    settings = context.desk.settings.ads
+    if action in ("rej", "chg", "back"):
+        text, ad = await mod_card(context, ad_id)
+        if ad.status != AdStatus.SUBMITTED:
+            await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+            return
+        await toast(query)  # type: ignore[arg-type]
+        if action == "back":
+            markup = mod_keyboard(context, ad)
+        else:
+            kind = "r" if action == "rej" else "c"
+            rows = [[InlineKeyboardButton(r.label, callback_data=f"m:{kind}:{ad_id}:{r.id}")] for r in settings.reject_reasons]
+            rows.append([InlineKeyboardButton(casework.slabel(context, "btn_back"), callback_data=f"m:back:{ad_id}")])
+            markup = InlineKeyboardMarkup(rows)
+        await set_markup(query, markup)  # type: ignore[arg-type]
+        return
+    decision = {"ok": Decision.APPROVE, "r": Decision.REJECT, "c": Decision.CHANGES}[action]
+    reason = parts[3] if len(parts) > 3 else None
+    if reason is not None and settings.reason(reason) is None:
+        await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+        return
+    async with unit_of_work(context.desk.sessions) as session:
+        result = await service.decide(
+            session, rules(context), ad_id=ad_id, moderator_id=moderator.id, decision=decision, reason=reason, note=None, now=context.now()
+        )
+        names = await _names(session, [result.ad.decided_by])
+    if not result.won:
+        await toast(query, casework.slabel(context, "toast_decided", status=result.ad.status, name=names.get(result.ad.decided_by or 0, "someone")))  # type: ignore[arg-type]
+        return
+    await toast(query, casework.slabel(context, "toast_done"))  # type: ignore[arg-type]
+    what = {Decision.APPROVE: "✅ Approved", Decision.REJECT: "❌ Rejected", Decision.CHANGES: "✏️ Changes requested"}[decision]
+    reason_label = settings.reason(reason).label if reason else ""  # type: ignore[union-attr]
+    line = f"{what} by {moderator.first_name} at {casework.local_time(context, context.now())}{': ' + reason_label if reason_label else ''}"
+    text, ad = await mod_card(context, ad_id, decision=line)
+    try:
+        await query.edit_message_text(text, reply_markup=None)  # type: ignore[union-attr]
+    except TelegramError as exc:
+        log.warning("could not update the moderation card of ad %s: %s", ad_id, exc)
+    await tell_owner(context, ad, decision, reason)
+    if decision == Decision.APPROVE:
+        await publish(context, ad_id)
+
+
+async def _names(session, ids: list[int | None]) -> dict[int, str]:  # type: ignore[no-untyped-def]
+    from escalation.service import staff_names
+
+    return await staff_names(session, [i for i in ids if i])
+
+
+async def tell_owner(context: HelpdeskContext, ad: Ad, decision: Decision, reason_id: str | None) -> None:
+    locale = await casework.user_locale(context, ad.user_id)
+    templates = context.desk.templates
+    reason = context.desk.settings.ads.reason(reason_id) if reason_id else None
+    values = {"number": ad.id, "title": ad.title}
+    markup = None
+    if decision == Decision.APPROVE:
+        expires = casework.local_time(context, ad.expires_at)
+        text = templates.render("ads/approved.html", locale, expires=expires, **values, **ad_values(context, ad))
+    else:
+        field = reason.field if reason and reason.field else "preview"
+        label = "btn_fix" if decision == Decision.CHANGES else "btn_edit_and_resubmit"
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton(templates.label(locale, label), callback_data=f"ad:reedit:{ad.id}:{field}")]])
+        template = "ads/changes.html" if decision == Decision.CHANGES else "ads/rejected.html"
+        text = templates.render(
+            template, locale, reason=reason.label if reason else "", rule=reason.rule if reason else "", fix=reason.fix if reason else "", **values
+        )
+    try:
+        await context.bot.send_message(ad.user_id, text, reply_markup=markup)
+    except TelegramError as exc:
+        log.warning("could not tell the owner of ad %s: %s", ad.id, exc)
+
+
+async def publish(context: HelpdeskContext, ad_id: int) -> None:
+    """An approved ad goes to the channel, when one is configured."""
+    channel = context.desk.settings.ads.channel_id
+    if channel is None:
+        return
+    async with unit_of_work(context.desk.sessions) as session:
+        ad = await service.get_ad(session, ad_id)
+    text = context.desk.templates.render("ads/ad.html", context.desk.templates.default, **ad_values(context, ad))  # type: ignore[arg-type]
+    try:
+        if ad.photos:  # type: ignore[union-attr]
+            await context.bot.send_photo(channel, ad.photos[0].file_id)  # type: ignore[union-attr]
+        posted = await context.bot.send_message(channel, text)
+    except TelegramError as exc:
+        log.error("could not publish ad %s to %s: %s", ad_id, channel, exc)
+        return
+    async with unit_of_work(context.desk.sessions) as session:
+        await service.set_published(session, ad_id=ad_id, chat_id=channel, message_id=posted.message_id)
+
+
