@@ -165,6 +165,7 @@ class SupportCategory(_Section):
     label: Annotated[str, Field(min_length=1, max_length=40, json_schema_extra=_expect("a button label of 1-40 characters"))]
     department: Annotated[str, Field(json_schema_extra=_expect("the name of a department in [support.departments]"))] = "general"
     priority: Annotated[str, Field(json_schema_extra=_expect("one of urgent, high, normal, low"))] = "normal"
+    hidden: Annotated[bool, Field(json_schema_extra=_expect("true for categories the bot uses itself (appeal, dispute), not offered in /support"))] = False
 
     @field_validator("id")
     @classmethod
@@ -196,6 +197,8 @@ DEFAULT_CATEGORIES = [
     SupportCategory(id="safety", label="Scam or safety problem", priority="urgent"),
     SupportCategory(id="technical", label="Something is broken", department="it"),
     SupportCategory(id="other", label="Something else", priority="low"),
+    SupportCategory(id="appeal", label="Appeal against a penalty", priority="normal", hidden=True),
+    SupportCategory(id="dispute", label="Dispute with a buyer or seller", priority="high", hidden=True),
 ]
 
 
@@ -220,6 +223,9 @@ class SupportSettings(_Section):
         for c in self.categories:
             if c.department not in self.departments:
                 raise ValueError(f"category {c.id!r} names an unknown department {c.department!r}")
+        for needed in ("appeal", "dispute"):
+            if needed not in ids:
+                raise ValueError(f"the bot needs a category {needed!r} (hidden = true hides it from /support)")
         return self
 
     def category(self, category_id: str) -> SupportCategory | None:
@@ -306,6 +312,7 @@ class RejectReason(_Section):
         str | None,
         Field(json_schema_extra=_expect("the field to change: category, title, description, price, location, photos or contact")),
     ] = None
+    strike: Annotated[bool, Field(json_schema_extra=_expect("true if a rejection for this reason is a strike"))] = False
 
     @field_validator("field")
     @classmethod
@@ -333,13 +340,14 @@ DEFAULT_AD_CATEGORIES = [
 ]
 
 DEFAULT_REJECT_REASONS = [
-    RejectReason(id="prohibited", label="Prohibited item", rule="Prohibited items may not be sold on SayPro Classified.", fix="Remove the item; it cannot be listed."),
+    RejectReason(id="prohibited", label="Prohibited item", rule="Prohibited items may not be sold on SayPro Classified.", fix="Remove the item; it cannot be listed.", strike=True),
     RejectReason(id="contact-in-text", label="Contact details in text", rule="Phone numbers, e-mail addresses and links belong in the contact step, not in the title or description.", fix="Delete them from the text and choose how buyers contact you in the contact step.", field="description"),
     RejectReason(id="photos", label="Bad or missing photos", rule="Photos must show the actual item, clearly, without watermarks or contact details.", fix="Add clear photos of the item itself.", field="photos"),
     RejectReason(id="category", label="Wrong category", rule="Ads must be in the category that fits the item.", fix="Choose the right category.", field="category"),
     RejectReason(id="price", label="Unrealistic price", rule="The price must be the real asking price in rand.", fix="Set the real price, or 'negotiable'.", field="price"),
-    RejectReason(id="duplicate", label="Duplicate ad", rule="Post each item once; repeated ads are removed.", fix="Edit your existing ad instead of posting it again."),
-    RejectReason(id="misleading", label="Misleading or unclear", rule="Ads must describe the item honestly and clearly.", fix="Describe the item's condition, age and what is included.", field="description"),
+    RejectReason(id="duplicate", label="Duplicate ad", rule="Post each item once; repeated ads are removed.", fix="Edit your existing ad instead of posting it again.", strike=True),
+    RejectReason(id="misleading", label="Misleading or unclear", rule="Ads must describe the item honestly and clearly.", fix="Describe the item's condition, age and what is included.", field="description", strike=True),
+    RejectReason(id="scam", label="Scam or fraud", rule="Ads that try to cheat buyers are removed and the account is penalised.", fix="This ad cannot be listed.", strike=True),
 ]
 
 

@@ -30,6 +30,7 @@ async def ask_category(chat_id: int, context: HelpdeskContext, question_id: int 
     rows = [
         [InlineKeyboardButton(c.label, callback_data=f"tk:cat:{question_id or 0}:{c.id}")]
         for c in context.desk.settings.support.categories
+        if not c.hidden
     ]
     rows.append([InlineKeyboardButton(context.label("btn_cancel"), callback_data="tk:cancel")])
     await context.bot.send_message(chat_id, context.render("ticket/choose_category.html"), reply_markup=InlineKeyboardMarkup(rows))

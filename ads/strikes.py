@@ -1,0 +1,132 @@
+"""Strikes and stepped penalties: by active strikes, e.g. 1 warning, 2 posting blocked
+for 7 days, 3 banned (``ads.penalties`` in config). A strike expires after
+``ads.strike_days`` or when a moderator pardons it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ads.models import Ad, AdStatus, Strike
+from ads.service import Rules
+from bot.models import User, UserStatus
+
+PATTERN_WINDOW = timedelta(days=7)
+PATTERN_COUNT = 3
+
+
+@dataclass(frozen=True)
+class Penalty:
+    strikes: int  # active strikes after the change
+    action: str | None  # warn | block | ban | None (nothing, or lifted)
+    until: datetime | None = None
+    strike_id: int | None = None
+
+
+async def active_strikes(session: AsyncSession, *, user_id: int, now: datetime) -> list[Strike]:
+    rows = await session.scalars(
+        select(Strike)
+        .where(Strike.user_id == user_id, Strike.pardoned.is_(False), Strike.expires_at > now)
+        .order_by(Strike.id)
+    )
+    return list(rows.all())
+
+
+async def all_strikes(session: AsyncSession, *, user_id: int) -> list[Strike]:
+    return list((await session.scalars(select(Strike).where(Strike.user_id == user_id).order_by(Strike.id))).all())
+
+
+async def add_strike(
+    session: AsyncSession, rules: Rules, *, user_id: int, reason: str, ad_id: int | None, moderator_id: int | None, now: datetime
+) -> Penalty:
+    strike = Strike(
+        user_id=user_id, reason=reason, ad_id=ad_id, moderator_id=moderator_id, created_at=now,
+        expires_at=now + timedelta(days=rules.settings.strike_days),
+    )
+    session.add(strike)
+    await session.flush()
+    penalty = await apply_penalty(session, rules, user_id=user_id, reason=reason, now=now)
+    return Penalty(penalty.strikes, penalty.action, penalty.until, strike.id)
+
+
+async def apply_penalty(session: AsyncSession, rules: Rules, *, user_id: int, reason: str | None, now: datetime) -> Penalty:
+    """Set the user's status to the step their active strikes reach (never lifting a ban
+    given by hand)."""
+    count = len(await active_strikes(session, user_id=user_id, now=now))
+    steps = [p for p in rules.settings.penalties if p.strikes <= count]
+    step = max(steps, key=lambda p: p.strikes) if steps else None
+    user = await session.get(User, user_id, with_for_update=True)
+    if user is None:
+        return Penalty(count, None)
+    if step is None:
+        if user.status in (UserStatus.WARNED, UserStatus.BLOCKED):
+            user.status, user.blocked_until, user.status_reason = UserStatus.ACTIVE, None, None
+        return Penalty(count, None)
+    if user.status == UserStatus.BANNED and step.action != "ban":
+        return Penalty(count, "ban")
+    if step.action == "warn":
+        user.status, user.blocked_until = UserStatus.WARNED, None
+    elif step.action == "block":
+        user.status, user.blocked_until = UserStatus.BLOCKED, now + timedelta(days=step.days or 7)
+    else:
+        user.status, user.blocked_until = UserStatus.BANNED, None
+    if reason:
+        user.status_reason = reason
+    return Penalty(count, step.action, user.blocked_until)
+
+
+async def ban(session: AsyncSession, *, user_id: int, reason: str, now: datetime) -> User | None:
+    user = await session.get(User, user_id, with_for_update=True)
+    if user is not None:
+        user.status, user.blocked_until, user.status_reason = UserStatus.BANNED, None, reason
+    return user
+
+
+async def unban(session: AsyncSession, *, user_id: int) -> User | None:
+    user = await session.get(User, user_id, with_for_update=True)
+    if user is not None:
+        user.status, user.blocked_until, user.status_reason = UserStatus.ACTIVE, None, None
+    return user
+
+
+async def warn(session: AsyncSession, rules: Rules, *, user_id: int, reason: str, moderator_id: int, now: datetime) -> Penalty:
+    """/warn: a strike given by hand (it counts towards the next steps)."""
+    return await add_strike(session, rules, user_id=user_id, reason=reason, ad_id=None, moderator_id=moderator_id, now=now)
+
+
+async def pardon(session: AsyncSession, rules: Rules, *, strike_id: int, now: datetime) -> tuple[Strike, Penalty] | None:
+    strike = await session.get(Strike, strike_id, with_for_update=True)
+    if strike is None or strike.pardoned:
+        return None
+    strike.pardoned = True
+    await session.flush()
+    user = await session.get(User, strike.user_id)
+    if user is not None and user.status == UserStatus.BANNED:
+        # a ban from strikes is lifted when the strikes no longer reach it
+        user.status = UserStatus.ACTIVE
+    return strike, await apply_penalty(session, rules, user_id=strike.user_id, reason=None, now=now)
+
+
+async def find_user(session: AsyncSession, ref: str) -> User | None:
+    """A user by @username or Telegram id."""
+    ref = ref.strip()
+    if ref.lstrip("-").isdigit():
+        return await session.get(User, int(ref))
+    name = ref.lstrip("@").lower()
+    return await session.scalar(select(User).where(func.lower(User.username) == name).order_by(User.last_seen.desc()).limit(1))
+
+
+async def rejections_for_reason(session: AsyncSession, *, user_id: int, reason: str, now: datetime) -> int:
+    """How often this user's ads were rejected for ``reason`` in the last week (pattern alert)."""
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(Ad).where(
+                Ad.user_id == user_id, Ad.status == AdStatus.REJECTED, Ad.decision_reason == reason, Ad.decided_at >= now - PATTERN_WINDOW
+            )
+        )
+        or 0
+    )
