@@ -103,7 +103,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CallbackQueryHandler(faq.on_followup, pattern=r"^f:[a-z0-9-]{1,40}\Z"),
         CallbackQueryHandler(tickets.on_talk, pattern=rf"^tk:new:{number}\Z"),
         CallbackQueryHandler(tickets.on_category, pattern=rf"^tk:cat:{number}:[a-z0-9-]{{1,20}}\Z"),
-        CallbackQueryHandler(tickets.on_cancel, pattern=r"^tk:cancel\Z"),
+        CallbackQueryHandler(tickets.on_cancel, pattern=rf"^tk:cancel:{number}\Z"),
         CallbackQueryHandler(tickets.on_close, pattern=rf"^tk:close:{number}\Z"),
         CallbackQueryHandler(tickets.on_reopen, pattern=rf"^tk:reopen:{number}\Z"),
         CallbackQueryHandler(tickets.on_rate, pattern=rf"^r:{number}:([1-5]|skip)\Z"),
@@ -127,7 +127,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CallbackQueryHandler(staff.on_learn_button, pattern=rf"^t:learn:{number}:([0-9]|n)\Z"),
         CallbackQueryHandler(staff.on_review_button, pattern=rf"^kb:(ok|drop):{number}\Z"),
         CallbackQueryHandler(ads.on_mod_button, pattern=rf"^m:((ok|rej|chg|back):{number}|(r|c):{number}:{slug})\Z"),
-        MessageHandler(staff_chats & new_message & ~filters.COMMAND, staff.on_staff_message),
+        MessageHandler(staff_chats & new_message & ~filters.COMMAND & ~filters.StatusUpdate.ALL, staff.on_staff_message),
     ]
     fallbacks = [
         CallbackQueryHandler(common.stale_button),

@@ -135,7 +135,7 @@ def _media_json(kind: str, file_id: str) -> dict[str, Any]:
         return {"document": {"file_id": file_id, "file_unique_id": unique, "file_name": "file.pdf", "mime_type": "application/pdf"}}
     if kind == "voice":
         return {"voice": {"file_id": file_id, "file_unique_id": unique, "duration": 3, "mime_type": "audio/ogg"}}
-    if kind in ("contact", "location"):
+    if kind in ("contact", "location", "service"):
         return {}  # the content itself is added by the sender
     if kind == "sticker":
         return {"sticker": {"file_id": file_id, "file_unique_id": unique, "type": "regular", "width": 512,
@@ -746,9 +746,9 @@ class FakeUser:
         if reply_id is not None and thread_id is None:
             target = self.tg.messages.get((chat_id, reply_id))
             thread_id = target.thread_id if target else None
-        kind = "text" if "text" in content else next(k for k in ("photo", "document", "voice", "sticker", "video", "contact", "location") if k in content)
+        kind = "text" if "text" in content else next((k for k in ("photo", "document", "voice", "sticker", "video", "contact", "location") if k in content), "service")
         file_id = None
-        if kind not in ("text", "contact", "location"):
+        if kind not in ("text", "contact", "location", "service"):
             media = content[kind]
             file_id = media[-1]["file_id"] if isinstance(media, list) else media["file_id"]
         stored = SentMessage(

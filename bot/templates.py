@@ -33,6 +33,10 @@ class Templates:
             keep_trailing_newline=False,
             auto_reload=False,
         )
+        # plain-text templates (topic names, ...): Telegram does not parse them as HTML
+        self.plain_env = Environment(
+            loader=self.env.loader, autoescape=False, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True
+        )
         self.locales = sorted({p.name for d in self.dirs if d.is_dir() for p in d.iterdir() if p.is_dir()})
         if default_locale not in self.locales:
             raise ValueError(f"locale {default_locale!r} has no templates (have: {', '.join(self.locales)})")
@@ -63,6 +67,14 @@ class Templates:
     def render(self, name: str, locale: str, /, **context: Any) -> str:
         """Render a message template to Telegram HTML (stripped)."""
         return self._template(name, locale).render(**context).strip()
+
+    def render_plain(self, name: str, locale: str, /, **context: Any) -> str:
+        """A plain-text template (not HTML: nothing is escaped), e.g. a forum topic name."""
+        try:
+            template = self.plain_env.get_template(f"{locale}/{name}")
+        except TemplateNotFound:
+            template = self.plain_env.get_template(f"{self.default}/{name}")
+        return template.render(**context).strip()
 
     def label(self, locale: str, key: str, /, **context: Any) -> str:
         """A plain-text string (button label, pop-up notice) from ``labels.j2``."""

@@ -59,9 +59,13 @@ class Ticket(Base):
     topic_id: Mapped[int | None]
     card_message_id: Mapped[int | None]
     # SLA: due times shift while the clock is paused (waiting on the user)
-    first_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    first_due_at: Mapped[datetime | None]
+    # a staff reply is due by then (first response, and again after a release, reopen
+    # or transfer); cleared by a staff reply. The sweep follows this column.
+    reply_due_at: Mapped[datetime | None] = mapped_column(index=True)
     resolve_due_at: Mapped[datetime | None]
-    paused_at: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]  # SLA clock paused (waiting on the user) since
+    waiting_since: Mapped[datetime | None]  # the latest staff message while waiting on the user
     sla_level: Mapped[int] = mapped_column(default=0)  # 1: re-announced, 2: assignee pinged
     first_response_breached: Mapped[bool] = mapped_column(default=False)
     resolution_breached: Mapped[bool] = mapped_column(default=False)

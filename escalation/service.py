@@ -100,18 +100,35 @@ async def get_ticket(session: AsyncSession, ticket_id: int, *, lock: bool = Fals
     return ticket
 
 
+# A draft (the user picked a category and owes a description) catches their next text
+# only this long; after that it is dropped, and their messages are questions again.
+DRAFT_WINDOW = timedelta(minutes=30)
+# A low rating's comment is the user's next text only this soon after the rating.
+COMMENT_WINDOW = timedelta(minutes=30)
+
+
 def _set_due_times(ticket: Ticket, policy: Policy, start: datetime) -> None:
     sla = policy.settings.sla
     ticket.first_due_at = policy.calendar.add(start, sla.minutes("first_response", ticket.priority))
     ticket.resolve_due_at = policy.calendar.add(start, sla.minutes("resolution", ticket.priority))
+    ticket.reply_due_at = ticket.first_due_at
+    ticket.sla_level = 0
+
+
+def _needs_reply(ticket: Ticket, policy: Policy, now: datetime) -> None:
+    """Staff owe a reply again (released, transferred, the user wrote): the sweep watches it."""
+    ticket.reply_due_at = policy.calendar.add(now, policy.settings.sla.minutes("first_response", ticket.priority))
+    ticket.sla_level = 0
 
 
 def _resume_clock(ticket: Ticket, policy: Policy, now: datetime) -> None:
-    """Leaving 'waiting on the user': push the resolution due time by the pause."""
+    """Leaving 'waiting on the user' (by any transition): push the resolution due time
+    by the pause."""
     if ticket.paused_at is not None and ticket.resolve_due_at is not None:
         paused = policy.calendar.minutes_between(ticket.paused_at, now)
         ticket.resolve_due_at = policy.calendar.add(ticket.resolve_due_at, paused)
     ticket.paused_at = None
+    ticket.waiting_since = None
 
 
 # ------------------------------------------------------------------ intake (user side)
@@ -143,6 +160,8 @@ async def open_request(
     cat = policy.settings.support.category(category)
     if cat is None:
         raise TicketError("unknown_category")
+    # one request at a time per user (a double tap must not open two tickets)
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
     question = await session.get(Question, question_id) if question_id else None
     if question is not None and question.user_id != user_id:
         question = None
@@ -154,7 +173,7 @@ async def open_request(
     )
     if existing is not None:
         message = None
-        if question is not None:
+        if question is not None and question.id != existing.question_id:
             message = _add_message(session, existing, Direction.IN, user_id, "text", question.text, None, None, now)
         _event(session, existing, user_id, "user", existing.status, "asked again: joined the open ticket", now)
         return Intake(IntakeOutcome.JOINED, existing, message)
@@ -164,6 +183,7 @@ async def open_request(
         ticket = Ticket(user_id=user_id, status=S.DRAFT, created_at=now, category=category, department=cat.department, priority=cat.priority)
         session.add(ticket)
     ticket.category, ticket.department, ticket.priority = category, cat.department, cat.priority
+    ticket.created_at = now
     if question is not None:
         ticket.question_id = question.id
         ticket.offered = list(question.offered)
@@ -192,8 +212,12 @@ async def _escalate(session: AsyncSession, policy: Policy, ticket: Ticket, user_
     return Intake(IntakeOutcome.ESCALATED, ticket, message)
 
 
-async def cancel_draft(session: AsyncSession, *, user_id: int, now: datetime) -> bool:
-    ticket = await session.scalar(select(Ticket).where(Ticket.user_id == user_id, Ticket.status == S.DRAFT).limit(1))
+async def cancel_draft(session: AsyncSession, *, user_id: int, now: datetime, ticket_id: int | None = None) -> bool:
+    """Drop the user's draft (only ``ticket_id`` when given, e.g. from its own Cancel button)."""
+    query = select(Ticket).where(Ticket.user_id == user_id, Ticket.status == S.DRAFT)
+    if ticket_id is not None:
+        query = query.where(Ticket.id == ticket_id)
+    ticket = await session.scalar(query.limit(1))
     if ticket is None:
         return False
     ticket.status = S.CLOSED
@@ -241,12 +265,9 @@ class UserCase:
 
 
 async def user_case(session: AsyncSession, policy: Policy, *, user_id: int, reply_to: int | None, now: datetime) -> UserCase:
-    rating = await session.scalar(
-        select(Rating).where(Rating.user_id == user_id, Rating.comment_pending.is_(True)).order_by(Rating.id.desc()).limit(1)
-    )
-    if rating is not None and rating.rated_at is not None and now - rating.rated_at > timedelta(days=1):
-        rating.comment_pending = False
-        rating = None
+    """Where the user's next message belongs. A reply to a message of a case wins; then
+    a fresh low-rating comment, a fresh draft, and the open case (the one waiting on the
+    user's answer first)."""
     tickets = (
         await session.scalars(
             select(Ticket)
@@ -254,20 +275,24 @@ async def user_case(session: AsyncSession, policy: Policy, *, user_id: int, repl
             .order_by(Ticket.id.desc())
         )
     ).all()
-    draft = next((t for t in tickets if t.status == S.DRAFT), None)
-    active = None
     if reply_to is not None:
-        # a reply to a message of a case targets that case (and may reopen it)
         target = await session.scalar(
             select(TicketMessage.ticket_id).where(
                 TicketMessage.user_message_id == reply_to, TicketMessage.ticket_id.in_([t.id for t in tickets] or [0])
             )
         )
-        active = next((t for t in tickets if t.id == target), None)
-        if active is not None and active.status == S.RESOLVED and not _reopenable(active, policy, now):
-            active = None
-    if active is None:
-        active = next((t for t in tickets if t.status in OPEN_STATUSES), None)
+        replied = next((t for t in tickets if t.id == target), None)
+        if replied is not None and (replied.status != S.RESOLVED or _reopenable(replied, policy, now)):
+            return UserCase(active=replied)
+    rating = await session.scalar(
+        select(Rating).where(Rating.user_id == user_id, Rating.comment_pending.is_(True)).order_by(Rating.id.desc()).limit(1)
+    )
+    if rating is not None and (rating.rated_at is None or now - rating.rated_at > COMMENT_WINDOW):
+        rating.comment_pending = False
+        rating = None
+    draft = next((t for t in tickets if t.status == S.DRAFT and now - t.created_at <= DRAFT_WINDOW), None)
+    waiting = sorted((t for t in tickets if t.status == S.WAITING), key=lambda t: t.waiting_since or t.created_at, reverse=True)
+    active = waiting[0] if waiting else next((t for t in tickets if t.status in OPEN_STATUSES), None)
     return UserCase(rating, draft, active)
 
 
@@ -294,8 +319,12 @@ async def user_message(
     file_id: str | None,
     user_message_id: int,
     now: datetime,
-) -> Relay:
-    """Something the user sent into their case: stored, and the clock resumes."""
+) -> Relay | None:
+    """Something the user sent into their case: stored, and the clock resumes. The
+    ticket is locked and read again first: staff may have just resolved or closed it."""
+    ticket = await session.get(Ticket, ticket.id, with_for_update=True, populate_existing=True)  # type: ignore[assignment]
+    if ticket is None or ticket.status in (S.CLOSED, S.DRAFT):
+        return None
     reopened = False
     old = ticket.status
     if ticket.status == S.RESOLVED:
@@ -309,6 +338,7 @@ async def user_message(
     elif ticket.status == S.WAITING:
         ticket.status = S.CLAIMED
         _resume_clock(ticket, policy, now)
+        _needs_reply(ticket, policy, now)
         _event(session, ticket, user_id, "user", old, "the user replied", now)
     message = _add_message(session, ticket, Direction.IN, user_id, kind, text, file_id, user_message_id, now)
     await session.flush()
@@ -324,7 +354,7 @@ async def close_by_user(session: AsyncSession, *, ticket_id: int, user_id: int, 
     ticket.status = S.CLOSED
     ticket.closed_at = now
     ticket.close_reason = "user"
-    ticket.paused_at = None
+    ticket.paused_at = ticket.reply_due_at = ticket.waiting_since = None
     _event(session, ticket, user_id, "user", old, "closed by the user", now)
     return ticket
 
@@ -470,6 +500,8 @@ async def staff_message(
         if ticket.first_due_at is not None and now > ticket.first_due_at:
             ticket.first_response_breached = True
     ticket.status = S.WAITING
+    ticket.reply_due_at = None
+    ticket.waiting_since = now  # every staff message restarts the wait for the user
     if ticket.paused_at is None:
         ticket.paused_at = now
     message = _add_message(session, ticket, Direction.OUT, staff_id, kind, text, file_id, None, now)
@@ -517,13 +549,15 @@ async def claim(session: AsyncSession, *, ticket_id: int, staff_id: int, now: da
     return ClaimResult(ticket, won=True)
 
 
-async def release(session: AsyncSession, *, ticket_id: int, staff_id: int, is_admin: bool, now: datetime) -> Ticket:
+async def release(session: AsyncSession, policy: Policy, *, ticket_id: int, staff_id: int, is_admin: bool, now: datetime) -> Ticket:
     ticket = await get_ticket(session, ticket_id, lock=True)
     _check(ticket, "release")
     if ticket.assignee_id != staff_id and not is_admin:
         raise TicketError("not_assignee", ticket)
     old = ticket.status
-    ticket.status, ticket.assignee_id, ticket.paused_at = S.NEW, None, None
+    _resume_clock(ticket, policy, now)
+    _needs_reply(ticket, policy, now)
+    ticket.status, ticket.assignee_id = S.NEW, None
     _event(session, ticket, staff_id, "staff", old, "released", now)
     return ticket
 
@@ -565,8 +599,8 @@ async def resolve(
     old = ticket.status
     ticket.status = S.RESOLVED
     ticket.resolved_at = now
-    if ticket.paused_at is not None:
-        _resume_clock(ticket, policy, now)
+    _resume_clock(ticket, policy, now)
+    ticket.reply_due_at = None
     if ticket.resolve_due_at is not None and now > ticket.resolve_due_at:
         ticket.resolution_breached = True
     if ticket.assignee_id is None and staff_id is not None:
@@ -599,6 +633,7 @@ async def close_as_spam(session: AsyncSession, *, ticket_id: int, staff_id: int,
     _check(ticket, "spam")
     old = ticket.status
     ticket.status, ticket.closed_at, ticket.close_reason, ticket.paused_at = S.CLOSED, now, "spam", None
+    ticket.reply_due_at = ticket.waiting_since = None
     _event(session, ticket, staff_id, "staff", old, "closed as spam", now)
     return ticket
 
@@ -608,24 +643,33 @@ async def reopen_by_staff(session: AsyncSession, policy: Policy, *, ticket_id: i
     return await _reopen(session, policy, ticket, staff_id, "staff", now)
 
 
-async def transfer(session: AsyncSession, *, ticket_id: int, department: str, staff_id: int, policy: Policy, now: datetime) -> tuple[Ticket, int | None, int | None]:
-    """Hand a ticket to another department; returns (ticket, old chat, old topic)."""
+@dataclass(frozen=True)
+class Transfer:
+    ticket: Ticket
+    old_chat: int | None
+    old_topic: int | None
+    old_card: int | None
+
+
+async def transfer(session: AsyncSession, *, ticket_id: int, department: str, staff_id: int, policy: Policy, now: datetime) -> Transfer:
+    """Hand a ticket to another department (its card and topic move with it)."""
     if department not in policy.settings.support.departments:
         raise TicketError("unknown_department", None, department=department)
     ticket = await get_ticket(session, ticket_id, lock=True)
     _check(ticket, "transfer")
     if ticket.department == department:
         raise TicketError("same_department", ticket, department=department)
-    old_chat, old_topic = ticket.staff_chat_id, ticket.topic_id
+    moved = Transfer(ticket, ticket.staff_chat_id, ticket.topic_id, ticket.card_message_id)
     old_dep = ticket.department
     ticket.department = department
     ticket.staff_chat_id = ticket.topic_id = ticket.card_message_id = None
     ticket.assignee_id = None
     old = ticket.status
+    _resume_clock(ticket, policy, now)
+    _needs_reply(ticket, policy, now)
     ticket.status = S.NEW
-    ticket.paused_at = None
     _event(session, ticket, staff_id, "staff", old, f"transferred from {old_dep} to {department}", now)
-    return ticket, old_chat, old_topic
+    return moved
 
 
 # ------------------------------------------------------------------ reading
@@ -663,20 +707,22 @@ class QueueItem:
     due_in_minutes: float | None  # negative: breached that long ago
 
 
-async def queue(session: AsyncSession, *, now: datetime, limit: int = 30) -> list[QueueItem]:
-    rows = (
-        await session.execute(
-            select(Ticket, User.first_name)
-            .join(User, User.id == Ticket.user_id)
-            .where(Ticket.status.in_(OPEN_STATUSES))
-            .order_by(Ticket.escalated_at, Ticket.id)
-            .limit(limit)
-        )
-    ).all()
+async def queue(session: AsyncSession, *, now: datetime, departments: list[str] | None = None, limit: int = 30) -> list[QueueItem]:
+    """Open tickets, oldest first (only those of ``departments`` when given)."""
+    query = (
+        select(Ticket, User.first_name)
+        .join(User, User.id == Ticket.user_id)
+        .where(Ticket.status.in_(OPEN_STATUSES))
+        .order_by(Ticket.escalated_at, Ticket.id)
+        .limit(limit)
+    )
+    if departments is not None:
+        query = query.where(Ticket.department.in_(departments))
+    rows = (await session.execute(query)).all()
     names = await staff_names(session, [t.assignee_id for t, _ in rows if t.assignee_id])
     items = []
     for ticket, user_name in rows:
-        due = ticket.first_due_at if ticket.first_response_at is None else ticket.resolve_due_at
+        due = ticket.reply_due_at or ticket.resolve_due_at
         minutes = None if due is None or ticket.status == S.WAITING else (due - now).total_seconds() / 60
         items.append(QueueItem(ticket, user_name, names.get(ticket.assignee_id or 0), minutes))
     return items
@@ -762,8 +808,9 @@ async def canned_get(session: AsyncSession, *, name: str) -> CannedReply | None:
 
 
 class SlaAction(StrEnum):
-    REANNOUNCE = "reannounce"  # unclaimed past the first-response target
-    PING = "ping"  # claimed, no reply past the first-response target
+    REANNOUNCE = "reannounce"  # unclaimed past its reply target
+    PING = "ping"  # claimed, no staff reply past its target
+    RESOLUTION = "resolution"  # past the resolution target (told once)
     AUTO_RESOLVE = "auto_resolve"  # waiting on the user too long
     CLOSE = "close"  # resolved and past the reopen window (silent)
 
@@ -778,34 +825,47 @@ class SweepItem:
 async def sweep(session: AsyncSession, policy: Policy, *, now: datetime) -> list[SweepItem]:
     """Everything due now, marked done in this transaction (a repeated sweep does nothing)."""
     items: list[SweepItem] = []
-    due_first = (
+    due_reply = (
         await session.scalars(
             select(Ticket)
             .where(
-                Ticket.first_response_at.is_(None),
-                Ticket.first_due_at <= now,
+                Ticket.reply_due_at <= now,
                 or_(
                     and_(Ticket.status == S.NEW, Ticket.sla_level < 1),
                     and_(Ticket.status == S.CLAIMED, Ticket.sla_level < 2),
                 ),
             )
+            .order_by(Ticket.id)
             .with_for_update(skip_locked=True)
         )
     ).all()
-    for ticket in due_first:
-        ticket.first_response_breached = True
+    for ticket in due_reply:
+        if ticket.first_response_at is None:
+            ticket.first_response_breached = True
         if ticket.status == S.NEW:
             ticket.sla_level = 1
-            _event(session, ticket, None, "system", ticket.status, "first-response target missed: re-announced", now)
+            _event(session, ticket, None, "system", ticket.status, "reply target missed: re-announced", now)
             items.append(SweepItem(SlaAction.REANNOUNCE, ticket))
         else:
             ticket.sla_level = 2
-            _event(session, ticket, None, "system", ticket.status, "first-response target missed: assignee reminded", now)
+            _event(session, ticket, None, "system", ticket.status, "reply target missed: assignee reminded", now)
             items.append(SweepItem(SlaAction.PING, ticket))
+    overdue = (
+        await session.scalars(
+            select(Ticket)
+            .where(Ticket.status.in_((S.NEW, S.CLAIMED)), Ticket.resolve_due_at <= now, Ticket.resolution_breached.is_(False))
+            .order_by(Ticket.id)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for ticket in overdue:
+        ticket.resolution_breached = True
+        _event(session, ticket, None, "system", ticket.status, "resolution target missed", now)
+        items.append(SweepItem(SlaAction.RESOLUTION, ticket))
     waiting_limit = now - timedelta(days=policy.settings.support.waiting_days)
     stale = (
         await session.scalars(
-            select(Ticket).where(Ticket.status == S.WAITING, Ticket.paused_at <= waiting_limit).with_for_update(skip_locked=True)
+            select(Ticket).where(Ticket.status == S.WAITING, Ticket.waiting_since <= waiting_limit).with_for_update(skip_locked=True)
         )
     ).all()
     for ticket in stale:
@@ -821,4 +881,11 @@ async def sweep(session: AsyncSession, policy: Policy, *, now: datetime) -> list
         ticket.status, ticket.closed_at, ticket.close_reason = S.CLOSED, now, "resolved"
         _event(session, ticket, None, "system", S.RESOLVED, "closed after the reopen window", now)
         items.append(SweepItem(SlaAction.CLOSE, ticket))
+    # drafts never described are dropped after a day
+    old_drafts = (
+        await session.scalars(select(Ticket).where(Ticket.status == S.DRAFT, Ticket.created_at <= now - timedelta(days=1)))
+    ).all()
+    for ticket in old_drafts:
+        ticket.status, ticket.closed_at, ticket.close_reason = S.CLOSED, now, "expired"
+        _event(session, ticket, None, "system", S.DRAFT, "never described", now)
     return items

@@ -57,6 +57,39 @@ def human_minutes(minutes: float) -> str:
     return f"{round(minutes / 1440)} days"
 
 
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+
+
+def clip(text: str, limit: int) -> str:
+    """Plain text cut to ``limit`` characters (before any escaping; line breaks kept)."""
+    return text if len(text) <= limit else text[: max(limit - 1, 0)].rstrip() + "…"
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Plain text in pieces of at most ``limit`` characters, cut at line breaks or spaces
+    where possible. Split first, escape each piece after: never split HTML."""
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        cut = rest.rfind("\n", 0, limit)
+        if cut < limit // 2:
+            cut = rest.rfind(" ", 0, limit)
+        if cut < limit // 2:
+            cut = limit
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    pieces.append(rest)
+    return [p for p in pieces if p] or [""]
+
+
+def _budget(render: Any, limit: int) -> int:
+    """How much plain text fits beside a template's own words."""
+    from bot.telegram_html import visible_length
+
+    return max(limit - visible_length(render("")) - 8, 100)
+
+
 def card_keyboard(context: HelpdeskContext, ticket: Ticket) -> InlineKeyboardMarkup | None:
     n = ticket.id
     rows: list[list[InlineKeyboardButton]] = []
@@ -114,9 +147,9 @@ async def post_alert(context: HelpdeskContext, ticket_id: int) -> Ticket | None:
         ticket = await service.get_ticket(session, ticket_id)
         info = await service.card_info(session, ticket)
     chat_id = context.department_chat(ticket.department)
-    topic_id = None
-    if desk.staff_chats.get(chat_id):
-        name = desk.templates.render(
+    topic_id = ticket.topic_id if ticket.staff_chat_id == chat_id else None  # a topic from a failed try
+    if desk.staff_chats.get(chat_id) and topic_id is None:
+        name = desk.templates.render_plain(
             "staff/topic_name.j2", staff_locale(context),
             number=ticket.id, name=info.user.display_name, category=category_label(context, ticket.category),
         )
@@ -142,7 +175,10 @@ async def post_alert(context: HelpdeskContext, ticket_id: int) -> Ticket | None:
 
 async def refresh_card(context: HelpdeskContext, ticket_id: int) -> None:
     """Edit the staff card in place to show the ticket's current state."""
-    text, ticket = await card_text(context, ticket_id)
+    try:
+        text, ticket = await card_text(context, ticket_id)
+    except service.TicketError:
+        return
     if ticket.staff_chat_id is None or ticket.card_message_id is None:
         return
     markup = card_keyboard(context, ticket)
@@ -160,15 +196,15 @@ async def refresh_card(context: HelpdeskContext, ticket_id: int) -> None:
         log.warning("could not update the card of #%s: %s", ticket_id, exc)
 
 
-async def tell_staff(context: HelpdeskContext, ticket: Ticket, html: str) -> Message | None:
-    """A line in the ticket's topic, or as a reply to its card."""
+async def tell_staff(context: HelpdeskContext, ticket: Ticket, html: str, *, general: bool = False) -> Message | None:
+    """A line in the ticket's topic, or as a reply to its card. ``general``: in a forum,
+    in the chat's General topic instead, where everybody looks (e.g. unclaimed alerts)."""
     if ticket.staff_chat_id is None:
         return None
     reply = ReplyParameters(ticket.card_message_id, allow_sending_without_reply=True) if ticket.card_message_id and ticket.topic_id is None else None
+    thread = None if general else ticket.topic_id
     try:
-        return await context.bot.send_message(
-            ticket.staff_chat_id, html, message_thread_id=ticket.topic_id, reply_parameters=reply
-        )
+        return await context.bot.send_message(ticket.staff_chat_id, html, message_thread_id=thread, reply_parameters=reply)
     except TelegramError as exc:
         log.warning("could not post to the staff chat about #%s: %s", ticket.id, exc)
         return None
@@ -187,43 +223,54 @@ async def set_topic_open(context: HelpdeskContext, ticket: Ticket, is_open: bool
 
 
 async def relay_to_staff(context: HelpdeskContext, relay: service.Relay, source: Message, user_name: str) -> None:
-    """Copy what the user sent into the ticket's place in the staff chat."""
+    """Copy what the user sent into the ticket's place in the staff chat (long texts in
+    several messages); a failure is recorded on the message and the user is told."""
     ticket = relay.ticket
     if ticket.staff_chat_id is None or ticket.card_message_id is None:
-        posted = await post_alert(context, ticket.id)
-        if posted is None:
+        if await post_alert(context, ticket.id) is None:
+            await _relay_failed(context, relay, "the staff chat could not be reached")
             return
-        ticket = posted
-        async with unit_of_work(context.desk.sessions) as session:
-            ticket = await service.get_ticket(session, ticket.id)
+    async with unit_of_work(context.desk.sessions) as session:
+        ticket = await service.get_ticket(session, ticket.id)
+    if relay.reopened:
+        await set_topic_open(context, ticket, True)
     reply = ReplyParameters(ticket.card_message_id, allow_sending_without_reply=True) if ticket.topic_id is None else None  # type: ignore[arg-type]
     text = relay.message.text
     try:
         if relay.message.kind == "text":
-            sent = await context.bot.send_message(
-                ticket.staff_chat_id,  # type: ignore[arg-type]
-                srender(context, "staff/relay_in.html", name=user_name, number=ticket.id, text=text),
-                message_thread_id=ticket.topic_id,
-                reply_parameters=reply,
-            )
-            staff_message_id = sent.message_id
+            render = lambda piece: srender(context, "staff/relay_in.html", name=user_name, number=ticket.id, text=piece)  # noqa: E731
+            first = None
+            for piece in split_text(text, _budget(render, TEXT_LIMIT)):
+                sent = await context.bot.send_message(
+                    ticket.staff_chat_id, render(piece), message_thread_id=ticket.topic_id, reply_parameters=reply  # type: ignore[arg-type]
+                )
+                first = first or sent
+            staff_message_id = first.message_id  # type: ignore[union-attr]
         else:
+            render = lambda piece: srender(context, "staff/relay_caption.html", name=user_name, number=ticket.id, text=piece)  # noqa: E731
             copied = await context.bot.copy_message(
                 ticket.staff_chat_id,  # type: ignore[arg-type]
                 source.chat_id,
                 source.message_id,
-                caption=short(srender(context, "staff/relay_caption.html", name=user_name, number=ticket.id, text=text), 1000),
+                caption=render(clip(text, _budget(render, CAPTION_LIMIT))),
                 message_thread_id=ticket.topic_id,
                 reply_parameters=reply,
             )
             staff_message_id = copied.message_id
     except TelegramError as exc:
         log.error("could not relay a message of #%s to staff: %s", ticket.id, exc)
+        await _relay_failed(context, relay, str(exc))
         return
     async with unit_of_work(context.desk.sessions) as session:
         await service.set_staff_copy(session, message_id=relay.message.id, chat_id=ticket.staff_chat_id, staff_message_id=staff_message_id)  # type: ignore[arg-type]
     if relay.changed:
         await refresh_card(context, ticket.id)
+
+
+async def _relay_failed(context: HelpdeskContext, relay: service.Relay, error: str) -> None:
+    async with unit_of_work(context.desk.sessions) as session:
+        await service.delivery_failed(session, message_id=relay.message.id, error=error, blocked=False, now=context.now())
+    await notify_user(context, relay.ticket, "ticket/not_delivered.html")
 
 
 async def relay_to_user(context: HelpdeskContext, post: service.StaffPost, source: Message, staff_name: str) -> bool:
@@ -233,18 +280,16 @@ async def relay_to_user(context: HelpdeskContext, post: service.StaffPost, sourc
     templates = context.desk.templates
     try:
         if post.message.kind == "text":
-            sent = await context.bot.send_message(
-                ticket.user_id,
-                templates.render("ticket/staff_reply.html", locale, staff_name=staff_name, number=ticket.id, text=post.message.text),
-            )
-            user_message_id = sent.message_id
+            render = lambda piece: templates.render("ticket/staff_reply.html", locale, staff_name=staff_name, number=ticket.id, text=piece)  # noqa: E731
+            first = None
+            for piece in split_text(post.message.text, _budget(render, TEXT_LIMIT)):
+                sent = await context.bot.send_message(ticket.user_id, render(piece))
+                first = first or sent
+            user_message_id = first.message_id  # type: ignore[union-attr]
         else:
-            copied = await context.bot.copy_message(
-                ticket.user_id,
-                source.chat_id,
-                source.message_id,
-                caption=short(templates.render("ticket/staff_caption.html", locale, staff_name=staff_name, number=ticket.id, text=post.message.text), 1000),
-            )
+            render = lambda piece: templates.render("ticket/staff_caption.html", locale, staff_name=staff_name, number=ticket.id, text=piece)  # noqa: E731
+            caption = render(clip(post.message.text, _budget(render, CAPTION_LIMIT))) if post.message.kind != "other" else None
+            copied = await context.bot.copy_message(ticket.user_id, source.chat_id, source.message_id, caption=caption)
             user_message_id = copied.message_id
     except TelegramError as exc:
         blocked = isinstance(exc, Forbidden)

@@ -11,6 +11,7 @@ import logging
 from markupsafe import Markup
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import TelegramError
 
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
@@ -69,6 +70,34 @@ async def _staff_or_refuse(update: Update, context: HelpdeskContext) -> bool:
     return False
 
 
+async def _in_this_chat(update: Update, context: HelpdeskContext, ticket_id: int) -> bool:
+    """A ticket is worked on from its department's chat only (admins: anywhere)."""
+    user, chat = update.effective_user, update.effective_chat
+    if user is None or chat is None:
+        return False
+    if user.id in context.desk.settings.staff.admin_ids:
+        return True
+    try:
+        async with unit_of_work(context.desk.sessions) as session:
+            ticket = await service.get_ticket(session, ticket_id)
+    except TicketError:
+        return True  # "no such ticket" is for the action itself to say
+    home = ticket.staff_chat_id or context.department_chat(ticket.department)
+    if home == chat.id:
+        return True
+    text = srender(context, "staff/error.html", message=f"Ticket #{ticket_id} belongs to another department's chat.")
+    if update.callback_query is not None:
+        await toast(update.callback_query, f"Ticket #{ticket_id} belongs to another department's chat.")
+    elif update.effective_message is not None:
+        await update.effective_message.reply_html(text)
+    log.warning("refused: %s acted on ticket %s from chat %s", user.id, ticket_id, chat.id)
+    return False
+
+
+def departments_of(context: HelpdeskContext, chat_id: int) -> list[str]:
+    return [name for name in context.desk.settings.support.departments if context.department_chat(name) == chat_id]
+
+
 def _where(message: Message) -> tuple[int | None, int | None]:
     thread = message.message_thread_id if message.is_topic_message else None
     reply = message.reply_to_message.message_id if message.reply_to_message else None
@@ -104,8 +133,8 @@ async def post_to_ticket(update: Update, context: HelpdeskContext, ticket_id: in
     message: Message = update.effective_message  # type: ignore[assignment]
     user = update.effective_user
     kind, file_id = message_kind(message)
-    if kind == "other" and not note:
-        kind = "text"
+    if kind == "text" and not text.strip():
+        return  # nothing to say (e.g. a bare "!")
     try:
         async with unit_of_work(context.desk.sessions) as session:
             ticket = await service.get_ticket(session, ticket_id, lock=True)
@@ -137,6 +166,8 @@ async def on_ticket_button(update: Update, context: HelpdeskContext) -> None:
     staff = query.from_user  # type: ignore[union-attr]
     desk = context.desk
     ticket_id = int(number)
+    if not await _in_this_chat(update, context, ticket_id):
+        return
     try:
         async with unit_of_work(desk.sessions) as session:
             if action == "claim":
@@ -145,7 +176,7 @@ async def on_ticket_button(update: Update, context: HelpdeskContext) -> None:
                 ticket = result.ticket
             elif action == "release":
                 admin = await is_admin(context, staff.id, update.effective_chat.id)  # type: ignore[union-attr]
-                ticket = await service.release(session, ticket_id=ticket_id, staff_id=staff.id, is_admin=admin, now=context.now())
+                ticket = await service.release(session, desk.policy, ticket_id=ticket_id, staff_id=staff.id, is_admin=admin, now=context.now())
             elif action == "resolve":
                 resolution = await service.resolve(session, desk.policy, ticket_id=ticket_id, staff_id=staff.id, now=context.now())
                 ticket = resolution.ticket
@@ -201,6 +232,8 @@ async def on_learn_button(update: Update, context: HelpdeskContext) -> None:
     _, _, number, pick = query.data.split(":")  # type: ignore[union-attr]
     if not await _staff_or_refuse(update, context):
         return
+    if not await _in_this_chat(update, context, int(number)):
+        return
     if pick == "n":
         await toast(query, slabel(context, "toast_done"))  # type: ignore[arg-type]
         await query.edit_message_reply_markup(None)  # type: ignore[union-attr]
@@ -238,8 +271,9 @@ def _number(text: str) -> int | None:
 async def cmd_queue(update: Update, context: HelpdeskContext) -> None:
     if not await _staff_or_refuse(update, context):
         return
+    chat_id = update.effective_chat.id  # type: ignore[union-attr]
     async with unit_of_work(context.desk.sessions) as session:
-        items = await service.queue(session, now=context.now())
+        items = await service.queue(session, now=context.now(), departments=departments_of(context, chat_id))
     rows = []
     for item in items:
         t = item.ticket
@@ -263,6 +297,8 @@ async def cmd_ticket(update: Update, context: HelpdeskContext) -> None:
     number = _number(args[0]) if args else None
     if number is None:
         await update.effective_message.reply_html(srender(context, "staff/error.html", message="Usage: /ticket N"))  # type: ignore[union-attr]
+        return
+    if not await _in_this_chat(update, context, number):
         return
     try:
         text, ticket = await casework.card_text(context, number)
@@ -294,6 +330,8 @@ async def cmd_assign(update: Update, context: HelpdeskContext) -> None:
     if number is None or len(args) < 2:
         await update.effective_message.reply_html(srender(context, "staff/error.html", message="Usage: /assign N @username"))  # type: ignore[union-attr]
         return
+    if not await _in_this_chat(update, context, number):
+        return
     try:
         async with unit_of_work(context.desk.sessions) as session:
             ticket, member = await service.assign(session, ticket_id=number, username=args[1], staff_id=update.effective_user.id, now=context.now())  # type: ignore[union-attr]
@@ -322,6 +360,8 @@ async def cmd_resolve(update: Update, context: HelpdeskContext) -> None:
     if number is None:
         await update.effective_message.reply_html(srender(context, "staff/error.html", message="Usage: /resolve N [faq:entry-id] (N may be left out in a ticket's topic)"))  # type: ignore[union-attr]
         return
+    if not await _in_this_chat(update, context, number):
+        return
     try:
         async with unit_of_work(context.desk.sessions) as session:
             resolution = await service.resolve(session, context.desk.policy, ticket_id=number, staff_id=update.effective_user.id, now=context.now(), entry_id=entry_id)  # type: ignore[union-attr]
@@ -342,6 +382,8 @@ async def cmd_reopen(update: Update, context: HelpdeskContext) -> None:
     number = await _target(update, context, args)
     if number is None:
         await update.effective_message.reply_html(srender(context, "staff/error.html", message="Usage: /reopen N"))  # type: ignore[union-attr]
+        return
+    if not await _in_this_chat(update, context, number):
         return
     try:
         async with unit_of_work(context.desk.sessions) as session:
@@ -403,22 +445,43 @@ async def cmd_transfer(update: Update, context: HelpdeskContext) -> None:
     if number is None or not args:
         await update.effective_message.reply_html(srender(context, "staff/error.html", message="Usage: /transfer N department"))  # type: ignore[union-attr]
         return
+    if not await _in_this_chat(update, context, number):
+        return
     try:
         async with unit_of_work(context.desk.sessions) as session:
-            ticket, old_chat, old_topic = await service.transfer(session, ticket_id=number, department=args[0], staff_id=update.effective_user.id, policy=context.desk.policy, now=context.now())  # type: ignore[union-attr]
+            moved = await service.transfer(session, ticket_id=number, department=args[0], staff_id=update.effective_user.id, policy=context.desk.policy, now=context.now())  # type: ignore[union-attr]
     except TicketError as exc:
         await update.effective_message.reply_html(_error_text(context, exc))  # type: ignore[union-attr]
         return
     label = context.desk.settings.support.departments[args[0]].label or args[0]
-    if old_chat is not None:
-        await context.bot.send_message(old_chat, srender(context, "staff/event.html", icon="➡️", number=number, text=f"transferred to {label}"), message_thread_id=old_topic)
-    posted = await casework.post_alert(context, ticket.id)
+    if moved.old_chat is not None:
+        # the old place says where the ticket went, and stops taking actions
+        try:
+            await context.bot.send_message(
+                moved.old_chat, srender(context, "staff/event.html", icon="➡️", number=number, text=f"transferred to {label}"),
+                message_thread_id=moved.old_topic,
+            )
+            if moved.old_card is not None:
+                await context.bot.edit_message_reply_markup(moved.old_chat, moved.old_card, reply_markup=None)
+            if moved.old_topic is not None:
+                await context.bot.close_forum_topic(moved.old_chat, moved.old_topic)
+        except TelegramError as exc:
+            log.info("could not tidy the old place of ticket %s: %s", number, exc)
+    posted = await casework.post_alert(context, number)
     if posted is not None:
         async with unit_of_work(context.desk.sessions) as session:
-            messages = await service.history(session, ticket_id=number)
-        lines = "\n".join(f"{'👤' if m.direction == Direction.IN else '💬'} {short(m.text or m.kind, 300)}" for m in messages if m.direction in (Direction.IN, Direction.OUT))
+            ticket = await service.get_ticket(session, number)
+            messages = await service.history(session, ticket_id=number, limit=50)
+        lines = "\n".join(
+            f"{'👤' if m.direction == Direction.IN else '💬'} {m.text or '(' + m.kind + ')'}"
+            for m in messages if m.direction in (Direction.IN, Direction.OUT)
+        )
         if lines:
-            await casework.tell_staff(context, posted, srender(context, "staff/event.html", icon="📜", number=number, text="history:\n" + lines))
+            render = lambda piece: srender(context, "staff/event.html", icon="📜", number=number, text="history:\n" + piece)  # noqa: E731
+            for piece in casework.split_text(lines, casework._budget(render, casework.TEXT_LIMIT)):
+                await casework.tell_staff(context, ticket, render(piece))
+    async with unit_of_work(context.desk.sessions) as session:
+        ticket = await service.get_ticket(session, number)
     await casework.notify_user(context, ticket, "ticket/transferred.html", department=label)
 
 
@@ -483,7 +546,16 @@ async def sla_sweep(context: HelpdeskContext) -> None:
         target = casework.human_minutes(sla.minutes("first_response", t.priority))
         if item.action == SlaAction.REANNOUNCE:
             waited = casework.human_minutes((context.now() - t.escalated_at).total_seconds() / 60) if t.escalated_at else "?"
-            await casework.tell_staff(context, t, srender(context, "staff/reannounce.html", number=t.id, waited=waited, target=target, contacts=sla.escalation_contacts))
+            await casework.tell_staff(
+                context, t, srender(context, "staff/reannounce.html", number=t.id, waited=waited, target=target, contacts=sla.escalation_contacts),
+                general=True,
+            )
+        elif item.action == SlaAction.RESOLUTION:
+            goal = casework.human_minutes(sla.minutes("resolution", t.priority))
+            await casework.tell_staff(
+                context, t, srender(context, "staff/resolution_breach.html", number=t.id, target=goal, assignee=names.get(t.assignee_id or 0)),
+                general=True,
+            )
         elif item.action == SlaAction.PING:
             await casework.tell_staff(context, t, srender(context, "staff/ping.html", number=t.id, assignee_id=t.assignee_id, assignee=names.get(t.assignee_id, "agent"), target=target))  # type: ignore[arg-type]
         elif item.action == SlaAction.AUTO_RESOLVE:

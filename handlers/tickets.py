@@ -32,7 +32,7 @@ async def ask_category(chat_id: int, context: HelpdeskContext, question_id: int 
         for c in context.desk.settings.support.categories
         if not c.hidden
     ]
-    rows.append([InlineKeyboardButton(context.label("btn_cancel"), callback_data="tk:cancel")])
+    rows.append([InlineKeyboardButton(context.label("btn_cancel"), callback_data="tk:cancel:0")])
     await context.bot.send_message(chat_id, context.render("ticket/choose_category.html"), reply_markup=InlineKeyboardMarkup(rows))
 
 
@@ -67,11 +67,11 @@ async def after_intake(update: Update, context: HelpdeskContext, intake: service
     ticket = intake.ticket
     label = casework.category_label(context, ticket.category)
     if intake.outcome == IntakeOutcome.NEED_DESCRIPTION:
-        cancel = InlineKeyboardMarkup([[InlineKeyboardButton(context.label("btn_cancel"), callback_data="tk:cancel")]])
-        await context.bot.send_message(chat_id, context.render("ticket/describe.html"), reply_markup=cancel)
+        cancel = InlineKeyboardMarkup([[InlineKeyboardButton(context.label("btn_cancel"), callback_data=f"tk:cancel:{ticket.id}")]])
+        await casework.notify_user(context, ticket, "ticket/describe.html", cancel)
         return
     if intake.outcome == IntakeOutcome.JOINED:
-        await context.bot.send_message(chat_id, context.render("ticket/joined.html", number=ticket.id, category=label))
+        await casework.notify_user(context, ticket, "ticket/joined.html", category=label)
         if intake.message is not None:
             relay = service.Relay(ticket, intake.message)
             await casework.relay_to_staff(context, relay, update.effective_message, update.effective_user.first_name)  # type: ignore[arg-type, union-attr]
@@ -89,9 +89,16 @@ async def after_intake(update: Update, context: HelpdeskContext, intake: service
 
 
 async def on_cancel(update: Update, context: HelpdeskContext) -> None:
+    """``tk:cancel:<draft>`` (0: the category question, before any draft exists)."""
     query = update.callback_query
-    async with unit_of_work(context.desk.sessions) as session:
-        await service.cancel_draft(session, user_id=query.from_user.id, now=context.now())  # type: ignore[union-attr]
+    draft_id = int(query.data.split(":")[2])  # type: ignore[union-attr]
+    if draft_id:
+        async with unit_of_work(context.desk.sessions) as session:
+            cancelled = await service.cancel_draft(session, user_id=query.from_user.id, now=context.now(), ticket_id=draft_id)  # type: ignore[union-attr]
+        if not cancelled:  # described (or cancelled) already: the button is stale
+            await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+            await set_markup(query, None)  # type: ignore[arg-type]
+            return
     await toast(query, context.label("toast_cancelled"))  # type: ignore[arg-type]
     await set_markup(query, None)  # type: ignore[arg-type]
     await context.bot.send_message(update.effective_chat.id, context.render("ticket/cancelled.html"))  # type: ignore[union-attr]
@@ -133,7 +140,7 @@ async def on_close(update: Update, context: HelpdeskContext) -> None:
         return
     await toast(query, context.label("toast_done"))  # type: ignore[arg-type]
     await set_markup(query, None)  # type: ignore[arg-type]
-    await context.bot.send_message(update.effective_chat.id, context.render("ticket/closed_by_user.html", number=ticket.id))  # type: ignore[union-attr]
+    await casework.notify_user(context, ticket, "ticket/closed_by_user.html")
     await casework.tell_staff(context, ticket, casework.srender(context, "staff/event.html", icon="🔒", number=ticket.id, text="closed by the user"))
     await casework.refresh_card(context, ticket.id)
     await casework.set_topic_open(context, ticket, False)
@@ -151,7 +158,7 @@ async def on_reopen(update: Update, context: HelpdeskContext) -> None:
         return
     await toast(query)  # type: ignore[arg-type]
     await set_markup(query, None)  # type: ignore[arg-type]
-    await context.bot.send_message(update.effective_chat.id, context.render("ticket/reopened.html", number=ticket.id))  # type: ignore[union-attr]
+    await casework.notify_user(context, ticket, "ticket/reopened.html")
     await casework.set_topic_open(context, ticket, True)
     await casework.tell_staff(context, ticket, casework.srender(context, "staff/event.html", icon="🔁", number=ticket.id, text="reopened by the user"))
     await casework.refresh_card(context, ticket.id)
@@ -180,7 +187,9 @@ async def on_rate(update: Update, context: HelpdeskContext) -> None:
     await query.edit_message_text(context.render("ticket/csat_rated.html", number=int(ticket_id), stars=int(value)))  # type: ignore[union-attr]
     if result.ask_comment:
         skip = InlineKeyboardMarkup([[InlineKeyboardButton(context.label("btn_skip"), callback_data=f"r:{ticket_id}:skip")]])
-        await context.bot.send_message(update.effective_chat.id, context.render("ticket/csat_comment.html"), reply_markup=skip)  # type: ignore[union-attr]
+        async with unit_of_work(context.desk.sessions) as session:
+            ticket = await service.get_ticket(session, int(ticket_id))
+        await casework.notify_user(context, ticket, "ticket/csat_comment.html", skip)
 
 
 def message_kind(message: Message) -> tuple[str, str | None]:
@@ -204,29 +213,27 @@ async def route_private(update: Update, context: HelpdeskContext) -> bool:
     kind, file_id = message_kind(message)
     text = message.text or message.caption or ""
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None
+    relay = intake = rating_ticket = None
     async with unit_of_work(desk.sessions) as session:
         case = await service.user_case(session, desk.policy, user_id=user.id, reply_to=reply_to, now=context.now())  # type: ignore[union-attr]
         if case.pending_rating is not None and kind == "text":
             await service.save_comment(session, rating=case.pending_rating, text=text)
-            action = "comment"
+            rating_ticket = await service.get_ticket(session, case.pending_rating.ticket_id)
         elif case.draft is not None and kind == "text":
             intake = await service.describe(session, desk.policy, ticket=case.draft, user_id=user.id, text=text, now=context.now())  # type: ignore[union-attr]
-            action = "described"
         elif case.active is not None:
             relay = await service.user_message(
                 session, desk.policy, ticket=case.active, user_id=user.id, kind=kind, text=text,  # type: ignore[union-attr]
                 file_id=file_id, user_message_id=message.message_id, now=context.now(),
             )
-            action = "relay"
-        else:
-            return False
-    if action == "comment":
-        await message.reply_html(context.render("ticket/csat_comment_thanks.html"))
-    elif action == "described":
+    if rating_ticket is not None:
+        await casework.notify_user(context, rating_ticket, "ticket/csat_comment_thanks.html")
+    elif intake is not None:
         await after_intake(update, context, intake)
-    else:
+    elif relay is not None:
         if relay.reopened:
-            await message.reply_html(context.render("ticket/reopened.html", number=relay.ticket.id))
-            await casework.set_topic_open(context, relay.ticket, True)
+            await casework.notify_user(context, relay.ticket, "ticket/reopened.html")
         await casework.relay_to_staff(context, relay, message, user.first_name)  # type: ignore[union-attr]
+    else:
+        return False
     return True

@@ -86,11 +86,19 @@ def staff_forum() -> bool:
 
 
 @pytest.fixture
-async def desk(database: Database, settings_overrides: dict[str, Any], staff_forum: bool) -> Any:
+def extra_chats() -> list[tuple[int, str, bool]]:
+    """Override to create more group chats (id, title, forum) before the bot starts."""
+    return []
+
+
+@pytest.fixture
+async def desk(database: Database, settings_overrides: dict[str, Any], staff_forum: bool, extra_chats: list[tuple[int, str, bool]]) -> Any:
     await wipe(database)
     clock = FakeClock()
     tg = FakeTelegram(clock=lambda: clock.now.timestamp())
     tg.add_group(STAFF_CHAT, "Support staff", forum=staff_forum)
+    for chat_id, title, forum in extra_chats:
+        tg.add_group(chat_id, title, forum=forum)
     app = build_app(make_settings(database, **settings_overrides), request=tg, clock=clock)
     tg.attach(app)
     async with running(app):

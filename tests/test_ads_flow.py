@@ -266,9 +266,9 @@ async def test_non_moderators_are_refused(desk, caplog):
 CHANNEL = -1003000000003
 
 
+@pytest.mark.parametrize("extra_chats", [[(CHANNEL, "SayPro ads", False)]])
 @pytest.mark.parametrize("settings_overrides", [{"ads": {"channel_id": CHANNEL}}])
 async def test_approved_ads_are_published_to_the_channel(desk):
-    desk.tg.add_group(CHANNEL, "SayPro ads")
     user = desk.tg.user(6013, "Lindo")
     mo, _ = moderators(desk)
     ad_id = await post_ad(desk, user)

@@ -388,10 +388,10 @@ async def test_staff_commands(desk):
 IT_CHAT = -1002000000002
 
 
+@pytest.mark.parametrize("extra_chats", [[(IT_CHAT, "IT desk", False)]])
 @pytest.mark.parametrize("settings_overrides", [{"support": {"departments": {
     "general": {"label": "General support"}, "it": {"label": "IT", "chat_id": IT_CHAT}}}}])
 async def test_transfer_to_another_department_chat(desk):
-    desk.tg.add_group(IT_CHAT, "IT desk")
     user = desk.tg.user(5018, "Tumi")
     thandi, _ = staff_pair(desk)
     number = await open_ticket(desk, user)
