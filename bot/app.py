@@ -107,6 +107,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CallbackQueryHandler(tickets.on_close, pattern=rf"^tk:close:{number}\Z"),
         CallbackQueryHandler(tickets.on_reopen, pattern=rf"^tk:reopen:{number}\Z"),
         CallbackQueryHandler(tickets.on_rate, pattern=rf"^r:{number}:([1-5]|skip)\Z"),
+        CallbackQueryHandler(ads.on_appeal, pattern=r"^ap:new\Z"),
         CallbackQueryHandler(
             ads.on_ad_button,
             pattern=rf"^ad:(resume|fresh|photos:done|submit|edit|cancel|cat:({slug}|-)|sub:{slug}|edit:{fields}|reedit:{number}:({fields}|preview))\Z",
@@ -126,7 +127,11 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CallbackQueryHandler(staff.on_ticket_button, pattern=rf"^t:(claim|release|resolve|spam|reopen):{number}\Z"),
         CallbackQueryHandler(staff.on_learn_button, pattern=rf"^t:learn:{number}:([0-9]|n)\Z"),
         CallbackQueryHandler(staff.on_review_button, pattern=rf"^kb:(ok|drop):{number}\Z"),
-        CallbackQueryHandler(ads.on_mod_button, pattern=rf"^m:((ok|rej|chg|back):{number}|(r|c):{number}:{slug})\Z"),
+        CallbackQueryHandler(ads.on_mod_button, pattern=rf"^m:((ok|rej|chg|back|ban|banok):{number}|(r|c):{number}:{slug})\Z"),
+        CommandHandler("strikes", ads.cmd_strikes, filters=staff_chats & new_message),
+        CommandHandler("warn", ads.cmd_warn, filters=staff_chats & new_message),
+        CommandHandler("unban", ads.cmd_unban, filters=staff_chats & new_message),
+        CommandHandler("pardon", ads.cmd_pardon, filters=staff_chats & new_message),
         MessageHandler(staff_chats & new_message & ~filters.COMMAND & ~filters.StatusUpdate.ALL, staff.on_staff_message),
     ]
     fallbacks = [

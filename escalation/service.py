@@ -381,6 +381,14 @@ async def _reopen(session: AsyncSession, policy: Policy, ticket: Ticket, actor: 
     return ticket
 
 
+async def has_case(session: AsyncSession, *, user_id: int) -> bool:
+    """Does the user have a support case in progress (a draft or an open ticket)?"""
+    found = await session.scalar(
+        select(Ticket.id).where(Ticket.user_id == user_id, Ticket.status.in_((S.DRAFT, *OPEN_STATUSES))).limit(1)
+    )
+    return found is not None
+
+
 async def open_ticket_number(session: AsyncSession, *, user_id: int) -> int | None:
     return await session.scalar(
         select(Ticket.id).where(Ticket.user_id == user_id, Ticket.status.in_(OPEN_STATUSES)).order_by(Ticket.id.desc()).limit(1)

@@ -19,11 +19,12 @@ from telegram import (
 from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
 
-from ads import service
+from ads import service, strikes
 from ads.models import Ad, AdStatus, Step
 from ads.service import Decision, FieldError, SubmitOutcome
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
+from bot.models import User
 from bot.users import get_state, set_state
 from handlers import casework
 from handlers.ui import main_menu, set_markup, toast
@@ -76,7 +77,10 @@ async def newad(update: Update, context: HelpdeskContext) -> None:
             fresh = False
     if blocked is not None:
         until = casework.local_time(context, blocked.blocked_until) if blocked.blocked_until else None
-        await context.bot.send_message(chat_id, context.render("ads/posting_blocked.html", until=until, reason=blocked.status_reason))
+        await context.bot.send_message(
+            chat_id, context.render("ads/posting_blocked.html", until=until, reason=blocked.status_reason),
+            reply_markup=appeal_button(context, context.locale),
+        )
         return
     if fresh:
         await prompt(context, chat_id, draft)  # type: ignore[arg-type]
@@ -354,8 +358,6 @@ async def moderation_place(context: HelpdeskContext) -> tuple[int, int | None]:
 
 
 async def mod_card(context: HelpdeskContext, ad_id: int, decision: str | None = None) -> tuple[str, Ad]:
-    from bot.models import User
-
     async with unit_of_work(context.desk.sessions) as session:
         ad = await service.get_ad(session, ad_id)
         user = await session.get(User, ad.user_id)  # type: ignore[union-attr]
@@ -379,6 +381,7 @@ def mod_keyboard(context: HelpdeskContext, ad: Ad) -> InlineKeyboardMarkup | Non
         [InlineKeyboardButton(label(context, "btn_approve_ad"), callback_data=f"m:ok:{ad.id}")],
         [InlineKeyboardButton(label(context, "btn_reject_ad"), callback_data=f"m:rej:{ad.id}"),
          InlineKeyboardButton(label(context, "btn_changes_ad"), callback_data=f"m:chg:{ad.id}")],
+        [InlineKeyboardButton(label(context, "btn_ban_user"), callback_data=f"m:ban:{ad.id}")],
     ])
 
 
@@ -409,7 +412,10 @@ async def on_mod_button(update: Update, context: HelpdeskContext) -> None:
         await toast(query, casework.slabel(context, "toast_not_moderator"))  # type: ignore[arg-type]
         return
     settings = context.desk.settings.ads
-    if action in ("rej", "chg", "back"):
+    if action == "banok":
+        await ban_from_card(update, context, ad_id)
+        return
+    if action in ("rej", "chg", "back", "ban"):
         text, ad = await mod_card(context, ad_id)
         if ad.status != AdStatus.SUBMITTED:
             await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
@@ -417,6 +423,11 @@ async def on_mod_button(update: Update, context: HelpdeskContext) -> None:
         await toast(query)  # type: ignore[arg-type]
         if action == "back":
             markup = mod_keyboard(context, ad)
+        elif action == "ban":
+            markup = InlineKeyboardMarkup([
+                [InlineKeyboardButton(casework.slabel(context, "btn_confirm_ban"), callback_data=f"m:banok:{ad_id}")],
+                [InlineKeyboardButton(casework.slabel(context, "btn_back"), callback_data=f"m:back:{ad_id}")],
+            ])
         else:
             kind = "r" if action == "rej" else "c"
             rows = [[InlineKeyboardButton(r.label, callback_data=f"m:{kind}:{ad_id}:{r.id}")] for r in settings.reject_reasons]
@@ -429,11 +440,21 @@ async def on_mod_button(update: Update, context: HelpdeskContext) -> None:
     if reason is not None and settings.reason(reason) is None:
         await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
         return
+    reason_cfg = settings.reason(reason) if reason else None
+    penalty = None
+    pattern = 0
     async with unit_of_work(context.desk.sessions) as session:
         result = await service.decide(
             session, rules(context), ad_id=ad_id, moderator_id=moderator.id, decision=decision, reason=reason, note=None, now=context.now()
         )
         names = await _names(session, [result.ad.decided_by])
+        if result.won and decision == Decision.REJECT and reason_cfg is not None:
+            if reason_cfg.strike:
+                penalty = await strikes.add_strike(
+                    session, rules(context), user_id=result.ad.user_id, reason=reason_cfg.label, ad_id=ad_id,
+                    moderator_id=moderator.id, now=context.now(),
+                )
+            pattern = await strikes.rejections_for_reason(session, user_id=result.ad.user_id, reason=reason_cfg.id, now=context.now())
     if not result.won:
         await toast(query, casework.slabel(context, "toast_decided", status=result.ad.status, name=names.get(result.ad.decided_by or 0, "someone")))  # type: ignore[arg-type]
         return
@@ -447,8 +468,109 @@ async def on_mod_button(update: Update, context: HelpdeskContext) -> None:
     except TelegramError as exc:
         log.warning("could not update the moderation card of ad %s: %s", ad_id, exc)
     await tell_owner(context, ad, decision, reason)
+    if penalty is not None and penalty.action is not None:
+        context.desk.accounts.pop(ad.user_id, None)  # the cached status is stale now
+        await tell_penalty(context, ad.user_id, penalty, reason_cfg.label, reason_cfg.rule)  # type: ignore[union-attr]
+    if pattern >= strikes.PATTERN_COUNT:
+        chat_id, topic = await moderation_place(context)
+        async with unit_of_work(context.desk.sessions) as session:
+            owner = await session.get(User, ad.user_id)
+        await context.bot.send_message(
+            chat_id,
+            casework.srender(context, "ads/pattern_alert.html", name=owner.display_name if owner else "?", user_id=ad.user_id, count=pattern, reason=reason_cfg.label),  # type: ignore[union-attr]
+            message_thread_id=topic,
+        )
     if decision == Decision.APPROVE:
         await publish(context, ad_id)
+
+
+def appeal_button(context: HelpdeskContext, locale: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(context.desk.templates.label(locale, "btn_appeal"), callback_data="ap:new")]])
+
+
+async def tell_penalty(context: HelpdeskContext, user_id: int, penalty: strikes.Penalty, reason: str, rule: str | None) -> None:
+    locale = await casework.user_locale(context, user_id)
+    text = context.desk.templates.render(
+        "ads/penalty.html", locale, action=penalty.action, strikes=penalty.strikes, reason=reason, rule=rule,
+        until=casework.local_time(context, penalty.until) if penalty.until else None, days=context.desk.settings.ads.strike_days,
+    )
+    markup = appeal_button(context, locale) if penalty.action in ("block", "ban", "warn") else None
+    try:
+        await context.bot.send_message(user_id, text, reply_markup=markup)
+    except TelegramError as exc:
+        log.info("could not tell user %s about a penalty: %s", user_id, exc)
+
+
+async def ban_from_card(update: Update, context: HelpdeskContext, ad_id: int) -> None:
+    """``m:banok:<ad>``: the ad is rejected (if still pending) and its owner banned."""
+    query = update.callback_query
+    moderator = query.from_user  # type: ignore[union-attr]
+    async with unit_of_work(context.desk.sessions) as session:
+        ad = await service.get_ad(session, ad_id)
+        if ad is None:
+            await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+            return
+        await service.decide(
+            session, rules(context), ad_id=ad_id, moderator_id=moderator.id, decision=Decision.REJECT, reason="scam",
+            note="user banned", now=context.now(),
+        )
+        user = await strikes.ban(session, user_id=ad.user_id, reason=f"ad #{ad_id}: banned by a moderator", now=context.now())
+    context.desk.accounts.pop(ad.user_id, None)
+    await toast(query, casework.slabel(context, "toast_done"))  # type: ignore[arg-type]
+    line = f"⛔ User banned by {moderator.first_name} at {casework.local_time(context, context.now())}"
+    text, ad = await mod_card(context, ad_id, decision=line)
+    try:
+        await query.edit_message_text(text, reply_markup=None)  # type: ignore[union-attr]
+    except TelegramError as exc:
+        log.warning("could not update the moderation card of ad %s: %s", ad_id, exc)
+    locale = await casework.user_locale(context, ad.user_id)
+    try:
+        await context.bot.send_message(
+            ad.user_id,
+            context.desk.templates.render("ads/banned_notice.html", locale, reason=user.status_reason if user else None),
+            reply_markup=appeal_button(context, locale),
+        )
+    except TelegramError as exc:
+        log.info("could not tell user %s about the ban: %s", ad.user_id, exc)
+
+
+async def on_appeal(update: Update, context: HelpdeskContext) -> None:
+    """``ap:new``: an appeal against a penalty becomes a ticket of category "appeal"."""
+    from escalation import service as tickets
+    from handlers.tickets import after_intake
+
+    query = update.callback_query
+    async with unit_of_work(context.desk.sessions) as session:
+        intake = await tickets.open_request(
+            session, context.desk.policy, user_id=query.from_user.id, category="appeal", question_id=None, now=context.now()  # type: ignore[union-attr]
+        )
+    await toast(query)  # type: ignore[arg-type]
+    await set_markup(query, None)  # type: ignore[arg-type]
+    await after_intake(update, context, intake)
+
+
+async def banned_gate(update: Update, context: HelpdeskContext) -> bool:
+    """Group -1 for a banned user: only appeals and their support cases go through.
+    Returns True when the update was answered here (and must stop)."""
+    from escalation.service import has_case
+
+    query = update.callback_query
+    if query is not None and (query.data or "").startswith(("ap:", "tk:", "r:")):
+        return False
+    if query is None:
+        async with unit_of_work(context.desk.sessions) as session:
+            if await has_case(session, user_id=update.effective_user.id):  # type: ignore[union-attr]
+                return False
+    async with unit_of_work(context.desk.sessions) as session:
+        user = await session.get(User, update.effective_user.id)  # type: ignore[union-attr]
+    if query is not None:
+        await toast(query)
+    await context.bot.send_message(
+        update.effective_chat.id,  # type: ignore[union-attr]
+        context.render("ads/banned_notice.html", reason=user.status_reason if user else None),
+        reply_markup=appeal_button(context, context.locale),
+    )
+    return True
 
 
 async def _names(session, ids: list[int | None]) -> dict[int, str]:  # type: ignore[no-untyped-def]
@@ -499,3 +621,93 @@ async def publish(context: HelpdeskContext, ad_id: int) -> None:
         await service.set_published(session, ad_id=ad_id, chat_id=channel, message_id=posted.message_id)
 
 
+
+
+# ------------------------------------------------------------------ moderator commands
+
+
+async def _moderator_or_refuse(update: Update, context: HelpdeskContext) -> bool:
+    user, chat = update.effective_user, update.effective_chat
+    if user is not None and chat is not None and await is_moderator(context, user.id, chat.id):
+        return True
+    log.warning("refused a moderator command by %s", user.id if user else None)
+    await update.effective_message.reply_html(casework.srender(context, "staff/error.html", message=casework.slabel(context, "toast_not_moderator")))  # type: ignore[union-attr]
+    return False
+
+
+async def _user_arg(update: Update, context: HelpdeskContext, usage: str) -> User | None:
+    args = list(context.args or [])
+    if not args:
+        await update.effective_message.reply_html(casework.srender(context, "staff/error.html", message=usage))  # type: ignore[union-attr]
+        return None
+    async with unit_of_work(context.desk.sessions) as session:
+        user = await strikes.find_user(session, args[0])
+    if user is None:
+        await update.effective_message.reply_html(casework.srender(context, "staff/error.html", message=f"I don't know the user {args[0]}."))  # type: ignore[union-attr]
+    return user
+
+
+async def cmd_strikes(update: Update, context: HelpdeskContext) -> None:
+    """/strikes @user: the strike ledger."""
+    if not await _moderator_or_refuse(update, context):
+        return
+    user = await _user_arg(update, context, "Usage: /strikes @username (or a user id)")
+    if user is None:
+        return
+    now = context.now()
+    async with unit_of_work(context.desk.sessions) as session:
+        ledger = await strikes.all_strikes(session, user_id=user.id)
+    rows = [
+        {"id": s.id, "at": casework.local_time(context, s.created_at), "reason": s.reason, "ad_id": s.ad_id,
+         "pardoned": s.pardoned, "active": not s.pardoned and s.expires_at > now}
+        for s in ledger
+    ]
+    await update.effective_message.reply_html(  # type: ignore[union-attr]
+        casework.srender(context, "ads/strikes.html", name=user.display_name, user_id=user.id, status=user.status,
+                         until=casework.local_time(context, user.blocked_until) if user.blocked_until else None, strikes=rows)
+    )
+
+
+async def cmd_warn(update: Update, context: HelpdeskContext) -> None:
+    """/warn @user reason: a strike given by hand."""
+    if not await _moderator_or_refuse(update, context):
+        return
+    user = await _user_arg(update, context, "Usage: /warn @username reason")
+    if user is None:
+        return
+    reason = " ".join((context.args or [])[1:]).strip() or "warned by a moderator"
+    async with unit_of_work(context.desk.sessions) as session:
+        penalty = await strikes.warn(session, rules(context), user_id=user.id, reason=reason, moderator_id=update.effective_user.id, now=context.now())  # type: ignore[union-attr]
+    context.desk.accounts.pop(user.id, None)
+    await tell_penalty(context, user.id, penalty, reason, None)
+    await update.effective_message.reply_html(casework.srender(context, "ads/mod_result.html", icon="⚠️", text=f"{user.display_name}: strike #{penalty.strike_id}, {penalty.strikes} active, {penalty.action or 'no penalty'}"))  # type: ignore[union-attr]
+
+
+async def cmd_unban(update: Update, context: HelpdeskContext) -> None:
+    if not await _moderator_or_refuse(update, context):
+        return
+    user = await _user_arg(update, context, "Usage: /unban @username")
+    if user is None:
+        return
+    async with unit_of_work(context.desk.sessions) as session:
+        await strikes.unban(session, user_id=user.id)
+    context.desk.accounts.pop(user.id, None)
+    await update.effective_message.reply_html(casework.srender(context, "ads/mod_result.html", icon="✅", text=f"{user.display_name} may use the bot and post again."))  # type: ignore[union-attr]
+
+
+async def cmd_pardon(update: Update, context: HelpdeskContext) -> None:
+    """/pardon <strike id>."""
+    if not await _moderator_or_refuse(update, context):
+        return
+    args = list(context.args or [])
+    if not args or not args[0].lstrip("#").isdigit():
+        await update.effective_message.reply_html(casework.srender(context, "staff/error.html", message="Usage: /pardon <strike id>"))  # type: ignore[union-attr]
+        return
+    async with unit_of_work(context.desk.sessions) as session:
+        done = await strikes.pardon(session, rules(context), strike_id=int(args[0].lstrip("#")), now=context.now())
+    if done is None:
+        await update.effective_message.reply_html(casework.srender(context, "staff/error.html", message=f"No active strike #{args[0]}."))  # type: ignore[union-attr]
+        return
+    strike, penalty = done
+    context.desk.accounts.pop(strike.user_id, None)
+    await update.effective_message.reply_html(casework.srender(context, "ads/mod_result.html", icon="🕊", text=f"strike #{strike.id} pardoned; {penalty.strikes} active, {penalty.action or 'no penalty'}"))  # type: ignore[union-attr]

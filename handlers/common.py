@@ -47,6 +47,7 @@ async def track_user(update: Update, context: HelpdeskContext) -> None:
             and account.language_code == user.language_code
         ):
             context.account = account
+            await _gate(update, context)
             return
     try:
         async with unit_of_work(desk.sessions) as session:
@@ -68,7 +69,15 @@ async def track_user(update: Update, context: HelpdeskContext) -> None:
         desk.accounts.clear()
     desk.accounts[user.id] = (account, now)
     context.account = account
+    await _gate(update, context)
 
+
+async def _gate(update: Update, context: HelpdeskContext) -> None:
+    """Banned users reach only their appeal and support cases."""
+    from handlers.ads import banned_gate
+
+    if context.account is not None and context.account.status == "banned" and await banned_gate(update, context):
+        raise ApplicationHandlerStop
 
 async def start(update: Update, context: HelpdeskContext) -> None:
     name = update.effective_user.first_name if update.effective_user else ""
