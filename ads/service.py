@@ -349,3 +349,94 @@ async def user_history(session: AsyncSession, *, user_id: int, now: datetime) ->
 
 async def get_ad(session: AsyncSession, ad_id: int) -> Ad | None:
     return await session.get(Ad, ad_id)
+
+
+# ------------------------------------------------------------------ the owner's ads
+
+
+LISTED = (AdStatus.SUBMITTED, AdStatus.APPROVED, AdStatus.REJECTED, AdStatus.CHANGES, AdStatus.EXPIRED, AdStatus.SOLD, AdStatus.TAKEN_DOWN)
+
+
+async def my_ads(session: AsyncSession, *, user_id: int, limit: int = 10) -> list[Ad]:
+    rows = await session.scalars(
+        select(Ad).where(Ad.user_id == user_id, Ad.status.in_(LISTED)).order_by(Ad.id.desc()).limit(limit)
+    )
+    return list(rows.all())
+
+
+@dataclass(frozen=True)
+class OwnerAction:
+    ad: Ad
+    unpublish: tuple[int, int] | None = None  # (chat, message) of the channel post to remove
+
+
+async def owner_action(session: AsyncSession, rules: Rules, *, ad_id: int, user_id: int, action: str, now: datetime) -> OwnerAction | None:
+    """The owner marks an ad sold, deletes it, renews it or takes it back to edit.
+    None when the ad is not theirs or the action does not fit its state."""
+    ad = await session.get(Ad, ad_id, with_for_update=True)
+    if ad is None or ad.user_id != user_id:
+        return None
+    published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
+    if action == "sold" and ad.status == AdStatus.APPROVED:
+        ad.status = AdStatus.SOLD
+    elif action == "delete" and ad.status in (AdStatus.SUBMITTED, AdStatus.APPROVED, AdStatus.EXPIRED, AdStatus.REJECTED, AdStatus.CHANGES, AdStatus.SOLD):
+        ad.status = AdStatus.DELETED
+    elif action == "renew" and ad.status in (AdStatus.APPROVED, AdStatus.EXPIRED):
+        ad.status = AdStatus.APPROVED
+        ad.expires_at = max(now, ad.expires_at or now) + timedelta(days=rules.settings.expiry_days)
+        ad.reminded_at = None
+        published = None
+    elif action == "edit" and ad.status in (AdStatus.APPROVED, AdStatus.EXPIRED, AdStatus.REJECTED, AdStatus.CHANGES):
+        await session.execute(delete(Ad).where(Ad.user_id == user_id, Ad.status == AdStatus.DRAFT))
+        ad.status, ad.step, ad.editing = AdStatus.DRAFT, Step.PREVIEW, False
+        ad.resubmissions += 1
+    else:
+        return None
+    ad.updated_at = now
+    if action in ("sold", "delete", "edit"):
+        ad.published_chat_id = ad.published_message_id = None
+    else:
+        published = None
+    return OwnerAction(ad, published)
+
+
+class ExpiryAction(StrEnum):
+    REMIND = "remind"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class ExpiryItem:
+    action: ExpiryAction
+    ad: Ad
+    unpublish: tuple[int, int] | None = None
+
+
+async def expiry_sweep(session: AsyncSession, rules: Rules, *, now: datetime) -> list[ExpiryItem]:
+    """Reminders before expiry and expiries, marked in this transaction (once each)."""
+    items: list[ExpiryItem] = []
+    remind_from = now + timedelta(days=rules.settings.reminder_days)
+    soon = (
+        await session.scalars(
+            select(Ad)
+            .where(Ad.status == AdStatus.APPROVED, Ad.expires_at <= remind_from, Ad.expires_at > now, Ad.reminded_at.is_(None))
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for ad in soon:
+        ad.reminded_at = now
+        items.append(ExpiryItem(ExpiryAction.REMIND, ad))
+    gone = (
+        await session.scalars(select(Ad).where(Ad.status == AdStatus.APPROVED, Ad.expires_at <= now).with_for_update(skip_locked=True))
+    ).all()
+    for ad in gone:
+        published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
+        ad.status, ad.updated_at = AdStatus.EXPIRED, now
+        ad.published_chat_id = ad.published_message_id = None
+        items.append(ExpiryItem(ExpiryAction.EXPIRED, ad, published))  # type: ignore[arg-type]
+    return items
+
+
+async def pending_ads(session: AsyncSession, *, limit: int = 30) -> list[Ad]:
+    rows = await session.scalars(select(Ad).where(Ad.status == AdStatus.SUBMITTED).order_by(Ad.submitted_at, Ad.id).limit(limit))
+    return list(rows.all())

@@ -50,6 +50,9 @@ GROUP_FEATURES = 0  # the first matching feature handler answers
 # How often a running bot looks for knowledge-base changes (e.g. `helpdesk kb import`).
 KB_REFRESH_SECONDS = 60
 
+# How often ads are checked for expiry reminders and expiries.
+AD_SWEEP_SECONDS = 600
+
 # Used when no token is configured (demo, tests): shaped like a token, never valid.
 OFFLINE_TOKEN = "1234567:offline-fake-token-not-for-telegram"
 
@@ -98,6 +101,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CommandHandler("mytickets", tickets.mytickets, filters=private & new_message),
         CommandHandler("newad", ads.newad, filters=private & new_message),
         CommandHandler("cancel", ads.cancel_command, filters=private & new_message),
+        CommandHandler("myads", ads.myads, filters=private & new_message),
         CallbackQueryHandler(faq.on_vote, pattern=rf"^v:{number}:[01]\Z"),
         CallbackQueryHandler(faq.on_choose, pattern=rf"^c:{number}:([0-9]|n)\Z"),
         CallbackQueryHandler(faq.on_followup, pattern=r"^f:[a-z0-9-]{1,40}\Z"),
@@ -108,6 +112,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CallbackQueryHandler(tickets.on_reopen, pattern=rf"^tk:reopen:{number}\Z"),
         CallbackQueryHandler(tickets.on_rate, pattern=rf"^r:{number}:([1-5]|skip)\Z"),
         CallbackQueryHandler(ads.on_appeal, pattern=r"^ap:new\Z"),
+        CallbackQueryHandler(ads.on_owner_button, pattern=rf"^my:(edit|sold|delete|renew):{number}\Z"),
         CallbackQueryHandler(
             ads.on_ad_button,
             pattern=rf"^ad:(resume|fresh|photos:done|submit|edit|cancel|cat:({slug}|-)|sub:{slug}|edit:{fields}|reedit:{number}:({fields}|preview))\Z",
@@ -129,6 +134,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CallbackQueryHandler(staff.on_review_button, pattern=rf"^kb:(ok|drop):{number}\Z"),
         CallbackQueryHandler(ads.on_mod_button, pattern=rf"^m:((ok|rej|chg|back|ban|banok):{number}|(r|c):{number}:{slug})\Z"),
         CommandHandler("strikes", ads.cmd_strikes, filters=staff_chats & new_message),
+        CommandHandler("modqueue", ads.cmd_modqueue, filters=staff_chats & new_message),
         CommandHandler("warn", ads.cmd_warn, filters=staff_chats & new_message),
         CommandHandler("unban", ads.cmd_unban, filters=staff_chats & new_message),
         CommandHandler("pardon", ads.cmd_pardon, filters=staff_chats & new_message),
@@ -154,6 +160,9 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
     sweep = settings.sla.sweep_seconds
     jq.run_repeating(  # type: ignore[union-attr]
         staff.sla_sweep, interval=sweep, first=sweep, name="sla_sweep", job_kwargs={"misfire_grace_time": sweep}
+    )
+    jq.run_repeating(  # type: ignore[union-attr]
+        ads.expiry_job, interval=AD_SWEEP_SECONDS, first=AD_SWEEP_SECONDS, name="ad_expiry", job_kwargs={"misfire_grace_time": AD_SWEEP_SECONDS}
     )
 
 
@@ -230,6 +239,7 @@ async def _publish_commands(app: Application, templates: Templates) -> None:  # 
         BotCommand("start", label(locale, "cmd_start")),
         BotCommand("support", label(locale, "cmd_support")),
         BotCommand("newad", label(locale, "cmd_newad")),
+        BotCommand("myads", label(locale, "cmd_myads")),
         BotCommand("mytickets", label(locale, "cmd_mytickets")),
         BotCommand("cancel", label(locale, "cmd_cancel")),
         BotCommand("help", label(locale, "cmd_help")),
@@ -246,6 +256,11 @@ async def _publish_commands(app: Application, templates: Templates) -> None:  # 
             ("note", "Internal note in a ticket"),
             ("canned", "Saved replies"),
             ("kb", "/kb review: learned phrasings"),
+            ("modqueue", "Ads waiting for moderation"),
+            ("strikes", "A user's strikes: /strikes @user"),
+            ("warn", "Give a strike: /warn @user reason"),
+            ("unban", "Lift a ban: /unban @user"),
+            ("pardon", "Pardon a strike: /pardon <id>"),
             ("help", "Staff commands"),
         )
     ]

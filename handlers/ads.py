@@ -711,3 +711,102 @@ async def cmd_pardon(update: Update, context: HelpdeskContext) -> None:
     strike, penalty = done
     context.desk.accounts.pop(strike.user_id, None)
     await update.effective_message.reply_html(casework.srender(context, "ads/mod_result.html", icon="🕊", text=f"strike #{strike.id} pardoned; {penalty.strikes} active, {penalty.action or 'no penalty'}"))  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------ /myads, renewals, expiry
+
+
+async def myads(update: Update, context: HelpdeskContext) -> None:
+    user_id = update.effective_user.id  # type: ignore[union-attr]
+    async with unit_of_work(context.desk.sessions) as session:
+        listed = await service.my_ads(session, user_id=user_id)
+    items = [
+        {"number": a.id, "title": a.title, "status": context.label(f"ad_status_{a.status}"),
+         "expires": casework.local_time(context, a.expires_at) if a.status == AdStatus.APPROVED else None}
+        for a in listed
+    ]
+    rows = []
+    for a in listed:
+        buttons = []
+        if a.status in (AdStatus.APPROVED, AdStatus.EXPIRED, AdStatus.REJECTED, AdStatus.CHANGES):
+            buttons.append(InlineKeyboardButton(f"{context.label('btn_edit_ad')} #{a.id}", callback_data=f"my:edit:{a.id}"))
+        if a.status == AdStatus.APPROVED:
+            buttons.append(InlineKeyboardButton(f"{context.label('btn_sold')} #{a.id}", callback_data=f"my:sold:{a.id}"))
+        if a.status in (AdStatus.APPROVED, AdStatus.EXPIRED):
+            buttons.append(InlineKeyboardButton(f"{context.label('btn_renew')} #{a.id}", callback_data=f"my:renew:{a.id}"))
+        if a.status not in (AdStatus.TAKEN_DOWN,):
+            buttons.append(InlineKeyboardButton(f"{context.label('btn_delete')} #{a.id}", callback_data=f"my:delete:{a.id}"))
+        if buttons:
+            rows.append(buttons)
+    await update.effective_message.reply_html(  # type: ignore[union-attr]
+        context.render("ads/myads.html", ads=items), reply_markup=InlineKeyboardMarkup(rows) if rows else None
+    )
+
+
+async def on_owner_button(update: Update, context: HelpdeskContext) -> None:
+    """``my:(edit|sold|delete|renew):<ad>``."""
+    query = update.callback_query
+    _, action, number = query.data.split(":")  # type: ignore[union-attr]
+    async with unit_of_work(context.desk.sessions) as session:
+        done = await service.owner_action(session, rules(context), ad_id=int(number), user_id=query.from_user.id, action=action, now=context.now())  # type: ignore[union-attr]
+    if done is None:
+        await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+        return
+    await toast(query, context.label("toast_done"))  # type: ignore[arg-type]
+    await set_markup(query, None)  # type: ignore[arg-type]
+    if done.unpublish is not None:
+        await unpublish(context, *done.unpublish)
+    if action == "edit":
+        await prompt(context, update.effective_chat.id, done.ad)  # type: ignore[union-attr]
+        return
+    await context.bot.send_message(
+        update.effective_chat.id,  # type: ignore[union-attr]
+        context.render("ads/owner_done.html", action=action, number=done.ad.id, expires=casework.local_time(context, done.ad.expires_at)),
+    )
+    if action == "renew" and done.ad.published_message_id is None:
+        await publish(context, done.ad.id)
+
+
+async def unpublish(context: HelpdeskContext, chat_id: int, message_id: int) -> None:
+    try:
+        await context.bot.delete_message(chat_id, message_id)
+    except TelegramError as exc:  # older than 48 hours, or already gone: say so on the post instead
+        log.info("could not delete channel post %s/%s: %s", chat_id, message_id, exc)
+
+
+async def expiry_job(context: HelpdeskContext) -> None:
+    """JobQueue: remind owners before expiry, expire ads, once each (marked in the database)."""
+    async with unit_of_work(context.desk.sessions) as session:
+        items = await service.expiry_sweep(session, rules(context), now=context.now())
+    for item in items:
+        ad = item.ad
+        locale = await casework.user_locale(context, ad.user_id)
+        templates = context.desk.templates
+        renew = InlineKeyboardMarkup([[InlineKeyboardButton(templates.label(locale, "btn_renew"), callback_data=f"my:renew:{ad.id}")]])
+        template = "ads/expiry_reminder.html" if item.action == service.ExpiryAction.REMIND else "ads/expired.html"
+        text = templates.render(
+            template, locale, number=ad.id, title=ad.title, expires=casework.local_time(context, ad.expires_at),
+            days=context.desk.settings.ads.expiry_days,
+        )
+        if item.unpublish is not None:
+            await unpublish(context, *item.unpublish)
+        try:
+            await context.bot.send_message(ad.user_id, text, reply_markup=renew)
+        except TelegramError as exc:
+            log.info("could not tell the owner of ad %s about its expiry: %s", ad.id, exc)
+
+
+async def cmd_modqueue(update: Update, context: HelpdeskContext) -> None:
+    """/modqueue: pending ads with waiting times, oldest first."""
+    if not await _moderator_or_refuse(update, context):
+        return
+    async with unit_of_work(context.desk.sessions) as session:
+        pending = await service.pending_ads(session)
+    now = context.now()
+    items = [
+        {"number": a.id, "title": a.title, "category": category_text(context, a),
+         "waiting": casework.human_minutes((now - a.submitted_at).total_seconds() / 60) if a.submitted_at else "?",
+         "flags": ", ".join(c.code for c in a.checks)}
+        for a in pending
+    ]
+    await update.effective_message.reply_html(casework.srender(context, "ads/modqueue.html", ads=items))  # type: ignore[union-attr]

@@ -38,6 +38,9 @@ async def on_text(update: Update, context: HelpdeskContext) -> None:
     if text == context.label("menu_post_ad"):
         await ads.newad(update, context)
         return
+    if text == context.label("menu_my_ads"):
+        await ads.myads(update, context)
+        return
     if await ads.route_draft(update, context) or await tickets.route_private(update, context):
         return
     kind = small_talk(context, text)

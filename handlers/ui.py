@@ -29,7 +29,8 @@ def main_menu(context: HelpdeskContext) -> ReplyKeyboardMarkup:
     """The main menu. Only features that exist are listed (no dead buttons)."""
     rows = [
         [KeyboardButton(context.label("menu_ask")), KeyboardButton(context.label("menu_post_ad"))],
-        [KeyboardButton(context.label("menu_support")), KeyboardButton(context.label("menu_help"))],
+        [KeyboardButton(context.label("menu_my_ads")), KeyboardButton(context.label("menu_support"))],
+        [KeyboardButton(context.label("menu_help"))],
     ]
     return ReplyKeyboardMarkup(rows, resize_keyboard=True, is_persistent=True)
 

@@ -21,7 +21,7 @@ async def test_start_shows_greeting_and_only_built_menu_items(desk):
     msg = desk.tg.last_bot_message(101)
     assert "Hello, Thandi" in msg.text
     assert msg.reply_markup["keyboard"]
-    assert msg.button_texts == ["❓ Ask a question", "📝 Post an ad", "💬 Contact support", "ℹ️ Help"]
+    assert msg.button_texts == ["❓ Ask a question", "📝 Post an ad", "🗂 My ads", "💬 Contact support", "ℹ️ Help"]
     # the user row exists with what Telegram told us
     row = (await desk.rows("SELECT first_name, username, language_code, status FROM users WHERE id = 101"))[0]
     assert tuple(row) == ("Thandi", "thandi", "en", "active")

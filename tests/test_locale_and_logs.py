@@ -39,7 +39,7 @@ async def test_user_language_picks_the_locale(desk):
     await boer.send("/start")
     msg = desk.tg.last_bot_message(201)
     assert msg.text.startswith("👋 Hallo, Annelie!")
-    assert msg.button_texts == ["❓ Vra 'n vraag", "📝 Post an ad", "💬 Contact support", "ℹ️ Help"]
+    assert msg.button_texts == ["❓ Vra 'n vraag", "📝 Post an ad", "🗂 My ads", "💬 Contact support", "ℹ️ Help"]
     # the Afrikaans menu label works as a menu item, not as a question
     await boer.send("❓ Vra 'n vraag")
     assert await desk.scalar("SELECT count(*) FROM questions") == 0
