@@ -124,3 +124,20 @@ class Strike(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     pardoned: Mapped[bool] = mapped_column(default=False)
+
+
+class AdReport(Base):
+    """A user's report of a published ad, waiting for a moderator's decision."""
+
+    __tablename__ = "ad_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ad_id: Mapped[int] = mapped_column(ForeignKey("ads.id", ondelete="CASCADE"), index=True)
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(SafeString(20))
+    status: Mapped[str] = mapped_column(SafeString(10), default="open")  # open | upheld | dismissed
+    created_at: Mapped[datetime]
+    decided_by: Mapped[int | None]
+    decided_at: Mapped[datetime | None]
+    card_chat_id: Mapped[int | None]
+    card_message_id: Mapped[int | None]

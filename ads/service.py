@@ -440,3 +440,80 @@ async def expiry_sweep(session: AsyncSession, rules: Rules, *, now: datetime) ->
 async def pending_ads(session: AsyncSession, *, limit: int = 30) -> list[Ad]:
     rows = await session.scalars(select(Ad).where(Ad.status == AdStatus.SUBMITTED).order_by(Ad.submitted_at, Ad.id).limit(limit))
     return list(rows.all())
+
+
+# ------------------------------------------------------------------ reports from users
+
+
+REPORT_REASONS = ("scam", "prohibited", "category", "offensive", "other")
+
+
+async def report_ad(session: AsyncSession, *, ad_id: int, reporter_id: int, reason: str, now: datetime) -> tuple[Any, bool] | None:
+    """A user reports a published ad: (the report, whether it is new). None when there
+    is no such published ad (or it is the reporter's own)."""
+    from ads.models import AdReport
+
+    if reason not in REPORT_REASONS:
+        return None
+    ad = await session.get(Ad, ad_id)
+    if ad is None or ad.status != AdStatus.APPROVED or ad.user_id == reporter_id:
+        return None
+    existing = await session.scalar(
+        select(AdReport).where(AdReport.ad_id == ad_id, AdReport.reporter_id == reporter_id, AdReport.status == "open")
+    )
+    if existing is not None:
+        return existing, False
+    report = AdReport(ad_id=ad_id, reporter_id=reporter_id, reason=reason, status="open", created_at=now)
+    session.add(report)
+    await session.flush()
+    return report, True
+
+
+async def attach_report_card(session: AsyncSession, *, report_id: int, chat_id: int, message_id: int) -> None:
+    from ads.models import AdReport
+
+    await session.execute(update(AdReport).where(AdReport.id == report_id).values(card_chat_id=chat_id, card_message_id=message_id))
+
+
+@dataclass(frozen=True)
+class ReportDecision:
+    won: bool
+    report: Any
+    ad: Ad | None
+    unpublish: tuple[int, int] | None = None
+
+
+async def decide_report(session: AsyncSession, *, report_id: int, moderator_id: int, uphold: bool, now: datetime) -> ReportDecision | None:
+    """Atomic like ad decisions. An upheld report takes the ad down (the caller adds the
+    strike against its owner)."""
+    from ads.models import AdReport
+
+    won = await session.scalar(
+        update(AdReport)
+        .where(AdReport.id == report_id, AdReport.status == "open")
+        .values(status="upheld" if uphold else "dismissed", decided_by=moderator_id, decided_at=now)
+        .returning(AdReport.id)
+    )
+    report = await session.get(AdReport, report_id, populate_existing=True)
+    if report is None:
+        return None
+    ad = await session.get(Ad, report.ad_id, with_for_update=True)
+    if won is None:
+        return ReportDecision(False, report, ad)
+    published = None
+    if uphold and ad is not None and ad.status == AdStatus.APPROVED:
+        published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
+        ad.status, ad.updated_at = AdStatus.TAKEN_DOWN, now
+        ad.published_chat_id = ad.published_message_id = None
+    return ReportDecision(True, report, ad, published)  # type: ignore[arg-type]
+
+
+async def take_down(session: AsyncSession, *, ad_id: int, moderator_id: int, now: datetime) -> tuple[Ad, tuple[int, int] | None] | None:
+    """A moderator takes down a live (e.g. auto-approved) ad."""
+    ad = await session.get(Ad, ad_id, with_for_update=True)
+    if ad is None or ad.status != AdStatus.APPROVED:
+        return None
+    published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
+    ad.status, ad.updated_at, ad.decided_by, ad.decided_at = AdStatus.TAKEN_DOWN, now, moderator_id, now
+    ad.published_chat_id = ad.published_message_id = None
+    return ad, published  # type: ignore[return-value]

@@ -155,8 +155,10 @@ async def open_request(
     category: str,
     question_id: int | None,
     now: datetime,
+    subject: str | None = None,
 ) -> Intake:
-    """The user asked for a person and picked a category."""
+    """The user asked for a person and picked a category. ``subject``: what the bot
+    already knows when it opens the case itself (e.g. a dispute about an ad)."""
     cat = policy.settings.support.category(category)
     if cat is None:
         raise TicketError("unknown_category")
@@ -188,6 +190,8 @@ async def open_request(
         ticket.question_id = question.id
         ticket.offered = list(question.offered)
         ticket.subject = question.text
+    elif subject:
+        ticket.subject = subject
     await session.flush()
     if not ticket.subject:
         return Intake(IntakeOutcome.NEED_DESCRIPTION, ticket)

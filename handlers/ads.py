@@ -303,7 +303,10 @@ async def after_submit(update: Update, context: HelpdeskContext, result: service
         buttons = InlineKeyboardMarkup([[InlineKeyboardButton(context.label("btn_edit_field"), callback_data="ad:edit")]])
         await context.bot.send_message(chat_id, context.render("ads/blocked_findings.html", findings=blocks, hints=hints), reply_markup=buttons)
         return
-    await context.bot.send_message(chat_id, context.render("ads/submitted.html", number=result.ad.id, hints=hints))
+    if result.outcome == SubmitOutcome.APPROVED:
+        await tell_owner(context, result.ad, Decision.APPROVE, None)
+    else:
+        await context.bot.send_message(chat_id, context.render("ads/submitted.html", number=result.ad.id, hints=hints))
     await post_for_moderation(context, result.ad.id)
     if result.outcome == SubmitOutcome.APPROVED:
         await publish(context, result.ad.id)
@@ -374,6 +377,8 @@ async def mod_card(context: HelpdeskContext, ad_id: int, decision: str | None = 
 
 
 def mod_keyboard(context: HelpdeskContext, ad: Ad) -> InlineKeyboardMarkup | None:
+    if ad.status == AdStatus.APPROVED and ad.auto_approved:
+        return InlineKeyboardMarkup([[InlineKeyboardButton(casework.slabel(context, "btn_take_down"), callback_data=f"m:down:{ad.id}")]])
     if ad.status != AdStatus.SUBMITTED:
         return None
     label = casework.slabel
@@ -613,7 +618,9 @@ async def publish(context: HelpdeskContext, ad_id: int) -> None:
     try:
         if ad.photos:  # type: ignore[union-attr]
             await context.bot.send_photo(channel, ad.photos[0].file_id)  # type: ignore[union-attr]
-        posted = await context.bot.send_message(channel, text)
+        link = f"https://t.me/{context.bot.username}?start=report-{ad_id}"
+        report = InlineKeyboardMarkup([[InlineKeyboardButton(context.desk.templates.label(context.desk.templates.default, "btn_report_ad"), url=link)]])
+        posted = await context.bot.send_message(channel, text, reply_markup=report)
     except TelegramError as exc:
         log.error("could not publish ad %s to %s: %s", ad_id, channel, exc)
         return
@@ -810,3 +817,173 @@ async def cmd_modqueue(update: Update, context: HelpdeskContext) -> None:
         for a in pending
     ]
     await update.effective_message.reply_html(casework.srender(context, "ads/modqueue.html", ads=items))  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------ reports and disputes
+
+
+async def start_report(update: Update, context: HelpdeskContext, ad_id: int) -> None:
+    """From /report N, or the channel post's "Report this ad" link (/start report-N)."""
+    chat_id = update.effective_chat.id  # type: ignore[union-attr]
+    async with unit_of_work(context.desk.sessions) as session:
+        ad = await service.get_ad(session, ad_id)
+    if ad is None or ad.status != AdStatus.APPROVED:
+        await context.bot.send_message(chat_id, context.render("ads/report_unknown.html"))
+        return
+    rows = [[InlineKeyboardButton(context.label(f"report_reason_{r}"), callback_data=f"rp:{ad_id}:{r}")] for r in service.REPORT_REASONS]
+    await context.bot.send_message(chat_id, context.render("ads/report_ask.html", number=ad.id, title=ad.title), reply_markup=InlineKeyboardMarkup(rows))
+
+
+async def cmd_report(update: Update, context: HelpdeskContext) -> None:
+    args = list(context.args or [])
+    number = args[0].lstrip("#") if args else ""
+    if not number.isdigit() or len(number) > 12:
+        await update.effective_message.reply_html(context.render("ads/report_unknown.html"))  # type: ignore[union-attr]
+        return
+    await start_report(update, context, int(number))
+
+
+async def on_report_button(update: Update, context: HelpdeskContext) -> None:
+    """``rp:<ad>:<reason>`` and ``rp:dispute:<ad>``."""
+    from escalation import service as tickets
+    from handlers.tickets import after_intake
+
+    query = update.callback_query
+    _, first, second = query.data.split(":")  # type: ignore[union-attr]
+    user_id = query.from_user.id  # type: ignore[union-attr]
+    if first == "dispute":
+        async with unit_of_work(context.desk.sessions) as session:
+            ad = await service.get_ad(session, int(second))
+            if ad is None:
+                await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+                return
+            owner = await session.get(User, ad.user_id)
+            subject = f"Dispute about ad #{ad.id} “{ad.title}” (seller {owner.display_name if owner else '?'}, id {ad.user_id})"
+            intake = await tickets.open_request(
+                session, context.desk.policy, user_id=user_id, category="dispute", question_id=None, now=context.now(), subject=subject
+            )
+        await toast(query)  # type: ignore[arg-type]
+        await set_markup(query, None)  # type: ignore[arg-type]
+        await after_intake(update, context, intake)
+        return
+    ad_id, reason = int(first), second
+    async with unit_of_work(context.desk.sessions) as session:
+        result = await service.report_ad(session, ad_id=ad_id, reporter_id=user_id, reason=reason, now=context.now())
+    if result is None:
+        await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+        return
+    report, new = result
+    await toast(query, context.label("toast_done"))  # type: ignore[arg-type]
+    markup = None
+    if reason == "scam":
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton(context.label("btn_open_dispute"), callback_data=f"rp:dispute:{ad_id}")]])
+    await query.edit_message_text(context.render("ads/report_thanks.html", number=ad_id, scam=reason == "scam"), reply_markup=markup)  # type: ignore[union-attr]
+    if new:
+        await post_report_card(context, report.id)
+
+
+async def report_card(context: HelpdeskContext, report_id: int, state: str = "⏳ open") -> tuple[str, Any]:
+    from ads.models import AdReport
+
+    async with unit_of_work(context.desk.sessions) as session:
+        report = await session.get(AdReport, report_id)
+        ad = await service.get_ad(session, report.ad_id)  # type: ignore[union-attr]
+        reporter = await session.get(User, report.reporter_id)  # type: ignore[union-attr]
+        owner = await session.get(User, ad.user_id)  # type: ignore[union-attr]
+    text = casework.srender(
+        context, "ads/report_card.html", report=report, ad=ad, state=state,
+        reason=casework.slabel(context, f"report_reason_{report.reason}"),  # type: ignore[union-attr]
+        reporter=reporter.display_name if reporter else "?", owner=owner.display_name if owner else "?",
+    )
+    return text, report
+
+
+async def post_report_card(context: HelpdeskContext, report_id: int) -> None:
+    chat_id, topic = await moderation_place(context)
+    text, report = await report_card(context, report_id)
+    buttons = InlineKeyboardMarkup([[
+        InlineKeyboardButton(casework.slabel(context, "btn_uphold"), callback_data=f"rep:up:{report_id}"),
+        InlineKeyboardButton(casework.slabel(context, "btn_dismiss"), callback_data=f"rep:no:{report_id}"),
+    ]])
+    try:
+        card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=buttons)
+    except TelegramError as exc:
+        log.error("could not post report %s: %s", report_id, exc)
+        return
+    async with unit_of_work(context.desk.sessions) as session:
+        await service.attach_report_card(session, report_id=report_id, chat_id=chat_id, message_id=card.message_id)
+
+
+async def on_report_decision(update: Update, context: HelpdeskContext) -> None:
+    """``rep:up:<report>`` / ``rep:no:<report>``: an upheld report takes the ad down and
+    counts as a strike against its owner."""
+    query = update.callback_query
+    _, verdict, number = query.data.split(":")  # type: ignore[union-attr]
+    moderator = query.from_user  # type: ignore[union-attr]
+    if not await is_moderator(context, moderator.id, update.effective_chat.id):  # type: ignore[union-attr]
+        log.warning("refused a report decision by %s", moderator.id)
+        await toast(query, casework.slabel(context, "toast_not_moderator"))  # type: ignore[arg-type]
+        return
+    uphold = verdict == "up"
+    penalty = None
+    async with unit_of_work(context.desk.sessions) as session:
+        result = await service.decide_report(session, report_id=int(number), moderator_id=moderator.id, uphold=uphold, now=context.now())
+        if result is not None and result.won and uphold and result.ad is not None:
+            reason = casework.slabel(context, f"report_reason_{result.report.reason}")
+            penalty = await strikes.add_strike(
+                session, rules(context), user_id=result.ad.user_id, reason=f"upheld report: {reason}", ad_id=result.ad.id,
+                moderator_id=moderator.id, now=context.now(),
+            )
+    if result is None or not result.won:
+        await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+        return
+    await toast(query, casework.slabel(context, "toast_done"))  # type: ignore[arg-type]
+    line = f"{'✅ Upheld' if uphold else '✖️ Dismissed'} by {moderator.first_name} at {casework.local_time(context, context.now())}"
+    text, _ = await report_card(context, int(number), state=line)
+    await query.edit_message_text(text, reply_markup=None)  # type: ignore[union-attr]
+    if result.unpublish is not None:
+        await unpublish(context, *result.unpublish)
+    ad = result.ad
+    try:
+        await context.bot.send_message(
+            result.report.reporter_id,
+            context.desk.templates.render("ads/report_outcome.html", await casework.user_locale(context, result.report.reporter_id), upheld=uphold, number=ad.id if ad else "?"),
+        )
+    except TelegramError as exc:
+        log.info("could not tell the reporter: %s", exc)
+    if uphold and ad is not None:
+        locale = await casework.user_locale(context, ad.user_id)
+        reason = context.desk.templates.label(locale, f"report_reason_{result.report.reason}")
+        try:
+            await context.bot.send_message(ad.user_id, context.desk.templates.render("ads/taken_down.html", locale, number=ad.id, title=ad.title, reason=reason))
+        except TelegramError as exc:
+            log.info("could not tell the owner: %s", exc)
+        if penalty is not None and penalty.action is not None:
+            context.desk.accounts.pop(ad.user_id, None)
+            await tell_penalty(context, ad.user_id, penalty, f"upheld report: {reason}", None)
+
+
+async def on_take_down(update: Update, context: HelpdeskContext) -> None:
+    """``m:down:<ad>``: take down a live ad (spot checks of auto-approved ads)."""
+    query = update.callback_query
+    ad_id = int(query.data.split(":")[2])  # type: ignore[union-attr]
+    moderator = query.from_user  # type: ignore[union-attr]
+    if not await is_moderator(context, moderator.id, update.effective_chat.id):  # type: ignore[union-attr]
+        await toast(query, casework.slabel(context, "toast_not_moderator"))  # type: ignore[arg-type]
+        return
+    async with unit_of_work(context.desk.sessions) as session:
+        done = await service.take_down(session, ad_id=ad_id, moderator_id=moderator.id, now=context.now())
+    if done is None:
+        await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+        return
+    ad, published = done
+    await toast(query, casework.slabel(context, "toast_done"))  # type: ignore[arg-type]
+    if published is not None:
+        await unpublish(context, *published)
+    text, _ = await mod_card(context, ad_id, decision=f"🚫 Taken down by {moderator.first_name} at {casework.local_time(context, context.now())}")
+    await query.edit_message_text(text, reply_markup=None)  # type: ignore[union-attr]
+    locale = await casework.user_locale(context, ad.user_id)
+    try:
+        await context.bot.send_message(ad.user_id, context.desk.templates.render("ads/taken_down.html", locale, number=ad.id, title=ad.title, reason=None))
+    except TelegramError as exc:
+        log.info("could not tell the owner: %s", exc)

@@ -80,6 +80,12 @@ async def _gate(update: Update, context: HelpdeskContext) -> None:
         raise ApplicationHandlerStop
 
 async def start(update: Update, context: HelpdeskContext) -> None:
+    args = list(context.args or [])
+    if args and args[0].startswith("report-") and args[0][7:].isdigit() and len(args[0]) < 20:
+        from handlers.ads import start_report
+
+        await start_report(update, context, int(args[0][7:]))  # the "Report this ad" link of a channel post
+        return
     name = update.effective_user.first_name if update.effective_user else ""
     await update.effective_message.reply_html(  # type: ignore[union-attr]
         context.render("start.html", name=name), reply_markup=main_menu(context)
