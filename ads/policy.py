@@ -212,7 +212,7 @@ LINK_RE = re.compile(r"(?:https?://|www\.|\b(?:t\.me|wa\.me|bit\.ly)/|\b[\w-]+\.
 def check_contacts(policy: Policy, text: str) -> list[Finding]:
     """Phone numbers, e-mail addresses and links belong in the contact step, not the text."""
     found = []
-    phones = [m.group().strip() for m in PHONE_RE.finditer(text) if 9 <= sum(ch.isdigit() for ch in m.group()) <= 13]
+    phones = [m.group().strip().rstrip(" .-(") for m in PHONE_RE.finditer(text) if 9 <= sum(ch.isdigit() for ch in m.group()) <= 13]
     if phones:
         found.append(policy.finding("phone_number", found=phones[0]))
     email = EMAIL_RE.search(text)

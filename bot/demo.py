@@ -18,6 +18,7 @@ from bot.app import build_app, running
 from bot.config import parse_settings
 from bot.fake_telegram import FakeTelegram, FakeUser
 from bot.migrate import upgrade
+from ads.models import Ad
 from escalation.models import Rating, Ticket
 from kb.models import KbPhrasing, Question
 
@@ -68,12 +69,15 @@ async def play(folder: Path, out: TextIO) -> dict[str, int]:
                 await user.send_sticker(arg)
         faq_part = len(tg.events)
         await escalation_scene(tg, user)
+        support_part = len(tg.events)
+        await ads_scene(tg)
         desk = app.bot_data["desk"]
         async with desk.sessions() as session:
             rows = (await session.execute(select(Question.outcome, func.count()).group_by(Question.outcome))).all()
             votes = await session.scalar(select(func.count()).where(Question.vote.is_not(None)))
             tickets = (await session.execute(select(Ticket.id, Ticket.status))).all()
             stars = await session.scalar(select(Rating.stars))
+            ad_status = await session.scalar(select(Ad.status).order_by(Ad.id.desc()).limit(1))
             learned = await session.scalar(
                 select(func.count()).select_from(KbPhrasing).where(KbPhrasing.source == "learned", KbPhrasing.status == "active")
             )
@@ -83,7 +87,9 @@ async def play(folder: Path, out: TextIO) -> dict[str, int]:
     out.write(rule + "Scene 1: questions and answers\n" + rule)
     out.write(tg.transcript(0, faq_part) + "\n")
     out.write(rule + "Scene 2: the bot cannot help; a person takes over (staff chat with a topic per ticket)\n" + rule)
-    out.write(tg.transcript(faq_part) + "\n")
+    out.write(tg.transcript(faq_part, support_part) + "\n")
+    out.write(rule + "Scene 3: posting an ad; the pre-check flags a phone number; reject, fix, approve\n" + rule)
+    out.write(tg.transcript(support_part) + "\n")
     out.write(rule)
     out.write(
         "Question log: "
@@ -91,9 +97,32 @@ async def play(folder: Path, out: TextIO) -> dict[str, int]:
         + f"; votes {votes}\n"
         + "Tickets: " + ", ".join(f"#{n} {s}" for n, s in tickets)
         + f"; rating {stars}/5; learned phrasings approved {learned}\n"
+        + f"Ads: #1 {ad_status}\n"
         + f"Telegram calls {len(tg.calls)}, refused {len(tg.errors())}\n"
     )
     return {**outcomes, "votes": int(votes or 0), "refused": len(tg.errors()), "tickets": len(tickets)}
+
+
+async def ads_scene(tg: FakeTelegram) -> None:
+    seller = tg.user(5550002, "Sipho", username="sipho_sells", language_code="en")
+    mo = tg.staff(7770002, "Mo", DEMO_STAFF_CHAT, username="mo_moderates", status="administrator")
+    await seller.send("/newad")
+    await seller.press("Vehicles")
+    await seller.press("Cars")
+    await seller.send("VW Polo 1.2 TSI 2015")
+    await seller.send("Full service history, 98 000 km, new tyres, one owner. Call me on 082 123 4567.")
+    await seller.send("R 85 000")
+    await seller.send("Soweto, Johannesburg")
+    await seller.send_photo()
+    await seller.press("Done")
+    await seller.send("💬 Through the bot")
+    await seller.press("Submit")
+    await mo.press("Reject", chat_id=DEMO_STAFF_CHAT)
+    await mo.press("Contact details in text", chat_id=DEMO_STAFF_CHAT)
+    await seller.press("Edit and resubmit")
+    await seller.send("Full service history, 98 000 km, new tyres, one owner. Viewing in Soweto on weekends.")
+    await seller.press("Submit")
+    await mo.press("Approve", chat_id=DEMO_STAFF_CHAT)
 
 
 async def escalation_scene(tg: FakeTelegram, user: FakeUser) -> None:

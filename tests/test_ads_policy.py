@@ -159,3 +159,7 @@ def test_prices_refused_with_a_reason(text, reason):
     with pytest.raises(PriceError) as info:
         parse_price(text)
     assert info.value.reason == reason
+
+
+def test_phone_number_found_without_trailing_punctuation():
+    assert p.check_contacts(POLICY, "Call me on 082 123 4567.")[0].detail == {"found": "082 123 4567"}
