@@ -134,7 +134,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CallbackQueryHandler(staff.on_ticket_button, pattern=rf"^t:(claim|release|resolve|spam|reopen):{number}\Z"),
         CallbackQueryHandler(staff.on_learn_button, pattern=rf"^t:learn:{number}:([0-9]|n)\Z"),
         CallbackQueryHandler(staff.on_review_button, pattern=rf"^kb:(ok|drop):{number}\Z"),
-        CallbackQueryHandler(ads.on_mod_button, pattern=rf"^m:((ok|rej|chg|back|ban|banok):{number}|(r|c):{number}:{slug})\Z"),
+        CallbackQueryHandler(ads.on_mod_button, pattern=rf"^m:((ok|rej|chg|back|ban|banok|ro|co):{number}|(r|c):{number}:{slug})\Z"),
         CallbackQueryHandler(ads.on_report_decision, pattern=rf"^rep:(up|no):{number}\Z"),
         CallbackQueryHandler(ads.on_take_down, pattern=rf"^m:down:{number}\Z"),
         CommandHandler("strikes", ads.cmd_strikes, filters=staff_chats & new_message),

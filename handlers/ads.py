@@ -417,6 +417,9 @@ async def on_mod_button(update: Update, context: HelpdeskContext) -> None:
         await toast(query, casework.slabel(context, "toast_not_moderator"))  # type: ignore[arg-type]
         return
     settings = context.desk.settings.ads
+    if action in ("ro", "co"):
+        await ask_other_reason(update, context, ad_id, "r" if action == "ro" else "c")
+        return
     if action == "banok":
         await ban_from_card(update, context, ad_id)
         return
@@ -436,6 +439,7 @@ async def on_mod_button(update: Update, context: HelpdeskContext) -> None:
         else:
             kind = "r" if action == "rej" else "c"
             rows = [[InlineKeyboardButton(r.label, callback_data=f"m:{kind}:{ad_id}:{r.id}")] for r in settings.reject_reasons]
+            rows.append([InlineKeyboardButton(casework.slabel(context, "btn_other_reason"), callback_data=f"m:{kind}o:{ad_id}")])
             rows.append([InlineKeyboardButton(casework.slabel(context, "btn_back"), callback_data=f"m:back:{ad_id}")])
             markup = InlineKeyboardMarkup(rows)
         await set_markup(query, markup)  # type: ignore[arg-type]
@@ -445,12 +449,20 @@ async def on_mod_button(update: Update, context: HelpdeskContext) -> None:
     if reason is not None and settings.reason(reason) is None:
         await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
         return
+    await apply_decision(update, context, ad_id, decision, reason, None)
+
+
+async def apply_decision(update: Update, context: HelpdeskContext, ad_id: int, decision: Decision, reason: str | None, note: str | None) -> None:
+    """Store a moderator's decision (atomically), update the card, tell the owner."""
+    query = update.callback_query
+    moderator = update.effective_user
+    settings = context.desk.settings.ads
     reason_cfg = settings.reason(reason) if reason else None
     penalty = None
     pattern = 0
     async with unit_of_work(context.desk.sessions) as session:
         result = await service.decide(
-            session, rules(context), ad_id=ad_id, moderator_id=moderator.id, decision=decision, reason=reason, note=None, now=context.now()
+            session, rules(context), ad_id=ad_id, moderator_id=moderator.id, decision=decision, reason=reason, note=note, now=context.now()  # type: ignore[union-attr]
         )
         names = await _names(session, [result.ad.decided_by])
         if result.won and decision == Decision.REJECT and reason_cfg is not None:
@@ -461,18 +473,24 @@ async def on_mod_button(update: Update, context: HelpdeskContext) -> None:
                 )
             pattern = await strikes.rejections_for_reason(session, user_id=result.ad.user_id, reason=reason_cfg.id, now=context.now())
     if not result.won:
-        await toast(query, casework.slabel(context, "toast_decided", status=result.ad.status, name=names.get(result.ad.decided_by or 0, "someone")))  # type: ignore[arg-type]
+        refusal = casework.slabel(context, "toast_decided", status=result.ad.status, name=names.get(result.ad.decided_by or 0, "someone"))
+        if query is not None:
+            await toast(query, refusal)
+        else:
+            await update.effective_message.reply_html(casework.srender(context, "staff/error.html", message=refusal))  # type: ignore[union-attr]
         return
-    await toast(query, casework.slabel(context, "toast_done"))  # type: ignore[arg-type]
+    if query is not None:
+        await toast(query, casework.slabel(context, "toast_done"))
     what = {Decision.APPROVE: "✅ Approved", Decision.REJECT: "❌ Rejected", Decision.CHANGES: "✏️ Changes requested"}[decision]
-    reason_label = settings.reason(reason).label if reason else ""  # type: ignore[union-attr]
-    line = f"{what} by {moderator.first_name} at {casework.local_time(context, context.now())}{': ' + reason_label if reason_label else ''}"
+    reason_label = settings.reason(reason).label if reason else (note or "")  # type: ignore[union-attr]
+    line = f"{what} by {moderator.first_name} at {casework.local_time(context, context.now())}{': ' + reason_label if reason_label else ''}"  # type: ignore[union-attr]
     text, ad = await mod_card(context, ad_id, decision=line)
     try:
-        await query.edit_message_text(text, reply_markup=None)  # type: ignore[union-attr]
+        if ad.mod_chat_id and ad.mod_message_id:
+            await context.bot.edit_message_text(text, chat_id=ad.mod_chat_id, message_id=ad.mod_message_id, reply_markup=None)
     except TelegramError as exc:
         log.warning("could not update the moderation card of ad %s: %s", ad_id, exc)
-    await tell_owner(context, ad, decision, reason)
+    await tell_owner(context, ad, decision, reason, note)
     if penalty is not None and penalty.action is not None:
         context.desk.accounts.pop(ad.user_id, None)  # the cached status is stale now
         await tell_penalty(context, ad.user_id, penalty, reason_cfg.label, reason_cfg.rule)  # type: ignore[union-attr]
@@ -487,6 +505,44 @@ async def on_mod_button(update: Update, context: HelpdeskContext) -> None:
         )
     if decision == Decision.APPROVE:
         await publish(context, ad_id)
+
+
+OTHER_KEY = "mod_other:{chat}:{user}"
+
+
+async def ask_other_reason(update: Update, context: HelpdeskContext, ad_id: int, kind: str) -> None:
+    """"Other…": the moderator's next message in this chat is the reason (kept in the
+    database, so a restart in between loses nothing)."""
+    query = update.callback_query
+    chat_id, moderator = update.effective_chat.id, update.effective_user  # type: ignore[union-attr]
+    async with unit_of_work(context.desk.sessions) as session:
+        await set_state(session, OTHER_KEY.format(chat=chat_id, user=moderator.id), f"{kind}:{ad_id}")  # type: ignore[union-attr]
+    await toast(query)  # type: ignore[arg-type]
+    thread = query.message.message_thread_id if query.message and query.message.is_topic_message else None  # type: ignore[union-attr]
+    await context.bot.send_message(
+        chat_id, casework.srender(context, "ads/type_reason.html", name=moderator.first_name, number=ad_id), message_thread_id=thread  # type: ignore[union-attr]
+    )
+
+
+async def take_typed_reason(update: Update, context: HelpdeskContext) -> bool:
+    """A moderator's message that answers "Other…". True when it was that."""
+    from bot.models import AppState
+
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None or not message.text or message.text.startswith("/"):
+        return False
+    key = OTHER_KEY.format(chat=message.chat_id, user=user.id)
+    async with unit_of_work(context.desk.sessions) as session:
+        pending = await get_state(session, key)
+        if pending is not None:
+            await session.delete(await session.get(AppState, key))
+    if pending is None:
+        return False
+    if not await is_moderator(context, user.id, message.chat_id):
+        return False
+    kind, ad_id = pending.split(":")
+    await apply_decision(update, context, int(ad_id), Decision.REJECT if kind == "r" else Decision.CHANGES, None, message.text[:500])
+    return True
 
 
 def appeal_button(context: HelpdeskContext, locale: str) -> InlineKeyboardMarkup:
@@ -584,7 +640,7 @@ async def _names(session, ids: list[int | None]) -> dict[int, str]:  # type: ign
     return await staff_names(session, [i for i in ids if i])
 
 
-async def tell_owner(context: HelpdeskContext, ad: Ad, decision: Decision, reason_id: str | None) -> None:
+async def tell_owner(context: HelpdeskContext, ad: Ad, decision: Decision, reason_id: str | None, note: str | None = None) -> None:
     locale = await casework.user_locale(context, ad.user_id)
     templates = context.desk.templates
     reason = context.desk.settings.ads.reason(reason_id) if reason_id else None
@@ -599,7 +655,8 @@ async def tell_owner(context: HelpdeskContext, ad: Ad, decision: Decision, reaso
         markup = InlineKeyboardMarkup([[InlineKeyboardButton(templates.label(locale, label), callback_data=f"ad:reedit:{ad.id}:{field}")]])
         template = "ads/changes.html" if decision == Decision.CHANGES else "ads/rejected.html"
         text = templates.render(
-            template, locale, reason=reason.label if reason else "", rule=reason.rule if reason else "", fix=reason.fix if reason else "", **values
+            template, locale, reason=reason.label if reason else (note or ""), rule=reason.rule if reason else "",
+            fix=reason.fix if reason else "", **values,
         )
     try:
         await context.bot.send_message(ad.user_id, text, reply_markup=markup)

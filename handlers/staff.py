@@ -119,6 +119,10 @@ async def on_staff_message(update: Update, context: HelpdeskContext) -> None:
     user = update.effective_user
     if message is None or user is None or user.is_bot:
         return
+    from handlers.ads import take_typed_reason
+
+    if await take_typed_reason(update, context):
+        return
     ticket = await _ticket_here(context, message)
     if ticket is None:
         return  # ordinary conversation among staff

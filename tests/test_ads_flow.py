@@ -276,3 +276,22 @@ async def test_approved_ads_are_published_to_the_channel(desk):
     posted = [m for m in desk.tg.chat_messages(CHANNEL) if m.from_bot]
     assert [m.kind for m in posted] == ["photo", "text"] and "VW Polo 1.2 TSI 2015" in posted[1].text
     assert await desk.scalar("SELECT published_message_id FROM ads") == posted[1].message_id
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_other_reason_typed_by_the_moderator(desk, staff_forum):
+    user = desk.tg.user(6014, "Nomvula")
+    mo, lee = moderators(desk)
+    ad_id = await post_ad(desk, user)
+    await mo.press("Request changes", mod_card(desk, ad_id))
+    await mo.press("Other", mod_card(desk, ad_id))
+    prompt = desk.tg.last_bot_message(STAFF_CHAT)
+    assert f"type the reason for ad #{ad_id}" in prompt.text
+    await lee.send("unrelated chatter", chat_id=STAFF_CHAT, thread_id=prompt.thread_id)  # only Mo's message counts
+    assert await desk.scalar("SELECT status FROM ads") == "submitted"
+    await mo.send("Please show the <odometer> in a photo & the licence disc", chat_id=STAFF_CHAT, thread_id=prompt.thread_id)
+    assert await desk.scalar("SELECT status FROM ads") == "changes_requested"
+    assert "Please show the <odometer> in a photo & the licence disc" in desk.tg.last_bot_message(6014).text
+    assert "✏️ Changes requested by Moderator Mo" in mod_card(desk, ad_id).text
+    await mo.send("a later message is just chatter", chat_id=STAFF_CHAT, thread_id=prompt.thread_id)
+    assert await desk.scalar("SELECT decision_note FROM ads") == "Please show the <odometer> in a photo & the licence disc"
