@@ -694,6 +694,8 @@ class CardInfo:
     ticket: Ticket
     user: User
     earlier_tickets: int
+    ads: int
+    active_strikes: int
     assignee_name: str | None
     offered: list[dict[str, Any]]
     events: list[TicketEvent] = field(default_factory=list)
@@ -704,11 +706,22 @@ async def card_info(session: AsyncSession, ticket: Ticket) -> CardInfo:
     earlier = await session.scalar(
         select(func.count()).select_from(Ticket).where(Ticket.user_id == ticket.user_id, Ticket.id < ticket.id, Ticket.status != S.DRAFT)
     )
+    from ads.models import Ad, AdStatus, Strike  # the ads feature's tables: read-only here
+
+    ads = await session.scalar(select(func.count()).select_from(Ad).where(Ad.user_id == ticket.user_id, Ad.status != AdStatus.DRAFT))
+    strikes = await session.scalar(
+        select(func.count()).select_from(Strike).where(
+            Strike.user_id == ticket.user_id, Strike.pardoned.is_(False), Strike.expires_at > ticket.created_at
+        )
+    )
     names = await staff_names(session, [ticket.assignee_id] if ticket.assignee_id else [])
     events = (
         await session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id.desc()).limit(3))
     ).all()
-    return CardInfo(ticket, user, int(earlier or 0), names.get(ticket.assignee_id or 0), list(ticket.offered), list(reversed(events)))  # type: ignore[arg-type]
+    return CardInfo(
+        ticket, user, int(earlier or 0), int(ads or 0), int(strikes or 0), names.get(ticket.assignee_id or 0),  # type: ignore[arg-type]
+        list(ticket.offered), list(reversed(events)),
+    )
 
 
 @dataclass(frozen=True)

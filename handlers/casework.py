@@ -128,6 +128,8 @@ async def card_text(context: HelpdeskContext, ticket_id: int) -> tuple[str, Tick
         t=ticket,
         user=info.user,
         earlier=info.earlier_tickets,
+        ads=info.ads,
+        strikes=info.active_strikes,
         category=category_label(context, ticket.category),
         status=slabel(context, f"staff_status_{ticket.status}"),
         offered=offered,

@@ -44,6 +44,7 @@ async def test_full_case_from_failed_answer_to_rating(desk, staff_forum):
     assert f"Your case #{number} (Payments and featured ads) is with our support team" in created
     alert = card(desk, number)
     assert UNKNOWN in alert.text and "Lerato (@lerato)" in alert.text and "🆕 new" in alert.text
+    assert "earlier cases: 0 · ads: 0 · strikes: 0" in alert.text
     assert alert.button_texts[0] == "✋ Claim"
     if staff_forum:
         assert alert.thread_id == desk.tg.topic_named(STAFF_CHAT, f"#{number} · Lerato")
