@@ -38,6 +38,11 @@ class FieldError(Exception):
         self.detail = detail
 
 
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it (emoji are two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def category_path(ad: Ad) -> list[str]:
     return [c for c in (ad.category, ad.subcategory) if c]
 
@@ -61,9 +66,25 @@ async def posting_block(session: AsyncSession, *, user_id: int, now: datetime) -
     return None
 
 
+async def _drop_drafts(session: AsyncSession, user_id: int, *, keep: int | None = None) -> bool:
+    """Drafts that were never submitted are deleted; an ad reopened for editing (it has
+    a history: decisions, reports, strikes) is only marked deleted, never erased."""
+    never = delete(Ad).where(Ad.user_id == user_id, Ad.status == AdStatus.DRAFT, Ad.submitted_at.is_(None))
+    reopened = (
+        update(Ad)
+        .where(Ad.user_id == user_id, Ad.status == AdStatus.DRAFT, Ad.submitted_at.is_not(None))
+        .values(status=AdStatus.DELETED, step=None)
+    )
+    if keep is not None:
+        never, reopened = never.where(Ad.id != keep), reopened.where(Ad.id != keep)
+    first = await session.execute(never)
+    second = await session.execute(reopened)
+    return bool(first.rowcount or second.rowcount)
+
+
 async def start_draft(session: AsyncSession, rules: Rules, *, user_id: int, now: datetime) -> Ad:
     """A fresh draft (an unfinished one is discarded)."""
-    await session.execute(delete(Ad).where(Ad.user_id == user_id, Ad.status == AdStatus.DRAFT))
+    await _drop_drafts(session, user_id)
     ad = Ad(user_id=user_id, status=AdStatus.DRAFT, step=Step.CATEGORY, currency=rules.settings.currency, created_at=now, updated_at=now)
     session.add(ad)
     await session.flush()
@@ -71,8 +92,7 @@ async def start_draft(session: AsyncSession, rules: Rules, *, user_id: int, now:
 
 
 async def discard_draft(session: AsyncSession, *, user_id: int) -> bool:
-    result = await session.execute(delete(Ad).where(Ad.user_id == user_id, Ad.status == AdStatus.DRAFT))
-    return bool(result.rowcount)
+    return await _drop_drafts(session, user_id)
 
 
 def _advance(ad: Ad, done: Step) -> None:
@@ -99,14 +119,14 @@ async def set_text(session: AsyncSession, rules: Rules, *, ad: Ad, text: str, no
     if step == Step.TITLE:
         if len(text) < s.title_min:
             raise FieldError("title_too_short", minimum=s.title_min, length=len(text))
-        if len(text) > s.title_max:
-            raise FieldError("title_too_long", maximum=s.title_max, length=len(text))
+        if utf16_len(text) > s.title_max:
+            raise FieldError("title_too_long", maximum=s.title_max, length=utf16_len(text))
         ad.title = text
     elif step == Step.DESCRIPTION:
         if len(text) < rules.policy.min_description:
             raise FieldError("description_too_short", minimum=rules.policy.min_description, length=len(text))
-        if len(text) > s.description_max:
-            raise FieldError("description_too_long", maximum=s.description_max, length=len(text))
+        if utf16_len(text) > s.description_max:
+            raise FieldError("description_too_long", maximum=s.description_max, length=utf16_len(text))
         ad.description = text
     elif step == Step.PRICE:
         try:
@@ -117,8 +137,8 @@ async def set_text(session: AsyncSession, rules: Rules, *, ad: Ad, text: str, no
     elif step == Step.LOCATION:
         if len(text) < 2:
             raise FieldError("location_missing")
-        if len(text) > s.location_max:
-            raise FieldError("location_too_long", maximum=s.location_max, length=len(text))
+        if utf16_len(text) > s.location_max:
+            raise FieldError("location_too_long", maximum=s.location_max, length=utf16_len(text))
         ad.location = text
     else:
         raise FieldError("not_a_text_step", step=str(step))
@@ -187,6 +207,9 @@ class SubmitResult:
 async def submit(session: AsyncSession, rules: Rules, *, ad: Ad, now: datetime) -> SubmitResult:
     if ad.step != Step.PREVIEW or ad.status != AdStatus.DRAFT:
         raise FieldError("not_ready")
+    if await posting_block(session, user_id=ad.user_id, now=now) is not None:
+        raise FieldError("posting_blocked")
+    ad.auto_approved = False
     policy = rules.policy
     since = now - timedelta(days=policy.duplicate_days)
     recent_rows = (
@@ -315,7 +338,7 @@ async def reopen_for_edit(session: AsyncSession, *, ad_id: int, user_id: int, st
     ad = await session.get(Ad, ad_id, with_for_update=True)
     if ad is None or ad.user_id != user_id or ad.status not in (AdStatus.REJECTED, AdStatus.CHANGES):
         return None
-    await session.execute(delete(Ad).where(Ad.user_id == user_id, Ad.status == AdStatus.DRAFT, Ad.id != ad.id))
+    await _drop_drafts(session, user_id, keep=ad.id)
     ad.status = AdStatus.DRAFT
     ad.resubmissions += 1
     ad.updated_at = now
@@ -376,6 +399,8 @@ async def owner_action(session: AsyncSession, rules: Rules, *, ad_id: int, user_
     ad = await session.get(Ad, ad_id, with_for_update=True)
     if ad is None or ad.user_id != user_id:
         return None
+    if action in ("edit", "renew") and await posting_block(session, user_id=user_id, now=now) is not None:
+        raise FieldError("posting_blocked")
     published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
     if action == "sold" and ad.status == AdStatus.APPROVED:
         ad.status = AdStatus.SOLD
@@ -387,7 +412,7 @@ async def owner_action(session: AsyncSession, rules: Rules, *, ad_id: int, user_
         ad.reminded_at = None
         published = None
     elif action == "edit" and ad.status in (AdStatus.APPROVED, AdStatus.EXPIRED, AdStatus.REJECTED, AdStatus.CHANGES):
-        await session.execute(delete(Ad).where(Ad.user_id == user_id, Ad.status == AdStatus.DRAFT))
+        await _drop_drafts(session, user_id, keep=ad.id)
         ad.status, ad.step, ad.editing = AdStatus.DRAFT, Step.PREVIEW, False
         ad.resubmissions += 1
     else:
@@ -467,6 +492,16 @@ async def report_ad(session: AsyncSession, *, ad_id: int, reporter_id: int, reas
     session.add(report)
     await session.flush()
     return report, True
+
+
+async def reported_as_scam(session: AsyncSession, *, ad_id: int, reporter_id: int) -> bool:
+    """Only someone who reported the ad as a scam may open a dispute about it."""
+    from ads.models import AdReport
+
+    found = await session.scalar(
+        select(AdReport.id).where(AdReport.ad_id == ad_id, AdReport.reporter_id == reporter_id, AdReport.reason == "scam").limit(1)
+    )
+    return found is not None
 
 
 async def attach_report_card(session: AsyncSession, *, report_id: int, chat_id: int, message_id: int) -> None:

@@ -261,7 +261,10 @@ async def on_ad_button(update: Update, context: HelpdeskContext) -> None:
         except FieldError as exc:
             error = exc
     if error is not None:
-        if error.code == "stale":
+        if error.code == "posting_blocked":
+            await toast(query)  # type: ignore[arg-type]
+            await newad(update, context)  # explains the block, with the Appeal button
+        elif error.code == "stale":
             await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
         else:
             await toast(query)  # type: ignore[arg-type]
@@ -575,7 +578,10 @@ async def ban_from_card(update: Update, context: HelpdeskContext, ad_id: int) ->
             session, rules(context), ad_id=ad_id, moderator_id=moderator.id, decision=Decision.REJECT, reason="scam",
             note="user banned", now=context.now(),
         )
+        live = await service.take_down(session, ad_id=ad_id, moderator_id=moderator.id, now=context.now())  # approved meanwhile
         user = await strikes.ban(session, user_id=ad.user_id, reason=f"ad #{ad_id}: banned by a moderator", now=context.now())
+    if live is not None and live[1] is not None:
+        await unpublish(context, *live[1])
     context.desk.accounts.pop(ad.user_id, None)
     await toast(query, casework.slabel(context, "toast_done"))  # type: ignore[arg-type]
     line = f"⛔ User banned by {moderator.first_name} at {casework.local_time(context, context.now())}"
@@ -811,8 +817,13 @@ async def on_owner_button(update: Update, context: HelpdeskContext) -> None:
     """``my:(edit|sold|delete|renew):<ad>``."""
     query = update.callback_query
     _, action, number = query.data.split(":")  # type: ignore[union-attr]
-    async with unit_of_work(context.desk.sessions) as session:
-        done = await service.owner_action(session, rules(context), ad_id=int(number), user_id=query.from_user.id, action=action, now=context.now())  # type: ignore[union-attr]
+    try:
+        async with unit_of_work(context.desk.sessions) as session:
+            done = await service.owner_action(session, rules(context), ad_id=int(number), user_id=query.from_user.id, action=action, now=context.now())  # type: ignore[union-attr]
+    except FieldError:
+        await toast(query)  # type: ignore[arg-type]
+        await newad(update, context)  # explains the block, with the Appeal button
+        return
     if done is None:
         await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
         return
@@ -911,7 +922,7 @@ async def on_report_button(update: Update, context: HelpdeskContext) -> None:
     if first == "dispute":
         async with unit_of_work(context.desk.sessions) as session:
             ad = await service.get_ad(session, int(second))
-            if ad is None:
+            if ad is None or not await service.reported_as_scam(session, ad_id=ad.id, reporter_id=user_id):
                 await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
                 return
             owner = await session.get(User, ad.user_id)

@@ -295,3 +295,13 @@ async def test_other_reason_typed_by_the_moderator(desk, staff_forum):
     assert "✏️ Changes requested by Moderator Mo" in mod_card(desk, ad_id).text
     await mo.send("a later message is just chatter", chat_id=STAFF_CHAT, thread_id=prompt.thread_id)
     assert await desk.scalar("SELECT decision_note FROM ads") == "Please show the <odometer> in a photo & the licence disc"
+
+
+async def test_emoji_count_twice_towards_the_description_limit(desk):
+    user = desk.tg.user(6015, "Emoji")
+    await user.send("/newad")
+    await user.press("Vehicles")
+    await user.press("Cars")
+    await user.send("VW Polo 1.2 TSI 2015")
+    await user.send("Nice car, works well. " + "🚗" * 1000)  # 1,022 characters, 2,022 as Telegram counts
+    assert "That description is too long (2022 characters). Keep it to 2000" in desk.tg.last_bot_message(6015).text

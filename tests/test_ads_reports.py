@@ -102,3 +102,29 @@ async def test_trusted_users_are_auto_approved_with_a_take_down_button(desk):
     await mo.press("Take down", card)
     assert await desk.scalar("SELECT status FROM ads WHERE id = :i", i=ad_id) == "taken_down"
     assert "was taken down" in [m.text for m in desk.tg.chat_messages(9107) if m.from_bot][-1]
+
+
+async def test_cancelling_an_edit_keeps_the_ad_and_its_reports(desk):
+    seller = desk.tg.user(9108, "Evader")
+    buyer = desk.tg.user(9109, "Watcher")
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, seller)
+    await mo.press("Approve", mod_card(desk, ad_id))
+    await buyer.send(f"/report {ad_id}")
+    await buyer.press("Prohibited item")
+    await seller.send("/myads")
+    await seller.press(f"Edit #{ad_id}")
+    await seller.send("/cancel")
+    assert await desk.scalar("SELECT status FROM ads") == "deleted"  # withdrawn, not erased
+    assert await desk.scalar("SELECT count(*) FROM ad_reports") == 1
+
+
+async def test_a_dispute_needs_ones_own_scam_report(desk):
+    seller = desk.tg.user(9110, "Seller two")
+    stranger = desk.tg.user(9111, "Stranger")
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, seller)
+    await mo.press("Approve", mod_card(desk, ad_id))
+    await stranger.send("/help")
+    await stranger.press_data(f"rp:dispute:{ad_id}", desk.tg.last_bot_message(9111))
+    assert await desk.scalar("SELECT count(*) FROM tickets") == 0

@@ -109,3 +109,20 @@ async def test_moderator_commands_are_for_moderators(desk):
     assert "I don't know the user @nobody" in desk.tg.last_bot_message(STAFF_CHAT).text
     await mo.send("/pardon 99", chat_id=STAFF_CHAT)
     assert "No active strike #99" in desk.tg.last_bot_message(STAFF_CHAT).text
+
+
+async def test_a_blocked_user_cannot_submit_a_waiting_draft_or_edit(desk):
+    user = desk.tg.user(8006, "Sneaky", username="sneaky")
+    mo, _ = moderators(desk)
+    live = await post_ad(desk, user)
+    await mo.press("Approve", mod_card(desk, live))
+    await post_ad(desk, user, description=DESCRIPTION + " The second car.", submit=False)  # waits at the preview
+    await mo.send("/warn @sneaky spam", chat_id=STAFF_CHAT)
+    await mo.send("/warn @sneaky spam again", chat_id=STAFF_CHAT)
+    await user.press("Submit")
+    assert "You can't post ads until" in desk.tg.last_bot_message(8006).text
+    await user.send("/myads")
+    await user.press(f"Edit #{live}")
+    assert "You can't post ads until" in desk.tg.last_bot_message(8006).text
+    statuses = dict(await desk.rows("SELECT id, status FROM ads"))
+    assert statuses[live] == "approved" and sorted(statuses.values()) == ["approved", "draft"]
