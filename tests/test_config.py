@@ -12,7 +12,7 @@ from bot.config import ConfigError, load_settings
 GOOD = """
 timezone = "Africa/Johannesburg"
 [telegram]
-token = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr"
+token = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQ"
 api_base_url = "http://127.0.0.1:8081"
 [database]
 url = "sqlite+aiosqlite:///data/helpdesk.db"
@@ -69,7 +69,7 @@ def test_lookup_order_cli_then_env_then_cwd(tmp_path, monkeypatch):
 
 
 def test_token_from_environment_overrides_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("HELPDESK_BOT_TOKEN", "987654321:ZZyyXXwwVVuuTTssRRqqPPooNNmmLLkkJJi")
+    monkeypatch.setenv("HELPDESK_BOT_TOKEN", "987654321:ZZyyXXwwVVuuTTssRRqqPPooNNmmLLkkJ")
     s = load_settings(write(tmp_path, GOOD))
     assert s.telegram.token.startswith("987654321:")
 

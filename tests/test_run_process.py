@@ -14,7 +14,7 @@ from bot.fake_bot_server import FakeBotServer
 from bot.fake_telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "4242424242:QQwwEErrTTyyUUiiOOppAAssDDffGGhhJJk"
+TOKEN = "4242424242:QQwwEErrTTyyUUiiOOppAAssDDffGGhhJ"
 
 
 def wait_for(predicate, timeout=30.0):
@@ -79,7 +79,7 @@ def test_rejected_token_is_one_clear_line_without_the_token(tmp_path):
             f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/run.db"\n'
             "[staff]\nchat_id = -1009999\n"
         )
-        wrong = "5555555555:ZZyyXXwwVVuuTTssRRqqPPooNNmmLLkkJJi"
+        wrong = "5555555555:ZZyyXXwwVVuuTTssRRqqPPooNNmmLLkkJ"
         env = {**os.environ, "HELPDESK_BOT_TOKEN": wrong}
         result = subprocess.run(
             [sys.executable, "-m", "bot.cli", "--config", str(cfg), "run"],
