@@ -16,7 +16,6 @@ from telegram import (
     ReplyKeyboardMarkup,
     Update,
 )
-from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
 
 from ads import service, strikes
@@ -27,6 +26,7 @@ from bot.db import unit_of_work
 from bot.models import User
 from bot.users import get_state, set_state
 from handlers import casework
+from handlers.staffauth import is_moderator
 from handlers.ui import main_menu, set_markup, toast
 
 log = logging.getLogger(__name__)
@@ -328,19 +328,6 @@ async def cancel_command(update: Update, context: HelpdeskContext) -> None:
 
 
 # ------------------------------------------------------------------ moderation
-
-
-async def is_moderator(context: HelpdeskContext, user_id: int, chat_id: int) -> bool:
-    settings = context.desk.settings
-    if user_id in settings.ads.moderator_ids or user_id in settings.staff.admin_ids:
-        return True
-    if chat_id not in context.desk.staff_chats:
-        return False
-    try:
-        member = await context.bot.get_chat_member(chat_id, user_id)
-    except TelegramError:
-        return False
-    return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
 
 
 async def moderation_place(context: HelpdeskContext) -> tuple[int, int | None]:

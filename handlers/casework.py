@@ -83,7 +83,7 @@ def split_text(text: str, limit: int) -> list[str]:
     return [p for p in pieces if p] or [""]
 
 
-def _budget(render: Any, limit: int) -> int:
+def text_budget(render: Any, limit: int) -> int:
     """How much plain text fits beside a template's own words."""
     from bot.telegram_html import visible_length
 
@@ -242,7 +242,7 @@ async def relay_to_staff(context: HelpdeskContext, relay: service.Relay, source:
         if relay.message.kind == "text":
             render = lambda piece: srender(context, "staff/relay_in.html", name=user_name, number=ticket.id, text=piece)  # noqa: E731
             first = None
-            for piece in split_text(text, _budget(render, TEXT_LIMIT)):
+            for piece in split_text(text, text_budget(render, TEXT_LIMIT)):
                 sent = await context.bot.send_message(
                     ticket.staff_chat_id, render(piece), message_thread_id=ticket.topic_id, reply_parameters=reply  # type: ignore[arg-type]
                 )
@@ -254,7 +254,7 @@ async def relay_to_staff(context: HelpdeskContext, relay: service.Relay, source:
                 ticket.staff_chat_id,  # type: ignore[arg-type]
                 source.chat_id,
                 source.message_id,
-                caption=render(clip(text, _budget(render, CAPTION_LIMIT))),
+                caption=render(clip(text, text_budget(render, CAPTION_LIMIT))),
                 message_thread_id=ticket.topic_id,
                 reply_parameters=reply,
             )
@@ -284,13 +284,13 @@ async def relay_to_user(context: HelpdeskContext, post: service.StaffPost, sourc
         if post.message.kind == "text":
             render = lambda piece: templates.render("ticket/staff_reply.html", locale, staff_name=staff_name, number=ticket.id, text=piece)  # noqa: E731
             first = None
-            for piece in split_text(post.message.text, _budget(render, TEXT_LIMIT)):
+            for piece in split_text(post.message.text, text_budget(render, TEXT_LIMIT)):
                 sent = await context.bot.send_message(ticket.user_id, render(piece))
                 first = first or sent
             user_message_id = first.message_id  # type: ignore[union-attr]
         else:
             render = lambda piece: templates.render("ticket/staff_caption.html", locale, staff_name=staff_name, number=ticket.id, text=piece)  # noqa: E731
-            caption = render(clip(post.message.text, _budget(render, CAPTION_LIMIT))) if post.message.kind != "other" else None
+            caption = render(clip(post.message.text, text_budget(render, CAPTION_LIMIT))) if post.message.kind != "other" else None
             copied = await context.bot.copy_message(ticket.user_id, source.chat_id, source.message_id, caption=caption)
             user_message_id = copied.message_id
     except TelegramError as exc:

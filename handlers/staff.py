@@ -482,7 +482,7 @@ async def cmd_transfer(update: Update, context: HelpdeskContext) -> None:
         )
         if lines:
             render = lambda piece: srender(context, "staff/event.html", icon="📜", number=number, text="history:\n" + piece)  # noqa: E731
-            for piece in casework.split_text(lines, casework._budget(render, casework.TEXT_LIMIT)):
+            for piece in casework.split_text(lines, casework.text_budget(render, casework.TEXT_LIMIT)):
                 await casework.tell_staff(context, ticket, render(piece))
     async with unit_of_work(context.desk.sessions) as session:
         ticket = await service.get_ticket(session, number)

@@ -40,3 +40,13 @@ async def is_admin(context: HelpdeskContext, user_id: int, chat_id: int) -> bool
     except TelegramError:
         return False
     return member.status in ADMIN
+
+
+async def is_moderator(context: HelpdeskContext, user_id: int, chat_id: int) -> bool:
+    """Moderators: ``ads.moderator_ids``, or administrators of the staff chat the action
+    came from (and ``staff.admin_ids``)."""
+    if user_id in context.desk.settings.ads.moderator_ids:
+        return True
+    if chat_id not in context.desk.staff_chats and user_id not in context.desk.settings.staff.admin_ids:
+        return False
+    return await is_admin(context, user_id, chat_id)
