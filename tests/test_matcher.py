@@ -441,3 +441,130 @@ def test_benchmark_run_on_tiny_dataset(tmp_path: Path):
     # the CLI entry point runs end to end on the tiny data set
     assert matching.main(["--data", str(tmp_path), "--quick", "--markdown"]) == 0
     assert matching.main(["--data", str(tmp_path / "missing")]) == 2
+
+
+def _write_bench_csvs(tmp_path: Path, train, test) -> None:
+    for name, rows in (("train.csv", train), ("test.csv", test)):
+        with open(tmp_path / name, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["text", "intent"])
+            w.writerows(rows)
+
+
+_OOS_TRAIN = [
+    ("how do i delete my ad", "ads_delete"),
+    ("remove my listing", "ads_delete"),
+    ("take my advert down", "ads_delete"),
+    ("i forgot my password", "account_login"),
+    ("cannot log in", "account_login"),
+    ("reset password please", "account_login"),
+    ("how much does an ad cost", "ads_price"),
+    ("is posting free", "ads_price"),
+    ("play some jazz music", "music_play"),
+    ("put on my playlist", "music_play"),
+    ("what is the weather tomorrow", "weather_query"),
+    ("will it rain today", "weather_query"),
+]
+_OOS_TEST = [
+    ("delete my ad", "ads_delete"),
+    ("password forgotten", "account_login"),
+    ("how much is an ad", "ads_price"),
+    ("log in problem", "account_login"),
+    ("play jazz", "music_play"),
+    ("is it going to rain", "weather_query"),
+    ("weather for the weekend", "weather_query"),
+]
+
+
+def test_benchmark_out_of_scope_on_tiny_dataset():
+    from benchmarks import matching
+
+    res = matching.out_of_scope_eval(
+        _OOS_TRAIN, _OOS_TEST, oos_intents=["music_play", "weather_query", "not_in_data"]
+    )
+    assert res is not None
+    assert res["held_out"] == ["music_play", "weather_query"]
+    assert res["oos_intents"] == ["music_play", "weather_query"]
+    assert res["entries"] == 3
+    assert (res["n_in"], res["n_oos"]) == (4, 3)
+
+    m = res["matcher"]
+    assert (m["answer"], m["suggest"]) == (0.40, 0.20)
+    assert 0.0 <= m["oos_answered"] <= 100.0
+    assert abs(m["oos_answered"] + m["oos_suggested"] + m["oos_no_match"] - 100.0) < 1e-6
+    parts = [m["in_correct"], m["in_wrong"], m["in_suggested"], m["in_no_match"]]
+    assert all(0.0 <= x <= 100.0 for x in parts)
+    assert abs(sum(parts) - 100.0) < 1e-6
+    assert abs(m["in_escalated"] - m["in_suggested"] - m["in_no_match"]) < 1e-6
+
+    assert {"token_set_ratio", "WRatio"} <= set(res["baseline_top1"])
+    b = res["best_baseline"]
+    assert b["method"] == max(res["baseline_top1"], key=res["baseline_top1"].get)
+    assert 0.0 <= b["oos_answered"] <= matching.MAX_OOS_ANSWERED
+    assert abs(b["in_correct"] + b["in_wrong"] + b["in_escalated"] - 100.0) < 1e-6
+    assert "matcher" in matching.format_out_of_scope(res)
+    assert "(tuned on test)" in matching.format_out_of_scope(res, markdown=True)
+
+    # skipped when none of the named intents has a test question / no in-scope left
+    assert matching.out_of_scope_eval(_OOS_TRAIN, _OOS_TEST, oos_intents=["cooking_recipe"]) is None
+    all_intents = {i for _, i in _OOS_TRAIN}
+    assert matching.out_of_scope_eval(_OOS_TRAIN, _OOS_TEST, oos_intents=all_intents) is None
+
+
+def test_benchmark_tune_answer_threshold():
+    from benchmarks import matching
+
+    oos = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+    # at most 10 % of 10 -> one answered: lowest observed score above 0.9
+    assert matching.tune_answer_threshold([0.5, 0.92, 0.99], oos, 10.0) == 0.92
+    assert matching.tune_answer_threshold([], oos, 10.0) == 0.95
+    assert matching.tune_answer_threshold([], oos, 100.0) == 0.1
+    assert matching.tune_answer_threshold([1.0], [1.0], 0.0) == float("inf")
+
+
+def test_benchmark_skips_bench_baselines_without_packages(tmp_path: Path, monkeypatch, capsys):
+    import sys
+
+    from benchmarks import matching
+
+    # a None entry in sys.modules makes `import x` raise ImportError
+    for mod in ("bm25s", "Stemmer", "sklearn", "sklearn.feature_extraction",
+                "sklearn.feature_extraction.text"):
+        monkeypatch.setitem(sys.modules, mod, None)
+    available, missing = matching.optional_baselines()
+    assert available == {}
+    assert set(missing) == {matching.BM25, matching.TFIDF}
+
+    _write_bench_csvs(tmp_path, _OOS_TRAIN, _OOS_TEST)
+    rows = matching.run(tmp_path, ks=(1, None), limit_queries=None)
+    assert {r["method"] for r in rows} == {"matcher", "token_set_ratio", "WRatio"}
+    # asking for them explicitly skips them too
+    rows, _ = matching.evaluate(tmp_path, ks=(None,), methods=["matcher", "bm25", "tfidf_char"])
+    assert [r["method"] for r in rows] == ["matcher"]
+    res = matching.out_of_scope_eval(_OOS_TRAIN, _OOS_TEST, oos_intents=["weather_query"])
+    assert set(res["baseline_top1"]) == {"token_set_ratio", "WRatio"}
+
+    assert matching.main(["--data", str(tmp_path), "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "baselines skipped" in out and "bm25" in out and "tfidf_char" in out
+    assert "Out of scope: skipped" in out  # default OOS intents are not in this data
+
+
+def test_benchmark_bench_baselines_when_installed(tmp_path: Path):
+    from benchmarks import matching
+
+    pytest.importorskip("bm25s")
+    pytest.importorskip("Stemmer")
+    pytest.importorskip("sklearn")
+    _write_bench_csvs(tmp_path, _OOS_TRAIN, _OOS_TEST)
+    rows = matching.run(tmp_path, ks=(1, None), limit_queries=None)
+    methods = [r["method"] for r in rows]
+    assert methods.count("bm25") == 2 and methods.count("tfidf_char") == 2
+    for r in rows:
+        assert 0.0 <= r["accuracy"] <= 100.0
+        assert r["median_ms"] >= 0.0 and r["p99_ms"] >= 0.0
+    kb = matching.build_kb(_OOS_TRAIN, None)
+    for factory in (matching._bm25_search, matching._tfidf_search):
+        search = factory(kb)
+        assert search("delete my ad")[0] == "ads_delete"
+        assert search("") == (None, 0.0)
