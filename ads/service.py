@@ -257,15 +257,23 @@ def _jsonable(detail: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v)) for k, v in detail.items()}
 
 
-async def _trusted(session: AsyncSession, rules: Rules, user_id: int, now: datetime) -> bool:
+async def count_active_strikes(session: AsyncSession, *, user_id: int, now: datetime) -> int:
+    """Strikes of the user that are neither pardoned nor expired at ``now``."""
     from ads.models import Strike
 
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(Strike).where(Strike.user_id == user_id, Strike.pardoned.is_(False), Strike.expires_at > now)
+        )
+        or 0
+    )
+
+
+async def _trusted(session: AsyncSession, rules: Rules, user_id: int, now: datetime) -> bool:
     approved = await session.scalar(
         select(func.count()).select_from(Ad).where(Ad.user_id == user_id, Ad.status == AdStatus.APPROVED, Ad.auto_approved.is_(False))
     )
-    strikes = await session.scalar(
-        select(func.count()).select_from(Strike).where(Strike.user_id == user_id, Strike.pardoned.is_(False), Strike.expires_at > now)
-    )
+    strikes = await count_active_strikes(session, user_id=user_id, now=now)
     return int(approved or 0) >= rules.settings.trusted_min_approved and not strikes
 
 
@@ -359,15 +367,11 @@ class History:
 
 
 async def user_history(session: AsyncSession, *, user_id: int, now: datetime) -> History:
-    from ads.models import Strike
-
     rows = dict(
         (await session.execute(select(Ad.status, func.count()).where(Ad.user_id == user_id).group_by(Ad.status))).all()
     )
-    strikes = await session.scalar(
-        select(func.count()).select_from(Strike).where(Strike.user_id == user_id, Strike.pardoned.is_(False), Strike.expires_at > now)
-    )
-    return History(int(rows.get(AdStatus.APPROVED, 0)), int(rows.get(AdStatus.REJECTED, 0)), int(strikes or 0))
+    strikes = await count_active_strikes(session, user_id=user_id, now=now)
+    return History(int(rows.get(AdStatus.APPROVED, 0)), int(rows.get(AdStatus.REJECTED, 0)), strikes)
 
 
 async def get_ad(session: AsyncSession, ad_id: int) -> Ad | None:

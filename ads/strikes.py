@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ads.models import Ad, AdStatus, Strike
-from ads.service import Rules
+from ads.service import Rules, count_active_strikes
 from bot.models import User, UserStatus
 
 PATTERN_WINDOW = timedelta(days=7)
@@ -25,15 +25,6 @@ class Penalty:
     action: str | None  # warn | block | ban | None (nothing, or lifted)
     until: datetime | None = None
     strike_id: int | None = None
-
-
-async def active_strikes(session: AsyncSession, *, user_id: int, now: datetime) -> list[Strike]:
-    rows = await session.scalars(
-        select(Strike)
-        .where(Strike.user_id == user_id, Strike.pardoned.is_(False), Strike.expires_at > now)
-        .order_by(Strike.id)
-    )
-    return list(rows.all())
 
 
 async def all_strikes(session: AsyncSession, *, user_id: int) -> list[Strike]:
@@ -56,7 +47,7 @@ async def add_strike(
 async def apply_penalty(session: AsyncSession, rules: Rules, *, user_id: int, reason: str | None, now: datetime) -> Penalty:
     """Set the user's status to the step their active strikes reach (never lifting a ban
     given by hand)."""
-    count = len(await active_strikes(session, user_id=user_id, now=now))
+    count = await count_active_strikes(session, user_id=user_id, now=now)
     steps = [p for p in rules.settings.penalties if p.strikes <= count]
     step = max(steps, key=lambda p: p.strikes) if steps else None
     user = await session.get(User, user_id, with_for_update=True)

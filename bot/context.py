@@ -52,12 +52,9 @@ class HelpdeskContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, An
 
     @property
     def locale(self) -> str:
-        templates = self.desk.templates
         if self.account is None:
-            return templates.default
-        if self.account.locale and self.account.locale in templates.locales:
-            return self.account.locale
-        return templates.locale_for(self.account.language_code)
+            return self.desk.templates.default
+        return self.desk.templates.locale_of(self.account.locale, self.account.language_code)
 
     def render(self, template: str, /, **values: Any) -> str:
         return self.desk.templates.render(template, self.locale, **values)

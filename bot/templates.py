@@ -56,6 +56,13 @@ class Templates:
                 return candidate
         return self.default
 
+    def locale_of(self, chosen: str | None, language_code: str | None) -> str:
+        """A user's locale: the one they chose (/language) if shipped, else their
+        Telegram language's, else the default."""
+        if chosen and chosen in self.locales:
+            return chosen
+        return self.locale_for(language_code)
+
     def _template(self, name: str, locale: str):  # type: ignore[no-untyped-def]
         try:
             return self.env.get_template(f"{locale}/{name}")

@@ -706,14 +706,11 @@ async def card_info(session: AsyncSession, ticket: Ticket) -> CardInfo:
     earlier = await session.scalar(
         select(func.count()).select_from(Ticket).where(Ticket.user_id == ticket.user_id, Ticket.id < ticket.id, Ticket.status != S.DRAFT)
     )
-    from ads.models import Ad, AdStatus, Strike  # the ads feature's tables: read-only here
+    from ads.models import Ad, AdStatus  # the ads feature's tables: read-only here
+    from ads.service import count_active_strikes
 
     ads = await session.scalar(select(func.count()).select_from(Ad).where(Ad.user_id == ticket.user_id, Ad.status != AdStatus.DRAFT))
-    strikes = await session.scalar(
-        select(func.count()).select_from(Strike).where(
-            Strike.user_id == ticket.user_id, Strike.pardoned.is_(False), Strike.expires_at > ticket.created_at
-        )
-    )
+    strikes = await count_active_strikes(session, user_id=ticket.user_id, now=ticket.created_at)
     names = await staff_names(session, [ticket.assignee_id] if ticket.assignee_id else [])
     events = (
         await session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id.desc()).limit(3))

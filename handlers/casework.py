@@ -306,12 +306,9 @@ async def relay_to_user(context: HelpdeskContext, post: service.StaffPost, sourc
 
 async def user_locale(context: HelpdeskContext, user_id: int) -> str:
     cached = context.desk.accounts.get(user_id)
-    if cached is not None:
-        account = cached[0]
-        if account.locale and account.locale in context.desk.templates.locales:
-            return account.locale
-        return context.desk.templates.locale_for(account.language_code)
-    return context.desk.templates.default
+    if cached is None:
+        return context.desk.templates.default
+    return context.desk.templates.locale_of(cached[0].locale, cached[0].language_code)
 
 
 async def notify_user(context: HelpdeskContext, ticket: Ticket, template: str, markup: Any = None, **values: Any) -> Message | None:

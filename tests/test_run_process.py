@@ -26,15 +26,21 @@ def wait_for(predicate, timeout=30.0):
     return False
 
 
+def write_config(tmp_path, server):
+    """A config for the real process: the fake Bot API server, a fresh SQLite file."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        f'[telegram]\napi_base_url = "{server.url}"\n'
+        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/run.db"\n'
+        "[staff]\nchat_id = -1009999\n"
+    )
+    return cfg
+
+
 def test_run_answers_over_http_and_stops_cleanly_on_sigterm(tmp_path):
     tg = FakeTelegram()
     with FakeBotServer(tg, TOKEN) as server:
-        cfg = tmp_path / "config.toml"
-        cfg.write_text(
-            f'[telegram]\napi_base_url = "{server.url}"\n'
-            f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/run.db"\n'
-            "[staff]\nchat_id = -1009999\n"
-        )
+        cfg = write_config(tmp_path, server)
         env = {**os.environ, "HELPDESK_BOT_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
         env.pop("HELPDESK_CONFIG", None)
         proc = subprocess.Popen(
@@ -73,12 +79,7 @@ def test_run_answers_over_http_and_stops_cleanly_on_sigterm(tmp_path):
 def test_rejected_token_is_one_clear_line_without_the_token(tmp_path):
     tg = FakeTelegram()
     with FakeBotServer(tg, TOKEN) as server:
-        cfg = tmp_path / "config.toml"
-        cfg.write_text(
-            f'[telegram]\napi_base_url = "{server.url}"\n'
-            f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/run.db"\n'
-            "[staff]\nchat_id = -1009999\n"
-        )
+        cfg = write_config(tmp_path, server)
         wrong = "5555555555:ZZyyXXwwVVuuTTssRRqqPPooNNmmLLkkJ"
         env = {**os.environ, "HELPDESK_BOT_TOKEN": wrong}
         result = subprocess.run(
