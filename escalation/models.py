@@ -150,3 +150,24 @@ class StaffMember(Base):
     first_name: Mapped[str] = mapped_column(SafeString(256), default="")
     username: Mapped[str | None] = mapped_column(SafeString(64), index=True)
     last_seen: Mapped[datetime]
+
+
+class Feedback(Base):
+    """Free-text feedback about the service (/feedback), with an optional 1-5 rating.
+
+    Staff see it in the staff chat and may answer it once; the answer reaches the user.
+    """
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(SafeText, default="")
+    rating: Mapped[int | None]  # 1-5, or None when the user skipped it
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    # where the feedback was shown in the staff chat (a reply there answers it)
+    staff_chat_id: Mapped[int | None]
+    staff_message_id: Mapped[int | None]
+    answer: Mapped[str | None] = mapped_column(SafeText)
+    answered_by: Mapped[int | None]
+    answered_at: Mapped[datetime | None]

@@ -96,3 +96,22 @@ class Question(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
     chosen_at: Mapped[datetime | None]
     voted_at: Mapped[datetime | None]
+
+
+class KbChange(Base):
+    """Audit trail of the knowledge base: who changed which entry, when, and how.
+
+    ``before`` and ``after`` hold the entry as the KB file writes it (title, category,
+    answer, phrasings, followups); None for a creation or a deletion.
+    """
+
+    __tablename__ = "kb_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[str] = mapped_column(SafeString(40), index=True)
+    action: Mapped[str] = mapped_column(SafeString(16))  # add | edit | phrase | delete | import | review
+    actor_id: Mapped[int | None]  # Telegram id of the staff member; None: the CLI / an import
+    at: Mapped[datetime] = mapped_column(index=True)
+    summary: Mapped[str] = mapped_column(SafeText, default="")
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]
