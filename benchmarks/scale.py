@@ -1,0 +1,243 @@
+"""Scale: the staff's and users' everyday views over a big PostgreSQL database.
+
+Seeds PostgreSQL (the database is wiped!) with 100,000 users, 1,000,000 tickets and
+1,000,000 ads spread over two years (bulk COPY, with a progress bar), a realistic
+few thousand of them still open or waiting for moderation, then times, through the
+real Application and the in-process fake Bot API:
+
+- ``/queue`` in the staff chat (open tickets, oldest first),
+- ``/mytickets`` of a user with a long history,
+- ``/modqueue`` (ads waiting for a moderator),
+- the monthly report (when the ``reports`` package is there).
+
+Targets: 50 ms, 50 ms, 50 ms and 5 s (median of several runs).
+
+    python -m benchmarks.scale --postgres postgresql+asyncpg://postgres@127.0.0.1:5432/bench
+    [--tickets 1000000] [--ads 1000000] [--no-seed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy import text
+from tqdm import tqdm
+
+from bot.app import build_app, running
+from bot.config import parse_settings
+from bot.db import make_engine
+from bot.fake_telegram import FakeTelegram
+from bot.migrate import upgrade
+
+STAFF_CHAT = -1001000000001
+FIRST_USER = 10_000_000
+HEAVY_USER = FIRST_USER  # the user whose /mytickets is timed: many tickets
+SEED = 20261125
+BATCH = 50_000
+RUNS = 7
+
+NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+SPAN = timedelta(days=730)
+
+
+def _raw_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def _reset(url: str) -> None:
+    engine = make_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+    await asyncio.to_thread(upgrade, url)
+
+
+def _users(n: int) -> Iterator[tuple]:
+    for i in range(n):
+        seen = NOW - SPAN + timedelta(seconds=i * SPAN.total_seconds() / n)
+        yield (FIRST_USER + i, f"User{i}", None, None, "en", None, "active", seen, seen, None, None)
+
+
+def _tickets(n: int, users: int, rng: random.Random) -> Iterator[tuple]:
+    categories = [("ads", "general"), ("account", "general"), ("payments", "general"), ("safety", "general"), ("technical", "it"), ("other", "general")]
+    open_every = max(1, n // 2000)  # about 2,000 open tickets
+    for i in range(n):
+        created = NOW - SPAN + timedelta(seconds=i * SPAN.total_seconds() / n)
+        escalated = created + timedelta(minutes=1)
+        category, department = categories[i % len(categories)]
+        user = HEAVY_USER if i % 5000 == 0 else FIRST_USER + rng.randrange(users)
+        if i % open_every == 0:
+            status, first, resolved, closed = rng.choice(["new", "claimed", "waiting"]), None, None, None
+        else:
+            first = escalated + timedelta(minutes=rng.randint(2, 600))
+            resolved = first + timedelta(minutes=rng.randint(5, 3000))
+            closed = resolved + timedelta(days=7)
+            status = "closed"
+        due = escalated + timedelta(hours=4)
+        yield (
+            i + 1, user, category, department, "normal", f"Problem number {i}", status, None, None, "[]",
+            created, escalated, first, resolved, closed, "resolved" if closed else None, None, None, None,
+            due, due if first is None else None, due + timedelta(days=1), None, None, 0, False, False, False, 0, None,
+        )
+
+
+TICKET_COLUMNS = [
+    "id", "user_id", "category", "department", "priority", "subject", "status", "assignee_id", "question_id", "offered",
+    "created_at", "escalated_at", "first_response_at", "resolved_at", "closed_at", "close_reason", "staff_chat_id",
+    "topic_id", "card_message_id", "first_due_at", "reply_due_at", "resolve_due_at", "paused_at", "waiting_since",
+    "sla_level", "first_response_breached", "resolution_breached", "user_blocked_bot", "reopen_count", "learned_entry_id",
+]
+
+AD_COLUMNS = [
+    "id", "user_id", "status", "step", "editing", "category", "subcategory", "title", "description", "price_kind",
+    "price_amount", "currency", "location", "contact", "phone", "created_at", "updated_at", "submitted_at", "decided_at",
+    "decided_by", "decision_reason", "decision_note", "auto_approved", "resubmissions", "expires_at",
+]
+
+USER_COLUMNS = [
+    "id", "first_name", "last_name", "username", "language_code", "locale", "status", "first_seen", "last_seen",
+    "blocked_until", "status_reason",
+]
+
+
+def _ads(n: int, users: int, rng: random.Random) -> Iterator[tuple]:
+    from decimal import Decimal
+
+    categories = ["vehicles", "property", "electronics", "home", "pets", "jobs", "services"]
+    pending_every = max(1, n // 500)  # about 500 waiting for a moderator
+    for i in range(n):
+        created = NOW - SPAN + timedelta(seconds=i * SPAN.total_seconds() / n)
+        submitted = created + timedelta(minutes=10)
+        if i % pending_every == 0:
+            status, decided, expires = "submitted", None, None
+        else:
+            status = rng.choice(["approved", "expired", "expired", "sold", "rejected", "deleted"])
+            decided = submitted + timedelta(minutes=rng.randint(1, 900))
+            expires = decided + timedelta(days=30)
+        yield (
+            i + 1, FIRST_USER + rng.randrange(users), status, None, False, categories[i % len(categories)], None,
+            f"Item for sale {i}", "A fine item in good condition.", "fixed", Decimal(rng.randint(50, 90000)), "ZAR",
+            "Johannesburg", "bot", None, created, decided or submitted, submitted, decided, 900001 if decided else None,
+            None, None, False, 0, expires,
+        )
+
+
+async def seed(url: str, users: int, tickets: int, ads: int) -> None:
+    rng = random.Random(SEED)
+    await _reset(url)
+    conn = await asyncpg.connect(_raw_dsn(url))
+    try:
+        for table, columns, rows, total in (
+            ("users", USER_COLUMNS, _users(users), users),
+            ("tickets", TICKET_COLUMNS, _tickets(tickets, users, rng), tickets),
+            ("ads", AD_COLUMNS, _ads(ads, users, rng), ads),
+        ):
+            with tqdm(total=total, desc=f"seeding {table}", unit="rows", unit_scale=True) as bar:
+                while True:
+                    batch = [row for _, row in zip(range(BATCH), rows)]
+                    if not batch:
+                        break
+                    await conn.copy_records_to_table(table, records=batch, columns=columns)
+                    bar.update(len(batch))
+            if table != "users":
+                await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {total})")
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def _median_ms(step: Callable[[], Awaitable[object]]) -> float:
+    await step()  # warm
+    samples = []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        await step()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+async def measure(url: str) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = parse_settings(
+            {"database": {"url": url}, "staff": {"chat_id": STAFF_CHAT}, "kb": {"import_on_start": False}}, "<bench>", Path(tmp)
+        )
+        tg = FakeTelegram()
+        tg.add_group(STAFF_CHAT, "Staff")
+        app = build_app(settings, request=tg)
+        tg.attach(app)
+        staff = tg.staff(900001, "Thandi", STAFF_CHAT, status="administrator")  # staff and moderator
+        heavy = tg.user(HEAVY_USER, "User0")
+        results: dict[str, float] = {}
+        async with running(app):
+            for name, who, command, chat, expect in (
+                ("/queue (staff chat)", staff, "/queue", STAFF_CHAT, "Open tickets"),
+                ("/mytickets (200 tickets)", heavy, "/mytickets", HEAVY_USER, "#"),
+                ("/modqueue (staff chat)", staff, "/modqueue", STAFF_CHAT, "Ads waiting for moderation"),
+            ):
+                results[name] = await _median_ms(lambda who=who, command=command, chat=chat: who.send(command, chat_id=chat))
+                answer = tg.last_bot_message(chat).text
+                if expect not in answer:  # a refusal or an error would be fast and meaningless
+                    raise RuntimeError(f"{name}: unexpected answer {answer[:200]!r}")
+            report = _report_step(app)
+            if report is not None:
+                results["monthly report (2026-10)"] = await _median_ms(report)
+    return results
+
+
+def _report_step(app) -> Callable[[], Awaitable[object]] | None:  # type: ignore[no-untyped-def]
+    """The monthly report's figures and HTML, when the reports package exists."""
+    try:
+        from reports import build_report  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    desk = app.bot_data["desk"]
+
+    async def step() -> object:
+        async with desk.sessions() as session:
+            return await build_report(session, desk.settings, "2026-10")
+
+    return step
+
+
+TARGETS = {"/queue (staff chat)": 50, "/mytickets (200 tickets)": 50, "/modqueue (staff chat)": 50, "monthly report (2026-10)": 5000}
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.ERROR)
+    if not args.no_seed:
+        start = time.perf_counter()
+        await seed(args.postgres, args.users, args.tickets, args.ads)
+        print(f"seeded {args.users:,} users, {args.tickets:,} tickets, {args.ads:,} ads in {time.perf_counter() - start:.0f} s")
+    results = await measure(args.postgres)
+    print(f"Scale, PostgreSQL, median of {RUNS} runs (ms), through the real Application")
+    print(f"{'view':32} {'ms':>9} {'target':>8}")
+    for name, ms in results.items():
+        target = TARGETS[name]
+        print(f"{name:32} {ms:9.1f} {f'<{target}':>8} {'ok' if ms < target else 'MISS'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--postgres", default=os.environ.get("BENCH_DATABASE_URL"), required=os.environ.get("BENCH_DATABASE_URL") is None)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--tickets", type=int, default=1_000_000)
+    parser.add_argument("--ads", type=int, default=1_000_000)
+    parser.add_argument("--no-seed", action="store_true", help="time only, on the database as it is")
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
