@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 
+from sqlalchemy import UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db import Base, SafeString, SafeText
@@ -47,3 +48,20 @@ class AppState(Base):
 
     key: Mapped[str] = mapped_column(SafeString(64), primary_key=True)
     value: Mapped[str] = mapped_column(SafeText)
+
+
+class ProcessedUpdate(Base):
+    """A Telegram update whose effect is in the database, written in the same transaction
+    as that effect (see ``bot.db.unit_of_work``): a re-delivered update is recognised by
+    its id, a re-delivered incoming message also by its (chat, message) pair. Rows older
+    than a few days are pruned (Telegram keeps unconfirmed updates for 24 hours)."""
+
+    __tablename__ = "processed_updates"
+    # NULLs are distinct in a unique constraint (SQLite and PostgreSQL): only incoming
+    # messages (chat and message id both set) take part in it.
+    __table_args__ = (UniqueConstraint("chat_id", "message_id"),)
+
+    update_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    chat_id: Mapped[int | None]
+    message_id: Mapped[int | None]
+    at: Mapped[datetime] = mapped_column(index=True)
