@@ -34,7 +34,7 @@ from bot.config import Settings
 from bot.context import Desk, HelpdeskContext
 from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
 from bot.templates import Templates
-from handlers import ads, common, faq, jobs, staff, tickets
+from handlers import ads, common, dedupe, faq, jobs, staff, tickets
 from kb.kbfile import KbFileError, load_kb
 from ads.policy import load_policy
 from ads.service import Rules
@@ -43,9 +43,12 @@ from kb.service import ImportRefused, import_kb, kb_version, load_snapshot
 
 log = logging.getLogger(__name__)
 
-# Handler groups, run in this order for every update.
+# Handler groups, run in this order for every update. Only the first matching handler
+# of a group runs, so each concern has a group of its own.
+GROUP_DEDUPE = -3  # drop re-delivered updates; remember the update for its first effect
 GROUP_USERS = -1  # record the user, load their account
 GROUP_FEATURES = 0  # the first matching feature handler answers
+GROUP_DONE = 100  # the update's handlers are done
 
 # How often a running bot looks for knowledge-base changes (e.g. `helpdesk kb import`).
 KB_REFRESH_SECONDS = 60
@@ -92,6 +95,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
     slug = r"[a-z0-9-]{1,20}"
     fields = "(category|title|description|price|location|photos|contact)"
 
+    app.add_handler(TypeHandler(Update, dedupe.drop_duplicates), group=GROUP_DEDUPE)
     app.add_handler(TypeHandler(Update, common.track_user), group=GROUP_USERS)
 
     user_side = [
@@ -153,6 +157,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
     ]
     for handler in [*user_side, *staff_side, *fallbacks]:
         app.add_handler(handler, group=GROUP_FEATURES)
+    app.add_handler(TypeHandler(Update, dedupe.end_of_update), group=GROUP_DONE)
     app.add_error_handler(common.on_error)
 
     # Periodic work on PTB's JobQueue (the one scheduler); due times live in the database.
@@ -167,6 +172,10 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
     )
     jq.run_repeating(  # type: ignore[union-attr]
         ads.expiry_job, interval=AD_SWEEP_SECONDS, first=AD_SWEEP_SECONDS, name="ad_expiry", job_kwargs={"misfire_grace_time": AD_SWEEP_SECONDS}
+    )
+    jq.run_repeating(  # type: ignore[union-attr]
+        dedupe.prune, interval=dedupe.PRUNE_SECONDS, first=dedupe.PRUNE_SECONDS, name="prune_updates",
+        job_kwargs={"misfire_grace_time": dedupe.PRUNE_SECONDS},
     )
 
 

@@ -4,6 +4,12 @@ One transaction per update: handlers open ``async with unit_of_work(sessions) as
 call one service function and leave; the block commits on success and rolls back on any
 exception. Services take the session and never commit.
 
+Each update is recorded (``processed_updates``) in the same transaction as its effect: the
+first unit of work of an update that writes anything also inserts the update's marker
+(see :class:`UpdateMark`, set by ``handlers.dedupe``). If the marker is already there, the
+update was handled before (Telegram re-delivered it): the unit of work rolls back and
+raises :class:`DuplicateUpdate`, which ends the handler quietly.
+
 SQLite gets WAL, a busy timeout, foreign keys and ``BEGIN IMMEDIATE`` transactions
 (one writer at a time, no read-then-write upgrade failures). PostgreSQL goes through
 asyncpg with the same code; an optional schema is put on the search path.
@@ -11,15 +17,21 @@ asyncpg with the same code; an optional schema is put on the search path.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, String, Text, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, UOWTransaction
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeDecorator
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -127,12 +139,98 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class TrackedSession(Session):
+    """A session that notes (in ``info["wrote"]``) whether its transaction wrote anything."""
+
+
+@event.listens_for(TrackedSession, "do_orm_execute")
+def _note_dml(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info["wrote"] = True
+    elif isinstance(state.statement, TextClause) and state.statement.text.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+        state.session.info["wrote"] = True  # a text() statement
+
+
+@event.listens_for(TrackedSession, "after_flush")
+def _note_flush(session: Session, _flush: UOWTransaction) -> None:
+    if session.new or session.dirty or session.deleted:
+        session.info["wrote"] = True
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=True, sync_session_class=TrackedSession)
+
+
+@dataclass
+class UpdateMark:
+    """The Telegram update being handled, to be recorded with its first effect.
+
+    Set for the handlers of one update by ``handlers.dedupe`` (group -3) in
+    :data:`current_update`; only units of work in the same asyncio task use it (jobs
+    running beside the update never record it)."""
+
+    update_id: int
+    chat_id: int | None  # with message_id: an incoming message
+    message_id: int | None
+    at: datetime
+    task: asyncio.Task[Any] | None
+    recorded: bool = False
+    on_recorded: Callable[[int], None] | None = None
+
+
+current_update: ContextVar[UpdateMark | None] = ContextVar("helpdesk_current_update", default=None)
+
+
+class DuplicateUpdate(Exception):
+    """The update was recorded already (Telegram re-delivered it): its effect was rolled
+    back. The error handler ignores it."""
+
+    def __init__(self, update_id: int):
+        super().__init__(f"update {update_id} was handled before")
+        self.update_id = update_id
+
+
+def _pending_mark() -> UpdateMark | None:
+    mark = current_update.get()
+    if mark is None or mark.recorded:
+        return None
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return None
+    return mark if mark.task is task else None
+
+
+async def record_update(session: AsyncSession, mark: UpdateMark) -> bool:
+    """Insert the update's marker; False when it (or its message) is there already."""
+    from bot.models import ProcessedUpdate
+
+    values = {"update_id": mark.update_id, "chat_id": mark.chat_id, "message_id": mark.message_id, "at": mark.at}
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(ProcessedUpdate).values(**values).on_conflict_do_nothing().returning(ProcessedUpdate.update_id)
+    return (await session.execute(statement)).first() is not None
 
 
 @asynccontextmanager
-async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One transaction: committed when the block ends, rolled back if it raises."""
+async def unit_of_work(sessions: async_sessionmaker[AsyncSession], *, effect: bool = True) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed when the block ends, rolled back if it raises.
+
+    During an update, the first unit of work that writes records the update in the same
+    transaction (or raises :class:`DuplicateUpdate` if it was recorded before). Pass
+    ``effect=False`` for bookkeeping that is not the update's effect and is harmless to
+    repeat (e.g. refreshing the user's name), so that the marker goes with the real effect.
+    """
+    mark = _pending_mark() if effect else None
+    recorded = False
     async with sessions() as session, session.begin():
         yield session
+        if mark is not None:
+            await session.flush()
+            if session.info.get("wrote"):
+                if not await record_update(session, mark):
+                    raise DuplicateUpdate(mark.update_id)  # rolls the whole transaction back
+                recorded = True
+    if recorded and mark is not None:
+        mark.recorded = True
+        if mark.on_recorded is not None:
+            mark.on_recorded(mark.update_id)

@@ -12,7 +12,7 @@ from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
 from bot.context import HelpdeskContext
-from bot.db import unit_of_work
+from bot.db import DuplicateUpdate, unit_of_work
 from bot.users import touch_user
 from handlers.ui import main_menu, toast
 
@@ -50,7 +50,7 @@ async def track_user(update: Update, context: HelpdeskContext) -> None:
             await _gate(update, context)
             return
     try:
-        async with unit_of_work(desk.sessions) as session:
+        async with unit_of_work(desk.sessions, effect=False) as session:  # not the update's effect
             account = await touch_user(
                 session,
                 user_id=user.id,
@@ -122,6 +122,9 @@ async def stale_button(update: Update, context: HelpdeskContext) -> None:
 async def on_error(update: object, context: HelpdeskContext) -> None:
     """Log the failure with the update id, and never leave the user in silence."""
     update_id = update.update_id if isinstance(update, Update) else None
+    if isinstance(context.error, DuplicateUpdate):
+        log.info("update %s was handled before (re-delivered by Telegram): its repeat was rolled back", update_id)
+        return
     log.error("error while handling update %s", update_id, exc_info=context.error)
     if isinstance(update, Update):
         await _apologise(update, context)

@@ -59,7 +59,7 @@ async def _staff_or_refuse(update: Update, context: HelpdeskContext) -> bool:
     if user is None or chat is None:
         return False
     if await is_staff(context, user.id, chat.id):
-        async with unit_of_work(context.desk.sessions) as session:
+        async with unit_of_work(context.desk.sessions, effect=False) as session:  # not the update's effect
             await service.touch_staff(session, user_id=user.id, first_name=user.first_name, username=user.username, now=context.now())
         return True
     log.warning("refused a staff action by non-staff user %s in chat %s", user.id, chat.id)
