@@ -34,6 +34,7 @@ from bot.config import Settings
 from bot.context import Desk, HelpdeskContext
 from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
 from bot.templates import Templates
+from bot.updates import ConfirmAfterProcessing
 from handlers import ads, common, dedupe, faq, jobs, staff, tickets
 from kb.kbfile import KbFileError, load_kb
 from ads.policy import load_policy
@@ -73,6 +74,8 @@ def build_app(settings: Settings, *, request: BaseRequest | None = None, clock: 
         .context_types(ContextTypes(context=HelpdeskContext))
         .post_init(on_startup)
         .post_shutdown(on_shutdown)
+        # polling confirms an update only after its handlers ran (bot/updates.py)
+        .update_queue(ConfirmAfterProcessing())
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
