@@ -3,6 +3,12 @@
 Point ``telegram.api_base_url`` at :attr:`FakeBotServer.url` and the bot long-polls
 this server as it would Telegram: ``/bot<token>/<method>`` with form-encoded
 parameters (JSON for nested values), answered by :class:`FakeTelegram`.
+
+As on Telegram, ``getUpdates`` hands out every update not yet confirmed, and an update
+is confirmed only by a later ``getUpdates`` whose ``offset`` is above its id: a bot
+that dies before that gets the same updates again. For crash tests, :meth:`hold`
+stops one chosen request half-way (before Telegram acts on it, or after, with the
+answer not yet sent), so the test can kill the bot at that exact point.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
@@ -17,6 +25,29 @@ from urllib.parse import parse_qsl
 from bot.fake_telegram import FakeTelegram
 
 LONG_POLL_CAP = 0.5  # seconds a getUpdates call waits for news
+HOLD_LIMIT = 300.0  # a held request gives up waiting after this many seconds
+
+
+@dataclass
+class Hold:
+    """One request stopped half-way: see :meth:`FakeBotServer.hold`."""
+
+    method: str
+    match: Callable[[dict[str, Any]], bool]
+    after: bool  # True: Telegram acts on the request first, only the answer is held
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    drop: bool = False
+
+    def wait(self, timeout: float = 60.0) -> bool:
+        """Until the bot made the held request."""
+        return self.reached.wait(timeout)
+
+    def release(self, *, drop: bool = False) -> None:
+        """Let the request go on; ``drop``: it never reaches Telegram (or its answer never
+        reaches the bot) and the connection is closed, as when the bot was killed."""
+        self.drop = drop
+        self.released.set()
 
 
 class FakeBotServer:
@@ -24,6 +55,9 @@ class FakeBotServer:
         self.tg = tg
         self.token = token
         self.requests: list[tuple[str, str]] = []  # (token seen in the path, method)
+        self.deliveries: list[list[int]] = []  # update ids handed out by each getUpdates
+        self.polls: list[dict[str, Any]] = []  # the parameters of each getUpdates
+        self._holds: list[Hold] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,13 +100,58 @@ class FakeBotServer:
         body = request.rfile.read(length).decode() if length else ""
         params = self._params(request.headers.get("Content-Type") or "", body)
         if method == "getUpdates":
+            with self.tg.lock:
+                self.polls.append(params)
             self._wait_for_updates(params)
-        status, payload = self.tg.dispatch(method, params)
-        request.send_response(status)
-        request.send_header("Content-Type", "application/json")
-        request.send_header("Content-Length", str(len(payload)))
-        request.end_headers()
-        request.wfile.write(payload)
+        hold = self._take_hold(method, params)
+        status, payload = 0, b""
+        if hold is None or hold.after:
+            status, payload = self.tg.dispatch(method, params)
+        if hold is not None:
+            hold.reached.set()
+            hold.released.wait(HOLD_LIMIT)
+            if hold.drop:
+                return  # the connection closes without an answer
+            if not hold.after:
+                status, payload = self.tg.dispatch(method, params)
+        if method == "getUpdates" and status == 200:
+            with self.tg.lock:
+                self.deliveries.append([u["update_id"] for u in json.loads(payload)["result"]])
+        try:
+            request.send_response(status)
+            request.send_header("Content-Type", "application/json")
+            request.send_header("Content-Length", str(len(payload)))
+            request.end_headers()
+            request.wfile.write(payload)
+        except OSError:
+            pass  # the bot is gone (killed while waiting for the answer)
+
+    def hold(self, method: str, match: Callable[[dict[str, Any]], bool] = lambda _: True, *, after: bool = False) -> Hold:
+        """Stop the next ``method`` request whose parameters ``match`` until the test
+        releases it: before Telegram acts on it, or (``after``) once it has acted but
+        before the bot hears back."""
+        hold = Hold(method, match, after)
+        with self.tg.lock:
+            self._holds.append(hold)
+        return hold
+
+    def _take_hold(self, method: str, params: dict[str, Any]) -> Hold | None:
+        with self.tg.lock:
+            for hold in self._holds:
+                if hold.method == method and hold.match(params):
+                    self._holds.remove(hold)
+                    return hold
+        return None
+
+    def delivered(self, update_id: int) -> int:
+        """How many times ``getUpdates`` handed out this update."""
+        with self.tg.lock:
+            return sum(ids.count(update_id) for ids in self.deliveries)
+
+    def confirmed(self, update_id: int) -> bool:
+        """Has the bot confirmed the update (asked for updates with a higher offset)?"""
+        with self.tg.lock:
+            return any(int(p.get("offset") or 0) > update_id for p in self.polls)
 
     @staticmethod
     def _params(content_type: str, body: str) -> dict[str, Any]:
