@@ -6,7 +6,7 @@ support case, an ad draft and an SLA deadline, kills the bot with SIGKILL at cho
 points (updates fetched but not yet handled; a message sent to Telegram whose answer
 never came back), starts it again on the same SQLite database, and checks that nothing
 was lost and nothing was done twice. Finally SIGTERM: the message being handled is
-finished, and the process exits with 0.
+finished, and the process exits with 0; the next start drops its repeat.
 """
 
 from __future__ import annotations
@@ -188,6 +188,7 @@ def test_sigkill_at_any_point_loses_nothing_and_repeats_nothing(tmp_path: Path) 
             last = server.hold("sendMessage", lambda p: str(p.get("chat_id")) == str(STAFF) and "last question" in str(p.get("text")))
             polls = len(server.polls)
             run(thandi.send("One last question about the fees"))
+            last_id = last_update_id(tg)
             assert last.wait(WAIT), bot.output()
             bot.proc.send_signal(signal.SIGTERM)
             # the updater's final getUpdates (timeout 0) shows that shutdown has begun
@@ -195,6 +196,13 @@ def test_sigkill_at_any_point_loses_nothing_and_repeats_nothing(tmp_path: Path) 
             last.release()
             assert bot.proc.wait(WAIT) == 0, bot.output()
             assert len(bot_texts(tg, STAFF, "last question about the fees")) == 1
+            # it was handled after the updater's last getUpdates: the next start gets it
+            # again, and drops it
+            assert not server.confirmed(last_id)
+            bot = BotProcess(cfg, server, tmp_path / "run4.log")
+            assert wait_for(lambda: server.confirmed(last_id), WAIT), bot.output()
+            assert len(bot_texts(tg, STAFF, "last question about the fees")) == 1
+            assert bot.stop() == 0, bot.output()
         finally:
             if bot.proc.poll() is None:
                 bot.proc.kill()
@@ -211,5 +219,5 @@ def test_sigkill_at_any_point_loses_nothing_and_repeats_nothing(tmp_path: Path) 
             "One last question about the fees",
         ]
         assert len(db_rows(db, "SELECT update_id FROM processed_updates")) >= 10
-        logs = "".join((tmp_path / f"run{i}.log").read_text() for i in (1, 2, 3))
+        logs = "".join((tmp_path / f"run{i}.log").read_text() for i in (1, 2, 3, 4))
         assert "Traceback" not in logs.replace("handled before", ""), logs
