@@ -77,3 +77,5 @@ async def prune(context: HelpdeskContext) -> None:
         removed = await updates.prune(session, before=context.now() - KEEP)
     if removed:
         log.info("forgot %d processed updates older than %s", removed, KEEP)
+        # re-read the highest id: after a week of silence Telegram's ids start anew, lower
+        _seen(context).high_water = None
