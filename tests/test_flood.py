@@ -9,6 +9,19 @@ from tests.support import STAFF_CHAT
 
 SAFE_MEET = "is it safe to meet a buyer"  # answered from the knowledge base
 NOTICE = "You are sending messages faster than I can read them"
+DEFAULT = 20  # limits.messages_per_minute when config.toml does not say
+
+
+@pytest.fixture
+def settings_overrides():
+    return {"limits": {"messages_per_minute": DEFAULT}}
+
+
+def test_the_default_limits():
+    from bot.config import parse_settings
+
+    limits = parse_settings({}).limits
+    assert (limits.messages_per_minute, limits.open_tickets_per_user) == (DEFAULT, 3)
 
 
 def _bot_texts(desk, chat_id):
