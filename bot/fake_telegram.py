@@ -262,7 +262,8 @@ class FakeTelegram(BaseRequest):
         fail the way Telegram fails them. ``kind``: ``flood`` (429 with ``retry_after``),
         ``timeout`` (no answer; ``delivered=True``: the call took effect all the same),
         ``blocked`` (403), ``too_long`` / ``parse`` (400), ``migrated`` (400 with
-        ``migrate_to_chat_id``; see also :meth:`migrate_chat`)."""
+        ``migrate_to_chat_id``; see also :meth:`migrate_chat`). Timeouts act in-process
+        only (through :meth:`do_request`), not through the HTTP fake server."""
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}: one of {', '.join(FAULTS)}")
         fault = Fault(method, kind, chat_id, times, retry_after, migrate_to, delivered)

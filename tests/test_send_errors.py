@@ -5,6 +5,7 @@ ChatMigrated) and its real AIORateLimiter retries."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -261,3 +262,39 @@ async def test_the_migration_service_message_moves_the_bot_before_any_send_fails
     number = await open_ticket(desk, user)
     assert _card_in(desk, NEW_CHAT, number)
     assert desk.tg.errors() == []
+
+
+# ------------------------------------------------------------------ the fake answers like Telegram
+
+
+async def test_injected_faults_raise_ptbs_real_exceptions():
+    from telegram import Bot
+    from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TimedOut
+
+    from bot.app import OFFLINE_TOKEN
+    from bot.fake_telegram import FakeTelegram
+
+    tg = FakeTelegram()
+    tg.user(77, "Somebody")
+    expected = {
+        "flood": RetryAfter, "timeout": TimedOut, "blocked": Forbidden, "too_long": BadRequest,
+        "parse": BadRequest, "migrated": ChatMigrated,
+    }
+    async with Bot(OFFLINE_TOKEN, request=tg) as bot:  # no rate limiter: every fault reaches us
+        for kind, exception in expected.items():
+            tg.fail("sendMessage", kind, chat_id=77, retry_after=7, migrate_to=-100777)
+            with pytest.raises(exception) as caught:
+                await bot.send_message(77, "hi")
+            if kind == "migrated":
+                assert caught.value.new_chat_id == -100777
+            if kind == "flood":
+                assert "Retry in 7 seconds" in caught.value.message
+        await bot.send_message(77, "hi")  # each fault was used up
+        tg.fail("sendMessage", "blocked", chat_id=78)  # another chat's fault does not hit this one
+        await bot.send_message(77, "hi")
+    assert [m.text for m in tg.chat_messages(77)] == ["hi", "hi"]
+    tg.fail("sendMessage", "flood", retry_after=3)
+    status, body = tg.dispatch("sendMessage", {"chat_id": 77, "text": "x"})  # Telegram's exact answer
+    assert status == 429 and json.loads(body) == {
+        "ok": False, "error_code": 429, "description": "Too Many Requests: retry after 3", "parameters": {"retry_after": 3}
+    }
