@@ -298,3 +298,15 @@ async def test_injected_faults_raise_ptbs_real_exceptions():
     assert status == 429 and json.loads(body) == {
         "ok": False, "error_code": 429, "description": "Too Many Requests: retry after 3", "parameters": {"retry_after": 3}
     }
+
+
+@pytest.mark.parametrize("settings_overrides", [MOVED])
+async def test_a_new_ticket_alert_follows_a_silent_chat_upgrade(desk):
+    _staff_in_old_chat(desk)
+    desk.tg.migrate_chat(OLD_CHAT, NEW_CHAT)  # no service message reached the bot
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    assert _card_in(desk, NEW_CHAT, number)
+    assert f"Your case #{number}" in _user_texts(desk)[-1]
+    assert await desk.scalar("SELECT staff_chat_id FROM tickets") == NEW_CHAT
+    assert [c.error.code for c in desk.tg.errors()] == [400]  # one bounce, then the new id only
