@@ -15,7 +15,7 @@ from datetime import datetime
 
 from telegram import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import ChatMigrated, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -35,7 +35,9 @@ from bot.context import Desk, HelpdeskContext
 from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
 from bot.templates import Templates
 from bot.updates import ConfirmAfterProcessing
-from handlers import ads, common, dedupe, faq, jobs, staff, tickets
+from bot.chats import chat_moves
+from handlers import ads, common, dedupe, faq, jobs, limits, staff, tickets
+from handlers.delivery import apply_chat_moves, chat_moved, config_keys
 from kb.kbfile import KbFileError, load_kb
 from ads.policy import load_policy
 from ads.service import Rules
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 # Handler groups, run in this order for every update. Only the first matching handler
 # of a group runs, so each concern has a group of its own.
 GROUP_DEDUPE = -3  # drop re-delivered updates; remember the update for its first effect
+GROUP_LIMITS = -2  # the per-user flood limit drops what a flooding user sends
 GROUP_USERS = -1  # record the user, load their account
 GROUP_FEATURES = 0  # the first matching feature handler answers
 GROUP_DONE = 100  # the update's handlers are done
@@ -79,13 +82,21 @@ def build_app(settings: Settings, *, request: BaseRequest | None = None, clock: 
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
-    else:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+    builder = builder.rate_limiter(rate_limiter(settings, offline=request is not None))
     app = builder.build()
     app.bot_data["settings"] = settings
     app.bot_data["clock"] = clock or utcnow
     register_handlers(app)
     return app
+
+
+def rate_limiter(settings: Settings, *, offline: bool = False) -> AIORateLimiter:
+    """PTB's limiter in every build: it waits out Telegram's 429 "retry after" and retries
+    up to ``telegram.max_retries`` times. Offline (tests, demo, benchmarks) it does not
+    pace the requests (the fake API has no flood limits), but retries the same way."""
+    if offline:
+        return AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=settings.telegram.max_retries)
+    return AIORateLimiter(max_retries=settings.telegram.max_retries)
 
 
 def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
@@ -94,11 +105,13 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
     private = filters.ChatType.PRIVATE
     new_message = filters.UpdateType.MESSAGE
     staff_chats = filters.Chat(staff_chat_ids(settings)) if staff_chat_ids(settings) else filters.Chat([])
+    app.bot_data["staff_chat_filter"] = staff_chats  # a staff chat that gets a new id is added (handlers/delivery.py)
     number = r"[0-9]{1,18}"
     slug = r"[a-z0-9-]{1,20}"
     fields = "(category|title|description|price|location|photos|contact)"
 
     app.add_handler(TypeHandler(Update, dedupe.drop_duplicates), group=GROUP_DEDUPE)
+    app.add_handler(TypeHandler(Update, limits.flood_guard), group=GROUP_LIMITS)
     app.add_handler(TypeHandler(Update, common.track_user), group=GROUP_USERS)
 
     user_side = [
@@ -150,6 +163,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CommandHandler("unban", ads.cmd_unban, filters=staff_chats & new_message),
         CommandHandler("pardon", ads.cmd_pardon, filters=staff_chats & new_message),
         MessageHandler(staff_chats & new_message & ~filters.COMMAND & ~filters.StatusUpdate.ALL, staff.on_staff_message),
+        MessageHandler(filters.StatusUpdate.MIGRATE, staff.on_chat_migrated),
     ]
     fallbacks = [
         CallbackQueryHandler(common.stale_button),
@@ -194,6 +208,12 @@ async def on_startup(app: Application) -> None:  # type: ignore[type-arg]
             await _import_kb_file(session, settings, clock())
         snapshot = await load_snapshot(session)
         version = await kb_version(session)
+        moves = await chat_moves(session)
+    for old, new in moves.items():
+        for key in config_keys(settings, old):
+            log.critical("config.toml: %s is %s, but Telegram moved that chat to %s: the bot uses %s; update %s", key, old, new, new, key)
+    apply_chat_moves(app, moves)
+    settings = app.bot_data["settings"]
     if not snapshot.entries:
         log.warning("the knowledge base is empty: every question will get 'I don't know'")
     desk = Desk(
@@ -241,7 +261,11 @@ async def _discover_staff_chats(app: Application, desk: Desk) -> None:  # type: 
     """Ask Telegram whether each staff chat is a forum (a topic per ticket) or not."""
     for chat_id in staff_chat_ids(desk.settings):
         try:
-            chat = await app.bot.get_chat(chat_id)
+            try:
+                chat = await app.bot.get_chat(chat_id)
+            except ChatMigrated as exc:  # upgraded to a supergroup while the bot was away
+                chat_id = await chat_moved(HelpdeskContext(app), chat_id, exc.new_chat_id)
+                chat = await app.bot.get_chat(chat_id)
             desk.staff_chats[chat_id] = bool(chat.is_forum)
         except TelegramError as exc:
             desk.staff_chats[chat_id] = False

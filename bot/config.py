@@ -51,6 +51,10 @@ class TelegramSettings(_Section):
         str,
         Field(json_schema_extra=_expect("an http(s) URL of a Bot API server, like https://api.telegram.org")),
     ] = TELEGRAM_API
+    max_retries: Annotated[
+        int,
+        Field(ge=0, le=10, json_schema_extra=_expect("a whole number of retries from 0 to 10 after Telegram's 429 'retry after'")),
+    ] = 3
 
     @field_validator("token")
     @classmethod
@@ -457,6 +461,17 @@ class LoggingSettings(_Section):
         return v
 
 
+class LimitsSettings(_Section):
+    messages_per_minute: Annotated[
+        int,
+        Field(ge=0, le=10_000, json_schema_extra=_expect("a whole number of messages and button presses per user per minute (0: no limit)")),
+    ] = 20
+    open_tickets_per_user: Annotated[
+        int,
+        Field(ge=0, le=1000, json_schema_extra=_expect("a whole number of open tickets one user may have at once (0: no limit)")),
+    ] = 3
+
+
 class Settings(_Section):
     telegram: TelegramSettings = TelegramSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -467,6 +482,7 @@ class Settings(_Section):
     ads: AdsSettings = AdsSettings()
     locale: LocaleSettings = LocaleSettings()
     logging: LoggingSettings = LoggingSettings()
+    limits: LimitsSettings = LimitsSettings()
     timezone: Annotated[
         str, Field(json_schema_extra=_expect("an IANA time zone name, like Africa/Johannesburg"))
     ] = "Africa/Johannesburg"
@@ -501,6 +517,25 @@ class Settings(_Section):
             )
         if lines:
             raise ConfigError(lines)
+
+
+def with_chat_moves(settings: Settings, moves: dict[int, int]) -> Settings:
+    """``settings`` with every staff chat id that Telegram migrated (a group upgraded
+    to a supergroup: old id -> new id) replaced by its new id."""
+    def moved(chat_id: int | None) -> int | None:
+        seen = set()
+        while chat_id in moves and chat_id not in seen:
+            seen.add(chat_id)
+            chat_id = moves[chat_id]
+        return chat_id
+
+    departments = {name: d.model_copy(update={"chat_id": moved(d.chat_id)}) for name, d in settings.support.departments.items()}
+    return settings.model_copy(
+        update={
+            "staff": settings.staff.model_copy(update={"chat_id": moved(settings.staff.chat_id)}),
+            "support": settings.support.model_copy(update={"departments": departments}),
+        }
+    )
 
 
 def _field_expectation(model: type[BaseModel], loc: tuple[Any, ...]) -> str:

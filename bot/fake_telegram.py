@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import Update
+from telegram.error import TimedOut
 from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 
@@ -58,10 +59,52 @@ class ApiCall:
     params: dict[str, Any]
     result: Any = None
     error: ApiError | None = None
+    timed_out: bool = False  # the bot saw a timeout (``result`` set: it went through all the same)
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        return self.error is None and not self.timed_out
+
+
+# Telegram's answers for the faults a test can inject with FakeTelegram.fail(): HTTP
+# status, description, and the "parameters" PTB turns into RetryAfter / ChatMigrated.
+FAULTS: dict[str, tuple[int, str]] = {
+    "flood": (429, "Too Many Requests: retry after {retry_after}"),
+    "blocked": (403, "Forbidden: bot was blocked by the user"),
+    "too_long": (400, "Bad Request: message is too long"),
+    "parse": (400, "Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0"),
+    "migrated": (400, "Bad Request: group chat was upgraded to a supergroup chat"),
+    "timeout": (0, "timed out"),  # no answer at all: PTB raises TimedOut
+}
+
+
+@dataclass
+class Fault:
+    """The next ``times`` calls of ``method`` (to ``chat_id``, or to any chat) fail."""
+
+    method: str
+    kind: str
+    chat_id: int | None = None
+    times: int = 1
+    retry_after: int = 1
+    migrate_to: int | None = None
+    delivered: bool = False  # timeout only: the call took effect, the answer was lost
+
+    def matches(self, method: str, params: dict[str, Any]) -> bool:
+        return self.times > 0 and self.method == method and (self.chat_id is None or _chat_id_of(params) == self.chat_id)
+
+    def error(self) -> ApiError:
+        code, description = FAULTS[self.kind]
+        parameters: dict[str, Any] | None = None
+        if self.kind == "flood":
+            parameters = {"retry_after": self.retry_after}
+        elif self.kind == "migrated":
+            parameters = {"migrate_to_chat_id": self.migrate_to}
+        return ApiError(code, description.format(retry_after=self.retry_after), parameters)
+
+
+class FakeTimeout(Exception):
+    """Raised by :meth:`FakeTelegram.dispatch` for an injected timeout."""
 
 
 @dataclass
@@ -165,6 +208,8 @@ class FakeTelegram(BaseRequest):
         self._names: dict[int, str] = {}
         self.app: Application | None = None  # type: ignore[type-arg]
         self.fail_next: list[tuple[str, ApiError]] = []
+        self.faults: list[Fault] = []
+        self.migrated: dict[int, int] = {}  # old chat id -> new (groups upgraded to supergroups)
         # Updates waiting for getUpdates when no application is attached (a real
         # ``helpdesk run`` process polling over HTTP).
         self.pending: list[dict[str, Any]] = []
@@ -195,7 +240,60 @@ class FakeTelegram(BaseRequest):
         pool_timeout: Any = None,
     ) -> tuple[int, bytes]:
         params = dict(request_data.parameters) if request_data else {}
-        return self.dispatch(url.rsplit("/", 1)[-1], params)
+        try:
+            return self.dispatch(url.rsplit("/", 1)[-1], params)
+        except FakeTimeout:
+            raise TimedOut() from None
+
+    # ------------------------------------------------------------ injected faults
+
+    def fail(
+        self,
+        method: str,
+        kind: str,
+        *,
+        chat_id: int | None = None,
+        times: int = 1,
+        retry_after: int = 1,
+        migrate_to: int | None = None,
+        delivered: bool = False,
+    ) -> Fault:
+        """Make the next ``times`` calls of ``method`` (to ``chat_id``; default any chat)
+        fail the way Telegram fails them. ``kind``: ``flood`` (429 with ``retry_after``),
+        ``timeout`` (no answer; ``delivered=True``: the call took effect all the same),
+        ``blocked`` (403), ``too_long`` / ``parse`` (400), ``migrated`` (400 with
+        ``migrate_to_chat_id``; see also :meth:`migrate_chat`). Timeouts act in-process
+        only (through :meth:`do_request`), not through the HTTP fake server."""
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}: one of {', '.join(FAULTS)}")
+        fault = Fault(method, kind, chat_id, times, retry_after, migrate_to, delivered)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> dict[str, Any]:
+        """The group ``old_chat_id`` is upgraded to the supergroup ``new_chat_id``: from
+        now on every call to the old id answers 400 with ``migrate_to_chat_id``."""
+        old = self.chats[old_chat_id]
+        chat = self.add_group(new_chat_id, old.get("title", "group"))
+        self.members[new_chat_id] = dict(self.members.get(old_chat_id, {}))
+        self.migrated[old_chat_id] = new_chat_id
+        return chat
+
+    async def announce_migration(self, old_chat_id: int, new_chat_id: int, by: dict[str, Any]) -> None:
+        """The two service messages Telegram sends when a group becomes a supergroup."""
+        old_chat = dict(self.chats[old_chat_id], type="group")
+        now = int(self.clock())
+        for chat, key, value in ((old_chat, "migrate_to_chat_id", new_chat_id), (self.chats[new_chat_id], "migrate_from_chat_id", old_chat_id)):
+            message = {"message_id": self._next_message_id(chat["id"]), "date": now, "chat": chat, "from": by, key: value}
+            await self.feed({"message": message})
+
+    def _take_fault(self, api_method: str, params: dict[str, Any]) -> Fault | None:
+        for fault in self.faults:
+            if fault.matches(api_method, params):
+                fault.times -= 1
+                return fault
+        return None
 
     def dispatch(self, api_method: str, params: dict[str, Any]) -> tuple[int, bytes]:
         """Answer one Bot API call: (HTTP status, Telegram's JSON body)."""
@@ -207,6 +305,16 @@ class FakeTelegram(BaseRequest):
                     if name == api_method:
                         del self.fail_next[i]
                         raise error
+                fault = self._take_fault(api_method, params)
+                if fault is not None and fault.kind == "timeout":
+                    call.timed_out = True
+                    self.events.append(Event("error", _chat_id_of(params), f"{api_method}: (no answer: timed out)"))
+                    if fault.delivered:
+                        handler = getattr(self, f"api_{api_method}")
+                        call.result = handler(params)
+                    raise FakeTimeout(api_method)
+                if fault is not None:
+                    raise fault.error()
                 handler = getattr(self, f"api_{api_method}", None)
                 if handler is None:
                     raise ApiError(404, "Not Found: method not found")
@@ -263,6 +371,10 @@ class FakeTelegram(BaseRequest):
             raise ApiError(400, "Bad Request: chat not found")
         if chat_id in self.blocked_by:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat_id in self.migrated:
+            raise ApiError(
+                400, "Bad Request: group chat was upgraded to a supergroup chat", {"migrate_to_chat_id": self.migrated[chat_id]}
+            )
         return chat
 
     # ------------------------------------------------------------ validation

@@ -65,3 +65,14 @@ class ProcessedUpdate(Base):
     chat_id: Mapped[int | None]
     message_id: Mapped[int | None]
     at: Mapped[datetime] = mapped_column(index=True)
+class ChatMigration(Base):
+    """A staff chat that Telegram moved to a new id (a group upgraded to a supergroup).
+
+    Read at every start: the bot keeps using the new id even while config.toml still
+    names the old one (and logs that config.toml needs updating)."""
+
+    __tablename__ = "chat_migrations"
+
+    old_chat_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    new_chat_id: Mapped[int]
+    migrated_at: Mapped[datetime]

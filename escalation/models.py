@@ -109,7 +109,9 @@ class TicketMessage(Base):
     user_message_id: Mapped[int | None]
     staff_chat_id: Mapped[int | None]
     staff_message_id: Mapped[int | None]
-    delivered: Mapped[bool] = mapped_column(default=True)
+    # True: delivered; False: not delivered (``error`` says why); None: maybe delivered
+    # (the request timed out after it was sent, so it is not sent again blindly)
+    delivered: Mapped[bool | None] = mapped_column(default=True)
     error: Mapped[str | None] = mapped_column(SafeText)
     at: Mapped[datetime]
 

@@ -179,6 +179,13 @@ async def open_request(
             message = _add_message(session, existing, Direction.IN, user_id, "text", question.text, None, None, now)
         _event(session, existing, user_id, "user", existing.status, "asked again: joined the open ticket", now)
         return Intake(IntakeOutcome.JOINED, existing, message)
+    cap = policy.settings.limits.open_tickets_per_user
+    if cap and not cat.hidden:  # appeals and disputes are opened by the bot, never capped
+        count = await session.scalar(
+            select(func.count()).select_from(Ticket).where(Ticket.user_id == user_id, Ticket.status.in_(OPEN_STATUSES))
+        )
+        if (count or 0) >= cap:
+            raise TicketError("too_many_open", open=count, limit=cap)
     # a draft left from an earlier attempt is reused, not duplicated
     ticket = await session.scalar(select(Ticket).where(Ticket.user_id == user_id, Ticket.status == S.DRAFT).limit(1))
     if ticket is None:
@@ -331,6 +338,7 @@ async def user_message(
         return None
     reopened = False
     old = ticket.status
+    ticket.user_blocked_bot = False  # they write to the bot: not blocked (any more)
     if ticket.status == S.RESOLVED:
         ticket.status = S.CLAIMED if ticket.assignee_id else S.NEW
         ticket.resolved_at = None
@@ -524,18 +532,47 @@ async def staff_message(
     return StaffPost(ticket, message, is_note=False, claimed=claimed, changed=old != ticket.status or claimed)
 
 
-async def delivery_failed(session: AsyncSession, *, message_id: int, error: str, blocked: bool, now: datetime) -> Ticket | None:
+async def delivery_failed(
+    session: AsyncSession, *, message_id: int, error: str, blocked: bool, now: datetime, maybe: bool = False
+) -> Ticket | None:
+    """A message of the case did not arrive (``maybe``: the send timed out, so it may
+    have arrived; it is not sent again). The ticket goes on as it was."""
     message = await session.get(TicketMessage, message_id)
     if message is None:
         return None
-    message.delivered = False
+    message.delivered = None if maybe else False
     message.error = error[:500]
     ticket = await session.get(Ticket, message.ticket_id)
     if ticket is not None:
         if blocked:
             ticket.user_blocked_bot = True
-        _event(session, ticket, None, "system", ticket.status, f"not delivered to the user: {error[:200]}", now)
+        to = "the user" if message.direction in (Direction.OUT, Direction.BOT) else "staff"
+        what = "maybe not delivered" if maybe else "not delivered"
+        _event(session, ticket, None, "system", ticket.status, f"{what} to {to}: {error[:200]}", now)
     return ticket
+
+
+async def user_blocked_bot(session: AsyncSession, *, ticket_id: int, error: str, now: datetime) -> bool:
+    """A notice to the user bounced with 403: they blocked the bot. The case goes on.
+    Returns False when it was known already."""
+    ticket = await session.get(Ticket, ticket_id, with_for_update=True)
+    if ticket is None or ticket.user_blocked_bot:
+        return False
+    ticket.user_blocked_bot = True
+    _event(session, ticket, None, "system", ticket.status, f"the user has blocked the bot: {error[:200]}", now)
+    return True
+
+
+async def move_staff_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int) -> int:
+    """Telegram moved a staff chat to a new id: its tickets follow. Cards and topics of
+    the old chat cannot be reached any more, so each ticket gets a fresh card in the
+    new chat when it is next needed. Returns how many tickets moved."""
+    result = await session.execute(
+        update(Ticket)
+        .where(Ticket.staff_chat_id == old_chat_id)
+        .values(staff_chat_id=new_chat_id, card_message_id=None, topic_id=None)
+    )
+    return result.rowcount or 0  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,16 @@ import logging
 from datetime import datetime
 from typing import Any
 
+import regex
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError, TimedOut
 
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
+from bot.telegram_html import utf16_length
 from escalation import service
 from escalation.models import Ticket, TicketStatus
+from handlers import delivery
 from handlers.ui import short
 
 log = logging.getLogger(__name__)
@@ -61,22 +64,45 @@ TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 
 
+_GRAPHEME = regex.compile(r"\X")
+
+
+def _fit(text: str, limit: int) -> int:
+    """How many characters of ``text`` fit in ``limit`` UTF-16 code units (Telegram's
+    unit) without cutting a grapheme (an emoji with its skin tone or ZWJ sequence, a
+    flag, a letter and its accents)."""
+    used = end = 0
+    for match in _GRAPHEME.finditer(text):
+        size = utf16_length(match.group())
+        if used + size > limit:
+            break
+        used, end = used + size, match.end()
+    if end == 0 and text:  # a single grapheme longer than the limit: cut inside it
+        while end < len(text) and utf16_length(text[: end + 1]) <= limit:
+            end += 1
+    return end
+
+
 def clip(text: str, limit: int) -> str:
-    """Plain text cut to ``limit`` characters (before any escaping; line breaks kept)."""
-    return text if len(text) <= limit else text[: max(limit - 1, 0)].rstrip() + "…"
+    """Plain text cut to ``limit`` UTF-16 units (before any escaping; line breaks kept)."""
+    if utf16_length(text) <= limit:
+        return text
+    return text[: _fit(text, max(limit - 1, 1))].rstrip() + "…"
 
 
 def split_text(text: str, limit: int) -> list[str]:
-    """Plain text in pieces of at most ``limit`` characters, cut at line breaks or spaces
-    where possible. Split first, escape each piece after: never split HTML."""
+    """Plain text in pieces of at most ``limit`` UTF-16 units, cut at line breaks or
+    spaces where possible, never inside a grapheme. Split first, escape each piece
+    after: never split HTML."""
     pieces: list[str] = []
     rest = text
-    while len(rest) > limit:
-        cut = rest.rfind("\n", 0, limit)
-        if cut < limit // 2:
-            cut = rest.rfind(" ", 0, limit)
-        if cut < limit // 2:
-            cut = limit
+    while utf16_length(rest) > limit:
+        end = max(_fit(rest, limit), 1)
+        cut = rest.rfind("\n", 0, end)
+        if cut < end // 2:
+            cut = rest.rfind(" ", 0, end)
+        if cut < end // 2:
+            cut = end
         pieces.append(rest[:cut].rstrip())
         rest = rest[cut:].lstrip()
     pieces.append(rest)
@@ -142,7 +168,7 @@ async def card_text(context: HelpdeskContext, ticket_id: int) -> tuple[str, Tick
     return text, ticket
 
 
-async def post_alert(context: HelpdeskContext, ticket_id: int) -> Ticket | None:
+async def post_alert(context: HelpdeskContext, ticket_id: int, *, moved: bool = False) -> Ticket | None:
     """Put a new (or transferred) ticket in front of staff: a topic and a card."""
     desk = context.desk
     async with unit_of_work(desk.sessions) as session:
@@ -150,22 +176,30 @@ async def post_alert(context: HelpdeskContext, ticket_id: int) -> Ticket | None:
         info = await service.card_info(session, ticket)
     chat_id = context.department_chat(ticket.department)
     topic_id = ticket.topic_id if ticket.staff_chat_id == chat_id else None  # a topic from a failed try
-    if desk.staff_chats.get(chat_id) and topic_id is None:
-        name = desk.templates.render_plain(
-            "staff/topic_name.j2", staff_locale(context),
-            number=ticket.id, name=info.user.display_name, category=category_label(context, ticket.category),
-        )
-        try:
-            topic = await context.bot.create_forum_topic(chat_id, short(name, 128))
-            topic_id = topic.message_thread_id
-        except TelegramError as exc:
-            log.warning("could not create a topic for ticket #%s: %s", ticket.id, exc)
-    async with unit_of_work(desk.sessions) as session:
-        await service.attach_card(session, ticket_id=ticket.id, chat_id=chat_id, topic_id=topic_id, card_message_id=None)
-    text, ticket = await card_text(context, ticket.id)
-    markup = card_keyboard(context, ticket)
     try:
+        if desk.staff_chats.get(chat_id) and topic_id is None:
+            name = desk.templates.render_plain(
+                "staff/topic_name.j2", staff_locale(context),
+                number=ticket.id, name=info.user.display_name, category=category_label(context, ticket.category),
+            )
+            try:
+                topic = await context.bot.create_forum_topic(chat_id, short(name, 128))
+                topic_id = topic.message_thread_id
+            except ChatMigrated:
+                raise
+            except TelegramError as exc:
+                log.warning("could not create a topic for ticket #%s: %s", ticket.id, exc)
+        async with unit_of_work(desk.sessions) as session:
+            await service.attach_card(session, ticket_id=ticket.id, chat_id=chat_id, topic_id=topic_id, card_message_id=None)
+        text, ticket = await card_text(context, ticket.id)
+        markup = card_keyboard(context, ticket)
         card = await context.bot.send_message(chat_id, text, message_thread_id=topic_id, reply_markup=markup)
+    except ChatMigrated as exc:
+        if moved:
+            log.error("the staff chat of ticket #%s moved twice in a row; the alert is not posted", ticket.id)
+            return None
+        await delivery.chat_moved(context, chat_id, exc.new_chat_id)
+        return await post_alert(context, ticket_id, moved=True)  # the settings now name the new chat
     except TelegramError as exc:
         log.error("could not post the alert of ticket #%s to %s: %s", ticket.id, chat_id, exc)
         return None
@@ -191,6 +225,8 @@ async def refresh_card(context: HelpdeskContext, ticket_id: int) -> None:
     try:
         await context.bot.edit_message_text(text, chat_id=ticket.staff_chat_id, message_id=ticket.card_message_id, reply_markup=markup)
         context.desk.cards_shown[key] = shown
+    except ChatMigrated as exc:  # the card stayed in the old chat; a fresh one comes when needed
+        await delivery.chat_moved(context, ticket.staff_chat_id, exc.new_chat_id)
     except BadRequest as exc:
         if "not modified" not in str(exc).lower():
             log.warning("could not update the card of #%s: %s", ticket_id, exc)
@@ -205,8 +241,16 @@ async def tell_staff(context: HelpdeskContext, ticket: Ticket, html: str, *, gen
         return None
     reply = ReplyParameters(ticket.card_message_id, allow_sending_without_reply=True) if ticket.card_message_id and ticket.topic_id is None else None
     thread = None if general else ticket.topic_id
+    chat_id = ticket.staff_chat_id
+
+    async def send(to: int) -> Message:
+        moved = to != chat_id  # in a chat that just got a new id, the old card and topic are gone
+        return await context.bot.send_message(
+            to, html, message_thread_id=None if moved else thread, reply_parameters=None if moved else reply
+        )
+
     try:
-        return await context.bot.send_message(ticket.staff_chat_id, html, message_thread_id=thread, reply_parameters=reply)
+        return await delivery.to_staff_chat(context, chat_id, send)
     except TelegramError as exc:
         log.warning("could not post to the staff chat about #%s: %s", ticket.id, exc)
         return None
@@ -224,13 +268,15 @@ async def set_topic_open(context: HelpdeskContext, ticket: Ticket, is_open: bool
         log.info("topic of #%s not %s: %s", ticket.id, "reopened" if is_open else "closed", exc)
 
 
-async def relay_to_staff(context: HelpdeskContext, relay: service.Relay, source: Message, user_name: str) -> None:
+async def relay_to_staff(context: HelpdeskContext, relay: service.Relay, source: Message, user_name: str, *, moved: bool = False) -> None:
     """Copy what the user sent into the ticket's place in the staff chat (long texts in
-    several messages); a failure is recorded on the message and the user is told."""
+    several messages). A failure is recorded on the message and the user is told; a
+    timeout is recorded as maybe delivered and not sent again; a staff chat that became
+    a supergroup gets the message (and a fresh card) under its new id."""
     ticket = relay.ticket
     if ticket.staff_chat_id is None or ticket.card_message_id is None:
         if await post_alert(context, ticket.id) is None:
-            await _relay_failed(context, relay, "the staff chat could not be reached")
+            await _relay_failed(context, relay, delivery.Failure("the staff chat could not be reached"))
             return
     async with unit_of_work(context.desk.sessions) as session:
         ticket = await service.get_ticket(session, ticket.id)
@@ -238,70 +284,115 @@ async def relay_to_staff(context: HelpdeskContext, relay: service.Relay, source:
         await set_topic_open(context, ticket, True)
     reply = ReplyParameters(ticket.card_message_id, allow_sending_without_reply=True) if ticket.topic_id is None else None  # type: ignore[arg-type]
     text = relay.message.text
+    first: Message | None = None
+    timed_out: TimedOut | None = None
     try:
         if relay.message.kind == "text":
             render = lambda piece: srender(context, "staff/relay_in.html", name=user_name, number=ticket.id, text=piece)  # noqa: E731
-            first = None
             for piece in split_text(text, text_budget(render, TEXT_LIMIT)):
-                sent = await context.bot.send_message(
-                    ticket.staff_chat_id, render(piece), message_thread_id=ticket.topic_id, reply_parameters=reply  # type: ignore[arg-type]
-                )
+                try:
+                    sent = await context.bot.send_message(
+                        ticket.staff_chat_id, render(piece), message_thread_id=ticket.topic_id, reply_parameters=reply  # type: ignore[arg-type]
+                    )
+                except TimedOut as exc:  # it may have arrived: never sent twice; the rest goes on
+                    timed_out = exc
+                    continue
                 first = first or sent
-            staff_message_id = first.message_id  # type: ignore[union-attr]
         else:
             render = lambda piece: srender(context, "staff/relay_caption.html", name=user_name, number=ticket.id, text=piece)  # noqa: E731
-            copied = await context.bot.copy_message(
-                ticket.staff_chat_id,  # type: ignore[arg-type]
-                source.chat_id,
-                source.message_id,
-                caption=render(clip(text, text_budget(render, CAPTION_LIMIT))),
-                message_thread_id=ticket.topic_id,
-                reply_parameters=reply,
-            )
-            staff_message_id = copied.message_id
+            try:
+                first = await context.bot.copy_message(  # type: ignore[assignment]
+                    ticket.staff_chat_id,  # type: ignore[arg-type]
+                    source.chat_id,
+                    source.message_id,
+                    caption=render(clip(text, text_budget(render, CAPTION_LIMIT))),
+                    message_thread_id=ticket.topic_id,
+                    reply_parameters=reply,
+                )
+            except TimedOut as exc:
+                timed_out = exc
+    except ChatMigrated as exc:
+        if moved or first is not None:
+            log.error("the staff chat of #%s moved while a message was half relayed", ticket.id)
+            await _relay_failed(context, relay, delivery.failure(exc))
+            return
+        await delivery.chat_moved(context, ticket.staff_chat_id, exc.new_chat_id)  # type: ignore[arg-type]
+        async with unit_of_work(context.desk.sessions) as session:
+            ticket = await service.get_ticket(session, ticket.id)
+        await relay_to_staff(context, service.Relay(ticket, relay.message, relay.reopened, relay.changed), source, user_name, moved=True)
+        return
     except TelegramError as exc:
         log.error("could not relay a message of #%s to staff: %s", ticket.id, exc)
-        await _relay_failed(context, relay, str(exc))
+        await _relay_failed(context, relay, delivery.failure(exc))
         return
-    async with unit_of_work(context.desk.sessions) as session:
-        await service.set_staff_copy(session, message_id=relay.message.id, chat_id=ticket.staff_chat_id, staff_message_id=staff_message_id)  # type: ignore[arg-type]
+    if timed_out is not None:
+        log.warning("relaying a message of #%s to staff timed out; it may have arrived, not sent again", ticket.id)
+        async with unit_of_work(context.desk.sessions) as session:
+            await service.delivery_failed(session, message_id=relay.message.id, error=delivery.failure(timed_out).reason, blocked=False, now=context.now(), maybe=True)
+    if first is not None:
+        async with unit_of_work(context.desk.sessions) as session:
+            await service.set_staff_copy(session, message_id=relay.message.id, chat_id=ticket.staff_chat_id, staff_message_id=first.message_id)  # type: ignore[arg-type]
     if relay.changed:
         await refresh_card(context, ticket.id)
 
 
-async def _relay_failed(context: HelpdeskContext, relay: service.Relay, error: str) -> None:
+async def _relay_failed(context: HelpdeskContext, relay: service.Relay, fail: delivery.Failure) -> None:
     async with unit_of_work(context.desk.sessions) as session:
-        await service.delivery_failed(session, message_id=relay.message.id, error=error, blocked=False, now=context.now())
+        await service.delivery_failed(session, message_id=relay.message.id, error=fail.reason, blocked=False, now=context.now())
     await notify_user(context, relay.ticket, "ticket/not_delivered.html")
 
 
 async def relay_to_user(context: HelpdeskContext, post: service.StaffPost, source: Message, staff_name: str) -> bool:
-    """Send a staff member's message to the user; record a failure on the ticket."""
+    """Send a staff member's message to the user. Nothing is dropped silently: a message
+    that did not arrive (blocked, flood limit after every retry, refused) is marked
+    so in the ticket and staff are told; a timeout is marked *maybe delivered* and not
+    sent again."""
     ticket = post.ticket
     locale = await user_locale(context, ticket.user_id)
     templates = context.desk.templates
+    first: Message | None = None
+    timed_out: TimedOut | None = None
     try:
         if post.message.kind == "text":
             render = lambda piece: templates.render("ticket/staff_reply.html", locale, staff_name=staff_name, number=ticket.id, text=piece)  # noqa: E731
-            first = None
             for piece in split_text(post.message.text, text_budget(render, TEXT_LIMIT)):
-                sent = await context.bot.send_message(ticket.user_id, render(piece))
+                try:
+                    sent = await context.bot.send_message(ticket.user_id, render(piece))
+                except TimedOut as exc:  # it may have arrived: never sent twice; the rest goes on
+                    timed_out = exc
+                    continue
                 first = first or sent
-            user_message_id = first.message_id  # type: ignore[union-attr]
         else:
             render = lambda piece: templates.render("ticket/staff_caption.html", locale, staff_name=staff_name, number=ticket.id, text=piece)  # noqa: E731
             caption = render(clip(post.message.text, text_budget(render, CAPTION_LIMIT))) if post.message.kind != "other" else None
-            copied = await context.bot.copy_message(ticket.user_id, source.chat_id, source.message_id, caption=caption)
-            user_message_id = copied.message_id
+            try:
+                first = await context.bot.copy_message(ticket.user_id, source.chat_id, source.message_id, caption=caption)  # type: ignore[assignment]
+            except TimedOut as exc:
+                timed_out = exc
     except TelegramError as exc:
-        blocked = isinstance(exc, Forbidden)
-        async with unit_of_work(context.desk.sessions) as session:
-            await service.delivery_failed(session, message_id=post.message.id, error=str(exc), blocked=blocked, now=context.now())
-        await tell_staff(context, ticket, srender(context, "staff/not_delivered.html", number=ticket.id, blocked=blocked, error=str(exc)))
+        fail = delivery.failure(exc)
+        if first is not None:
+            fail = delivery.Failure(f"only the first part arrived: {fail.reason}", blocked=fail.blocked, flood=fail.flood)
+        log.warning("a staff reply of #%s was not delivered: %s", ticket.id, fail.reason)
+        await _staff_reply_failed(context, post, fail)
         return False
-    async with unit_of_work(context.desk.sessions) as session:
-        await service.set_user_copy(session, message_id=post.message.id, user_message_id=user_message_id)
+    if first is not None:
+        async with unit_of_work(context.desk.sessions) as session:
+            await service.set_user_copy(session, message_id=post.message.id, user_message_id=first.message_id)
+    if timed_out is not None:
+        log.warning("a staff reply of #%s timed out; it may have arrived, not sent again", ticket.id)
+        await _staff_reply_failed(context, post, delivery.failure(timed_out))
+        return False
     return True
+
+
+async def _staff_reply_failed(context: HelpdeskContext, post: service.StaffPost, fail: delivery.Failure) -> None:
+    async with unit_of_work(context.desk.sessions) as session:
+        await service.delivery_failed(
+            session, message_id=post.message.id, error=fail.reason, blocked=fail.blocked, now=context.now(), maybe=fail.maybe
+        )
+    values = delivery.describe({"number": post.ticket.id, "text": short(post.message.text or f"({post.message.kind})", 300)}, fail)
+    await tell_staff(context, post.ticket, srender(context, "staff/not_delivered.html", **values))
 
 
 async def user_locale(context: HelpdeskContext, user_id: int) -> str:
@@ -312,7 +403,8 @@ async def user_locale(context: HelpdeskContext, user_id: int) -> str:
 
 
 async def notify_user(context: HelpdeskContext, ticket: Ticket, template: str, markup: Any = None, **values: Any) -> Message | None:
-    """A notice about the case to the user; a user who blocked the bot is recorded."""
+    """A notice about the case to the user. A user who blocked the bot is recorded on the
+    ticket (staff are told once; the case goes on); a timeout is not sent again."""
     locale = await user_locale(context, ticket.user_id)
     try:
         sent = await context.bot.send_message(
@@ -320,7 +412,13 @@ async def notify_user(context: HelpdeskContext, ticket: Ticket, template: str, m
         )
     except Forbidden as exc:
         log.info("user of #%s has blocked the bot: %s", ticket.id, exc)
-        await tell_staff(context, ticket, srender(context, "staff/not_delivered.html", number=ticket.id, blocked=True, error=str(exc)))
+        async with unit_of_work(context.desk.sessions) as session:
+            first_time = await service.user_blocked_bot(session, ticket_id=ticket.id, error=str(exc), now=context.now())
+        if first_time:
+            fail = delivery.failure(exc)
+            await tell_staff(context, ticket, srender(context, "staff/not_delivered.html", **delivery.describe({"number": ticket.id, "text": None}, fail)))
+    except TimedOut:
+        log.warning("a notice to the user of #%s timed out; it may have arrived, not sent again", ticket.id)
     except TelegramError as exc:
         log.warning("could not tell the user of #%s: %s", ticket.id, exc)
     else:

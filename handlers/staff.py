@@ -18,7 +18,7 @@ from bot.db import unit_of_work
 from escalation import service
 from escalation.models import Direction, TicketStatus
 from escalation.service import SlaAction, TicketError
-from handlers import casework
+from handlers import casework, delivery
 from handlers.casework import slabel, srender
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_admin, is_staff
@@ -156,6 +156,23 @@ async def post_to_ticket(update: Update, context: HelpdeskContext, ticket_id: in
     await casework.relay_to_user(context, post, message, user.first_name)  # type: ignore[union-attr]
     if post.changed:
         await casework.refresh_card(context, post.ticket.id)
+
+
+async def on_chat_migrated(update: Update, context: HelpdeskContext) -> None:
+    """Telegram's service message when a group becomes a supergroup (in the old chat:
+    ``migrate_to_chat_id``; in the new one: ``migrate_from_chat_id``). For a staff chat
+    the bot switches to the new id at once, before any send bounces."""
+    message = update.effective_message
+    if message is None:
+        return
+    if message.migrate_to_chat_id:
+        old, new = message.chat_id, message.migrate_to_chat_id
+    elif message.migrate_from_chat_id:
+        old, new = message.migrate_from_chat_id, message.chat_id
+    else:
+        return
+    if old in context.desk.staff_chats or delivery.config_keys(context.desk.settings, old):
+        await delivery.chat_moved(context, old, new)
 
 
 # ------------------------------------------------------------------ card buttons
@@ -314,7 +331,7 @@ async def cmd_ticket(update: Update, context: HelpdeskContext) -> None:
     arrows = {Direction.IN: "👤", Direction.OUT: "💬", Direction.NOTE: "📝", Direction.BOT: "🤖"}
     lines = [
         {"arrow": arrows.get(m.direction, "·"), "at": casework.local_time(context, m.at),
-         "text": short(m.text or f"({m.kind})", 200) + ("" if m.delivered else " ⚠️ not delivered")}
+         "text": short(m.text or f"({m.kind})", 200) + _delivery_mark(m.delivered)}
         for m in messages
     ]
     # the card is our own rendered (escaped) HTML; the messages are trimmed to fit one message
@@ -324,6 +341,12 @@ async def cmd_ticket(update: Update, context: HelpdeskContext) -> None:
             break
         lines = lines[1:]
     await update.effective_message.reply_html(body)  # type: ignore[union-attr]
+
+
+def _delivery_mark(delivered: bool | None) -> str:
+    if delivered is None:
+        return " ❔ maybe not delivered (timed out)"
+    return "" if delivered else " ⚠️ not delivered"
 
 
 async def cmd_assign(update: Update, context: HelpdeskContext) -> None:

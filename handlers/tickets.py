@@ -54,8 +54,15 @@ async def on_category(update: Update, context: HelpdeskContext) -> None:
             intake = await service.open_request(
                 session, desk.policy, user_id=query.from_user.id, category=category, question_id=int(qid) or None, now=context.now()  # type: ignore[union-attr]
             )
-    except TicketError:
-        await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+    except TicketError as exc:
+        if exc.code != "too_many_open":
+            await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+            return
+        await toast(query)  # type: ignore[arg-type]
+        await set_markup(query, None)  # type: ignore[arg-type]
+        await context.bot.send_message(
+            update.effective_chat.id, context.render("ticket/too_many_open.html", **exc.details)  # type: ignore[union-attr]
+        )
         return
     await toast(query)  # type: ignore[arg-type]
     await set_markup(query, None)  # type: ignore[arg-type]

@@ -63,6 +63,9 @@ def make_settings(db: Database, **overrides: Any) -> Settings:
         "database": {"url": db.url, **({"schema": db.schema} if db.schema else {})},
         "staff": {"chat_id": STAFF_CHAT, "admin_ids": [900001]},
         "kb": {"path": str(ROOT / "kb" / "data" / "faq.yaml")},
+        # the test clock stands still, so a whole scenario happens "in one minute": only
+        # tests/test_flood.py turns the per-user flood limit on
+        "limits": {"messages_per_minute": 0},
     }
     for section, values in overrides.items():
         data.setdefault(section, {}).update(values) if isinstance(values, dict) else data.__setitem__(section, values)

@@ -1,0 +1,119 @@
+"""Sending through Telegram's failures: what each error means for the bot.
+
+- 429 "retry after": PTB's ``AIORateLimiter`` (bot/app.py) waits and retries up to
+  ``telegram.max_retries`` times; what still fails reaches the callers here as a
+  failure worded for staff ("Telegram's flood limit").
+- a timeout: the request may have reached Telegram, so the message may have arrived.
+  It is recorded as *maybe delivered* and never sent again blindly (no duplicates).
+- 403: the user blocked the bot. Recorded on the ticket; the case goes on.
+- "group chat was upgraded to a supergroup chat" (``ChatMigrated``): a staff chat got
+  a new id. :func:`chat_moved` stores the move (it survives a restart), points the
+  settings, the staff-chat filter and the tickets at the new id, logs loudly and tells
+  the admins in the new chat; the caller sends the failed message again there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from telegram.error import ChatMigrated, Forbidden, RetryAfter, TelegramError, TimedOut
+from telegram.ext import Application
+
+from bot.chats import record_chat_move
+from bot.config import Settings, with_chat_moves
+from bot.context import HelpdeskContext
+from bot.db import unit_of_work
+from escalation import service
+from escalation.service import Policy
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A send that did not (surely) arrive, classified for the records and for staff."""
+
+    reason: str
+    blocked: bool = False  # 403: the user blocked the bot
+    maybe: bool = False  # timed out: it may have arrived; not sent again
+    flood: bool = False  # 429 after every retry
+
+
+def failure(exc: TelegramError) -> Failure:
+    if isinstance(exc, TimedOut):
+        return Failure("the request timed out; it may have arrived", maybe=True)
+    if isinstance(exc, Forbidden):
+        return Failure(exc.message, blocked=True)
+    if isinstance(exc, RetryAfter):
+        return Failure(f"Telegram's flood limit, after every retry ({exc.message})", flood=True)
+    return Failure(exc.message)
+
+
+async def to_staff_chat(context: HelpdeskContext, chat_id: int, send: Callable[[int], Awaitable[T]]) -> T:
+    """``send(chat_id)``; when Telegram answers that the chat became a supergroup, the
+    move is recorded and ``send`` runs once more with the new id."""
+    try:
+        return await send(chat_id)
+    except ChatMigrated as exc:
+        new_id = await chat_moved(context, chat_id, exc.new_chat_id)
+        return await send(new_id)
+
+
+def config_keys(settings: Settings, chat_id: int) -> list[str]:
+    """The config.toml keys that name ``chat_id``."""
+    keys = ["staff.chat_id"] if settings.staff.chat_id == chat_id else []
+    keys += [f"support.departments.{name}.chat_id" for name, d in settings.support.departments.items() if d.chat_id == chat_id]
+    return keys
+
+
+async def chat_moved(context: HelpdeskContext, old_chat_id: int, new_chat_id: int) -> int:
+    """Telegram moved a staff chat to ``new_chat_id``: remember it and use it from now on."""
+    desk = context.desk
+    keys = config_keys(desk.settings, old_chat_id)
+    async with unit_of_work(desk.sessions) as session:
+        fresh = await record_chat_move(session, old_chat_id=old_chat_id, new_chat_id=new_chat_id, now=context.now())
+        moved = await service.move_staff_chat(session, old_chat_id=old_chat_id, new_chat_id=new_chat_id)
+    apply_chat_moves(context.application, {old_chat_id: new_chat_id})
+    if not fresh:
+        return new_chat_id
+    log.critical(
+        "STAFF CHAT MOVED: Telegram upgraded chat %s to the supergroup %s. The bot uses %s from now on (stored in the "
+        "database, %d tickets moved). Update %s in config.toml to %s.",
+        old_chat_id, new_chat_id, new_chat_id, moved, " and ".join(keys) or "the chat id", new_chat_id,
+    )
+    text = desk.templates.render(
+        "staff/chat_migrated.html", desk.templates.default, old=old_chat_id, new=new_chat_id, keys=keys, tickets=moved
+    )
+    try:
+        await context.bot.send_message(new_chat_id, text)
+    except TelegramError as exc:
+        log.error("could not tell the admins in chat %s about its new id: %s", new_chat_id, exc)
+    return new_chat_id
+
+
+def apply_chat_moves(app: Application, moves: dict[int, int]) -> None:  # type: ignore[type-arg]
+    """Point the running bot at the new ids: settings, the staff-chat filter, forum flags."""
+    if not moves:
+        return
+    settings = with_chat_moves(app.bot_data["settings"], moves)
+    app.bot_data["settings"] = settings
+    staff_filter = app.bot_data.get("staff_chat_filter")
+    if staff_filter is not None:
+        staff_filter.add_chat_ids(list(moves.values()))
+    desk = app.bot_data.get("desk")
+    if desk is not None:
+        desk.settings = settings
+        desk.policy = Policy.from_settings(settings)
+        for old, new in moves.items():
+            if old in desk.staff_chats:
+                desk.staff_chats.pop(old)
+                desk.staff_chats.setdefault(new, False)  # a group just upgraded is no forum yet
+
+
+def describe(values: dict[str, Any], fail: Failure) -> dict[str, Any]:
+    """Template values of staff/not_delivered.html for ``fail``."""
+    return {**values, "blocked": fail.blocked, "maybe": fail.maybe, "flood": fail.flood, "error": fail.reason}

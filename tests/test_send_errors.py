@@ -1,0 +1,312 @@
+"""Telegram refusing or losing what the bot sends: 429, timeouts, 403, 400, a staff chat
+upgraded to a supergroup. Injected through the fake API, answered exactly like Telegram
+answers, so PTB raises its real exceptions (RetryAfter, TimedOut, Forbidden, BadRequest,
+ChatMigrated) and its real AIORateLimiter retries."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+
+import pytest
+import regex
+
+from bot.app import build_app, running
+from bot.telegram_html import utf16_length
+from handlers.casework import clip, split_text
+from tests.support import STAFF_CHAT, make_settings
+from tests.test_escalation import card, open_ticket, staff_pair
+
+USER = 5301
+
+
+async def _case(desk, user_id=USER, *, claim=True):
+    user = desk.tg.user(user_id, "Naledi")
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, user)
+    if claim:
+        await thandi.press("Claim", card(desk, number))
+    return user, thandi, number
+
+
+def _user_texts(desk, user_id=USER):
+    return [m.text for m in desk.tg.chat_messages(user_id) if m.from_bot]
+
+
+def _staff_texts(desk, chat_id=STAFF_CHAT):
+    return [m.text for m in desk.tg.chat_messages(chat_id) if m.from_bot]
+
+
+# ------------------------------------------------------------------ 429 Too Many Requests
+
+
+async def test_429_is_waited_out_and_retried_by_the_rate_limiter(desk):
+    user, thandi, number = await _case(desk)
+    desk.tg.fail("sendMessage", "flood", chat_id=USER, retry_after=1)
+    before = len(desk.tg.calls)
+    started = time.monotonic()
+    await thandi.send("Your refund is on its way", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    assert time.monotonic() - started >= 1.0  # retry_after honoured
+    calls = [c for c in desk.tg.calls[before:] if c.method == "sendMessage" and c.params.get("chat_id") == USER]
+    assert [c.error.code if c.error else "ok" for c in calls] == [429, "ok"]
+    assert sum("Your refund is on its way" in t for t in _user_texts(desk)) == 1
+    assert await desk.scalar("SELECT delivered FROM ticket_messages WHERE direction = 'out'") in (1, True)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"telegram": {"max_retries": 1}}])
+async def test_429_after_every_retry_marks_the_reply_undelivered_and_tells_staff(desk):
+    user, thandi, number = await _case(desk)
+    desk.tg.fail("sendMessage", "flood", chat_id=USER, times=2, retry_after=1)
+    await thandi.send("Please send the receipt", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    assert not any("Please send the receipt" in t for t in _user_texts(desk))
+    delivered, error = (await desk.rows("SELECT delivered, error FROM ticket_messages WHERE direction = 'out'"))[0]
+    assert not delivered and "flood limit" in error
+    told = _staff_texts(desk)[-1]
+    assert "Not delivered to the user" in told and "flood limit" in told and "Please send the receipt" in told
+    # the case goes on: the next reply gets through
+    await thandi.send("Second try", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    assert "Second try" in _user_texts(desk)[-1]
+    assert await desk.scalar("SELECT status FROM tickets") == "waiting"
+
+
+# ------------------------------------------------------------------ timeouts
+
+
+async def test_staff_reply_that_timed_out_after_arriving_is_not_sent_twice(desk):
+    user, thandi, number = await _case(desk)
+    desk.tg.fail("sendMessage", "timeout", chat_id=USER, delivered=True)
+    await thandi.send("We refunded R98", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    assert sum("We refunded R98" in t for t in _user_texts(desk)) == 1  # arrived once, never resent
+    assert len([c for c in desk.tg.calls if c.method == "sendMessage" and c.params.get("chat_id") == USER and "R98" in c.params["text"]]) == 1
+    delivered, error = (await desk.rows("SELECT delivered, error FROM ticket_messages WHERE direction = 'out'"))[0]
+    assert delivered is None and "timed out" in error
+    assert "Maybe not delivered" in _staff_texts(desk)[-1]
+    await thandi.send(f"/ticket {number}", chat_id=STAFF_CHAT)
+    assert "We refunded R98 ❔ maybe not delivered" in _staff_texts(desk)[-1]
+
+
+async def test_user_message_that_timed_out_is_recorded_as_maybe_and_the_user_not_asked_again(desk):
+    user, thandi, number = await _case(desk)
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT)
+    await user.send("Here is the reference: AB12")
+    row = (await desk.rows("SELECT delivered, error FROM ticket_messages WHERE text = 'Here is the reference: AB12'"))[0]
+    assert row[0] is None and "timed out" in row[1]
+    assert not any("could not reach the support team" in t for t in _user_texts(desk))
+    assert len([c for c in desk.tg.calls if c.method == "sendMessage" and "AB12" in str(c.params.get("text"))]) == 1
+
+
+# ------------------------------------------------------------------ 403: the user blocked the bot
+
+
+async def test_blocked_user_is_recorded_once_staff_told_and_the_case_goes_on(desk):
+    user, thandi, number = await _case(desk, claim=False)
+    desk.tg.fail("sendMessage", "blocked", chat_id=USER, times=2)
+    await thandi.press("Claim", card(desk, number))  # the "on your case" notice bounces
+    assert await desk.scalar("SELECT user_blocked_bot FROM tickets") in (1, True)
+    await thandi.send("Are you there?", chat_id=STAFF_CHAT, reply_to=card(desk, number))  # the reply bounces too
+    told = [t for t in _staff_texts(desk) if "blocked the bot" in t and not t.startswith("🎫")]
+    assert len(told) == 2 and "Are you there?" in told[1]  # the notice once, the reply with its text
+    assert await desk.scalar("SELECT count(*) FROM ticket_events WHERE note LIKE '%blocked the bot%'") == 1
+    assert await desk.scalar("SELECT status FROM tickets") == "waiting"
+    # the user starts the bot again and writes: the flag goes, the case carries on
+    await user.send("Sorry, I blocked you by mistake")
+    assert await desk.scalar("SELECT user_blocked_bot FROM tickets") in (0, False)
+    assert "blocked you by mistake" in _staff_texts(desk)[-1]
+    assert await desk.scalar("SELECT status FROM tickets") == "claimed"
+
+
+# ------------------------------------------------------------------ 400: too long, can't parse
+
+HOSTILE = "</a> & <b>bold?</b> &amp; <script>x</script> \"q\" 'a' > < "
+
+
+def _payloads(texts: list[str], header: str) -> list[str]:
+    out = []
+    for text in texts:
+        assert text.startswith(header), text[:80]
+        out.append(text[len(header):].lstrip("\n"))
+    return out
+
+
+async def test_hostile_5000_character_reply_arrives_whole_in_valid_pieces(desk):
+    user, thandi, number = await _case(desk)
+    words = (HOSTILE * 100)[:5000]
+    before = len(_user_texts(desk))
+    await thandi.send(words, chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    assert desk.tg.errors() == []  # Telegram refused nothing: no parse error, nothing too long
+    pieces = _payloads(_user_texts(desk)[before:], f"💬 Thandi (support, case #{number}):")
+    assert len(pieces) == 2
+    assert "".join(pieces).replace(" ", "") == words.replace(" ", "")
+    assert await desk.scalar("SELECT delivered FROM ticket_messages WHERE direction = 'out'") in (1, True)
+
+
+async def test_emoji_at_the_split_point_are_never_cut(desk):
+    user, thandi, number = await _case(desk)
+    family = "👨‍👩‍👧"  # 5 code points, 8 UTF-16 units: one grapheme
+    text = "x" * 4001 + family * 20 + "👍🏽" * 300 + "🇿🇦" * 100
+    before = len(_user_texts(desk))
+    await thandi.send(text, chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    assert desk.tg.errors() == []
+    pieces = _payloads(_user_texts(desk)[before:], f"💬 Thandi (support, case #{number}):")
+    assert "".join(pieces) == text
+    for piece in pieces:  # every piece is whole graphemes of the original
+        assert regex.fullmatch(r"x*(?:👨‍👩‍👧)*(?:👍🏽)*(?:🇿🇦)*", piece), piece[-20:]
+
+
+async def test_hostile_long_user_message_reaches_staff_in_valid_pieces(desk):
+    user, thandi, number = await _case(desk)
+    text = ("🙂" + HOSTILE) * 90
+    before = len(_staff_texts(desk))
+    await user.send(text)
+    assert desk.tg.errors() == []
+    pieces = _payloads(_staff_texts(desk)[before:], f"👤 Naledi (#{number}):")
+    assert len(pieces) >= 2 and "".join(pieces).replace(" ", "") == text.replace(" ", "")
+
+
+@pytest.mark.parametrize("kind", ["too_long", "parse"])
+async def test_a_reply_telegram_refuses_is_marked_and_staff_told(desk, kind):
+    user, thandi, number = await _case(desk)
+    desk.tg.fail("sendMessage", kind, chat_id=USER)
+    await thandi.send("Refused by Telegram", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    delivered, error = (await desk.rows("SELECT delivered, error FROM ticket_messages WHERE direction = 'out'"))[0]
+    assert not delivered and ("too long" in error if kind == "too_long" else "can't parse" in error.lower())
+    told = _staff_texts(desk)[-1]
+    assert "Not delivered to the user" in told and "Refused by Telegram" in told
+
+
+def test_split_text_respects_utf16_limits_and_keeps_everything():
+    rnd = random.Random(8)
+    alphabet = ["a", " ", "\n", "&", "<", "é", "e\u0301", "👍🏽", "👨‍👩‍👧", "🇿🇦", "中", "\u200b"]
+    for _ in range(200):
+        text = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 700)))
+        limit = rnd.randint(10, 300)
+        pieces = split_text(text, limit)
+        assert all(utf16_length(p) <= limit for p in pieces)
+        assert "".join(pieces).replace(" ", "").replace("\n", "") == text.replace(" ", "").replace("\n", "")
+        for piece in pieces:  # no grapheme is cut: each piece's graphemes are the original's
+            assert set(regex.findall(r"\X", piece)) <= set(regex.findall(r"\X", text)) | {""}
+        clipped = clip(text, limit)
+        assert utf16_length(clipped) <= limit
+
+
+# ------------------------------------------------------------------ the staff chat becomes a supergroup
+
+OLD_CHAT = -4000001  # a basic group's id
+NEW_CHAT = -1002000000002
+MOVED = {"staff": {"chat_id": OLD_CHAT, "admin_ids": [900001]}}
+
+
+@pytest.fixture
+def extra_chats():
+    return [(OLD_CHAT, "Support staff (group)", False)]
+
+
+def _staff_in_old_chat(desk):
+    desk.tg.chats[OLD_CHAT]["type"] = "group"
+    return desk.tg.staff(800011, "Thandi", OLD_CHAT, username="thandi_support")
+
+
+def _card_in(desk, chat_id, number):
+    return next(m for m in desk.tg.chat_messages(chat_id) if m.from_bot and m.text.startswith(f"🎫 #{number} "))
+
+
+@pytest.mark.parametrize("settings_overrides", [MOVED])
+async def test_staff_chat_upgraded_to_supergroup_is_followed_and_remembered(desk, caplog):
+    thandi = _staff_in_old_chat(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    assert _card_in(desk, OLD_CHAT, number)
+    desk.tg.migrate_chat(OLD_CHAT, NEW_CHAT)
+    with caplog.at_level(logging.CRITICAL):
+        await user.send("More details: order 77")
+    # Telegram said "upgraded to a supergroup": the bot moved, and re-sent the message there
+    assert any(c.error is not None and c.error.parameters == {"migrate_to_chat_id": NEW_CHAT} for c in desk.tg.calls)
+    texts = _staff_texts(desk, NEW_CHAT)
+    assert any("This chat has a new id" in t and f"staff.chat_id = {NEW_CHAT}" in t for t in texts)
+    new_card = _card_in(desk, NEW_CHAT, number)  # a fresh card in the new chat
+    assert "More details: order 77" in texts[-1]
+    assert await desk.scalar("SELECT new_chat_id FROM chat_migrations WHERE old_chat_id = :old", old=OLD_CHAT) == NEW_CHAT
+    assert await desk.scalar("SELECT staff_chat_id FROM tickets") == NEW_CHAT
+    assert await desk.scalar("SELECT delivered FROM ticket_messages WHERE text LIKE 'More details%'") in (1, True)
+    assert any("update staff.chat_id" in r.getMessage().lower() or "Update staff.chat_id" in r.getMessage() for r in caplog.records)
+    # staff answer in the new chat, by replying to the new card
+    await thandi.send("Thanks, found it", chat_id=NEW_CHAT, reply_to=new_card)
+    assert "Thanks, found it" in _user_texts(desk)[-1]
+
+    # a restart with config.toml still naming the old chat: the stored move wins
+    errors_before, calls_before = len(desk.tg.errors()), len(desk.tg.calls)
+    app = build_app(make_settings(desk.db, **MOVED), request=desk.tg, clock=desk.clock)
+    desk.tg.attach(app)
+    with caplog.at_level(logging.CRITICAL):
+        async with running(app):
+            other = desk.tg.user(5302, "Ayanda")
+            second = await open_ticket(desk, other)
+            assert _card_in(desk, NEW_CHAT, second)
+    desk.tg.attach(desk.app)
+    assert len(desk.tg.errors()) == errors_before  # nothing was sent to the old id again
+    assert [c.method for c in desk.tg.calls[calls_before:] if c.params.get("chat_id") == OLD_CHAT] == []
+    assert any("config.toml: staff.chat_id is" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("settings_overrides", [MOVED])
+async def test_the_migration_service_message_moves_the_bot_before_any_send_fails(desk):
+    thandi = _staff_in_old_chat(desk)
+    desk.tg.migrate_chat(OLD_CHAT, NEW_CHAT)
+    await desk.tg.announce_migration(OLD_CHAT, NEW_CHAT, by=thandi.data)
+    assert await desk.scalar("SELECT new_chat_id FROM chat_migrations") == NEW_CHAT
+    notices = [t for t in _staff_texts(desk, NEW_CHAT) if "This chat has a new id" in t]
+    assert len(notices) == 1  # both service messages, one notice
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    assert _card_in(desk, NEW_CHAT, number)
+    assert desk.tg.errors() == []
+
+
+# ------------------------------------------------------------------ the fake answers like Telegram
+
+
+async def test_injected_faults_raise_ptbs_real_exceptions():
+    from telegram import Bot
+    from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TimedOut
+
+    from bot.app import OFFLINE_TOKEN
+    from bot.fake_telegram import FakeTelegram
+
+    tg = FakeTelegram()
+    tg.user(77, "Somebody")
+    expected = {
+        "flood": RetryAfter, "timeout": TimedOut, "blocked": Forbidden, "too_long": BadRequest,
+        "parse": BadRequest, "migrated": ChatMigrated,
+    }
+    async with Bot(OFFLINE_TOKEN, request=tg) as bot:  # no rate limiter: every fault reaches us
+        for kind, exception in expected.items():
+            tg.fail("sendMessage", kind, chat_id=77, retry_after=7, migrate_to=-100777)
+            with pytest.raises(exception) as caught:
+                await bot.send_message(77, "hi")
+            if kind == "migrated":
+                assert caught.value.new_chat_id == -100777
+            if kind == "flood":
+                assert "Retry in 7 seconds" in caught.value.message
+        await bot.send_message(77, "hi")  # each fault was used up
+        tg.fail("sendMessage", "blocked", chat_id=78)  # another chat's fault does not hit this one
+        await bot.send_message(77, "hi")
+    assert [m.text for m in tg.chat_messages(77)] == ["hi", "hi"]
+    tg.fail("sendMessage", "flood", retry_after=3)
+    status, body = tg.dispatch("sendMessage", {"chat_id": 77, "text": "x"})  # Telegram's exact answer
+    assert status == 429 and json.loads(body) == {
+        "ok": False, "error_code": 429, "description": "Too Many Requests: retry after 3", "parameters": {"retry_after": 3}
+    }
+
+
+@pytest.mark.parametrize("settings_overrides", [MOVED])
+async def test_a_new_ticket_alert_follows_a_silent_chat_upgrade(desk):
+    _staff_in_old_chat(desk)
+    desk.tg.migrate_chat(OLD_CHAT, NEW_CHAT)  # no service message reached the bot
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    assert _card_in(desk, NEW_CHAT, number)
+    assert f"Your case #{number}" in _user_texts(desk)[-1]
+    assert await desk.scalar("SELECT staff_chat_id FROM tickets") == NEW_CHAT
+    assert [c.error.code for c in desk.tg.errors()] == [400]  # one bounce, then the new id only
