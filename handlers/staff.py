@@ -120,7 +120,10 @@ async def on_staff_message(update: Update, context: HelpdeskContext) -> None:
     if message is None or user is None or user.is_bot:
         return
     from handlers.ads import take_typed_reason
+    from handlers.kbedit import route_draft
 
+    if await route_draft(update, context):
+        return  # a staff member in the middle of /kb add or /kb edit: their next message is for it
     if await take_typed_reason(update, context):
         return
     ticket = await _ticket_here(context, message)
@@ -521,7 +524,9 @@ async def on_review_button(update: Update, context: HelpdeskContext) -> None:
     if not await _staff_or_refuse(update, context):
         return
     async with unit_of_work(context.desk.sessions) as session:
-        done = await kb_service.review_phrasing(session, phrasing_id=int(pid), accept=verdict == "ok", now=context.now())
+        done = await kb_service.review_phrasing(
+            session, phrasing_id=int(pid), accept=verdict == "ok", now=context.now(), actor_id=query.from_user.id  # type: ignore[union-attr]
+        )
     await toast(query, slabel(context, "toast_done" if done else "toast_expired"))  # type: ignore[arg-type]
     if done and verdict == "ok":
         await refresh_kb(context)

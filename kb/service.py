@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kb.kbfile import EntrySpec, Followup, KbDocument
 from kb.matcher import build_matcher
-from kb.models import KbEntry, KbPhrasing, KbState, Outcome, PhrasingSource, PhrasingStatus, Question, Vote
+from kb.models import KbChange, KbEntry, KbPhrasing, KbState, Outcome, PhrasingSource, PhrasingStatus, Question, Vote
 from kb.richtext import markdown_to_telegram_html
 
 MAX_SUGGESTIONS = 3
@@ -166,6 +166,18 @@ async def export_kb(session: AsyncSession) -> KbDocument:
             )
         )
     return doc
+
+
+async def imported_file_hash(session: AsyncSession) -> str | None:
+    """SHA-256 of the KB file the bot last imported on start (None: never)."""
+    return await session.scalar(select(KbState.file_sha256).where(KbState.id == 1))
+
+
+async def remember_imported_file(session: AsyncSession, sha256: str) -> None:
+    updated = await session.execute(update(KbState).where(KbState.id == 1).values(file_sha256=sha256))
+    if not updated.rowcount:
+        session.add(KbState(id=1, revision=0, file_sha256=sha256))
+    await session.flush()
 
 
 async def kb_version(session: AsyncSession) -> int:
@@ -401,12 +413,26 @@ async def pending_phrasings(session: AsyncSession, *, limit: int = 10) -> list[t
     return [(p, title) for p, title in rows.all()]
 
 
-async def review_phrasing(session: AsyncSession, *, phrasing_id: int, accept: bool, now: datetime) -> KbPhrasing | None:
-    """Accept (the matcher uses it from the next refresh) or drop a pending phrasing."""
+async def review_phrasing(
+    session: AsyncSession, *, phrasing_id: int, accept: bool, now: datetime, actor_id: int | None = None
+) -> KbPhrasing | None:
+    """Accept (the matcher uses it from the next refresh) or drop a pending phrasing;
+    recorded in kb_changes (action ``review``)."""
     phrasing = await session.get(KbPhrasing, phrasing_id, with_for_update=True)
     if phrasing is None or phrasing.status != PhrasingStatus.PENDING:
         return None
     entry = await session.get(KbEntry, phrasing.entry_id)
+    session.add(
+        KbChange(
+            entry_id=phrasing.entry_id,
+            action="review",
+            actor_id=actor_id,
+            at=now,
+            summary=f"learned phrasing {'accepted' if accept else 'dropped'}: {phrasing.text!r}"[:1000],
+            before=None,
+            after=None,
+        )
+    )
     if accept:
         phrasing.status = PhrasingStatus.ACTIVE
     else:
