@@ -35,7 +35,7 @@ from kb.kbfile import (
 )
 from kb.models import KbChange, KbDraft, KbEntry, KbPhrasing, PhrasingSource, PhrasingStatus
 from kb.richtext import ALLOWED_LINK_SCHEMES, markdown_to_telegram_html, plain_text_length
-from kb.service import KbSnapshot, bump_revision, export_kb
+from kb.service import KbSnapshot, bump_revision, entry_file_form, export_kb
 
 CATEGORY_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_SEARCH_HITS = 10
@@ -306,16 +306,7 @@ def new_entry_id(title: str, taken: set[str]) -> str:
 # ---------------------------------------------------------------- changes
 
 
-def entry_data(entry: KbEntry) -> dict[str, Any]:
-    """The entry as the KB file writes it (kept in kb_changes.before / after)."""
-    return {
-        "id": entry.id,
-        "title": entry.title,
-        "category": entry.category,
-        "answer": entry.answer,
-        "phrasings": [p.text for p in entry.phrasings if p.status == PhrasingStatus.ACTIVE],
-        "followups": list(entry.followups),
-    }
+entry_data = entry_file_form  # the entry as the KB file writes it (kb_changes.before / after)
 
 
 def _spec(data: dict[str, Any]) -> EntrySpec:

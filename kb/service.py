@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from markupsafe import Markup
 from sqlalchemy import func, select, update
@@ -92,8 +93,10 @@ async def import_kb(session: AsyncSession, doc: KbDocument, now: datetime, *, al
             ]
             session.add(row)
             report.added.append(spec.id)
+            _log_import(session, spec.id, now, f"imported from the file: {spec.title!r}", None, _file_form(spec))
             continue
         changed = False
+        before = entry_file_form(row)
         for attr, value in (
             ("title", spec.title),
             ("category", spec.category),
@@ -131,16 +134,41 @@ async def import_kb(session: AsyncSession, doc: KbDocument, now: datetime, *, al
         if changed:
             row.updated_at = now
             report.updated.append(spec.id)
+            _log_import(session, spec.id, now, "changed by a file import", before, _file_form(spec))
         else:
             report.unchanged += 1
     for entry_id, row in existing.items():
         if entry_id not in wanted:
+            _log_import(session, entry_id, now, "removed by a file import", entry_file_form(row), None)
             await session.delete(row)
             report.removed.append(entry_id)
     if report.changed:
         await bump_revision(session)
     await session.flush()
     return report
+
+
+def _file_form(spec: EntrySpec) -> dict[str, Any]:
+    return {
+        "id": spec.id, "title": spec.title, "category": spec.category, "answer": spec.answer,
+        "phrasings": list(spec.phrasings), "followups": _followups_data(spec),
+    }
+
+
+def entry_file_form(row: KbEntry) -> dict[str, Any]:
+    """An entry as the KB file writes it (kb_changes.before / after)."""
+    return {
+        "id": row.id, "title": row.title, "category": row.category, "answer": row.answer,
+        "phrasings": [p.text for p in row.phrasings if p.status == PhrasingStatus.ACTIVE],
+        "followups": list(row.followups),
+    }
+
+
+def _log_import(
+    session: AsyncSession, entry_id: str, now: datetime, summary: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> None:
+    """kb_changes row of an import (actor None: the file, through the CLI or a start)."""
+    session.add(KbChange(entry_id=entry_id, action="import", actor_id=None, at=now, summary=summary[:1000], before=before, after=after))
 
 
 async def bump_revision(session: AsyncSession) -> None:
