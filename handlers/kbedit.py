@@ -217,12 +217,12 @@ async def _apply_edit(context: HelpdeskContext, message: Message, entry_id: str,
     try:
         async with unit_of_work(context.desk.sessions) as session:
             entry = await editing.update_entry(session, entry_id, actor_id=user_id, now=context.now(), **values)
-            summary = (await editing.changes(session, entry_id=entry.id, limit=1))[0].summary
+            change = (await editing.changes(session, entry_id=entry.id, limit=1))[0]
     except EditError as exc:
         await message.reply_html(_error(context, exc))
         return
     await _reload(context)
-    await message.reply_html(srender(context, "kb/edited.html", entry_id=entry.id, summary=summary))
+    await message.reply_html(srender(context, "kb/edited.html", entry_id=entry.id, before=change.before, after=change.after))
 
 
 async def _phrase(update: Update, context: HelpdeskContext, message: Message, args: list[str]) -> None:
@@ -319,14 +319,18 @@ async def route_draft(update: Update, context: HelpdeskContext) -> bool:
             if outcome.draft is not None:
                 prompt, markup = await _step_prompt(context, session, outcome.draft.step, outcome.draft.data)
             else:
-                summary = (await editing.changes(session, entry_id=entry_id, limit=1))[0].summary
+                change = (await editing.changes(session, entry_id=entry_id, limit=1))[0]
     except EditError as exc:
         markup = InlineKeyboardMarkup([_cancel_row(context)])
+        if exc.code == "unknown_entry":  # the entry being edited was deleted meanwhile: nothing left to do
+            async with unit_of_work(context.desk.sessions) as session:
+                await editing.drop_draft(session, staff_id=user.id, chat_id=message.chat_id)
+            markup = None  # type: ignore[assignment]
         await message.reply_html(_error(context, exc), reply_markup=markup)
         return True
     if outcome.draft is None:  # an edit: done
         await _reload(context)
-        await message.reply_html(srender(context, "kb/edited.html", entry_id=entry_id, summary=summary))
+        await message.reply_html(srender(context, "kb/edited.html", entry_id=entry_id, before=change.before, after=change.after))
         return True
     assert kind == "add"
     await message.reply_html(prompt, reply_markup=markup)

@@ -241,7 +241,7 @@ async def test_edit_changes_the_very_next_answer(desk):
     await thandi.press("Answer", menu)
     assert "Send the new answer" in last(desk).text and "Meet in a busy public place" in last(desk).text
     await thandi.send("Meet only at a **police station** counter. Never at home.", chat_id=STAFF_CHAT)
-    assert "meet-safely changed: answer changed" in last(desk).text
+    assert "meet-safely changed:\n• new answer\nThe bot uses it" in last(desk).text
     await user.send(SAFE_MEET)
     answer = desk.tg.last_bot_message(5104)
     assert "Meet only at a police station counter. Never at home." in answer.text
@@ -252,7 +252,7 @@ async def test_edit_changes_the_very_next_answer(desk):
     assert change[4]["phrasings"] == change[5]["phrasings"]
     # the one-line form; the same validation as everywhere
     await thandi.send("/kb edit meet-safely title   Meeting buyers and sellers safely ", chat_id=STAFF_CHAT)
-    assert "title: 'How do I meet a buyer or seller safely?' -> 'Meeting buyers and sellers safely'" in last(desk).text
+    assert "• title: “How do I meet a buyer or seller safely?” → “Meeting buyers and sellers safely”" in last(desk).text
     await user.send(SAFE_MEET)
     assert desk.tg.last_bot_message(5104).text.startswith("Meeting buyers and sellers safely")
     await thandi.send("/kb edit meet-safely category Safety Tips", chat_id=STAFF_CHAT)
@@ -270,7 +270,7 @@ async def test_edit_changes_the_very_next_answer(desk):
     # phrasings: the whole list, one per line; the matcher follows at once
     await thandi.press("Phrasings", menu)
     await thandi.send("meeting strangers from the site\nhandover spot", chat_id=STAFF_CHAT)
-    assert "2 phrasing(s) added; 7 phrasing(s) removed" in last(desk).text
+    assert "• 2 phrasings added\n• 7 phrasings removed" in last(desk).text
     await user.send("handover spot")
     assert desk.tg.last_bot_message(5104).text.startswith("Meeting buyers and sellers safely")
     assert [c[1] for c in await changes(desk, "meet-safely")] == ["edit", "edit", "edit", "edit"]
@@ -396,3 +396,15 @@ async def test_add_in_a_forum_topic(desk):
     await thandi.send_photo("a screenshot", chat_id=STAFF_CHAT)
     assert "Please send text for this step" in last(desk).text
     assert desk.tg.errors() == []
+
+
+async def test_editing_an_entry_deleted_meanwhile(desk):
+    thandi = thandi_of(desk)
+    await thandi.send("/kb edit advance-fee-scam", chat_id=STAFF_CHAT)
+    await thandi.press("Title", last(desk))
+    await thandi.send("/kb delete advance-fee-scam", chat_id=STAFF_CHAT)
+    await thandi.press("Yes, delete it", last(desk))
+    await thandi.send("Advance-fee scams", chat_id=STAFF_CHAT)
+    assert "There is no FAQ entry “advance-fee-scam”" in last(desk).text
+    assert await desk.scalar("SELECT count(*) FROM kb_drafts") == 0
+    assert await desk.scalar("SELECT count(*) FROM kb_entries WHERE title = 'Advance-fee scams'") == 0
