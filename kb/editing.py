@@ -19,7 +19,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 from markupsafe import Markup
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kb.kbfile import (
@@ -31,11 +31,12 @@ from kb.kbfile import (
     TELEGRAM_TEXT_LIMIT,
     EntrySpec,
     Followup,
+    KbDocument,
     validate,
 )
 from kb.models import KbChange, KbDraft, KbEntry, KbPhrasing, PhrasingSource, PhrasingStatus
 from kb.richtext import ALLOWED_LINK_SCHEMES, markdown_to_telegram_html, plain_text_length
-from kb.service import KbSnapshot, bump_revision, entry_file_form, export_kb
+from kb.service import KbSnapshot, bump_revision, entry_file_form
 
 CATEGORY_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_SEARCH_HITS = 10
@@ -253,22 +254,26 @@ def check_phrasings(lines: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+async def _title_owner(session: AsyncSession, title: str, *, entry_id: str | None = None) -> str | None:
+    """The other entry with this title (case-insensitive, as the file's validation)."""
+    key = title.casefold()
+    for other_id, other_title in (await session.execute(select(KbEntry.id, KbEntry.title))).all():
+        if other_id != entry_id and other_title.casefold() == key:
+            return str(other_id)
+    return None
+
+
 async def _check_against_others(session: AsyncSession, spec: EntrySpec) -> None:
-    """The checks across entries, with the candidate placed last so that every clash
-    is reported on it: same title, a phrasing of another entry, then the file's own
-    rules as a backstop (nothing that ``helpdesk kb validate`` would refuse gets in)."""
-    doc = await export_kb(session)
-    others = [e for e in doc.entries if e.id != spec.id]
-    title_key = spec.title.casefold()
-    for other in others:
-        if other.title.casefold() == title_key:
-            raise EditError("duplicate_title", other=other.id)
-    mine = {_same_words(p): p for p in spec.phrasings}
-    for other in others:
-        for p in other.phrasings:
-            if _same_words(p) in mine:
-                raise EditError("duplicate_phrasing", text=mine[_same_words(p)], other=other.id)
-    doc.entries = [*others, spec]
+    """The checks across entries: same title, a phrasing of another entry, then the
+    file's own rules as a backstop (nothing that ``helpdesk kb validate`` would refuse
+    gets in). Plain column queries: no entry objects are loaded."""
+    other = await _title_owner(session, spec.title, entry_id=spec.id)
+    if other is not None:
+        raise EditError("duplicate_title", other=other)
+    await _check_phrasings_free(session, list(spec.phrasings), entry_id=spec.id)
+    # the other entries only matter by id here (follow-ups must point to one)
+    ids = (await session.scalars(select(KbEntry.id).where(KbEntry.id != spec.id))).all()
+    doc = KbDocument(entries=[*(EntrySpec(id=i, title="", category="", answer="", phrasings=()) for i in ids), spec])
     errors = [str(p.message) for p in validate(doc) if p.severity == "error" and p.where == spec.id]
     if errors:
         raise EditError("invalid", problems=errors)
@@ -369,10 +374,10 @@ def _describe(before: dict[str, Any], after: dict[str, Any]) -> str:
 
 async def _renumber(session: AsyncSession) -> None:
     """Positions 0..n-1 in file order, as an import of the exported file sets them."""
-    rows = (await session.scalars(select(KbEntry).order_by(KbEntry.position, KbEntry.id))).all()
-    for position, row in enumerate(rows):
-        if row.position != position:
-            row.position = position
+    rows = (await session.execute(select(KbEntry.id, KbEntry.position).order_by(KbEntry.position, KbEntry.id))).all()
+    for position, (entry_id, old) in enumerate(rows):
+        if old != position:
+            await session.execute(update(KbEntry).where(KbEntry.id == entry_id).values(position=position))
 
 
 async def create_entry(
@@ -499,8 +504,14 @@ async def delete_entry(session: AsyncSession, entry_id: str, *, actor_id: int | 
     exported file would otherwise point to a missing entry and not import)."""
     entry = await _entry(session, entry_id, lock=True)
     result = Deleted(entry.id, entry.title)
-    for other in (await session.scalars(select(KbEntry).where(KbEntry.id != entry.id))).all():
-        if any(f.get("entry") == entry.id for f in other.followups):
+    linked = [
+        other_id
+        for other_id, followups in (await session.execute(select(KbEntry.id, KbEntry.followups).where(KbEntry.id != entry.id))).all()
+        if any(f.get("entry") == entry.id for f in followups or ())
+    ]
+    for other_id in linked:
+        other = await session.get(KbEntry, other_id)
+        if other is not None:
             before = entry_data(other)
             other.followups = [f for f in other.followups if f.get("entry") != entry.id]
             other.updated_at = now
@@ -577,7 +588,7 @@ async def draft_input(session: AsyncSession, draft: KbDraft, text: str, *, actor
         return DraftOutcome(None, entry)
     if draft.step == "title":
         data["title"] = check_title(text)
-        other = await session.scalar(select(KbEntry.id).where(func.lower(KbEntry.title) == data["title"].lower()).limit(1))
+        other = await _title_owner(session, data["title"])
         if other is not None:
             raise EditError("duplicate_title", other=other)
         step = "answer"
