@@ -109,7 +109,7 @@ async def _reload(context: HelpdeskContext) -> None:
 
 async def cmd_kb(update: Update, context: HelpdeskContext) -> None:
     """``/kb <search|show|add|edit|phrase|delete|review|export> ...`` (staff chats only)."""
-    if not await staff._staff_or_refuse(update, context):
+    if not await staff.staff_or_refuse(update, context):
         return
     message: Message = update.effective_message  # type: ignore[assignment]
     args = list(context.args or [])
@@ -258,7 +258,7 @@ async def _delete(update: Update, context: HelpdeskContext, message: Message, ar
 
 
 async def _review(update: Update, context: HelpdeskContext, message: Message, args: list[str]) -> None:
-    text, markup = await staff._review_card(context)
+    text, markup = await staff.review_card(context)
     await message.reply_html(text, reply_markup=markup)
 
 
@@ -301,7 +301,7 @@ async def route_draft(update: Update, context: HelpdeskContext) -> bool:
         draft = await editing.get_draft(session, staff_id=user.id, chat_id=message.chat_id)
     if draft is None:
         return False
-    if not await staff._staff_or_refuse(update, context):  # left the staff since starting it
+    if not await staff.staff_or_refuse(update, context):  # left the staff since starting it
         async with unit_of_work(context.desk.sessions) as session:
             await editing.drop_draft(session, staff_id=user.id, chat_id=message.chat_id)
         return True
@@ -350,7 +350,7 @@ async def cmd_cancel(update: Update, context: HelpdeskContext) -> None:
 async def on_draft_button(update: Update, context: HelpdeskContext) -> None:
     """``kbd:save`` / ``kbd:cancel`` / ``kbd:cat:<category>``: the presser's own draft."""
     query = update.callback_query
-    if not await staff._staff_or_refuse(update, context):
+    if not await staff.staff_or_refuse(update, context):
         return
     data = query.data.split(":", 2)  # type: ignore[union-attr]
     user_id, chat_id = query.from_user.id, query.message.chat.id  # type: ignore[union-attr]
@@ -393,7 +393,7 @@ async def on_draft_button(update: Update, context: HelpdeskContext) -> None:
 async def on_edit_button(update: Update, context: HelpdeskContext) -> None:
     """``kbe:<field>:<entry>``: ask for the new value; the next message sets it."""
     query = update.callback_query
-    if not await staff._staff_or_refuse(update, context):
+    if not await staff.staff_or_refuse(update, context):
         return
     _, field, entry_id = query.data.split(":", 2)  # type: ignore[union-attr]
     try:
@@ -423,7 +423,7 @@ async def on_edit_button(update: Update, context: HelpdeskContext) -> None:
 async def on_delete_button(update: Update, context: HelpdeskContext) -> None:
     """``kbx:yes:<entry>`` deletes, ``kbx:no:<entry>`` keeps."""
     query = update.callback_query
-    if not await staff._staff_or_refuse(update, context):
+    if not await staff.staff_or_refuse(update, context):
         return
     _, verdict, entry_id = query.data.split(":", 2)  # type: ignore[union-attr]
     if verdict == "no":
