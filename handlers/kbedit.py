@@ -51,9 +51,8 @@ def _cancel_row(context: HelpdeskContext) -> list[InlineKeyboardButton]:
     return [InlineKeyboardButton(slabel(context, "btn_kb_cancel"), callback_data="kbd:cancel")]
 
 
-def _rest_after(message: Message, words: int) -> str:
-    """The message text after its first ``words`` words, newlines kept (answers, lists)."""
-    text = message.text or ""
+def _rest_after(text: str, words: int) -> str:
+    """``text`` after its first ``words`` words, newlines kept (answers, lists)."""
     for _ in range(words):
         text = text.lstrip()
         cut = len(text.split(maxsplit=1)[0]) if text.split() else 0
@@ -193,7 +192,8 @@ async def _edit(update: Update, context: HelpdeskContext, message: Message, args
     user_id = update.effective_user.id  # type: ignore[union-attr]
     if len(args) >= 2:
         field = args[1].lower()
-        value = _rest_after(message, 4)
+        # an answer keeps Telegram's own formatting (as Markdown); the rest is plain text
+        value = _rest_after(markdown_of(message) if field == "answer" else message.text or "", 4)
         if field not in editing.FIELDS or not value:
             await message.reply_html(_usage_error(context, "usage_edit"))
             return
@@ -226,7 +226,7 @@ async def _apply_edit(context: HelpdeskContext, message: Message, entry_id: str,
 
 
 async def _phrase(update: Update, context: HelpdeskContext, message: Message, args: list[str]) -> None:
-    text = _rest_after(message, 3)
+    text = _rest_after(message.text or "", 3)
     if len(args) < 2 or not text:
         await message.reply_html(_usage_error(context, "usage_phrase"))
         return

@@ -168,6 +168,14 @@ async def test_telegram_formatting_becomes_markdown(desk):
     data = await desk.scalar("SELECT data FROM kb_drafts")
     data = json.loads(data) if isinstance(data, str) else data
     assert data["answer"] == "Tap **Bump** on your ad. See [the rules](https://saypro.example/rules)."
+    # the one-line edit keeps it too (a bold entity, an emoji before it: UTF-16 offsets)
+    text = "/kb edit meet-safely answer 🚓 Meet at the police station."
+    start = len(text[: text.index("police")].encode("utf-16-le")) // 2
+    message = thandi._message(STAFF_CHAT, text=text, entities=[
+        {"type": "bot_command", "offset": 0, "length": 3}, {"type": "bold", "offset": start, "length": 14},
+    ])
+    await desk.tg.feed({"message": message})
+    assert await desk.scalar("SELECT answer FROM kb_entries WHERE id = 'meet-safely'") == "🚓 Meet at the **police station**."
 
 
 async def test_cancel_leaves_the_draft(desk):
