@@ -8,6 +8,7 @@ an offline ``request`` (:class:`bot.fake_telegram.FakeTelegram`) and drive the s
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -36,13 +37,13 @@ from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
 from bot.templates import Templates
 from bot.updates import ConfirmAfterProcessing
 from bot.chats import chat_moves
-from handlers import ads, common, dedupe, faq, jobs, limits, staff, tickets
+from handlers import ads, common, dedupe, faq, jobs, kbedit, limits, staff, tickets
 from handlers.delivery import apply_chat_moves, chat_moved, config_keys
 from kb.kbfile import KbFileError, load_kb
 from ads.policy import load_policy
 from ads.service import Rules
 from escalation.service import Policy
-from kb.service import ImportRefused, import_kb, kb_version, load_snapshot
+from kb.service import ImportRefused, import_kb, imported_file_hash, kb_version, load_snapshot, remember_imported_file
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +150,15 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CommandHandler("note", staff.cmd_note, filters=staff_chats & new_message),
         CommandHandler("canned", staff.cmd_canned, filters=staff_chats & new_message),
         CommandHandler("transfer", staff.cmd_transfer, filters=staff_chats & new_message),
-        CommandHandler("kb", staff.cmd_kb, filters=staff_chats & new_message),
+        CommandHandler("kb", kbedit.cmd_kb, filters=staff_chats & new_message),
+        CommandHandler("cancel", kbedit.cmd_cancel, filters=staff_chats & new_message),
         CommandHandler("help", staff.cmd_help, filters=staff_chats & new_message),
         CallbackQueryHandler(staff.on_ticket_button, pattern=rf"^t:(claim|release|resolve|spam|reopen):{number}\Z"),
         CallbackQueryHandler(staff.on_learn_button, pattern=rf"^t:learn:{number}:([0-9]|n)\Z"),
         CallbackQueryHandler(staff.on_review_button, pattern=rf"^kb:(ok|drop):{number}\Z"),
+        CallbackQueryHandler(kbedit.on_draft_button, pattern=r"^kbd:(save|cancel|cat:[a-z0-9-]{1,40})\Z"),
+        CallbackQueryHandler(kbedit.on_edit_button, pattern=r"^kbe:(title|answer|phrasings|category):[a-z0-9-]{1,40}\Z"),
+        CallbackQueryHandler(kbedit.on_delete_button, pattern=r"^kbx:(yes|no):[a-z0-9-]{1,40}\Z"),
         CallbackQueryHandler(ads.on_mod_button, pattern=rf"^m:((ok|rej|chg|back|ban|banok|ro|co):{number}|(r|c):{number}:{slug})\Z"),
         CallbackQueryHandler(ads.on_report_decision, pattern=rf"^rep:(up|no):{number}\Z"),
         CallbackQueryHandler(ads.on_take_down, pattern=rf"^m:down:{number}\Z"),
@@ -233,6 +238,15 @@ async def on_startup(app: Application) -> None:  # type: ignore[type-arg]
 
 
 async def _import_kb_file(session, settings: Settings, now: datetime) -> None:  # type: ignore[no-untyped-def]
+    """Import the KB file on start, unless it is the very file imported last time:
+    then the database (with the edits made from the staff chat since) stays as it is."""
+    try:
+        sha256 = hashlib.sha256(settings.kb.path.read_bytes()).hexdigest()
+    except OSError:
+        sha256 = None  # load_kb says what is wrong
+    if sha256 is not None and sha256 == await imported_file_hash(session):
+        log.info("knowledge base %s: unchanged since the last import, not imported again", settings.kb.path)
+        return
     try:
         doc, problems = load_kb(settings.kb.path)
     except KbFileError as exc:
@@ -249,6 +263,7 @@ async def _import_kb_file(session, settings: Settings, now: datetime) -> None:  
     except ImportRefused as exc:
         log.error("knowledge base %s not imported: %s", settings.kb.path, exc)
         return
+    await remember_imported_file(session, sha256)  # type: ignore[arg-type]
     log.info("knowledge base %s: %s", settings.kb.path, report.summary())
 
 
@@ -295,7 +310,8 @@ async def _publish_commands(app: Application, templates: Templates) -> None:  # 
             ("transfer", "Transfer: /transfer N department"),
             ("note", "Internal note in a ticket"),
             ("canned", "Saved replies"),
-            ("kb", "/kb review: learned phrasings"),
+            ("kb", label(locale, "cmd_staff_kb")),
+            ("cancel", label(locale, "cmd_staff_cancel")),
             ("modqueue", "Ads waiting for moderation"),
             ("strikes", "A user's strikes: /strikes @user"),
             ("warn", "Give a strike: /warn @user reason"),

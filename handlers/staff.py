@@ -70,6 +70,9 @@ async def _staff_or_refuse(update: Update, context: HelpdeskContext) -> bool:
     return False
 
 
+staff_or_refuse = _staff_or_refuse  # for the other staff-chat modules (handlers/kbedit.py)
+
+
 async def _in_this_chat(update: Update, context: HelpdeskContext, ticket_id: int) -> bool:
     """A ticket is worked on from its department's chat only (admins: anywhere)."""
     user, chat = update.effective_user, update.effective_chat
@@ -120,7 +123,10 @@ async def on_staff_message(update: Update, context: HelpdeskContext) -> None:
     if message is None or user is None or user.is_bot:
         return
     from handlers.ads import take_typed_reason
+    from handlers.kbedit import route_draft
 
+    if await route_draft(update, context):
+        return  # a staff member in the middle of /kb add or /kb edit: their next message is for it
     if await take_typed_reason(update, context):
         return
     ticket = await _ticket_here(context, message)
@@ -512,19 +518,7 @@ async def cmd_transfer(update: Update, context: HelpdeskContext) -> None:
     await casework.notify_user(context, ticket, "ticket/transferred.html", department=label)
 
 
-async def cmd_kb(update: Update, context: HelpdeskContext) -> None:
-    """``/kb review``: learned phrasings waiting for approval, one at a time."""
-    if not await _staff_or_refuse(update, context):
-        return
-    args = _args(context)
-    if args[:1] != ["review"]:
-        await update.effective_message.reply_html(srender(context, "staff/error.html", message="Usage: /kb review"))  # type: ignore[union-attr]
-        return
-    text, markup = await _review_card(context)
-    await update.effective_message.reply_html(text, reply_markup=markup)  # type: ignore[union-attr]
-
-
-async def _review_card(context: HelpdeskContext) -> tuple[str, InlineKeyboardMarkup | None]:
+async def review_card(context: HelpdeskContext) -> tuple[str, InlineKeyboardMarkup | None]:
     async with unit_of_work(context.desk.sessions) as session:
         pending = await kb_service.pending_phrasings(session, limit=50)
     if not pending:
@@ -544,11 +538,13 @@ async def on_review_button(update: Update, context: HelpdeskContext) -> None:
     if not await _staff_or_refuse(update, context):
         return
     async with unit_of_work(context.desk.sessions) as session:
-        done = await kb_service.review_phrasing(session, phrasing_id=int(pid), accept=verdict == "ok", now=context.now())
+        done = await kb_service.review_phrasing(
+            session, phrasing_id=int(pid), accept=verdict == "ok", now=context.now(), actor_id=query.from_user.id  # type: ignore[union-attr]
+        )
     await toast(query, slabel(context, "toast_done" if done else "toast_expired"))  # type: ignore[arg-type]
     if done and verdict == "ok":
         await refresh_kb(context)
-    text, markup = await _review_card(context)
+    text, markup = await review_card(context)
     await query.edit_message_text(text, reply_markup=markup)  # type: ignore[union-attr]
 
 

@@ -60,6 +60,9 @@ class KbState(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     revision: Mapped[int] = mapped_column(default=0)
+    # SHA-256 of the KB file last imported: a start with the same file does not import
+    # it again, so edits made from the staff chat since then survive a restart.
+    file_sha256: Mapped[str | None] = mapped_column(SafeString(64))
 
 
 class KbPhrasing(Base):
@@ -115,3 +118,19 @@ class KbChange(Base):
     summary: Mapped[str] = mapped_column(SafeText, default="")
     before: Mapped[dict[str, Any] | None]
     after: Mapped[dict[str, Any] | None]
+
+
+class KbDraft(Base):
+    """A staff member's knowledge-base conversation in a staff chat (``/kb add``,
+    ``/kb edit``): which step it is at and what was typed so far. In the database so
+    that it survives a restart; one per staff member and chat."""
+
+    __tablename__ = "kb_drafts"
+
+    staff_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    chat_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(SafeString(16))  # add | edit
+    entry_id: Mapped[str | None] = mapped_column(SafeString(40))  # the entry being edited
+    step: Mapped[str] = mapped_column(SafeString(16))  # title | answer | phrasings | category | preview
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from markupsafe import Markup
 from sqlalchemy import func, select, update
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kb.kbfile import EntrySpec, Followup, KbDocument
 from kb.matcher import build_matcher
-from kb.models import KbEntry, KbPhrasing, KbState, Outcome, PhrasingSource, PhrasingStatus, Question, Vote
+from kb.models import KbChange, KbEntry, KbPhrasing, KbState, Outcome, PhrasingSource, PhrasingStatus, Question, Vote
 from kb.richtext import markdown_to_telegram_html
 
 MAX_SUGGESTIONS = 3
@@ -92,8 +93,10 @@ async def import_kb(session: AsyncSession, doc: KbDocument, now: datetime, *, al
             ]
             session.add(row)
             report.added.append(spec.id)
+            _log_import(session, spec.id, now, f"imported from the file: {spec.title!r}", None, _file_form(spec))
             continue
         changed = False
+        before = entry_file_form(row)
         for attr, value in (
             ("title", spec.title),
             ("category", spec.category),
@@ -131,16 +134,41 @@ async def import_kb(session: AsyncSession, doc: KbDocument, now: datetime, *, al
         if changed:
             row.updated_at = now
             report.updated.append(spec.id)
+            _log_import(session, spec.id, now, "changed by a file import", before, _file_form(spec))
         else:
             report.unchanged += 1
     for entry_id, row in existing.items():
         if entry_id not in wanted:
+            _log_import(session, entry_id, now, "removed by a file import", entry_file_form(row), None)
             await session.delete(row)
             report.removed.append(entry_id)
     if report.changed:
         await bump_revision(session)
     await session.flush()
     return report
+
+
+def _file_form(spec: EntrySpec) -> dict[str, Any]:
+    return {
+        "id": spec.id, "title": spec.title, "category": spec.category, "answer": spec.answer,
+        "phrasings": list(spec.phrasings), "followups": _followups_data(spec),
+    }
+
+
+def entry_file_form(row: KbEntry) -> dict[str, Any]:
+    """An entry as the KB file writes it (kb_changes.before / after)."""
+    return {
+        "id": row.id, "title": row.title, "category": row.category, "answer": row.answer,
+        "phrasings": [p.text for p in row.phrasings if p.status == PhrasingStatus.ACTIVE],
+        "followups": list(row.followups),
+    }
+
+
+def _log_import(
+    session: AsyncSession, entry_id: str, now: datetime, summary: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> None:
+    """kb_changes row of an import (actor None: the file, through the CLI or a start)."""
+    session.add(KbChange(entry_id=entry_id, action="import", actor_id=None, at=now, summary=summary[:1000], before=before, after=after))
 
 
 async def bump_revision(session: AsyncSession) -> None:
@@ -166,6 +194,18 @@ async def export_kb(session: AsyncSession) -> KbDocument:
             )
         )
     return doc
+
+
+async def imported_file_hash(session: AsyncSession) -> str | None:
+    """SHA-256 of the KB file the bot last imported on start (None: never)."""
+    return await session.scalar(select(KbState.file_sha256).where(KbState.id == 1))
+
+
+async def remember_imported_file(session: AsyncSession, sha256: str) -> None:
+    updated = await session.execute(update(KbState).where(KbState.id == 1).values(file_sha256=sha256))
+    if not updated.rowcount:
+        session.add(KbState(id=1, revision=0, file_sha256=sha256))
+    await session.flush()
 
 
 async def kb_version(session: AsyncSession) -> int:
@@ -401,12 +441,26 @@ async def pending_phrasings(session: AsyncSession, *, limit: int = 10) -> list[t
     return [(p, title) for p, title in rows.all()]
 
 
-async def review_phrasing(session: AsyncSession, *, phrasing_id: int, accept: bool, now: datetime) -> KbPhrasing | None:
-    """Accept (the matcher uses it from the next refresh) or drop a pending phrasing."""
+async def review_phrasing(
+    session: AsyncSession, *, phrasing_id: int, accept: bool, now: datetime, actor_id: int | None = None
+) -> KbPhrasing | None:
+    """Accept (the matcher uses it from the next refresh) or drop a pending phrasing;
+    recorded in kb_changes (action ``review``)."""
     phrasing = await session.get(KbPhrasing, phrasing_id, with_for_update=True)
     if phrasing is None or phrasing.status != PhrasingStatus.PENDING:
         return None
     entry = await session.get(KbEntry, phrasing.entry_id)
+    session.add(
+        KbChange(
+            entry_id=phrasing.entry_id,
+            action="review",
+            actor_id=actor_id,
+            at=now,
+            summary=f"learned phrasing {'accepted' if accept else 'dropped'}: {phrasing.text!r}"[:1000],
+            before=None,
+            after=None,
+        )
+    )
     if accept:
         phrasing.status = PhrasingStatus.ACTIVE
     else:
