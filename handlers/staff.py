@@ -120,8 +120,9 @@ async def on_staff_message(update: Update, context: HelpdeskContext) -> None:
     if message is None or user is None or user.is_bot:
         return
     from handlers.ads import take_typed_reason
+    from handlers.feedback import take_staff_answer
 
-    if await take_typed_reason(update, context):
+    if await take_typed_reason(update, context) or await take_staff_answer(update, context):
         return
     ticket = await _ticket_here(context, message)
     if ticket is None:
