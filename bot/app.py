@@ -34,7 +34,7 @@ from bot.config import Settings
 from bot.context import Desk, HelpdeskContext
 from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
 from bot.templates import Templates
-from handlers import ads, common, faq, jobs, staff, tickets
+from handlers import ads, common, faq, feedback, guides, jobs, staff, tickets
 from kb.kbfile import KbFileError, load_kb
 from ads.policy import load_policy
 from ads.service import Rules
@@ -44,6 +44,7 @@ from kb.service import ImportRefused, import_kb, kb_version, load_snapshot
 log = logging.getLogger(__name__)
 
 # Handler groups, run in this order for every update.
+GROUP_INTERRUPT = -2  # a private command: the user moved on (a /feedback prompt no longer applies)
 GROUP_USERS = -1  # record the user, load their account
 GROUP_FEATURES = 0  # the first matching feature handler answers
 
@@ -92,6 +93,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
     slug = r"[a-z0-9-]{1,20}"
     fields = "(category|title|description|price|location|photos|contact)"
 
+    app.add_handler(MessageHandler(private & new_message & filters.COMMAND, feedback.forget_on_command), group=GROUP_INTERRUPT)
     app.add_handler(TypeHandler(Update, common.track_user), group=GROUP_USERS)
 
     user_side = [
@@ -103,6 +105,14 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CommandHandler("cancel", ads.cancel_command, filters=private & new_message),
         CommandHandler("myads", ads.myads, filters=private & new_message),
         CommandHandler("report", ads.cmd_report, filters=private & new_message),
+        CommandHandler("feedback", feedback.feedback_command, filters=private & new_message),
+        CommandHandler("guide", guides.guide_command, filters=private & new_message),
+        CommandHandler("language", guides.language_command, filters=private & new_message),
+        CallbackQueryHandler(feedback.on_rate, pattern=rf"^fb:r:{number}:([1-5]|s)\Z"),
+        CallbackQueryHandler(feedback.on_cancel, pattern=r"^fb:x\Z"),
+        CallbackQueryHandler(guides.on_guide_button, pattern=r"^g:(m|[a-z]{1,12}:[0-9]{1,2})\Z"),
+        CallbackQueryHandler(guides.on_onboarding_button, pattern=r"^ob:(guides|newad|ask|language)\Z"),
+        CallbackQueryHandler(guides.on_language_button, pattern=r"^lang:[a-z]{2,3}(_[A-Z]{2})?\Z"),
         CallbackQueryHandler(faq.on_vote, pattern=rf"^v:{number}:[01]\Z"),
         CallbackQueryHandler(faq.on_choose, pattern=rf"^c:{number}:([0-9]|n)\Z"),
         CallbackQueryHandler(faq.on_followup, pattern=r"^f:[a-z0-9-]{1,40}\Z"),
@@ -134,6 +144,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CallbackQueryHandler(staff.on_ticket_button, pattern=rf"^t:(claim|release|resolve|spam|reopen):{number}\Z"),
         CallbackQueryHandler(staff.on_learn_button, pattern=rf"^t:learn:{number}:([0-9]|n)\Z"),
         CallbackQueryHandler(staff.on_review_button, pattern=rf"^kb:(ok|drop):{number}\Z"),
+        CallbackQueryHandler(feedback.on_answer_button, pattern=rf"^fb:a:{number}\Z"),
         CallbackQueryHandler(ads.on_mod_button, pattern=rf"^m:((ok|rej|chg|back|ban|banok|ro|co):{number}|(r|c):{number}:{slug})\Z"),
         CallbackQueryHandler(ads.on_report_decision, pattern=rf"^rep:(up|no):{number}\Z"),
         CallbackQueryHandler(ads.on_take_down, pattern=rf"^m:down:{number}\Z"),
@@ -245,6 +256,9 @@ async def _publish_commands(app: Application, templates: Templates) -> None:  # 
         BotCommand("newad", label(locale, "cmd_newad")),
         BotCommand("myads", label(locale, "cmd_myads")),
         BotCommand("mytickets", label(locale, "cmd_mytickets")),
+        BotCommand("guide", label(locale, "cmd_guide")),
+        BotCommand("feedback", label(locale, "cmd_feedback")),
+        BotCommand("language", label(locale, "cmd_language")),
         BotCommand("cancel", label(locale, "cmd_cancel")),
         BotCommand("help", label(locale, "cmd_help")),
     ]
