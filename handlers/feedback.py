@@ -275,6 +275,12 @@ async def take_staff_answer(update: Update, context: HelpdeskContext) -> bool:
             feedback_id = await service.at_card(session, chat_id=message.chat_id, message_id=reply_to.message_id)
         if feedback_id is None:
             feedback_id = await service.answering(session, chat_id=message.chat_id, staff_id=user.id, thread_id=thread, now=context.now())
+            # after "Answer", a message that belongs to a ticket (its topic, a reply to its
+            # card or messages) still goes to the ticket
+            if feedback_id is not None and await tickets_service.ticket_at(
+                session, chat_id=message.chat_id, thread_id=thread, reply_to=reply_to.message_id if reply_to else None
+            ):
+                feedback_id = None
     if feedback_id is None:
         return False
     if not await _staff(update, context):

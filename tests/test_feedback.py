@@ -70,6 +70,25 @@ async def test_feedback_rated_reaches_staff_and_the_answer_reaches_the_user(desk
     assert desk.tg.errors() == []
 
 
+async def test_after_answer_a_reply_to_a_ticket_still_goes_to_the_ticket(desk):
+    from tests.test_escalation import card as ticket_card
+    from tests.test_escalation import open_ticket
+
+    asker = desk.tg.user(7010, "Busi")
+    writer = desk.tg.user(7011, "Musa")
+    thandi = desk.tg.staff(800001, "Thandi", STAFF_CHAT)
+    ticket = await open_ticket(desk, asker)
+    number = await give_feedback(desk, writer, "Make the menu bigger")
+    await thandi.press("Answer", feedback_card(desk, number), chat_id=STAFF_CHAT)
+    await thandi.send("Which card did you use?", chat_id=STAFF_CHAT, reply_to=ticket_card(desk, ticket))
+    assert "Which card did you use?" in desk.tg.last_bot_message(7010).text
+    assert await desk.scalar("SELECT answer FROM feedback") is None
+    await thandi.send("Good idea, we'll look at it.", chat_id=STAFF_CHAT)
+    assert "Good idea" in desk.tg.last_bot_message(7011).text
+    assert await desk.scalar("SELECT answer FROM feedback") == "Good idea, we'll look at it."
+    assert desk.tg.errors() == []
+
+
 async def test_skip_the_rating_and_answer_with_the_button(desk):
     user = desk.tg.user(7002, "Sipho")
     thandi = desk.tg.staff(800001, "Thandi", STAFF_CHAT)
