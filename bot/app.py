@@ -9,6 +9,7 @@ an offline ``request`` (:class:`bot.fake_telegram.FakeTelegram`) and drive the s
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -248,20 +249,16 @@ async def _discover_staff_chats(app: Application, desk: Desk) -> None:  # type: 
 
 
 async def _publish_commands(app: Application, templates: Templates) -> None:  # type: ignore[type-arg]
-    label = templates.label
-    locale = templates.default
-    commands = [
-        BotCommand("start", label(locale, "cmd_start")),
-        BotCommand("support", label(locale, "cmd_support")),
-        BotCommand("newad", label(locale, "cmd_newad")),
-        BotCommand("myads", label(locale, "cmd_myads")),
-        BotCommand("mytickets", label(locale, "cmd_mytickets")),
-        BotCommand("guide", label(locale, "cmd_guide")),
-        BotCommand("feedback", label(locale, "cmd_feedback")),
-        BotCommand("language", label(locale, "cmd_language")),
-        BotCommand("cancel", label(locale, "cmd_cancel")),
-        BotCommand("help", label(locale, "cmd_help")),
-    ]
+    def private_commands(locale: str) -> list[BotCommand]:
+        label = templates.label
+        return [
+            BotCommand(name, label(locale, f"cmd_{name}"))
+            for name in ("start", "support", "newad", "myads", "mytickets", "guide", "feedback", "language", "cancel", "help")
+        ]
+
+    commands = private_commands(templates.default)
+    # users whose Telegram language is another shipped locale see the menu in it
+    translated = {loc: private_commands(loc) for loc in templates.locales if loc != templates.default and re.fullmatch(r"[a-z]{2}", loc)}
     staff_commands = [
         BotCommand(name, text)
         for name, text in (
@@ -284,6 +281,8 @@ async def _publish_commands(app: Application, templates: Templates) -> None:  # 
     ]
     try:
         await app.bot.set_my_commands(commands, scope=BotCommandScopeAllPrivateChats())
+        for locale, local_commands in translated.items():
+            await app.bot.set_my_commands(local_commands, scope=BotCommandScopeAllPrivateChats(), language_code=locale)
         for chat_id in staff_chat_ids(app.bot_data["settings"]):
             await app.bot.set_my_commands(staff_commands, scope=BotCommandScopeChat(chat_id))
     except TelegramError as exc:

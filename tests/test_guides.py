@@ -163,3 +163,10 @@ async def test_telegram_language_picks_afrikaans_for_a_new_user(desk):
     assert "Nuut hier?" in welcome.text and welcome.button_texts[0] == "📚 Lees die gidse"
     await user.send("✍️ Terugvoer")
     assert "Jou terugvoer" in desk.tg.last_bot_message(9006).text
+
+
+async def test_command_menu_is_published_per_shipped_locale(desk):
+    menus = {key[-2:]: {c["command"]: c["description"] for c in cmds} for key, cmds in desk.tg.commands.items() if "all_private_chats" in key}
+    assert menus["af"]["language"] == "Kies jou taal" and menus["af"]["feedback"] == "Sê vir ons wat jy dink"
+    english = next(m for key, m in menus.items() if key != "af")
+    assert english["guide"].startswith("Guides") and english["language"] == "Choose your language"
