@@ -170,3 +170,29 @@ async def test_command_menu_is_published_per_shipped_locale(desk):
     assert menus["af"]["language"] == "Kies jou taal" and menus["af"]["feedback"] == "Sê vir ons wat jy dink"
     english = next(m for key, m in menus.items() if key != "af")
     assert english["guide"].startswith("Guides") and english["language"] == "Choose your language"
+
+
+def test_users_from_before_onboarding_count_as_onboarded(tmp_path):
+    """Migration 0011 marks existing users as onboarded: no tour for people who know the bot."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from bot.db import make_engine
+    from bot.migrate import upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    upgrade(url, revision="0007")
+
+    async def run(sql):
+        engine = make_engine(url)
+        try:
+            async with engine.begin() as conn:
+                return (await conn.execute(text(sql))).all() if sql.startswith("SELECT") else await conn.execute(text(sql))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run("INSERT INTO users (id, first_name, status, first_seen, last_seen) VALUES (1, 'Old', 'active', '2026-01-01 10:00:00', '2026-01-02 10:00:00')"))
+    upgrade(url, revision="0011")
+    rows = asyncio.run(run("SELECT onboarded_at FROM users"))
+    assert [str(r[0])[:19] for r in rows] == ["2026-01-01 10:00:00"]
