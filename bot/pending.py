@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import PendingInput
@@ -90,3 +90,8 @@ async def forget(session: AsyncSession, *, chat_id: int, user_id: int, kinds: It
         delete(PendingInput).where(PendingInput.chat_id == chat_id, PendingInput.user_id == user_id, PendingInput.kind.in_(list(kinds)))
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def keys(session: AsyncSession) -> set[tuple[int, int]]:
+    """(chat, person) of every expectation, to index them in memory."""
+    return {(row.chat_id, row.user_id) for row in (await session.execute(select(PendingInput.chat_id, PendingInput.user_id))).all()}

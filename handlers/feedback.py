@@ -14,6 +14,7 @@ import logging
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters, Update
 from telegram.error import BadRequest, Forbidden, TelegramError
 
+from bot import pending
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from bot.users import get_state, set_state
@@ -31,6 +32,30 @@ QUOTE_MAX = 300
 CARD_ANSWER_MAX = 1000
 
 
+# ------------------------------------------------------------------ the index of waits
+
+
+async def _maybe_waiting(context: HelpdeskContext, chat_id: int, person: int) -> bool:
+    """False when ``pending_inputs`` surely has no row for this person in this chat
+    (the in-memory index of the table, loaded on first use after a start), so that
+    ordinary questions and staff messages cost no extra database round trip."""
+    desk = context.desk
+    if desk.pending is None:
+        async with unit_of_work(desk.sessions) as session:
+            desk.pending = await pending.keys(session)
+    return (chat_id, person) in desk.pending
+
+
+def _indexed(context: HelpdeskContext, chat_id: int, person: int, present: bool) -> None:
+    index = context.desk.pending
+    if index is None:
+        return  # loaded from the table on first use
+    if present:
+        index.add((chat_id, person))
+    else:
+        index.discard((chat_id, person))
+
+
 # ------------------------------------------------------------------ the user's side
 
 
@@ -39,6 +64,7 @@ async def feedback_command(update: Update, context: HelpdeskContext) -> None:
     user_id = update.effective_user.id  # type: ignore[union-attr]
     async with unit_of_work(context.desk.sessions) as session:
         await service.ask_for_text(session, user_id=user_id, now=context.now())
+    _indexed(context, user_id, user_id, True)
     cancel = InlineKeyboardMarkup([[InlineKeyboardButton(context.label("btn_cancel"), callback_data="fb:x")]])
     await context.bot.send_message(
         update.effective_chat.id,  # type: ignore[union-attr]
@@ -51,16 +77,16 @@ async def forget_on_command(update: Update, context: HelpdeskContext) -> None:
     """Any command in a private chat means the user moved on: a /feedback prompt no
     longer applies (``/feedback`` itself asks again right after)."""
     user = update.effective_user
-    if user is None:
+    if user is None or not await _maybe_waiting(context, user.id, user.id):
         return
     async with unit_of_work(context.desk.sessions) as session:
         await service.stop_waiting(session, user_id=user.id)
+    _indexed(context, user.id, user.id, False)
 
 
 async def stop_waiting(update: Update, context: HelpdeskContext) -> None:
     """A main-menu item: the user moved on, the next text is not feedback."""
-    async with unit_of_work(context.desk.sessions) as session:
-        await service.stop_waiting(session, user_id=update.effective_user.id)  # type: ignore[union-attr]
+    await forget_on_command(update, context)
 
 
 async def route_text(update: Update, context: HelpdeskContext) -> bool:
@@ -68,12 +94,16 @@ async def route_text(update: Update, context: HelpdeskContext) -> bool:
     message: Message = update.effective_message  # type: ignore[assignment]
     user_id = update.effective_user.id  # type: ignore[union-attr]
     text = (message.text or "").strip()
+    if not await _maybe_waiting(context, user_id, user_id):
+        return False
     try:
         async with unit_of_work(context.desk.sessions) as session:
             item = await service.take_text(session, user_id=user_id, text=text, now=context.now())
+            still = await service.waiting_for_text(session, user_id=user_id, now=context.now())
     except service.TooLong as exc:
         await message.reply_html(context.render("feedback/too_long.html", length=exc.length, limit=exc.limit))
         return True
+    _indexed(context, user_id, user_id, still)
     if item is None:
         return False
     await message.reply_html(context.render("feedback/thanks.html", number=item.id), reply_markup=rating_keyboard(context, item.id))
@@ -83,8 +113,11 @@ async def route_text(update: Update, context: HelpdeskContext) -> bool:
 
 async def route_nontext(update: Update, context: HelpdeskContext) -> bool:
     """A photo, sticker... while the bot waits for a feedback text: ask for text."""
+    user_id = update.effective_user.id  # type: ignore[union-attr]
+    if not await _maybe_waiting(context, user_id, user_id):
+        return False
     async with unit_of_work(context.desk.sessions) as session:
-        waiting = await service.waiting_for_text(session, user_id=update.effective_user.id, now=context.now())  # type: ignore[union-attr]
+        waiting = await service.waiting_for_text(session, user_id=user_id, now=context.now())
     if waiting:
         await update.effective_message.reply_html(context.render("feedback/text_only.html"))  # type: ignore[union-attr]
     return waiting
@@ -128,6 +161,7 @@ async def on_cancel(update: Update, context: HelpdeskContext) -> None:
     query = update.callback_query
     async with unit_of_work(context.desk.sessions) as session:
         dropped = await service.stop_waiting(session, user_id=query.from_user.id)  # type: ignore[union-attr]
+    _indexed(context, query.from_user.id, query.from_user.id, False)  # type: ignore[union-attr]
     await toast(query, context.label("toast_cancelled" if dropped else "toast_expired"))  # type: ignore[arg-type]
     if dropped:
         await _edit(query, context.render("feedback/cancelled.html"))
@@ -249,6 +283,8 @@ async def on_answer_button(update: Update, context: HelpdeskContext) -> None:
     if outcome.status == Status.NOT_FOUND:
         await toast(query, slabel(context, "toast_expired"))  # type: ignore[arg-type]
         return
+    if outcome.status == Status.OK:
+        _indexed(context, message.chat.id, query.from_user.id, True)  # type: ignore[union-attr]
     if outcome.status == Status.ALREADY:
         await toast(query, slabel(context, "toast_feedback_answered", name=outcome.feedback.answered_by_name))  # type: ignore[arg-type, union-attr]
         await refresh_card(context, outcome.feedback)  # type: ignore[arg-type]
@@ -269,11 +305,18 @@ async def take_staff_answer(update: Update, context: HelpdeskContext) -> bool:
         return False
     thread = message.message_thread_id if message.is_topic_message else None
     reply_to = message.reply_to_message
+    if reply_to is not None and (reply_to.message_id == thread or reply_to.from_user is None or reply_to.from_user.id != context.bot.id):
+        reply_to_card = None  # only the bot's messages can be feedback cards (not a topic's root)
+    else:
+        reply_to_card = reply_to
+    waiting = await _maybe_waiting(context, message.chat_id, user.id)
+    if reply_to_card is None and not waiting:
+        return False
     async with unit_of_work(context.desk.sessions) as session:
         feedback_id = None
-        if reply_to is not None:
-            feedback_id = await service.at_card(session, chat_id=message.chat_id, message_id=reply_to.message_id)
-        if feedback_id is None:
+        if reply_to_card is not None:
+            feedback_id = await service.at_card(session, chat_id=message.chat_id, message_id=reply_to_card.message_id)
+        if feedback_id is None and waiting:
             feedback_id = await service.answering(session, chat_id=message.chat_id, staff_id=user.id, thread_id=thread, now=context.now())
             # after "Answer", a message that belongs to a ticket (its topic, a reply to its
             # card or messages) still goes to the ticket
@@ -294,6 +337,7 @@ async def take_staff_answer(update: Update, context: HelpdeskContext) -> bool:
         return True
     async with unit_of_work(context.desk.sessions) as session:
         outcome = await service.answer(session, feedback_id=feedback_id, chat_id=message.chat_id, staff_id=user.id, text=text, now=context.now())
+    _indexed(context, message.chat_id, user.id, False)
     if outcome.status == Status.NOT_FOUND:
         return False
     item: FeedbackView = outcome.feedback  # type: ignore[assignment]
