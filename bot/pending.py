@@ -92,6 +92,9 @@ async def forget(session: AsyncSession, *, chat_id: int, user_id: int, kinds: It
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def keys(session: AsyncSession) -> set[tuple[int, int]]:
-    """(chat, person) of every expectation, to index them in memory."""
+async def keys(session: AsyncSession, *, now: datetime, lifetimes: dict[str, timedelta]) -> set[tuple[int, int]]:
+    """(chat, person) of every expectation, to index them in memory. Expectations older
+    than their kind's lifetime are deleted first (nobody wrote after them)."""
+    for kind, lifetime in lifetimes.items():
+        await session.execute(delete(PendingInput).where(PendingInput.kind == kind, PendingInput.since < now - lifetime))
     return {(row.chat_id, row.user_id) for row in (await session.execute(select(PendingInput.chat_id, PendingInput.user_id))).all()}

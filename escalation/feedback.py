@@ -94,6 +94,11 @@ async def view(session: AsyncSession, feedback_id: int) -> FeedbackView | None:
     )
 
 
+async def waits(session: AsyncSession, *, now: datetime) -> set[tuple[int, int]]:
+    """(chat, person) of every feedback wait still alive (the expired ones are dropped)."""
+    return await pending.keys(session, now=now, lifetimes={WAIT_TEXT: TEXT_WAIT, WAIT_ANSWER: ANSWER_WAIT})
+
+
 async def ask_for_text(session: AsyncSession, *, user_id: int, now: datetime) -> None:
     """``/feedback``: the user's next private text is their feedback."""
     await pending.expect(session, chat_id=user_id, user_id=user_id, kind=WAIT_TEXT, now=now)

@@ -14,7 +14,6 @@ import logging
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters, Update
 from telegram.error import BadRequest, Forbidden, TelegramError
 
-from bot import pending
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from bot.users import get_state, set_state
@@ -42,7 +41,7 @@ async def _maybe_waiting(context: HelpdeskContext, chat_id: int, person: int) ->
     desk = context.desk
     if desk.pending is None:
         async with unit_of_work(desk.sessions) as session:
-            desk.pending = await pending.keys(session)
+            desk.pending = await service.waits(session, now=context.now())
     return (chat_id, person) in desk.pending
 
 

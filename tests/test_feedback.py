@@ -210,3 +210,31 @@ async def test_waiting_states_survive_a_restart(database):
 
             row = (await session.execute(text("SELECT text, answer, answered_by FROM feedback"))).one()
         assert tuple(row) == ("The photo upload step is confusing", "We'll make it clearer, thanks!", 800001)
+
+
+async def test_expired_waits_are_dropped_when_the_bot_starts(database):
+    from bot.app import build_app, running
+    from bot.fake_telegram import FakeTelegram
+    from tests.support import FakeClock, make_settings, wipe
+
+    await wipe(database)
+    clock = FakeClock()
+    tg = FakeTelegram(clock=lambda: clock.now.timestamp())
+    tg.add_group(STAFF_CHAT, "Support staff")
+    early, late = tg.user(7020, "Early"), tg.user(7021, "Late")
+    app = build_app(make_settings(database), request=tg, clock=clock)
+    tg.attach(app)
+    async with running(app):
+        await early.send("/feedback")
+        clock.advance(minutes=40)
+        await late.send("/feedback")
+    app = build_app(make_settings(database), request=tg, clock=clock)
+    tg.attach(app)
+    async with running(app):
+        await late.send("Nice bot")  # loads the waits: the expired one goes, the live one stays
+        assert tg.last_bot_message(7021).button_texts[0] == "1⭐"
+        async with app.bot_data["desk"].sessions() as session:
+            from sqlalchemy import text
+
+            assert (await session.execute(text("SELECT count(*) FROM pending_inputs"))).scalar() == 0
+            assert (await session.execute(text("SELECT user_id FROM feedback"))).scalars().all() == [7021]
