@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -37,7 +38,7 @@ from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
 from bot.templates import Templates
 from bot.updates import ConfirmAfterProcessing
 from bot.chats import chat_moves
-from handlers import ads, common, dedupe, faq, jobs, kbedit, limits, staff, tickets
+from handlers import ads, common, dedupe, faq, feedback, guides, jobs, kbedit, limits, staff, tickets
 from handlers.delivery import apply_chat_moves, chat_moved, config_keys
 from kb.kbfile import KbFileError, load_kb
 from ads.policy import load_policy
@@ -49,8 +50,9 @@ log = logging.getLogger(__name__)
 
 # Handler groups, run in this order for every update. Only the first matching handler
 # of a group runs, so each concern has a group of its own.
-GROUP_DEDUPE = -3  # drop re-delivered updates; remember the update for its first effect
-GROUP_LIMITS = -2  # the per-user flood limit drops what a flooding user sends
+GROUP_DEDUPE = -4  # drop re-delivered updates; remember the update for its first effect
+GROUP_LIMITS = -3  # the per-user flood limit drops what a flooding user sends
+GROUP_INTERRUPT = -2  # a private command: the user moved on (a /feedback prompt no longer applies)
 GROUP_USERS = -1  # record the user, load their account
 GROUP_FEATURES = 0  # the first matching feature handler answers
 GROUP_DONE = 100  # the update's handlers are done
@@ -113,6 +115,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
 
     app.add_handler(TypeHandler(Update, dedupe.drop_duplicates), group=GROUP_DEDUPE)
     app.add_handler(TypeHandler(Update, limits.flood_guard), group=GROUP_LIMITS)
+    app.add_handler(MessageHandler(private & new_message & filters.COMMAND, feedback.forget_on_command), group=GROUP_INTERRUPT)
     app.add_handler(TypeHandler(Update, common.track_user), group=GROUP_USERS)
 
     user_side = [
@@ -124,6 +127,14 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CommandHandler("cancel", ads.cancel_command, filters=private & new_message),
         CommandHandler("myads", ads.myads, filters=private & new_message),
         CommandHandler("report", ads.cmd_report, filters=private & new_message),
+        CommandHandler("feedback", feedback.feedback_command, filters=private & new_message),
+        CommandHandler("guide", guides.guide_command, filters=private & new_message),
+        CommandHandler("language", guides.language_command, filters=private & new_message),
+        CallbackQueryHandler(feedback.on_rate, pattern=rf"^fb:r:{number}:([1-5]|s)\Z"),
+        CallbackQueryHandler(feedback.on_cancel, pattern=r"^fb:x\Z"),
+        CallbackQueryHandler(guides.on_guide_button, pattern=r"^g:(m|[a-z]{1,12}:[0-9]{1,2})\Z"),
+        CallbackQueryHandler(guides.on_onboarding_button, pattern=r"^ob:(guides|newad|ask|language)\Z"),
+        CallbackQueryHandler(guides.on_language_button, pattern=r"^lang:[a-z]{2,3}(_[A-Z]{2})?\Z"),
         CallbackQueryHandler(faq.on_vote, pattern=rf"^v:{number}:[01]\Z"),
         CallbackQueryHandler(faq.on_choose, pattern=rf"^c:{number}:([0-9]|n)\Z"),
         CallbackQueryHandler(faq.on_followup, pattern=r"^f:[a-z0-9-]{1,40}\Z"),
@@ -159,6 +170,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CallbackQueryHandler(kbedit.on_draft_button, pattern=r"^kbd:(save|cancel|cat:[a-z0-9-]{1,40})\Z"),
         CallbackQueryHandler(kbedit.on_edit_button, pattern=r"^kbe:(title|answer|phrasings|category):[a-z0-9-]{1,40}\Z"),
         CallbackQueryHandler(kbedit.on_delete_button, pattern=r"^kbx:(yes|no):[a-z0-9-]{1,40}\Z"),
+        CallbackQueryHandler(feedback.on_answer_button, pattern=rf"^fb:a:{number}\Z"),
         CallbackQueryHandler(ads.on_mod_button, pattern=rf"^m:((ok|rej|chg|back|ban|banok|ro|co):{number}|(r|c):{number}:{slug})\Z"),
         CallbackQueryHandler(ads.on_report_decision, pattern=rf"^rep:(up|no):{number}\Z"),
         CallbackQueryHandler(ads.on_take_down, pattern=rf"^m:down:{number}\Z"),
@@ -288,17 +300,16 @@ async def _discover_staff_chats(app: Application, desk: Desk) -> None:  # type: 
 
 
 async def _publish_commands(app: Application, templates: Templates) -> None:  # type: ignore[type-arg]
-    label = templates.label
-    locale = templates.default
-    commands = [
-        BotCommand("start", label(locale, "cmd_start")),
-        BotCommand("support", label(locale, "cmd_support")),
-        BotCommand("newad", label(locale, "cmd_newad")),
-        BotCommand("myads", label(locale, "cmd_myads")),
-        BotCommand("mytickets", label(locale, "cmd_mytickets")),
-        BotCommand("cancel", label(locale, "cmd_cancel")),
-        BotCommand("help", label(locale, "cmd_help")),
-    ]
+    def private_commands(locale: str) -> list[BotCommand]:
+        label = templates.label
+        return [
+            BotCommand(name, label(locale, f"cmd_{name}"))
+            for name in ("start", "support", "newad", "myads", "mytickets", "guide", "feedback", "language", "cancel", "help")
+        ]
+
+    commands = private_commands(templates.default)
+    # users whose Telegram language is another shipped locale see the menu in it
+    translated = {loc: private_commands(loc) for loc in templates.locales if loc != templates.default and re.fullmatch(r"[a-z]{2}", loc)}
     staff_commands = [
         BotCommand(name, text)
         for name, text in (
@@ -310,8 +321,8 @@ async def _publish_commands(app: Application, templates: Templates) -> None:  # 
             ("transfer", "Transfer: /transfer N department"),
             ("note", "Internal note in a ticket"),
             ("canned", "Saved replies"),
-            ("kb", label(locale, "cmd_staff_kb")),
-            ("cancel", label(locale, "cmd_staff_cancel")),
+            ("kb", templates.label(templates.default, "cmd_staff_kb")),
+            ("cancel", templates.label(templates.default, "cmd_staff_cancel")),
             ("modqueue", "Ads waiting for moderation"),
             ("strikes", "A user's strikes: /strikes @user"),
             ("warn", "Give a strike: /warn @user reason"),
@@ -322,6 +333,8 @@ async def _publish_commands(app: Application, templates: Templates) -> None:  # 
     ]
     try:
         await app.bot.set_my_commands(commands, scope=BotCommandScopeAllPrivateChats())
+        for locale, local_commands in translated.items():
+            await app.bot.set_my_commands(local_commands, scope=BotCommandScopeAllPrivateChats(), language_code=locale)
         for chat_id in staff_chat_ids(app.bot_data["settings"]):
             await app.bot.set_my_commands(staff_commands, scope=BotCommandScopeChat(chat_id))
     except TelegramError as exc:

@@ -37,6 +37,9 @@ class Desk:
     cards_shown: dict[tuple[int, int], tuple[str, str]] = field(default_factory=dict)
     # user id -> (Account, when it was last written to the users table)
     accounts: dict[int, tuple[Account, datetime]] = field(default_factory=dict)
+    # (chat, person) of every pending_inputs row: an index of that table, loaded on first
+    # use, so that ordinary messages skip the lookup (the rows themselves decide)
+    pending: set[tuple[int, int]] | None = None
 
 
 class HelpdeskContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):

@@ -35,6 +35,7 @@ class User(Base):
     last_seen: Mapped[datetime]
     blocked_until: Mapped[datetime | None]  # posting blocked until then (strikes)
     status_reason: Mapped[str | None] = mapped_column(SafeText)  # why warned / blocked / banned
+    onboarded_at: Mapped[datetime | None]  # when the first-time welcome was shown (None: not yet)
 
     @property
     def display_name(self) -> str:
@@ -65,6 +66,8 @@ class ProcessedUpdate(Base):
     chat_id: Mapped[int | None]
     message_id: Mapped[int | None]
     at: Mapped[datetime] = mapped_column(index=True)
+
+
 class ChatMigration(Base):
     """A staff chat that Telegram moved to a new id (a group upgraded to a supergroup).
 
@@ -76,3 +79,18 @@ class ChatMigration(Base):
     old_chat_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     new_chat_id: Mapped[int]
     migrated_at: Mapped[datetime]
+
+
+class PendingInput(Base):
+    """What a person's next message in a chat is for, when it is not the usual thing:
+    e.g. the text of a feedback (private chat) or a staff answer to one (staff chat).
+    One per person and chat; it lives here so that a restart in between loses nothing."""
+
+    __tablename__ = "pending_inputs"
+
+    chat_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(SafeString(32))
+    ref_id: Mapped[int | None]  # the object it is about (e.g. the feedback being answered)
+    thread_id: Mapped[int | None]  # forum topic the answer is expected in (None: anywhere)
+    since: Mapped[datetime]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,3 +74,17 @@ async def set_state(session: AsyncSession, key: str, value: str) -> None:
         session.add(AppState(key=key, value=value))
     else:
         row.value = value
+
+
+async def first_visit(session: AsyncSession, *, user_id: int, now: datetime) -> bool:
+    """True exactly once per user: the first time they are welcomed (onboarding).
+    Decided by the database (users.onboarded_at), atomically."""
+    done = await session.scalar(
+        update(User).where(User.id == user_id, User.onboarded_at.is_(None)).values(onboarded_at=now).returning(User.id)
+    )
+    return done is not None
+
+
+async def set_locale(session: AsyncSession, *, user_id: int, locale: str | None) -> None:
+    """The language the user chose (/language); None follows their Telegram language."""
+    await session.execute(update(User).where(User.id == user_id).values(locale=locale))

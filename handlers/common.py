@@ -86,10 +86,9 @@ async def start(update: Update, context: HelpdeskContext) -> None:
 
         await start_report(update, context, int(args[0][7:]))  # the "Report this ad" link of a channel post
         return
-    name = update.effective_user.first_name if update.effective_user else ""
-    await update.effective_message.reply_html(  # type: ignore[union-attr]
-        context.render("start.html", name=name), reply_markup=main_menu(context)
-    )
+    from handlers.guides import greet
+
+    await greet(update, context)  # the greeting, and the first time a short tour
 
 
 async def help_command(update: Update, context: HelpdeskContext) -> None:
@@ -107,9 +106,10 @@ async def unknown_command(update: Update, context: HelpdeskContext) -> None:
 async def not_text(update: Update, context: HelpdeskContext) -> None:
     """Photos, documents, voice...: part of an open case, or not understood."""
     from handlers.ads import route_draft
+    from handlers.feedback import route_nontext
     from handlers.tickets import route_private
 
-    if await route_draft(update, context) or await route_private(update, context):
+    if await route_nontext(update, context) or await route_draft(update, context) or await route_private(update, context):
         return
     await update.effective_message.reply_html(context.render("nontext.html"))  # type: ignore[union-attr]
 

@@ -9,7 +9,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from escalation.service import open_ticket_number
-from handlers import ads, tickets
+from handlers import ads, feedback, guides, tickets
 from handlers.common import help_command
 from handlers.ui import answer_keyboard, set_markup, short, toast
 from kb import service
@@ -21,6 +21,8 @@ async def on_text(update: Update, context: HelpdeskContext) -> None:
     """Any text in a private chat: a main-menu item, or a question."""
     message = update.effective_message
     text = (message.text or "").strip()  # type: ignore[union-attr]
+    if text in menu_labels(context):
+        await feedback.stop_waiting(update, context)  # a menu item: the user moved on
     if text == context.label("menu_ask"):
         async with unit_of_work(context.desk.sessions) as session:
             open_case = await open_ticket_number(session, user_id=update.effective_user.id)  # type: ignore[union-attr]
@@ -41,7 +43,21 @@ async def on_text(update: Update, context: HelpdeskContext) -> None:
     if text == context.label("menu_my_ads"):
         await ads.myads(update, context)
         return
-    if await ads.route_draft(update, context) or await tickets.route_private(update, context):
+    if text == context.label("menu_feedback"):
+        await feedback.feedback_command(update, context)
+        return
+    if text == context.label("menu_guides"):
+        await guides.guide_command(update, context)
+        return
+    if text == context.label("menu_language"):
+        await guides.language_command(update, context)
+        return
+    # the text the user was asked for comes first: feedback, an ad draft's step, a case
+    if (
+        await feedback.route_text(update, context)
+        or await ads.route_draft(update, context)
+        or await tickets.route_private(update, context)
+    ):
         return
     kind = small_talk(context, text)
     if kind is not None:
@@ -64,6 +80,13 @@ async def on_text(update: Update, context: HelpdeskContext) -> None:
             now=context.now(),
         )
     await send_result(message.chat_id, context, result)  # type: ignore[union-attr]
+
+
+MENU_ITEMS = ("menu_ask", "menu_help", "menu_support", "menu_post_ad", "menu_my_ads", "menu_feedback", "menu_guides", "menu_language")
+
+
+def menu_labels(context: HelpdeskContext) -> set[str]:
+    return {context.label(key) for key in MENU_ITEMS}
 
 
 def small_talk(context: HelpdeskContext, text: str) -> str | None:

@@ -123,11 +123,12 @@ async def on_staff_message(update: Update, context: HelpdeskContext) -> None:
     if message is None or user is None or user.is_bot:
         return
     from handlers.ads import take_typed_reason
+    from handlers.feedback import take_staff_answer
     from handlers.kbedit import route_draft
 
     if await route_draft(update, context):
         return  # a staff member in the middle of /kb add or /kb edit: their next message is for it
-    if await take_typed_reason(update, context):
+    if await take_typed_reason(update, context) or await take_staff_answer(update, context):
         return
     ticket = await _ticket_here(context, message)
     if ticket is None:

@@ -30,7 +30,8 @@ def main_menu(context: HelpdeskContext) -> ReplyKeyboardMarkup:
     rows = [
         [KeyboardButton(context.label("menu_ask")), KeyboardButton(context.label("menu_post_ad"))],
         [KeyboardButton(context.label("menu_my_ads")), KeyboardButton(context.label("menu_support"))],
-        [KeyboardButton(context.label("menu_help"))],
+        [KeyboardButton(context.label("menu_guides")), KeyboardButton(context.label("menu_feedback"))],
+        [KeyboardButton(context.label("menu_help")), KeyboardButton(context.label("menu_language"))],
     ]
     return ReplyKeyboardMarkup(rows, resize_keyboard=True, is_persistent=True)
 

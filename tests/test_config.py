@@ -88,7 +88,7 @@ def test_token_from_environment_overrides_file(tmp_path, monkeypatch):
         ("[telegram]\napi_base_url = 'ftp://x'", "telegram.api_base_url: found 'ftp://x', expected an http(s) URL"),
         ("[database]\nurl = 'mysql://x'", "database.url: found 'mysql://x', expected an async SQLAlchemy URL"),
         ("[locale]\ndefault = 'English'", "locale.default: found 'English', expected a locale"),
-        ("[locale]\ndefault = 'fr'", "locale.default: found 'fr', expected a locale with templates (en)"),
+        ("[locale]\ndefault = 'fr'", "locale.default: found 'fr', expected a locale with templates (af, en)"),
         ("[kb]\nanswer_treshold = 0.5", "kb.answer_treshold: found an unknown key"),
         ("[telegram\ntoken = 1", "not valid TOML"),
     ],

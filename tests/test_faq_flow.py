@@ -18,10 +18,12 @@ async def question_rows(desk):
 async def test_start_shows_greeting_and_only_built_menu_items(desk):
     user = desk.tg.user(101, "Thandi", username="thandi")
     await user.send("/start")
-    msg = desk.tg.last_bot_message(101)
+    msg = [m for m in desk.tg.chat_messages(101) if m.from_bot][0]  # then, the first time, a short tour
     assert "Hello, Thandi" in msg.text
     assert msg.reply_markup["keyboard"]
-    assert msg.button_texts == ["❓ Ask a question", "📝 Post an ad", "🗂 My ads", "💬 Contact support", "ℹ️ Help"]
+    assert msg.button_texts == [
+        "❓ Ask a question", "📝 Post an ad", "🗂 My ads", "💬 Contact support", "📚 Guides", "✍️ Feedback", "ℹ️ Help", "🌐 Language",
+    ]
     # the user row exists with what Telegram told us
     row = (await desk.rows("SELECT first_name, username, language_code, status FROM users WHERE id = 101"))[0]
     assert tuple(row) == ("Thandi", "thandi", "en", "active")
@@ -153,8 +155,8 @@ async def test_html_in_user_names_and_commands_is_escaped(desk):
     await user.send("/<i>oops</i>")
     await user.send("/start")
     assert desk.tg.errors() == []  # Telegram accepted every message: the HTML was valid
-    assert "<b>Eve</b> & co" in desk.tg.last_bot_message(111).text
-    assert "/<i>oops</i>" in desk.tg.chat_messages(111)[-3].text
+    assert "<b>Eve</b> & co" in desk.tg.chat_messages(111)[-2].text  # the greeting, before the first-time tour
+    assert "/<i>oops</i>" in desk.tg.chat_messages(111)[-4].text
     assert (await question_rows(desk))[0].text == nasty
 
 

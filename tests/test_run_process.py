@@ -56,12 +56,13 @@ def test_run_answers_over_http_and_stops_cleanly_on_sigterm(tmp_path):
             assert wait_for(lambda: any(m == "getUpdates" for _, m in server.requests)), "the bot never polled"
             asyncio.run(user.send("/start"))
             asyncio.run(user.send("is it safe to meet a buyer"))
-            assert wait_for(lambda: len(tg.sent("sendMessage", 3001)) >= 2), tg.calls
+            assert wait_for(lambda: len(tg.sent("sendMessage", 3001)) >= 3), tg.calls
             texts = [c.params["text"] for c in tg.sent("sendMessage", 3001)]
             assert "Hello, <b>Palesa</b>" in texts[0]
-            assert "meet a buyer or seller safely" in texts[1]
+            assert "New here?" in texts[1]  # a first-time user gets the short tour
+            assert "meet a buyer or seller safely" in texts[2]
             # the vote buttons came through as JSON in a form field
-            markup = tg.sent("sendMessage", 3001)[1].params["reply_markup"]
+            markup = tg.sent("sendMessage", 3001)[2].params["reply_markup"]
             assert markup["inline_keyboard"][0][0]["callback_data"].startswith("v:")
         finally:
             proc.send_signal(signal.SIGTERM)
