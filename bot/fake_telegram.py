@@ -171,6 +171,8 @@ class FakeTelegram(BaseRequest):
         self.lock = threading.RLock()
         self.members: dict[int, dict[int, tuple[dict[str, Any], str]]] = {}  # chat -> user -> (user, status)
         self.topics: dict[tuple[int, int], dict[str, Any]] = {}  # (chat, thread) -> topic
+        # files the bot uploaded (sendDocument with bytes): file_id -> (file name, content)
+        self.uploads: dict[str, tuple[str, bytes]] = {}
 
     # ------------------------------------------------------------ BaseRequest
 
@@ -195,6 +197,14 @@ class FakeTelegram(BaseRequest):
         pool_timeout: Any = None,
     ) -> tuple[int, bytes]:
         params = dict(request_data.parameters) if request_data else {}
+        for name, part in (request_data.multipart_data if request_data else {}).items():
+            # an upload: Telegram would store it and give it a file_id; keep the bytes
+            filename, content = part[0], part[1]
+            data = content if isinstance(content, bytes) else content.read()
+            file_id = f"upload-{len(self.uploads) + 1}"
+            with self.lock:
+                self.uploads[file_id] = (filename or name, data)
+            params[name] = file_id
         return self.dispatch(url.rsplit("/", 1)[-1], params)
 
     def dispatch(self, api_method: str, params: dict[str, Any]) -> tuple[int, bytes]:
