@@ -35,6 +35,7 @@ from bot.context import Desk, HelpdeskContext
 from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
 from bot.templates import Templates
 from handlers import ads, common, faq, jobs, staff, tickets
+from handlers import reports as report_handlers
 from kb.kbfile import KbFileError, load_kb
 from ads.policy import load_policy
 from ads.service import Rules
@@ -142,6 +143,8 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CommandHandler("warn", ads.cmd_warn, filters=staff_chats & new_message),
         CommandHandler("unban", ads.cmd_unban, filters=staff_chats & new_message),
         CommandHandler("pardon", ads.cmd_pardon, filters=staff_chats & new_message),
+        # the staff chat's /report is the manager's report; a private /report N reports an ad
+        CommandHandler("report", report_handlers.cmd_report, filters=staff_chats & new_message),
         MessageHandler(staff_chats & new_message & ~filters.COMMAND & ~filters.StatusUpdate.ALL, staff.on_staff_message),
     ]
     fallbacks = [
@@ -167,6 +170,11 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
     )
     jq.run_repeating(  # type: ignore[union-attr]
         ads.expiry_job, interval=AD_SWEEP_SECONDS, first=AD_SWEEP_SECONDS, name="ad_expiry", job_kwargs={"misfire_grace_time": AD_SWEEP_SECONDS}
+    )
+    # the monthly / quarterly report: sent when due, once (report_runs in the database)
+    every = report_handlers.REPORT_SWEEP_SECONDS
+    jq.run_repeating(  # type: ignore[union-attr]
+        report_handlers.report_job, interval=every, first=every, name="monthly_report", job_kwargs={"misfire_grace_time": every}
     )
 
 
@@ -265,6 +273,7 @@ async def _publish_commands(app: Application, templates: Templates) -> None:  # 
             ("warn", "Give a strike: /warn @user reason"),
             ("unban", "Lift a ban: /unban @user"),
             ("pardon", "Pardon a strike: /pardon <id>"),
+            ("report", "The manager's report: /report [YYYY-MM | YYYY-Qn]"),
             ("help", "Staff commands"),
         )
     ]
