@@ -25,7 +25,7 @@ REPORT_SWEEP_SECONDS = 300
 async def _send(context: HelpdeskContext, chat_id: int, report: Report, thread_id: int | None = None) -> Message:
     return await context.bot.send_document(
         chat_id,
-        document=InputFile(report.html.encode("utf-8"), filename=report.filename, mime_type="text/html"),
+        document=InputFile(report.html.encode("utf-8"), filename=report.filename),
         caption=report.summary,
         message_thread_id=thread_id,
     )

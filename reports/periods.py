@@ -98,18 +98,23 @@ def last_month(now: datetime, tz: ZoneInfo) -> Period:
     return month_of(now, tz).previous()
 
 
+# A report not sent by then (the bot was down, or was deployed later) is skipped:
+# a bot started mid-month does not send last month's report out of the blue.
+CATCH_UP = timedelta(days=7)
+
+
 def due_periods(now: datetime, tz: ZoneInfo, *, hour: int, quarterly: bool) -> list[Period]:
-    """What the scheduler should have sent by ``now``: the latest month whose report is
-    due (the 1st of the next month at ``hour`` local time has passed) and, with
-    ``quarterly``, the latest quarter likewise. Only the latest of each: a bot that was
-    off for months does not flood the staff chat with old reports."""
+    """What the scheduler should send at ``now``: last month once the 1st at ``hour``
+    (local) has passed, and with ``quarterly`` last quarter once its first day at
+    ``hour`` has passed; each for :data:`CATCH_UP` after that moment."""
     local = now.astimezone(tz)
-    current = Period("month", local.year, local.month, tz)
-    due_at = datetime.combine(current.first_day, time(hour), tzinfo=tz)
-    month = current.previous() if local >= due_at else current.previous().previous()
-    periods = [month]
+    current_month = Period("month", local.year, local.month, tz)
+    candidates = [current_month]
     if quarterly:
-        q = Period("quarter", local.year, (local.month - 1) // 3 + 1, tz)
-        q_due = datetime.combine(q.first_day, time(hour), tzinfo=tz)
-        periods.append(q.previous() if local >= q_due else q.previous().previous())
-    return periods
+        candidates.append(Period("quarter", local.year, (local.month - 1) // 3 + 1, tz))
+    due = []
+    for current in candidates:
+        due_at = datetime.combine(current.first_day, time(hour), tzinfo=tz)
+        if due_at <= local < due_at + CATCH_UP:
+            due.append(current.previous())
+    return due

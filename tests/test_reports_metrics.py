@@ -203,15 +203,18 @@ def test_periods_parse_and_bound_in_the_time_zone():
     assert last_month(datetime(2026, 10, 31, 21, 30, tzinfo=UTC), JHB).label == "2026-09"
 
 
-def test_due_periods_follow_the_local_hour():
-    def due(*args):
-        return [p.label for p in due_periods(datetime(*args, tzinfo=UTC), JHB, hour=8, quarterly=True)]
+def test_due_periods_follow_the_local_hour_for_a_week():
+    def due(*args, quarterly=True):
+        return [p.label for p in due_periods(datetime(*args, tzinfo=UTC), JHB, hour=8, quarterly=quarterly)]
 
-    # 1 October 07:59 local = 05:59 UTC: September not due yet
-    assert due(2026, 10, 1, 5, 59) == ["2026-08", "2026-Q2"]
+    # 1 October 07:59 local = 05:59 UTC: nothing yet; 08:00 local: September and Q3
+    assert due(2026, 10, 1, 5, 59) == []
     assert due(2026, 10, 1, 6, 0) == ["2026-09", "2026-Q3"]
-    assert due(2026, 11, 20, 12, 0) == ["2026-10", "2026-Q3"]
-    assert [p.label for p in due_periods(datetime(2026, 11, 20, tzinfo=UTC), JHB, hour=8, quarterly=False)] == ["2026-10"]
+    assert due(2026, 10, 1, 6, 0, quarterly=False) == ["2026-09"]
+    assert due(2026, 10, 8, 5, 59) == ["2026-09", "2026-Q3"]  # still catching up a week later
+    assert due(2026, 10, 8, 6, 0) == []
+    assert due(2026, 11, 1, 6, 0) == ["2026-10"]  # not a quarter's start
+    assert due(2026, 10, 31, 22, 30) == []  # 00:30 on 1 November locally: before 08:00
 
 
 def test_clusters_group_similar_questions_largest_first():
