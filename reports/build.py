@@ -120,16 +120,17 @@ async def build_report(
     *,
     progress: Progress | None = None,
     now: datetime | None = None,
+    charts: bool = True,
 ) -> Report:
     """The whole report for ``period`` (a :class:`Period` or ``2026-10`` / ``2026-Q4``
-    in the reports' time zone)."""
+    in the reports' time zone). ``charts=False`` skips drawing (e.g. for CSV only)."""
     if isinstance(period, str):
         period = parse_period(period, settings.report_tz)
     figures = await collect(session, period, progress)
     started = time.perf_counter()
     generated_at = now or utcnow()
     # drawing the charts is CPU work: off the event loop, the bot keeps answering
-    html, summary = await asyncio.to_thread(render, figures, settings, generated_at=generated_at)
+    html, summary = await asyncio.to_thread(render, figures, settings, generated_at=generated_at, with_charts=charts)
     if progress is not None:
         progress("html and charts", time.perf_counter() - started)
     return Report(figures, html, summary, generated_at)

@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # before pyplot: no display, safe in a server and in thre
 
 from matplotlib.figure import Figure  # noqa: E402
 
-BLUE, GREEN, RED, GREY = "#2b6cb0", "#2f855a", "#c53030", "#718096"
+BLUE, GREEN, GREY = "#2b6cb0", "#2f855a", "#718096"
 
 
 def _png(fig: Figure) -> str:
@@ -33,15 +33,13 @@ def _figure(title: str) -> tuple[Figure, Any]:
 
 
 def per_day(title: str, days: list[str], series: list[tuple[str, list[int], str]]) -> str:
-    """Bars (one series) or lines (several) of counts per day."""
+    """Bars of counts per day; several series side by side."""
     fig, ax = _figure(title)
     x = range(len(days))
-    if len(series) == 1:
-        label, values, colour = series[0]
-        ax.bar(x, values, color=colour, label=label)
-    else:
-        for label, values, colour in series:
-            ax.plot(x, values, marker="o", markersize=3, color=colour, label=label)
+    width = 0.8 / len(series)
+    for i, (label, values, colour) in enumerate(series):
+        ax.bar([d + (i - (len(series) - 1) / 2) * width for d in x], values, width=width, color=colour, label=label)
+    if len(series) > 1:
         ax.legend(frameon=False, fontsize=8)
     step = max(1, len(days) // 10)
     ax.set_xticks(list(x)[::step], days[::step], fontsize=8)
