@@ -73,9 +73,11 @@ async def collect(session: AsyncSession, period: Period, progress: Progress | No
 
 
 def duration(minutes: float | None) -> str:
-    """45 min, 3.5 h, 2.1 d; an en dash for no value."""
+    """40 s, 45 min, 3.5 h, 2.1 d; an en dash for no value."""
     if minutes is None:
         return "–"
+    if minutes < 1:
+        return f"{minutes * 60:.0f} s"
     if minutes < 90:
         return f"{minutes:.0f} min"
     if minutes < 48 * 60:
