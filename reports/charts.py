@@ -19,13 +19,13 @@ BLUE, GREEN, GREY = "#2b6cb0", "#2f855a", "#718096"
 
 def _png(fig: Figure) -> str:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=80)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _figure(title: str) -> tuple[Figure, Any]:
     # Figure() directly (not pyplot): nothing global, nothing to close
-    fig = Figure(figsize=(7.5, 2.8))
+    fig = Figure(figsize=(7.5, 2.8), layout="constrained")
     ax = fig.add_subplot()
     ax.set_title(title, fontsize=11, loc="left")
     ax.spines[["top", "right"]].set_visible(False)
@@ -72,7 +72,7 @@ def bars(title: str, labels: list[str], values: list[float], colour: str = BLUE,
 
 def top_categories(ads: list[tuple[str, int]], tickets: list[tuple[str, int]]) -> str:
     """Two panels: ads submitted by category, tickets opened by category."""
-    fig = Figure(figsize=(7.5, 3.0))
+    fig = Figure(figsize=(7.5, 3.0), layout="constrained")
     for i, (title, rows, colour) in enumerate((("Ads submitted by category", ads, BLUE), ("Tickets opened by category", tickets, GREEN))):
         ax = fig.add_subplot(1, 2, i + 1)
         ax.set_title(title, fontsize=10, loc="left")
@@ -84,7 +84,6 @@ def top_categories(ads: list[tuple[str, int]], tickets: list[tuple[str, int]]) -
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color=GREY)
             ax.set_yticks([])
-    fig.tight_layout()
     return _png(fig)
 
 

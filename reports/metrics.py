@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import and_, case, distinct, exists, func, literal, or_, select, union
+from sqlalchemy import Float, and_, case, distinct, exists, func, literal, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
@@ -38,7 +38,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from ads.models import Ad, AdStatus, Strike
 from bot.db import UTCDateTime
 from bot.models import User, UserStatus
-from escalation.models import Feedback, Rating, StaffMember, Ticket
+from escalation.models import OPEN_STATUSES, Feedback, Rating, StaffMember, Ticket
 from kb.models import KbEntry, Outcome, Question, Vote
 from kb.textnorm import normalize
 from reports.periods import Period
@@ -77,6 +77,28 @@ def _plus_day_sqlite(element: _PlusDay, compiler: Any, **kw: Any) -> str:
     return f"strftime('%Y-%m-%d %H:%M:%f', {compiler.process(element.clauses, **kw)}, '+{DEFLECTION_HOURS} hours')"
 
 
+class _Minutes(FunctionElement[float]):
+    """``later - earlier`` in minutes, as a float, computed by the database (fetching
+    two timestamps per row costs far more than one number)."""
+
+    type = Float()
+    inherit_cache = True
+    name = "minutes_between"
+
+
+@compiles(_Minutes)
+def _minutes_default(element: _Minutes, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    # EXTRACT gives numeric (decoded as Decimal, slowly): cast to a float
+    return f"CAST(EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)})) / 60.0 AS DOUBLE PRECISION)"
+
+
+@compiles(_Minutes, "sqlite")
+def _minutes_sqlite(element: _Minutes, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return f"((julianday({compiler.process(later, **kw)}) - julianday({compiler.process(earlier, **kw)})) * 1440.0)"
+
+
 def _within(column: Any, period: Period) -> ColumnElement[bool]:
     return and_(column >= period.start, column < period.end)
 
@@ -90,17 +112,13 @@ def _day_index(column: Any, period: Period) -> Any:
     return case(*[(column < edge, i) for i, edge in enumerate(edges)], else_=len(edges))
 
 
-async def _daily(session: AsyncSession, column: Any, period: Period, *where: Any) -> list[int]:
-    day = _day_index(column, period).label("day")
-    rows = (await session.execute(select(day, func.count()).where(_within(column, period), *where).group_by(day))).all()
-    counts = [0] * len(period.days())
-    for index, n in rows:
-        counts[int(index)] = int(n)
-    return counts
-
-
 def _minutes(later: datetime, earlier: datetime) -> float:
     return (later - earlier).total_seconds() / 60
+
+
+def _rounded(values: Any) -> list[float]:
+    """Minutes to the millisecond (SQLite's julianday arithmetic is not exact)."""
+    return [round(float(v), 4) for v in values]
 
 
 def _spread(values: list[float]) -> dict[str, float | None]:
@@ -127,20 +145,6 @@ def _decision() -> Any:
     )
 
 
-async def _ad_counts(session: AsyncSession, period: Period) -> dict[str, int]:
-    submitted = await session.scalar(select(func.count()).select_from(Ad).where(_within(Ad.submitted_at, period)))
-    decision = _decision().label("decision")
-    decided = dict(
-        (await session.execute(select(decision, func.count()).where(_within(Ad.decided_at, period)).group_by(decision))).all()
-    )
-    return {
-        "submitted": int(submitted or 0),
-        "approved": int(decided.get("approved", 0)),
-        "rejected": int(decided.get("rejected", 0)),
-        "changes_requested": int(decided.get("changes", 0)),
-    }
-
-
 async def ads_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
     """Ads of the period.
 
@@ -162,14 +166,66 @@ async def ads_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
     - per moderator: approvals, rejections and change requests of the period by the
       moderator who decided.
     """
-    counts = await _ad_counts(session, period)
-    before = await _ad_counts(session, period.previous())
+    before_period = period.previous()
+    current = (Ad.submitted_at >= period.start).label("current")
+    day = _day_index(Ad.submitted_at, period).label("day")
+    # submissions of this period and the previous one: one grouped query
+    submitted_rows = (
+        await session.execute(
+            select(current, Ad.category, day, func.count())
+            .where(Ad.submitted_at >= before_period.start, Ad.submitted_at < period.end)
+            .group_by(current, Ad.category, day)
+        )
+    ).all()
+    # decisions of both periods, with everything the sections below split them by
+    decision = _decision().label("decision")
+    decided_now = (Ad.decided_at >= period.start).label("current")
+    decided_rows = (
+        await session.execute(
+            select(decided_now, Ad.category, Ad.decided_by, Ad.auto_approved, decision, Ad.decision_reason, func.count())
+            .where(Ad.decided_at >= before_period.start, Ad.decided_at < period.end)
+            .group_by(decided_now, Ad.category, Ad.decided_by, Ad.auto_approved, decision, Ad.decision_reason)
+        )
+    ).all()
+    keys = {"approved": "approved", "rejected": "rejected", "changes": "changes_requested"}
+    counts = {"submitted": 0, "approved": 0, "rejected": 0, "changes_requested": 0}
+    before = dict(counts)
+    per_day = [0] * len(period.days())
+    by_cat: dict[str, dict[str, int]] = {}
+
+    def cat(name: str | None) -> dict[str, int]:
+        return by_cat.setdefault(name or "-", {"submitted": 0, "approved": 0, "rejected": 0})
+
+    for is_current, category, day_index, n in submitted_rows:
+        if not is_current:
+            before["submitted"] += int(n)
+            continue
+        counts["submitted"] += int(n)
+        per_day[int(day_index)] += int(n)
+        cat(category)["submitted"] += int(n)
+    reason_counts: Counter[str] = Counter()
+    per_mod: dict[int, dict[str, int]] = {}
+    for is_current, category, moderator, auto, dec, reason, n in decided_rows:
+        if dec is None:
+            continue
+        (counts if is_current else before)[keys[dec]] += int(n)
+        if not is_current:
+            continue
+        if dec in ("approved", "rejected"):
+            cat(category)[dec] += int(n)
+        if dec == "rejected":
+            reason_counts[reason or "-"] += int(n)
+        if moderator is not None and not auto:
+            per_mod.setdefault(int(moderator), {"approved": 0, "rejected": 0, "changes": 0})[dec] += int(n)
     change = {k: change_pct(v, before[k]) for k, v in counts.items()}
 
     pending_rows = (
         await session.execute(
             select(Ad.submitted_at).where(
                 Ad.submitted_at < period.end,
+                # the same rows as the conditions below; this one lets the database
+                # use indexes (waiting now, withdrawn, or decided after the end)
+                or_(Ad.status.in_((AdStatus.SUBMITTED, AdStatus.DELETED)), Ad.decided_at >= period.end),
                 or_(Ad.decided_at.is_(None), Ad.decided_at >= period.end),
                 Ad.status != AdStatus.DRAFT,
                 ~and_(Ad.status == AdStatus.DELETED, Ad.decided_at.is_(None), Ad.updated_at < period.end),
@@ -183,52 +239,20 @@ async def ads_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
         "oldest_hours": round(max(waits), 1) if waits else None,
     }
 
-    times = (
-        await session.execute(
-            select(Ad.submitted_at, Ad.decided_at).where(
-                _within(Ad.decided_at, period), Ad.status.in_(APPROVAL_TIME_STATES), Ad.auto_approved.is_(False), Ad.submitted_at.is_not(None)
+    approval_minutes = _rounded(
+        (
+            await session.execute(
+                select(_Minutes(Ad.decided_at, Ad.submitted_at)).where(
+                    _within(Ad.decided_at, period), Ad.status.in_(APPROVAL_TIME_STATES), Ad.auto_approved.is_(False), Ad.submitted_at.is_not(None)
+                )
             )
-        )
-    ).all()
-    approval_minutes = [_minutes(d, s) for s, d in times]
+        ).scalars().all()
+    )
 
-    decision = _decision().label("decision")
-    by_cat: dict[str, dict[str, int]] = {}
-    for cat, n in (await session.execute(select(Ad.category, func.count()).where(_within(Ad.submitted_at, period)).group_by(Ad.category))).all():
-        by_cat.setdefault(cat or "-", {"submitted": 0, "approved": 0, "rejected": 0})["submitted"] = int(n)
-    for cat, dec, n in (
-        await session.execute(
-            select(Ad.category, decision, func.count()).where(_within(Ad.decided_at, period)).group_by(Ad.category, decision)
-        )
-    ).all():
-        if dec in ("approved", "rejected"):
-            by_cat.setdefault(cat or "-", {"submitted": 0, "approved": 0, "rejected": 0})[dec] = int(n)
     categories = sorted(
         ({"category": c, **v} for c, v in by_cat.items()), key=lambda r: (-r["submitted"], -r["approved"], r["category"])
     )
-
-    reasons = [
-        {"reason": r or "-", "count": int(n)}
-        for r, n in (
-            await session.execute(
-                select(Ad.decision_reason, func.count())
-                .where(_within(Ad.decided_at, period), Ad.status == AdStatus.REJECTED)
-                .group_by(Ad.decision_reason)
-            )
-        ).all()
-    ]
-    reasons.sort(key=lambda r: (-r["count"], r["reason"]))
-
-    per_mod: dict[int, dict[str, int]] = {}
-    for mod, dec, n in (
-        await session.execute(
-            select(Ad.decided_by, decision, func.count())
-            .where(_within(Ad.decided_at, period), Ad.decided_by.is_not(None), Ad.auto_approved.is_(False))
-            .group_by(Ad.decided_by, decision)
-        )
-    ).all():
-        if dec is not None:
-            per_mod.setdefault(int(mod), {"approved": 0, "rejected": 0, "changes": 0})[dec] = int(n)
+    reasons = sorted(({"reason": r, "count": n} for r, n in reason_counts.items()), key=lambda r: (-r["count"], r["reason"]))
     names = await _names(session, list(per_mod))
     moderators = sorted(
         ({"id": m, "name": names.get(m, str(m)), **v, "total": sum(v.values())} for m, v in per_mod.items()),
@@ -245,7 +269,7 @@ async def ads_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
         "by_category": categories,
         "rejection_reasons": reasons,
         "per_moderator": moderators,
-        "per_day": await _daily(session, Ad.submitted_at, period),
+        "per_day": per_day,
     }
 
 
@@ -392,12 +416,28 @@ async def ticket_metrics(session: AsyncSession, period: Period) -> dict[str, Any
     - per staff member (the assignee): tickets resolved, first responses and their
       median time.
     """
-    opened = int(await session.scalar(select(func.count()).select_from(Ticket).where(_within(Ticket.escalated_at, period))) or 0)
-    resolved = int(await session.scalar(select(func.count()).select_from(Ticket).where(_within(Ticket.resolved_at, period))) or 0)
+    # opened: by category, local day and breach flags, in one grouped query; resolved likewise
+    o_day = _day_index(Ticket.escalated_at, period).label("day")
+    opened_rows = (
+        await session.execute(
+            select(Ticket.category, o_day, Ticket.first_response_breached, Ticket.resolution_breached, func.count())
+            .where(_within(Ticket.escalated_at, period))
+            .group_by(Ticket.category, o_day, Ticket.first_response_breached, Ticket.resolution_breached)
+        )
+    ).all()
+    r_day = _day_index(Ticket.resolved_at, period).label("day")
+    resolved_rows = (
+        await session.execute(
+            select(Ticket.category, r_day, func.count()).where(_within(Ticket.resolved_at, period)).group_by(Ticket.category, r_day)
+        )
+    ).all()
     backlog = int(
         await session.scalar(
             select(func.count()).select_from(Ticket).where(
                 Ticket.escalated_at < period.end,
+                # implied by the conditions below (a ticket with neither resolution nor
+                # closing time is open); it lets the database use indexes
+                or_(Ticket.status.in_(OPEN_STATUSES), Ticket.resolved_at >= period.end, Ticket.closed_at >= period.end),
                 or_(Ticket.resolved_at.is_(None), Ticket.resolved_at >= period.end),
                 or_(Ticket.closed_at.is_(None), Ticket.closed_at >= period.end),
             )
@@ -406,57 +446,45 @@ async def ticket_metrics(session: AsyncSession, period: Period) -> dict[str, Any
     )
     first = (
         await session.execute(
-            select(Ticket.assignee_id, Ticket.escalated_at, Ticket.first_response_at).where(
+            select(Ticket.assignee_id, _Minutes(Ticket.first_response_at, Ticket.escalated_at)).where(
                 _within(Ticket.first_response_at, period), Ticket.escalated_at.is_not(None)
             )
         )
     ).all()
-    first_minutes = [_minutes(f, e) for _, e, f in first]
+    first_minutes = _rounded([m for _, m in first])
     resolution = (
         await session.execute(
-            select(Ticket.assignee_id, Ticket.escalated_at, Ticket.resolved_at).where(
-                _within(Ticket.resolved_at, period), Ticket.escalated_at.is_not(None)
-            )
+            select(Ticket.assignee_id).where(_within(Ticket.resolved_at, period), Ticket.escalated_at.is_not(None))
+            .add_columns(_Minutes(Ticket.resolved_at, Ticket.escalated_at))
         )
     ).all()
-    resolution_minutes = [_minutes(r, e) for _, e, r in resolution]
-    breaches = (
-        await session.execute(
-            select(
-                func.coalesce(func.sum(case((Ticket.first_response_breached.is_(True), 1), else_=0)), 0),
-                func.coalesce(func.sum(case((Ticket.resolution_breached.is_(True), 1), else_=0)), 0),
-            ).where(_within(Ticket.escalated_at, period))
-        )
-    ).one()
-
+    resolution_minutes = _rounded([m for _, m in resolution])
     cats: dict[str, dict[str, int]] = {}
 
     def cat(name: str) -> dict[str, int]:
         return cats.setdefault(name, {"opened": 0, "resolved": 0, "breaches": 0})
 
-    for c, n, b in (
-        await session.execute(
-            select(
-                Ticket.category,
-                func.count(),
-                func.coalesce(
-                    func.sum(case((or_(Ticket.first_response_breached.is_(True), Ticket.resolution_breached.is_(True)), 1), else_=0)), 0
-                ),
-            )
-            .where(_within(Ticket.escalated_at, period))
-            .group_by(Ticket.category)
-        )
-    ).all():
-        cat(c).update(opened=int(n), breaches=int(b))
-    for c, n in (await session.execute(select(Ticket.category, func.count()).where(_within(Ticket.resolved_at, period)).group_by(Ticket.category))).all():
-        cat(c)["resolved"] = int(n)
+    opened = resolved = first_breaches = resolution_breaches = 0
+    opened_per_day, resolved_per_day = [0] * len(period.days()), [0] * len(period.days())
+    for category, day_index, first_breached, resolution_breached, n in opened_rows:
+        n = int(n)
+        opened += n
+        opened_per_day[int(day_index)] += n
+        first_breaches += n if first_breached else 0
+        resolution_breaches += n if resolution_breached else 0
+        cat(category)["opened"] += n
+        cat(category)["breaches"] += n if (first_breached or resolution_breached) else 0
+    for category, day_index, n in resolved_rows:
+        resolved += int(n)
+        resolved_per_day[int(day_index)] += int(n)
+        cat(category)["resolved"] += int(n)
     categories = sorted(({"category": c, **v} for c, v in cats.items()), key=lambda r: (-r["opened"], -r["resolved"], r["category"]))
 
     people: dict[int, dict[str, Any]] = {}
-    for assignee, _, _ in resolution:
+    for assignee, _ in resolution:
         if assignee is not None:
             people.setdefault(int(assignee), {"resolved": 0, "first": []})["resolved"] += 1
-    for (assignee, _, _), minutes in zip(first, first_minutes, strict=True):
+    for (assignee, _), minutes in zip(first, first_minutes, strict=True):
         if assignee is not None:
             people.setdefault(int(assignee), {"resolved": 0, "first": []})["first"].append(minutes)
     names = await _names(session, list(people))
@@ -473,12 +501,12 @@ async def ticket_metrics(session: AsyncSession, period: Period) -> dict[str, Any
         "backlog_at_end": backlog,
         "first_response_minutes": _spread(first_minutes),
         "resolution_minutes": _spread(resolution_minutes),
-        "first_response_breaches": int(breaches[0]),
-        "resolution_breaches": int(breaches[1]),
+        "first_response_breaches": first_breaches,
+        "resolution_breaches": resolution_breaches,
         "by_category": categories,
         "per_staff": staff,
-        "opened_per_day": await _daily(session, Ticket.escalated_at, period),
-        "resolved_per_day": await _daily(session, Ticket.resolved_at, period),
+        "opened_per_day": opened_per_day,
+        "resolved_per_day": resolved_per_day,
     }
 
 
@@ -528,8 +556,8 @@ async def user_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
 
     - new: users first seen in the period;
     - active: distinct users who did anything recorded in the period: first or last
-      seen, asked a question, opened a ticket, created or submitted an ad, rated a
-      ticket or sent feedback;
+      seen, asked a question, opened a ticket (reached a person), submitted an ad,
+      rated a ticket or sent feedback;
     - warned: distinct users who received a strike in the period;
     - blocked: users whose posting block runs past the period end (current state);
     - banned: users banned now (the database keeps no ban date);
@@ -540,8 +568,8 @@ async def user_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
     ids = union(
         select(User.id.label("uid")).where(or_(_within(User.first_seen, period), _within(User.last_seen, period))),
         select(Question.user_id).where(_within(Question.created_at, period)),
-        select(Ticket.user_id).where(_within(Ticket.created_at, period)),
-        select(Ad.user_id).where(or_(_within(Ad.created_at, period), _within(Ad.submitted_at, period))),
+        select(Ticket.user_id).where(_within(Ticket.escalated_at, period)),
+        select(Ad.user_id).where(_within(Ad.submitted_at, period)),
         select(Rating.user_id).where(_within(Rating.rated_at, period)),
         select(Feedback.user_id).where(_within(Feedback.created_at, period)),
     ).subquery()

@@ -1,4 +1,5 @@
-"""report runs: what the monthly / quarterly report scheduler has sent
+"""report runs: what the monthly / quarterly report scheduler has sent; indexes for
+the report's period queries on tickets, ads and ratings
 
 Revision ID: 0012
 Revises: 0007
@@ -16,6 +17,11 @@ down_revision = '0007'
 branch_labels = None
 depends_on = None
 
+INDEXES = [
+    ('tickets', 'escalated_at'), ('tickets', 'first_response_at'), ('tickets', 'resolved_at'), ('tickets', 'closed_at'),
+    ('ads', 'submitted_at'), ('ads', 'decided_at'), ('ratings', 'sent_at'), ('ratings', 'rated_at'),
+]
+
 
 def upgrade() -> None:
     op.create_table('report_runs',
@@ -29,7 +35,13 @@ def upgrade() -> None:
     sa.Column('error', bot.db.SafeText(), nullable=True),
     sa.PrimaryKeyConstraint('period', name=op.f('pk_report_runs'))
     )
+    for table, column in INDEXES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.create_index(f'ix_{table}_{column}', [column], unique=False)
 
 
 def downgrade() -> None:
+    for table, column in reversed(INDEXES):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_index(f'ix_{table}_{column}')
     op.drop_table('report_runs')
