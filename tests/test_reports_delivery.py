@@ -75,6 +75,9 @@ async def test_an_empty_period_renders_a_valid_report_that_says_so(desk):
 
 
 async def test_report_command_in_the_staff_chat_sends_the_document_with_the_summary(desk):
+    staff_menu = next(v for k, v in desk.tg.commands.items() if str(STAFF_CHAT) in k)
+    private_menu = next(v for k, v in desk.tg.commands.items() if "all_private_chats" in k)
+    assert "report" in [c["command"] for c in staff_menu] and "report" not in [c["command"] for c in private_menu]
     await s.seed(desk.sessions)
     thandi = desk.tg.staff(s.THANDI, "Thandi", STAFF_CHAT)
     await thandi.send("/report 2026-10", chat_id=STAFF_CHAT)
