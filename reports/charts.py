@@ -40,7 +40,7 @@ def per_day(title: str, days: list[str], series: list[tuple[str, list[int], str]
     for i, (label, values, colour) in enumerate(series):
         ax.bar([d + (i - (len(series) - 1) / 2) * width for d in x], values, width=width, color=colour, label=label)
     if len(series) > 1:
-        ax.legend(frameon=False, fontsize=8)
+        ax.legend(frameon=False, fontsize=8, ncols=len(series), loc="lower right", bbox_to_anchor=(1, 1))
     step = max(1, len(days) // 10)
     ax.set_xticks(list(x)[::step], days[::step], fontsize=8)
     ax.yaxis.get_major_locator().set_params(integer=True)

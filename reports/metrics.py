@@ -51,7 +51,7 @@ APPROVAL_TIME_STATES = (AdStatus.APPROVED, AdStatus.EXPIRED, AdStatus.SOLD)
 LOW_RATING = 3  # ratings of 3 or less are "low" (the bot asks those users for a comment)
 TOP = 10  # rows in each "top" list
 GAP_SIMILARITY = 70  # rapidfuzz token_set_ratio at or above which two questions cluster
-GAP_MAX_QUESTIONS = 5000  # the most recent unanswered questions clustered
+GAP_MAX_QUESTIONS = 2000  # the most recent unanswered questions clustered (bounded time)
 DEFLECTION_HOURS = 24
 BACKLOG_OLD_HOURS = 24
 
@@ -348,7 +348,7 @@ async def question_metrics(session: AsyncSession, period: Period) -> dict[str, A
 
 
 async def kb_gaps(session: AsyncSession, period: Period) -> dict[str, Any]:
-    """Questions of the period the knowledge base could not answer: the bot said it
+    """Questions of the period (the latest 2,000) the knowledge base could not answer: the bot said it
     does not know (outcome no_match), or the user pressed "None of these". Grouped by
     similarity: a question joins the first (largest) cluster whose first question is at
     least 70% similar (rapidfuzz token_set_ratio of the normalised texts), else starts
