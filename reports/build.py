@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.db import utcnow
 from bot.templates import Templates
-from reports import charts
 from reports.metrics import SECTIONS, Figures
 from reports.periods import Period, parse_period
 
@@ -109,7 +108,11 @@ def render(figures: Figures, settings: Settings, *, generated_at: datetime, with
         "timezone": figures.period.tz.key,
         "generated_at": generated_at.astimezone(figures.period.tz).strftime("%Y-%m-%d %H:%M"),
     }
-    chart_uris = charts.all_charts(figures, labels) if with_charts else {}
+    chart_uris: dict[str, str] = {}
+    if with_charts:
+        from reports import charts  # matplotlib: imported when a report is drawn, not at start-up
+
+        chart_uris = charts.all_charts(figures, labels)
     html = templates.render("reports/report.html", locale, charts=chart_uris, **values)
     summary = templates.render("reports/summary.html", locale, **values)
     return html, summary
