@@ -14,7 +14,8 @@ from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from handlers.casework import srender
 from handlers.staffauth import is_staff
-from reports import Period, PeriodError, Report, build_report, last_month, parse_period, runs
+from reports import Period, PeriodError, Report, last_month, parse_period, runs
+from reports.build import collect, finish
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ async def _send(context: HelpdeskContext, chat_id: int, report: Report, thread_i
 async def _build(context: HelpdeskContext, period: Period) -> Report:
     desk = context.desk
     async with unit_of_work(desk.sessions) as session:
-        return await build_report(session, desk.settings, period, now=context.now())
+        figures = await collect(session, period)
+    return await finish(figures, desk.settings, now=context.now())  # drawn outside the transaction
 
 
 async def cmd_report(update: Update, context: HelpdeskContext) -> None:

@@ -132,6 +132,14 @@ async def build_report(
     if isinstance(period, str):
         period = parse_period(period, settings.report_tz)
     figures = await collect(session, period, progress)
+    return await finish(figures, settings, progress=progress, now=now, charts=charts)
+
+
+async def finish(
+    figures: Figures, settings: Settings, *, progress: Progress | None = None, now: datetime | None = None, charts: bool = True
+) -> Report:
+    """Draw and render collected figures. Needs no database: callers on SQLite end
+    their transaction first, so the write lock is not held while charts are drawn."""
     started = time.perf_counter()
     generated_at = now or utcnow()
     # drawing the charts is CPU work: off the event loop, the bot keeps answering
