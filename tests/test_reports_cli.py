@@ -48,3 +48,18 @@ def test_report_as_csv_on_standard_output_and_a_bad_period(tmp_path, capsys):
     assert ["period", "label", "", "2026-Q4"] in rows and ["ads", "submitted", "", "14"] in rows
     assert main(["--config", str(config), "report", "--period", "2026-13"]) == 2
     assert "expected YYYY-MM or YYYY-Qn" in capsys.readouterr().err
+
+
+def test_reports_settings_are_checked_with_one_clear_line_each(tmp_path):
+    import pytest
+
+    from bot.config import ConfigError, parse_settings
+
+    settings = parse_settings({"timezone": "Europe/Berlin"}, "<t>", tmp_path)
+    assert (settings.reports.enabled, settings.reports.hour, settings.reports.quarterly, settings.report_tz.key) == (True, 8, True, "Europe/Berlin")
+    assert parse_settings({"reports": {"timezone": "UTC"}}, "<t>", tmp_path).report_tz.key == "UTC"
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"reports": {"hour": 25, "timezone": "Mars/Olympus"}}, "config.toml", tmp_path)
+    lines = info.value.lines
+    assert any(line.startswith("config.toml: reports.hour: found 25, expected an hour of the day from 0 to 23") for line in lines)
+    assert any(line.startswith("config.toml: reports.timezone: found 'Mars/Olympus', expected an IANA time zone name") for line in lines)
