@@ -117,7 +117,7 @@ def _minutes(later: datetime, earlier: datetime) -> float:
 
 
 def _rounded(values: Any) -> list[float]:
-    """Minutes to the millisecond (SQLite's julianday arithmetic is not exact)."""
+    """Minutes to 1/10,000 (6 ms): SQLite's julianday arithmetic is not exact."""
     return [round(float(v), 4) for v in values]
 
 
