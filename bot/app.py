@@ -40,6 +40,7 @@ from bot.updates import ConfirmAfterProcessing
 from bot.chats import chat_moves
 from handlers import ads, common, dedupe, faq, feedback, guides, jobs, kbedit, limits, staff, tickets
 from handlers.delivery import apply_chat_moves, chat_moved, config_keys
+from handlers import reports as report_handlers
 from kb.kbfile import KbFileError, load_kb
 from ads.policy import load_policy
 from ads.service import Rules
@@ -179,6 +180,8 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CommandHandler("warn", ads.cmd_warn, filters=staff_chats & new_message),
         CommandHandler("unban", ads.cmd_unban, filters=staff_chats & new_message),
         CommandHandler("pardon", ads.cmd_pardon, filters=staff_chats & new_message),
+        # the staff chat's /report is the manager's report; a private /report N reports an ad
+        CommandHandler("report", report_handlers.cmd_report, filters=staff_chats & new_message),
         MessageHandler(staff_chats & new_message & ~filters.COMMAND & ~filters.StatusUpdate.ALL, staff.on_staff_message),
         MessageHandler(filters.StatusUpdate.MIGRATE, staff.on_chat_migrated),
     ]
@@ -210,6 +213,11 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
     jq.run_repeating(  # type: ignore[union-attr]
         dedupe.prune, interval=dedupe.PRUNE_SECONDS, first=dedupe.PRUNE_SECONDS, name="prune_updates",
         job_kwargs={"misfire_grace_time": dedupe.PRUNE_SECONDS},
+    )
+    # the monthly / quarterly report: sent when due, once (report_runs in the database)
+    every = report_handlers.REPORT_SWEEP_SECONDS
+    jq.run_repeating(  # type: ignore[union-attr]
+        report_handlers.report_job, interval=every, first=every, name="monthly_report", job_kwargs={"misfire_grace_time": every}
     )
 
 
@@ -328,6 +336,7 @@ async def _publish_commands(app: Application, templates: Templates) -> None:  # 
             ("warn", "Give a strike: /warn @user reason"),
             ("unban", "Lift a ban: /unban @user"),
             ("pardon", "Pardon a strike: /pardon <id>"),
+            ("report", "The manager's report: /report [YYYY-MM | YYYY-Qn]"),
             ("help", "Staff commands"),
         )
     ]

@@ -1,4 +1,5 @@
-"""``helpdesk``: run the bot, play the offline demo, migrate the database, manage the KB."""
+"""``helpdesk``: run the bot, play the offline demo, migrate the database, manage the KB,
+build the manager's report."""
 
 from __future__ import annotations
 
@@ -150,6 +151,55 @@ async def _kb_export(settings: Settings, out: Path | None) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports import PeriodError, last_month, parse_period
+
+    settings = _settings(args, must_exist=False)
+    tz = settings.report_tz
+    try:
+        period = parse_period(args.period, tz) if args.period else None
+    except PeriodError:
+        print(f"report: --period {args.period!r}: expected YYYY-MM or YYYY-Qn, like 2026-10 or 2026-Q4", file=sys.stderr)
+        return 2
+    return asyncio.run(_report(settings, period or last_month(_now(), tz), args.format, Path(args.out) if args.out else None))
+
+
+def _now():  # type: ignore[no-untyped-def]
+    from bot.db import utcnow
+
+    return utcnow()
+
+
+async def _report(settings: Settings, period, fmt: str, out: Path | None) -> int:  # type: ignore[no-untyped-def]
+    """Build the report, one progress line per section on stderr."""
+    import time
+
+    from bot.db import make_engine, make_sessionmaker
+    from bot.migrate import upgrade
+    from reports import build_report
+
+    await asyncio.to_thread(upgrade, settings.database.url, settings.database.schema_name)
+    engine = make_engine(settings.database.url, schema=settings.database.schema_name)
+    started = time.perf_counter()
+    print(f"report {period.label} ({period.start.isoformat()} to {period.end.isoformat()}):", file=sys.stderr)
+
+    def progress(section: str, seconds: float) -> None:
+        print(f"  {section:<16} {seconds:6.2f} s", file=sys.stderr, flush=True)
+
+    try:
+        async with make_sessionmaker(engine)() as session:
+            report = await build_report(session, settings, period, progress=progress, charts=fmt == "html")
+    finally:
+        await engine.dispose()
+    content = report.csv() if fmt == "csv" else report.html
+    if out is None:
+        sys.stdout.write(content)
+    else:
+        out.write_text(content, encoding="utf-8")
+    print(f"report {period.label}: {fmt} written to {out or 'standard output'} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="helpdesk", description="SayPro Classified Help Desk (Telegram bot)")
     p.add_argument("--config", help="config file (default: $HELPDESK_CONFIG, else ./config.toml)")
@@ -171,6 +221,11 @@ def parser() -> argparse.ArgumentParser:
     e = kb_sub.add_parser("export", help="write the database's KB as a file")
     e.add_argument("--out", help="output file (default: standard output)")
     kb.set_defaults(func=cmd_kb)
+    rep = sub.add_parser("report", help="the manager's report for a month or a quarter (HTML with charts, or CSV)")
+    rep.add_argument("--period", help="YYYY-MM or YYYY-Qn (default: last month), in the reports' time zone")
+    rep.add_argument("--out", help="output file (default: standard output)")
+    rep.add_argument("--format", choices=["html", "csv"], default="html", help="html (default) or csv of the raw figures")
+    rep.set_defaults(func=cmd_report)
     return p
 
 

@@ -472,6 +472,29 @@ class LimitsSettings(_Section):
     ] = 3
 
 
+class ReportsSettings(_Section):
+    """The monthly (and quarterly) report sent to the staff chat."""
+
+    enabled: Annotated[bool, Field(json_schema_extra=_expect("true or false"))] = True
+    hour: Annotated[int, Field(ge=0, le=23, json_schema_extra=_expect("an hour of the day from 0 to 23"))] = 8
+    # None: the desk's top-level ``timezone``
+    timezone: Annotated[
+        str | None, Field(json_schema_extra=_expect("an IANA time zone name, like Africa/Johannesburg"))
+    ] = None
+    quarterly: Annotated[bool, Field(json_schema_extra=_expect("true or false"))] = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone") from None
+        return v
+
+
 class Settings(_Section):
     telegram: TelegramSettings = TelegramSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -483,6 +506,7 @@ class Settings(_Section):
     locale: LocaleSettings = LocaleSettings()
     logging: LoggingSettings = LoggingSettings()
     limits: LimitsSettings = LimitsSettings()
+    reports: ReportsSettings = ReportsSettings()
     timezone: Annotated[
         str, Field(json_schema_extra=_expect("an IANA time zone name, like Africa/Johannesburg"))
     ] = "Africa/Johannesburg"
@@ -500,6 +524,11 @@ class Settings(_Section):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def report_tz(self) -> ZoneInfo:
+        """The reports' time zone: ``reports.timezone``, else the desk's."""
+        return ZoneInfo(self.reports.timezone or self.timezone)
 
     def require_for_run(self) -> None:
         """The keys that only the real bot needs (the demo and tests run without them)."""

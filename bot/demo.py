@@ -21,6 +21,7 @@ from bot.migrate import upgrade
 from ads.models import Ad
 from escalation.models import Rating, Ticket
 from kb.models import KbPhrasing, Question
+from reports import month_of
 
 DEMO_STAFF_CHAT = -1001234567890
 
@@ -52,7 +53,7 @@ def settings_for(folder: Path):  # type: ignore[no-untyped-def]
     )
 
 
-async def play(folder: Path, out: TextIO) -> dict[str, int]:
+async def play(folder: Path, out: TextIO, out_dir: Path = Path("demo-output")) -> dict[str, int]:
     settings = settings_for(folder)
     tg = FakeTelegram()
     tg.add_group(DEMO_STAFF_CHAT, "SayPro support team", forum=True)
@@ -71,7 +72,10 @@ async def play(folder: Path, out: TextIO) -> dict[str, int]:
         await escalation_scene(tg, user)
         support_part = len(tg.events)
         await ads_scene(tg)
+        ads_part = len(tg.events)
         desk = app.bot_data["desk"]
+        month = month_of(desk.clock(), desk.settings.report_tz)
+        report_file = await report_scene(tg, month.label, out_dir)
         async with desk.sessions() as session:
             rows = (await session.execute(select(Question.outcome, func.count()).group_by(Question.outcome))).all()
             votes = await session.scalar(select(func.count()).where(Question.vote.is_not(None)))
@@ -89,7 +93,9 @@ async def play(folder: Path, out: TextIO) -> dict[str, int]:
     out.write(rule + "Scene 2: the bot cannot help; a person takes over (staff chat with a topic per ticket)\n" + rule)
     out.write(tg.transcript(faq_part, support_part) + "\n")
     out.write(rule + "Scene 3: posting an ad; the pre-check flags a phone number; reject, fix, approve\n" + rule)
-    out.write(tg.transcript(support_part) + "\n")
+    out.write(tg.transcript(support_part, ads_part) + "\n")
+    out.write(rule + f"Scene 4: the manager's report for this month ({month.title()}), asked for in the staff chat\n" + rule)
+    out.write(tg.transcript(ads_part) + "\n")
     out.write(rule)
     out.write(
         "Question log: "
@@ -100,7 +106,23 @@ async def play(folder: Path, out: TextIO) -> dict[str, int]:
         + f"Ads: #1 {ad_status}\n"
         + f"Telegram calls {len(tg.calls)}, refused {len(tg.errors())}\n"
     )
+    out.write(rule + f"Report summary for {month.title()} (the caption staff received):\n")
+    caption = [m for m in tg.chat_messages(DEMO_STAFF_CHAT) if m.kind == "document"][-1].text
+    out.write(caption + "\n")
+    out.write(f"HTML report written to {report_file}\n")
     return {**outcomes, "votes": int(votes or 0), "refused": len(tg.errors()), "tickets": len(tickets)}
+
+
+async def report_scene(tg: FakeTelegram, period: str, out_dir: Path) -> Path:
+    """A staff member asks for this month's report; the file staff got is saved."""
+    thandi = tg.staff(7770001, "Thandi", DEMO_STAFF_CHAT, username="thandi_support")
+    await thandi.send(f"/report {period}", chat_id=DEMO_STAFF_CHAT)
+    document = tg.chat_messages(DEMO_STAFF_CHAT)[-1]
+    name, content = tg.uploads[document.file_id]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / name
+    path.write_bytes(content)
+    return path
 
 
 async def ads_scene(tg: FakeTelegram) -> None:
@@ -145,11 +167,12 @@ async def escalation_scene(tg: FakeTelegram, user: FakeUser) -> None:
     await thandi.press("Approve", chat_id=DEMO_STAFF_CHAT)
 
 
-def main(keep: str | None = None, out: TextIO | None = None) -> int:
+def main(keep: str | None = None, out: TextIO | None = None, out_dir: str | None = None) -> int:
+    """Play the demo; the month's HTML report goes to ``out_dir`` (default ./demo-output)."""
     out = out or sys.stdout
     with tempfile.TemporaryDirectory(prefix="helpdesk-demo-") as tmp:
         folder = Path(keep) if keep else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         upgrade(str(settings_for(folder).database.url))
-        result = asyncio.run(play(folder, out))
+        result = asyncio.run(play(folder, out, Path(out_dir or "demo-output")))
     return 1 if result["refused"] else 0

@@ -1,0 +1,642 @@
+"""The report's figures: one function per section, each over a period [start, end).
+
+Every function takes an ``AsyncSession`` and a :class:`~reports.periods.Period` (local
+midnights of the configured time zone, as UTC instants) and returns plain values. The
+queries are set-based (counts and GROUP BYs in the database); only the columns a
+percentile needs are fetched. The exact definitions are in README.md ("Reports") and in
+each docstring.
+
+Where the data comes from, and its limits:
+
+- ``ads`` keeps each ad's *latest* submission and decision (``submitted_at``,
+  ``decided_at``, ``decided_by``, ``decision_reason``) and its current ``status``; an ad
+  rejected, edited and resubmitted counts once, under its latest state.
+- ``questions`` is the question log (outcome, chosen entry, none-of-these, vote).
+- ``tickets`` has the moments a case reached a person (``escalated_at``), got its first
+  staff message (``first_response_at``), was resolved (``resolved_at``; a reopened case
+  counts at its latest resolution) and the SLA breach flags.
+- ``ratings``: one satisfaction survey per resolved ticket (``sent_at``), its stars and
+  comment (``rated_at``). ``feedback``: /feedback items. ``strikes``: warnings.
+- ``users`` keeps only the current status: "blocked" and "banned" are states at the
+  time the report runs, not events of the period.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rapidfuzz import fuzz, process
+from sqlalchemy import Float, and_, case, distinct, exists, func, literal, or_, select, union
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+
+from ads.models import Ad, AdStatus, Strike
+from bot.db import UTCDateTime
+from bot.models import User, UserStatus
+from escalation.models import OPEN_STATUSES, Feedback, Rating, StaffMember, Ticket
+from kb.models import KbEntry, Outcome, Question, Vote
+from kb.textnorm import normalize
+from reports.periods import Period
+from reports.stats import change_pct, median, pct, percentile
+
+# Ads whose latest decision was an approval (they went live, whatever happened since).
+APPROVED_STATES = (AdStatus.APPROVED, AdStatus.EXPIRED, AdStatus.SOLD, AdStatus.TAKEN_DOWN)
+# Approval time is measured on these only: a take-down overwrites decided_at.
+APPROVAL_TIME_STATES = (AdStatus.APPROVED, AdStatus.EXPIRED, AdStatus.SOLD)
+LOW_RATING = 3  # ratings of 3 or less are "low" (the bot asks those users for a comment)
+TOP = 10  # rows in each "top" list
+GAP_SIMILARITY = 70  # rapidfuzz token_set_ratio at or above which two questions cluster
+GAP_MAX_QUESTIONS = 2000  # the most recent unanswered questions clustered (bounded time)
+DEFLECTION_HOURS = 24
+BACKLOG_OLD_HOURS = 24
+
+
+# ------------------------------------------------------------------ SQL helpers
+
+
+class _PlusDay(FunctionElement[datetime]):
+    """``column + 24 hours`` on PostgreSQL and SQLite (which stores naive UTC text)."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+    name = "plus_day"
+
+
+@compiles(_PlusDay)
+def _plus_day_default(element: _PlusDay, compiler: Any, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)} + interval '{DEFLECTION_HOURS} hours')"
+
+
+@compiles(_PlusDay, "sqlite")
+def _plus_day_sqlite(element: _PlusDay, compiler: Any, **kw: Any) -> str:
+    return f"strftime('%Y-%m-%d %H:%M:%f', {compiler.process(element.clauses, **kw)}, '+{DEFLECTION_HOURS} hours')"
+
+
+class _Minutes(FunctionElement[float]):
+    """``later - earlier`` in minutes, as a float, computed by the database (fetching
+    two timestamps per row costs far more than one number)."""
+
+    type = Float()
+    inherit_cache = True
+    name = "minutes_between"
+
+
+@compiles(_Minutes)
+def _minutes_default(element: _Minutes, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    # EXTRACT gives numeric (decoded as Decimal, slowly): cast to a float
+    return f"CAST(EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)})) / 60.0 AS DOUBLE PRECISION)"
+
+
+@compiles(_Minutes, "sqlite")
+def _minutes_sqlite(element: _Minutes, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return f"((julianday({compiler.process(later, **kw)}) - julianday({compiler.process(earlier, **kw)})) * 1440.0)"
+
+
+def _within(column: Any, period: Period) -> ColumnElement[bool]:
+    return and_(column >= period.start, column < period.end)
+
+
+def _day_index(column: Any, period: Period) -> Any:
+    """The local day (0-based) of the period a timestamp falls on, as a SQL CASE over
+    the day boundaries in UTC (right across daylight-saving changes)."""
+    edges = period.day_starts()[1:-1]
+    if not edges:
+        return literal(0)
+    return case(*[(column < edge, i) for i, edge in enumerate(edges)], else_=len(edges))
+
+
+def _minutes(later: datetime, earlier: datetime) -> float:
+    return (later - earlier).total_seconds() / 60
+
+
+def _rounded(values: Any) -> list[float]:
+    """Minutes to 1/10,000 (6 ms): SQLite's julianday arithmetic is not exact."""
+    return [round(float(v), 4) for v in values]
+
+
+def _spread(values: list[float]) -> dict[str, float | None]:
+    return {"median": median(values), "p90": percentile(values, 90), "count": len(values)}
+
+
+async def _names(session: AsyncSession, ids: list[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = (await session.execute(select(StaffMember.id, StaffMember.first_name, StaffMember.username).where(StaffMember.id.in_(ids)))).all()
+    return {i: (first or (f"@{username}" if username else str(i))) for i, first, username in rows}
+
+
+# ------------------------------------------------------------------ ads
+
+
+def _decision() -> Any:
+    """approved | rejected | changes for an ad's latest decision (None: none or unknown)."""
+    return case(
+        (Ad.status.in_(APPROVED_STATES), literal("approved")),
+        (Ad.status == AdStatus.REJECTED, literal("rejected")),
+        (Ad.status == AdStatus.CHANGES, literal("changes")),
+        else_=literal(None),
+    )
+
+
+async def ads_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
+    """Ads of the period.
+
+    - submitted: ads whose (latest) submission time falls in the period;
+    - approved / rejected / changes requested: ads whose latest moderation decision
+      falls in the period, by its outcome (approved = the ad went live: it is now
+      approved, expired, sold or taken down; auto-approvals included);
+    - change: each of those against the previous period of the same length, in %
+      (None when the previous figure is 0);
+    - pending at period end: submitted before the end and not decided before the end
+      (ads withdrawn by their owner before the end excluded);
+    - backlog at period end: those pending ads, how many had waited more than 24 h at
+      the end, and the longest wait (hours);
+    - approval time: decided minus submitted, in minutes, over ads approved by a
+      moderator in the period (auto-approvals and take-downs excluded), median and
+      90th percentile (nearest rank);
+    - by category: submitted, approved, rejected per top-level category;
+    - rejection reasons: rejections of the period by reason, most frequent first;
+    - per moderator: approvals, rejections and change requests of the period by the
+      moderator who decided.
+    """
+    before_period = period.previous()
+    current = (Ad.submitted_at >= period.start).label("current")
+    day = _day_index(Ad.submitted_at, period).label("day")
+    # submissions of this period and the previous one: one grouped query
+    submitted_rows = (
+        await session.execute(
+            select(current, Ad.category, day, func.count())
+            .where(Ad.submitted_at >= before_period.start, Ad.submitted_at < period.end)
+            .group_by(current, Ad.category, day)
+        )
+    ).all()
+    # decisions of both periods, with everything the sections below split them by
+    decision = _decision().label("decision")
+    decided_now = (Ad.decided_at >= period.start).label("current")
+    decided_rows = (
+        await session.execute(
+            select(decided_now, Ad.category, Ad.decided_by, Ad.auto_approved, decision, Ad.decision_reason, func.count())
+            .where(Ad.decided_at >= before_period.start, Ad.decided_at < period.end)
+            .group_by(decided_now, Ad.category, Ad.decided_by, Ad.auto_approved, decision, Ad.decision_reason)
+        )
+    ).all()
+    keys = {"approved": "approved", "rejected": "rejected", "changes": "changes_requested"}
+    counts = {"submitted": 0, "approved": 0, "rejected": 0, "changes_requested": 0}
+    before = dict(counts)
+    per_day = [0] * len(period.days())
+    by_cat: dict[str, dict[str, int]] = {}
+
+    def cat(name: str | None) -> dict[str, int]:
+        return by_cat.setdefault(name or "-", {"submitted": 0, "approved": 0, "rejected": 0})
+
+    for is_current, category, day_index, n in submitted_rows:
+        if not is_current:
+            before["submitted"] += int(n)
+            continue
+        counts["submitted"] += int(n)
+        per_day[int(day_index)] += int(n)
+        cat(category)["submitted"] += int(n)
+    reason_counts: Counter[str] = Counter()
+    per_mod: dict[int, dict[str, int]] = {}
+    for is_current, category, moderator, auto, dec, reason, n in decided_rows:
+        if dec is None:
+            continue
+        (counts if is_current else before)[keys[dec]] += int(n)
+        if not is_current:
+            continue
+        if dec in ("approved", "rejected"):
+            cat(category)[dec] += int(n)
+        if dec == "rejected":
+            reason_counts[reason or "-"] += int(n)
+        if moderator is not None and not auto:
+            per_mod.setdefault(int(moderator), {"approved": 0, "rejected": 0, "changes": 0})[dec] += int(n)
+    change = {k: change_pct(v, before[k]) for k, v in counts.items()}
+
+    pending_rows = (
+        await session.execute(
+            select(Ad.submitted_at).where(
+                Ad.submitted_at < period.end,
+                # the same rows as the conditions below; this one lets the database
+                # use indexes (waiting now, withdrawn, or decided after the end)
+                or_(Ad.status.in_((AdStatus.SUBMITTED, AdStatus.DELETED)), Ad.decided_at >= period.end),
+                or_(Ad.decided_at.is_(None), Ad.decided_at >= period.end),
+                Ad.status != AdStatus.DRAFT,
+                ~and_(Ad.status == AdStatus.DELETED, Ad.decided_at.is_(None), Ad.updated_at < period.end),
+            )
+        )
+    ).scalars().all()
+    waits = [_minutes(period.end, s) / 60 for s in pending_rows]
+    backlog = {
+        "pending": len(waits),
+        "older_than_24h": sum(1 for w in waits if w > BACKLOG_OLD_HOURS),
+        "oldest_hours": round(max(waits), 1) if waits else None,
+    }
+
+    approval_minutes = _rounded(
+        (
+            await session.execute(
+                select(_Minutes(Ad.decided_at, Ad.submitted_at)).where(
+                    _within(Ad.decided_at, period), Ad.status.in_(APPROVAL_TIME_STATES), Ad.auto_approved.is_(False), Ad.submitted_at.is_not(None)
+                )
+            )
+        ).scalars().all()
+    )
+
+    categories = sorted(
+        ({"category": c, **v} for c, v in by_cat.items()), key=lambda r: (-r["submitted"], -r["approved"], r["category"])
+    )
+    reasons = sorted(({"reason": r, "count": n} for r, n in reason_counts.items()), key=lambda r: (-r["count"], r["reason"]))
+    names = await _names(session, list(per_mod))
+    moderators = sorted(
+        ({"id": m, "name": names.get(m, str(m)), **v, "total": sum(v.values())} for m, v in per_mod.items()),
+        key=lambda r: (-r["total"], r["name"]),
+    )
+    return {
+        **counts,
+        "previous": before,
+        "change_pct": change,
+        "pending_at_end": backlog["pending"],
+        "backlog": backlog,
+        "approval_minutes": _spread(approval_minutes),
+        "approval_minutes_values": sorted(approval_minutes),
+        "by_category": categories,
+        "rejection_reasons": reasons,
+        "per_moderator": moderators,
+        "per_day": per_day,
+    }
+
+
+# ------------------------------------------------------------------ questions
+
+
+async def question_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
+    """Questions typed by users in the period (follow-up buttons are not questions).
+
+    - asked: questions logged in the period;
+    - answered by the KB: those that got an entry's answer (directly, or by choosing a
+      suggestion);
+    - deflection rate: answered questions after which the same user opened no ticket
+      (a case that reached a person) within 24 hours, divided by questions asked, in %;
+    - helpful-vote rate: helpful votes divided by all votes on the period's questions, in %;
+    - top entries: entries given as answers most often;
+    - entries never matched: entries of the knowledge base never given as an answer
+      in the period;
+    - most voted not helpful: entries with the most "not helpful" votes.
+    """
+    base = and_(_within(Question.created_at, period), Question.source == "text")
+    asked = int(await session.scalar(select(func.count()).select_from(Question).where(base)) or 0)
+    answered = int(
+        await session.scalar(select(func.count()).select_from(Question).where(base, Question.answer_entry_id.is_not(None))) or 0
+    )
+    ticket_after = exists().where(
+        Ticket.user_id == Question.user_id,
+        Ticket.escalated_at >= Question.created_at,
+        Ticket.escalated_at <= _PlusDay(Question.created_at),
+    )
+    deflected = int(
+        await session.scalar(
+            select(func.count()).select_from(Question).where(base, Question.answer_entry_id.is_not(None), ~ticket_after)
+        )
+        or 0
+    )
+    votes = dict(
+        (await session.execute(select(Question.vote, func.count()).where(base, Question.vote.is_not(None)).group_by(Question.vote))).all()
+    )
+    helpful, not_helpful = int(votes.get(Vote.HELPFUL, 0)), int(votes.get(Vote.NOT_HELPFUL, 0))
+    titles = dict((await session.execute(select(KbEntry.id, KbEntry.title))).all())
+    top = (
+        await session.execute(
+            select(Question.answer_entry_id, func.count().label("n"))
+            .where(base, Question.answer_entry_id.is_not(None))
+            .group_by(Question.answer_entry_id)
+            .order_by(func.count().desc(), Question.answer_entry_id)
+            .limit(TOP)
+        )
+    ).all()
+    matched = set(
+        (await session.execute(select(Question.answer_entry_id).where(base, Question.answer_entry_id.is_not(None)).distinct())).scalars()
+    )
+    bad = (
+        await session.execute(
+            select(Question.answer_entry_id, func.count())
+            .where(base, Question.vote == Vote.NOT_HELPFUL, Question.answer_entry_id.is_not(None))
+            .group_by(Question.answer_entry_id)
+            .order_by(func.count().desc(), Question.answer_entry_id)
+            .limit(TOP)
+        )
+    ).all()
+    return {
+        "asked": asked,
+        "answered": answered,
+        "deflected": deflected,
+        "deflection_rate": pct(deflected, asked),
+        "votes": helpful + not_helpful,
+        "helpful_votes": helpful,
+        "not_helpful_votes": not_helpful,
+        "helpful_rate": pct(helpful, helpful + not_helpful),
+        "top_entries": [{"entry_id": e, "title": titles.get(e, e), "count": int(n)} for e, n in top],
+        "never_matched": sorted(({"entry_id": e, "title": t} for e, t in titles.items() if e not in matched), key=lambda r: r["entry_id"]),
+        "most_not_helpful": [{"entry_id": e, "title": titles.get(e, e), "count": int(n)} for e, n in bad],
+    }
+
+
+async def kb_gaps(session: AsyncSession, period: Period) -> dict[str, Any]:
+    """Questions of the period (the latest 2,000) the knowledge base could not answer: the bot said it
+    does not know (outcome no_match), or the user pressed "None of these". Grouped by
+    similarity: a question joins the first (largest) cluster whose first question is at
+    least 70% similar (rapidfuzz token_set_ratio of the normalised texts), else starts
+    its own. Largest clusters first, each with an example question and its count."""
+    rows = (
+        await session.execute(
+            select(Question.text)
+            .where(
+                _within(Question.created_at, period),
+                Question.source == "text",
+                or_(Question.outcome == Outcome.NO_MATCH, Question.none_of_these.is_(True)),
+            )
+            .order_by(Question.created_at.desc(), Question.id.desc())
+            .limit(GAP_MAX_QUESTIONS)
+        )
+    ).scalars().all()
+    return {"questions": len(rows), "clusters": cluster_questions(list(rows))}
+
+
+def cluster_questions(texts: list[str], threshold: int = GAP_SIMILARITY) -> list[dict[str, Any]]:
+    """Greedy leader clustering: identical normalised texts first collapse, the most
+    frequent texts lead; ties keep the given order."""
+    keyed = Counter()
+    example: dict[str, str] = {}
+    for text in texts:
+        key = normalize(text) or text.strip().lower()
+        keyed[key] += 1
+        example.setdefault(key, text)
+    order = sorted(keyed, key=lambda k: -keyed[k])  # stable: ties keep first-seen order
+    leaders: list[str] = []
+    members: list[list[str]] = []
+    for key in order:
+        best = process.extractOne(key, leaders, scorer=fuzz.token_set_ratio, score_cutoff=threshold) if leaders else None
+        if best is None:
+            leaders.append(key)
+            members.append([key])
+        else:
+            members[best[2]].append(key)
+    clusters = [
+        {"example": example[group[0]], "count": sum(keyed[k] for k in group), "variants": len(group)} for group in members
+    ]
+    clusters.sort(key=lambda c: -c["count"])
+    return clusters
+
+
+# ------------------------------------------------------------------ tickets
+
+
+async def ticket_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
+    """Support cases of the period. "Opened" means reached a person (a draft the user
+    never finished is not a ticket).
+
+    - opened: tickets whose ``escalated_at`` falls in the period;
+    - resolved: tickets whose (latest) resolution falls in the period;
+    - backlog at period end: tickets that had reached a person before the end and were
+      neither resolved nor closed before it;
+    - first response time: the first staff message to the user minus the moment the
+      case reached a person (the bot's own messages do not count), in minutes, over
+      tickets whose first response falls in the period; median and 90th percentile;
+    - resolution time: resolution minus the moment the case reached a person, over
+      tickets resolved in the period; median and 90th percentile;
+    - SLA breaches: tickets opened in the period that missed the first-response target,
+      and those that missed the resolution target;
+    - by category: opened, resolved and breaches per category;
+    - per staff member (the assignee): tickets resolved, first responses and their
+      median time.
+    """
+    # opened: by category, local day and breach flags, in one grouped query; resolved likewise
+    o_day = _day_index(Ticket.escalated_at, period).label("day")
+    opened_rows = (
+        await session.execute(
+            select(Ticket.category, o_day, Ticket.first_response_breached, Ticket.resolution_breached, func.count())
+            .where(_within(Ticket.escalated_at, period))
+            .group_by(Ticket.category, o_day, Ticket.first_response_breached, Ticket.resolution_breached)
+        )
+    ).all()
+    r_day = _day_index(Ticket.resolved_at, period).label("day")
+    resolved_rows = (
+        await session.execute(
+            select(Ticket.category, r_day, func.count()).where(_within(Ticket.resolved_at, period)).group_by(Ticket.category, r_day)
+        )
+    ).all()
+    backlog = int(
+        await session.scalar(
+            select(func.count()).select_from(Ticket).where(
+                Ticket.escalated_at < period.end,
+                # implied by the conditions below (a ticket with neither resolution nor
+                # closing time is open); it lets the database use indexes
+                or_(Ticket.status.in_(OPEN_STATUSES), Ticket.resolved_at >= period.end, Ticket.closed_at >= period.end),
+                or_(Ticket.resolved_at.is_(None), Ticket.resolved_at >= period.end),
+                or_(Ticket.closed_at.is_(None), Ticket.closed_at >= period.end),
+            )
+        )
+        or 0
+    )
+    first = (
+        await session.execute(
+            select(Ticket.assignee_id, _Minutes(Ticket.first_response_at, Ticket.escalated_at)).where(
+                _within(Ticket.first_response_at, period), Ticket.escalated_at.is_not(None)
+            )
+        )
+    ).all()
+    first_minutes = _rounded([m for _, m in first])
+    resolution = (
+        await session.execute(
+            select(Ticket.assignee_id).where(_within(Ticket.resolved_at, period), Ticket.escalated_at.is_not(None))
+            .add_columns(_Minutes(Ticket.resolved_at, Ticket.escalated_at))
+        )
+    ).all()
+    resolution_minutes = _rounded([m for _, m in resolution])
+    cats: dict[str, dict[str, int]] = {}
+
+    def cat(name: str) -> dict[str, int]:
+        return cats.setdefault(name, {"opened": 0, "resolved": 0, "breaches": 0})
+
+    opened = resolved = first_breaches = resolution_breaches = 0
+    opened_per_day, resolved_per_day = [0] * len(period.days()), [0] * len(period.days())
+    for category, day_index, first_breached, resolution_breached, n in opened_rows:
+        n = int(n)
+        opened += n
+        opened_per_day[int(day_index)] += n
+        first_breaches += n if first_breached else 0
+        resolution_breaches += n if resolution_breached else 0
+        cat(category)["opened"] += n
+        cat(category)["breaches"] += n if (first_breached or resolution_breached) else 0
+    for category, day_index, n in resolved_rows:
+        resolved += int(n)
+        resolved_per_day[int(day_index)] += int(n)
+        cat(category)["resolved"] += int(n)
+    categories = sorted(({"category": c, **v} for c, v in cats.items()), key=lambda r: (-r["opened"], -r["resolved"], r["category"]))
+
+    people: dict[int, dict[str, Any]] = {}
+    for assignee, _ in resolution:
+        if assignee is not None:
+            people.setdefault(int(assignee), {"resolved": 0, "first": []})["resolved"] += 1
+    for (assignee, _), minutes in zip(first, first_minutes, strict=True):
+        if assignee is not None:
+            people.setdefault(int(assignee), {"resolved": 0, "first": []})["first"].append(minutes)
+    names = await _names(session, list(people))
+    staff = sorted(
+        (
+            {"id": i, "name": names.get(i, str(i)), "resolved": p["resolved"], "first_responses": len(p["first"]), "first_response_median": median(p["first"])}
+            for i, p in people.items()
+        ),
+        key=lambda r: (-r["resolved"], -r["first_responses"], r["name"]),
+    )
+    return {
+        "opened": opened,
+        "resolved": resolved,
+        "backlog_at_end": backlog,
+        "first_response_minutes": _spread(first_minutes),
+        "resolution_minutes": _spread(resolution_minutes),
+        "first_response_breaches": first_breaches,
+        "resolution_breaches": resolution_breaches,
+        "by_category": categories,
+        "per_staff": staff,
+        "opened_per_day": opened_per_day,
+        "resolved_per_day": resolved_per_day,
+    }
+
+
+# ------------------------------------------------------------------ satisfaction
+
+
+async def satisfaction_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
+    """Satisfaction surveys (one per resolved ticket).
+
+    - surveys sent: surveys whose ``sent_at`` falls in the period;
+    - ratings: ratings given in the period (``rated_at``);
+    - CSAT: ratings of 4 or 5 divided by all ratings, in %;
+    - mean rating (two decimals); response rate: ratings divided by surveys sent, in %;
+    - distribution: how many ratings of each 1-5;
+    - low-rating comments: the comments left with ratings of 3 or less, newest first.
+    """
+    sent = int(await session.scalar(select(func.count()).select_from(Rating).where(_within(Rating.sent_at, period))) or 0)
+    rated = and_(_within(Rating.rated_at, period), Rating.stars.is_not(None))
+    dist = {int(s): int(n) for s, n in (await session.execute(select(Rating.stars, func.count()).where(rated).group_by(Rating.stars))).all()}
+    distribution = {s: dist.get(s, 0) for s in range(1, 6)}
+    ratings = sum(distribution.values())
+    happy = distribution[4] + distribution[5]
+    total = sum(s * n for s, n in distribution.items())
+    comments = (
+        await session.execute(
+            select(Rating.ticket_id, Rating.stars, Rating.comment)
+            .where(rated, Rating.stars <= LOW_RATING, Rating.comment.is_not(None), Rating.comment != "")
+            .order_by(Rating.rated_at.desc(), Rating.id.desc())
+        )
+    ).all()
+    return {
+        "surveys_sent": sent,
+        "ratings": ratings,
+        "csat": pct(happy, ratings),
+        "mean": round(total / ratings, 2) if ratings else None,
+        "response_rate": pct(ratings, sent),
+        "distribution": distribution,
+        "low_comments": [{"ticket": t, "stars": s, "comment": c} for t, s, c in comments],
+    }
+
+
+# ------------------------------------------------------------------ users
+
+
+async def user_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
+    """People.
+
+    - new: users first seen in the period;
+    - active: distinct users who did anything recorded in the period: first or last
+      seen, asked a question, opened a ticket (reached a person), submitted an ad,
+      rated a ticket or sent feedback;
+    - warned: distinct users who received a strike in the period;
+    - blocked: users whose posting block runs past the period end (current state);
+    - banned: users banned now (the database keeps no ban date);
+    - feedback: items received in the period, how many with a rating, their mean
+      rating, how many answered, and the items themselves (newest first).
+    """
+    new = int(await session.scalar(select(func.count()).select_from(User).where(_within(User.first_seen, period))) or 0)
+    ids = union(
+        select(User.id.label("uid")).where(or_(_within(User.first_seen, period), _within(User.last_seen, period))),
+        select(Question.user_id).where(_within(Question.created_at, period)),
+        select(Ticket.user_id).where(_within(Ticket.escalated_at, period)),
+        select(Ad.user_id).where(_within(Ad.submitted_at, period)),
+        select(Rating.user_id).where(_within(Rating.rated_at, period)),
+        select(Feedback.user_id).where(_within(Feedback.created_at, period)),
+    ).subquery()
+    active = int(await session.scalar(select(func.count()).select_from(ids)) or 0)
+    warned = int(await session.scalar(select(func.count(distinct(Strike.user_id))).where(_within(Strike.created_at, period))) or 0)
+    blocked = int(
+        await session.scalar(
+            select(func.count()).select_from(User).where(User.status == UserStatus.BLOCKED, User.blocked_until > period.end)
+        )
+        or 0
+    )
+    banned = int(await session.scalar(select(func.count()).select_from(User).where(User.status == UserStatus.BANNED)) or 0)
+    items = (
+        await session.execute(
+            select(Feedback.id, Feedback.rating, Feedback.text, Feedback.answer.is_not(None))
+            .where(_within(Feedback.created_at, period))
+            .order_by(Feedback.created_at.desc(), Feedback.id.desc())
+        )
+    ).all()
+    rated = [r for _, r, _, _ in items if r is not None]
+    return {
+        "new": new,
+        "active": active,
+        "warned": warned,
+        "blocked": blocked,
+        "banned": banned,
+        "feedback": {
+            "received": len(items),
+            "rated": len(rated),
+            "mean_rating": round(sum(rated) / len(rated), 2) if rated else None,
+            "answered": sum(1 for *_, a in items if a),
+            "entries": [{"id": i, "rating": r, "text": t, "answered": bool(a)} for i, r, t, a in items],
+        },
+    }
+
+
+@dataclass
+class Figures:
+    """Every section of the report for one period."""
+
+    period: Period
+    ads: dict[str, Any] = field(default_factory=dict)
+    questions: dict[str, Any] = field(default_factory=dict)
+    gaps: dict[str, Any] = field(default_factory=dict)
+    tickets: dict[str, Any] = field(default_factory=dict)
+    satisfaction: dict[str, Any] = field(default_factory=dict)
+    users: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing at all happened in the period."""
+        return not any(
+            (
+                self.ads.get("submitted"), self.ads.get("approved"), self.ads.get("rejected"), self.ads.get("changes_requested"),
+                self.questions.get("asked"), self.tickets.get("opened"), self.tickets.get("resolved"),
+                self.satisfaction.get("surveys_sent"), self.satisfaction.get("ratings"),
+                self.users.get("new"), self.users.get("active"), self.users.get("warned"),
+                (self.users.get("feedback") or {}).get("received"),
+            )
+        )
+
+
+SECTIONS = (
+    ("ads", ads_metrics),
+    ("questions", question_metrics),
+    ("gaps", kb_gaps),
+    ("tickets", ticket_metrics),
+    ("satisfaction", satisfaction_metrics),
+    ("users", user_metrics),
+)

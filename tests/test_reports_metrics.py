@@ -1,0 +1,228 @@
+"""Every figure of the report, exactly, on a month of known events (tests/report_seed.py),
+on SQLite and PostgreSQL, in Africa/Johannesburg (UTC+2) and at the month boundaries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from kb.models import KbEntry
+from reports.build import collect
+from reports.metrics import cluster_questions
+from reports.periods import Period, PeriodError, due_periods, last_month, parse_period
+from reports.stats import median, percentile
+from tests import report_seed as s
+
+JHB = ZoneInfo("Africa/Johannesburg")
+
+
+async def figures_for(desk, label: str, tz: ZoneInfo = JHB):
+    async with desk.sessions() as session:
+        return await collect(session, parse_period(label, tz))
+
+
+def day(n: int, values: list[int]) -> int:
+    """The count on the n-th (1-based) day of the month."""
+    return values[n - 1]
+
+
+async def test_ads_figures_october(desk):
+    await s.seed(desk.sessions)
+    ads = (await figures_for(desk, "2026-10")).ads
+    # submitted: ads 1-10, 12, 13, 14 (11 is 1 November locally; 19 was 30 September locally)
+    assert ads["submitted"] == 13
+    # approved: 1, 2 (expired since), 3 (sold), 4 (auto), 13 (taken down since), 19 (decided 01:00 on 1 Oct)
+    assert (ads["approved"], ads["rejected"], ads["changes_requested"]) == (6, 3, 1)
+    assert ads["previous"] == {"submitted": 4, "approved": 2, "rejected": 1, "changes_requested": 0}
+    assert ads["change_pct"] == {"submitted": 225.0, "approved": 200.0, "rejected": 200.0, "changes_requested": None}
+    # pending at the end: 9 (36 h), 10 (2 h), 12 (decided in November, 60 h); 14 was withdrawn
+    assert ads["pending_at_end"] == 3
+    assert ads["backlog"] == {"pending": 3, "older_than_24h": 2, "oldest_hours": 60.0}
+    # approval times of moderator approvals: 30, 60, 120, 180 min: nearest-rank median = 2nd, p90 = 4th
+    assert ads["approval_minutes"] == {"median": 60.0, "p90": 180.0, "count": 4}
+    assert ads["approval_minutes_values"] == [30.0, 60.0, 120.0, 180.0]
+    assert ads["by_category"] == [
+        {"category": "vehicles", "submitted": 3, "approved": 3, "rejected": 0},
+        {"category": "home", "submitted": 3, "approved": 0, "rejected": 1},
+        {"category": "electronics", "submitted": 2, "approved": 2, "rejected": 0},
+        {"category": "pets", "submitted": 2, "approved": 0, "rejected": 2},
+        {"category": "property", "submitted": 1, "approved": 1, "rejected": 0},
+        {"category": "jobs", "submitted": 1, "approved": 0, "rejected": 0},
+        {"category": "services", "submitted": 1, "approved": 0, "rejected": 0},
+    ]
+    assert ads["rejection_reasons"] == [{"reason": "scam", "count": 2}, {"reason": "photos", "count": 1}]
+    assert ads["per_moderator"] == [
+        {"id": s.MO, "name": "Mo", "approved": 3, "rejected": 2, "changes": 1, "total": 6},
+        {"id": s.THANDI, "name": "Thandi", "approved": 2, "rejected": 1, "changes": 0, "total": 3},
+    ]
+    per_day = ads["per_day"]
+    assert len(per_day) == 31 and sum(per_day) == 13
+    assert [day(n, per_day) for n in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 29, 30, 31)] == [1] * 13
+    assert day(1, per_day) == 0 and day(12, per_day) == 0
+
+
+async def test_question_and_gap_figures_october(desk):
+    await s.seed(desk.sessions)
+    f = await figures_for(desk, "2026-10")
+    q = f.questions
+    # asked: 1-6 and 9 (7 is a follow-up button, 8 is November)
+    assert (q["asked"], q["answered"]) == (7, 4)
+    # deflected: 1 (ticket 24.5 h later), 3, 9; not 2 (ticket 30 min later)
+    assert (q["deflected"], q["deflection_rate"]) == (3, 42.9)
+    assert (q["votes"], q["helpful_votes"], q["not_helpful_votes"], q["helpful_rate"]) == (4, 2, 2, 50.0)
+    async with desk.sessions() as session:
+        titles = dict((await session.execute(select(KbEntry.id, KbEntry.title))).all())
+    assert q["top_entries"] == [
+        {"entry_id": s.E1, "title": titles[s.E1], "count": 2},
+        {"entry_id": s.E3, "title": titles[s.E3], "count": 1},
+        {"entry_id": s.E2, "title": titles[s.E2], "count": 1},
+    ]
+    assert q["most_not_helpful"] == [
+        {"entry_id": s.E3, "title": titles[s.E3], "count": 1},
+        {"entry_id": s.E2, "title": titles[s.E2], "count": 1},
+    ]
+    assert [r["entry_id"] for r in q["never_matched"]] == sorted(set(titles) - {s.E1, s.E2, s.E3})
+    # gaps: 4 and 5 (don't know, the same question twice), 6 (none of these)
+    assert f.gaps == {
+        "questions": 3,
+        "clusters": [
+            {"example": "How can I change my phone number?", "count": 2, "variants": 2},
+            {"example": "refund for a featured listing", "count": 1, "variants": 1},
+        ],
+    }
+
+
+async def test_ticket_figures_october(desk):
+    await s.seed(desk.sessions)
+    t = (await figures_for(desk, "2026-10")).tickets
+    # opened: 1, 2, 3, 4 (23:00 local on the 31st), 8; not the draft 7, not 9 (November)
+    assert (t["opened"], t["resolved"]) == (5, 2)
+    # open at the end: 3 (waiting), 4 (new), 5 (resolved in November)
+    assert t["backlog_at_end"] == 3
+    # first responses in October: 10, 30, 120, 4320 min; resolutions: 240, 2880 min
+    assert t["first_response_minutes"] == {"median": 30.0, "p90": 4320.0, "count": 4}
+    assert t["resolution_minutes"] == {"median": 240.0, "p90": 2880.0, "count": 2}
+    assert (t["first_response_breaches"], t["resolution_breaches"]) == (2, 1)
+    assert t["by_category"] == [
+        {"category": "ads", "opened": 2, "resolved": 1, "breaches": 1},
+        {"category": "payments", "opened": 1, "resolved": 1, "breaches": 0},
+        {"category": "safety", "opened": 1, "resolved": 0, "breaches": 1},
+        {"category": "technical", "opened": 1, "resolved": 0, "breaches": 0},
+    ]
+    assert t["per_staff"] == [
+        {"id": s.SIPHO, "name": "Sipho", "resolved": 1, "first_responses": 2, "first_response_median": 120.0},
+        {"id": s.THANDI, "name": "Thandi", "resolved": 1, "first_responses": 2, "first_response_median": 10.0},
+    ]
+    assert {n: c for n, c in enumerate(t["opened_per_day"], 1) if c} == {4: 1, 10: 1, 15: 1, 20: 1, 31: 1}
+    assert {n: c for n, c in enumerate(t["resolved_per_day"], 1) if c} == {4: 1, 12: 1}
+
+
+async def test_satisfaction_and_user_figures_october(desk):
+    await s.seed(desk.sessions)
+    f = await figures_for(desk, "2026-10")
+    assert f.satisfaction == {
+        "surveys_sent": 4,  # tickets 1, 2, 3, 9 (ticket 6's survey went out in September)
+        "ratings": 3,  # 5 and 2, and 4 for ticket 6; ticket 9's 3 came on 1 November locally
+        "csat": 66.7,
+        "mean": 3.67,
+        "response_rate": 75.0,
+        "distribution": {1: 0, 2: 1, 3: 0, 4: 1, 5: 1},
+        "low_comments": [{"ticket": 2, "stars": 2, "comment": "too slow <b>really</b> & late"}],
+    }
+    u = f.users
+    feedback = u.pop("feedback")
+    # new: U1 and U4 (00:30 local on 1 October); active: U1, U2, U4, U6 (an ad), U7 (feedback)
+    assert u == {"new": 2, "active": 5, "warned": 2, "blocked": 1, "banned": 1}
+    assert {k: v for k, v in feedback.items() if k != "entries"} == {"received": 2, "rated": 1, "mean_rating": 4.0, "answered": 1}
+    assert [(e["text"], e["rating"], e["answered"]) for e in feedback["entries"]] == [("Add Afrikaans", None, False), ("Great bot", 4, True)]
+    assert not f.empty
+
+
+async def test_the_boundary_rows_belong_to_november_in_johannesburg_and_to_october_in_utc(desk):
+    await s.seed(desk.sessions)
+    nov = await figures_for(desk, "2026-11")
+    assert nov.users["new"] == 1  # U3, first seen 23:30 UTC on 31 October
+    assert nov.ads["submitted"] == 1 and nov.ads["approved"] == 1  # ad 11; ad 12 decided 2 November
+    assert nov.questions["asked"] == 1 and nov.tickets["opened"] == 1 and nov.tickets["resolved"] == 1
+    assert nov.satisfaction["ratings"] == 1 and nov.users["feedback"]["received"] == 1
+    utc = await figures_for(desk, "2026-10", ZoneInfo("UTC"))
+    assert utc.users["new"] == 2  # U1 and U3 (U4's 22:30 UTC on 30 September is September in UTC)
+    assert utc.ads["submitted"] == 14  # 1-14 minus none: ad 11 joins; ad 19 (21:00 UTC 30 Sept) stays out
+    assert utc.questions["asked"] == 7  # 8 joins, 9 leaves
+
+
+async def test_an_empty_period_has_zeros_and_no_averages(desk):
+    await s.seed(desk.sessions)
+    f = await figures_for(desk, "2025-03")
+    assert f.empty
+    assert (f.ads["submitted"], f.ads["approved"], f.ads["pending_at_end"], f.ads["change_pct"]["submitted"]) == (0, 0, 0, None)
+    assert f.ads["approval_minutes"] == {"median": None, "p90": None, "count": 0} and f.ads["per_day"] == [0] * 31
+    assert (f.questions["asked"], f.questions["deflection_rate"], f.questions["helpful_rate"]) == (0, None, None)
+    assert f.gaps == {"questions": 0, "clusters": []}
+    assert (f.tickets["opened"], f.tickets["backlog_at_end"], f.tickets["first_response_minutes"]["median"]) == (0, 0, None)
+    assert (f.satisfaction["csat"], f.satisfaction["mean"], f.satisfaction["response_rate"]) == (None, None, None)
+    assert f.users["new"] == 0 and f.users["active"] == 0 and f.users["feedback"]["received"] == 0
+
+
+async def test_a_quarter_rolls_up_its_three_months(desk):
+    await s.seed(desk.sessions)
+    q4 = await figures_for(desk, "2026-Q4")
+    oct_, nov = await figures_for(desk, "2026-10"), await figures_for(desk, "2026-11")
+    assert q4.ads["submitted"] == oct_.ads["submitted"] + nov.ads["submitted"] == 14
+    assert q4.tickets["opened"] == 6 and len(q4.ads["per_day"]) == 92
+    assert q4.ads["previous"]["submitted"] == 4  # Q3: the September ads
+
+
+# ------------------------------------------------------------------ pure helpers
+
+
+def test_percentiles_are_nearest_rank():
+    assert percentile([], 50) is None
+    assert median([5]) == 5 and percentile([5], 90) == 5
+    assert median([4, 1, 3, 2]) == 2  # even count: the lower middle value
+    assert percentile(list(range(1, 11)), 90) == 9 and percentile(list(range(1, 11)), 91) == 10
+    assert percentile([10, 20, 30], 100) == 30 and percentile([10, 20, 30], 1) == 10
+
+
+def test_periods_parse_and_bound_in_the_time_zone():
+    oct_ = parse_period("2026-10", JHB)
+    assert (oct_.start, oct_.end) == (datetime(2026, 9, 30, 22, tzinfo=UTC), datetime(2026, 10, 31, 22, tzinfo=UTC))
+    assert parse_period("2026-q4", JHB).label == "2026-Q4" and parse_period("2026-Q1", JHB).previous().label == "2025-Q4"
+    assert parse_period("2026-1", JHB).label == "2026-01" and parse_period("2026-01", JHB).previous().label == "2025-12"
+    for bad in ("2026-13", "2026-Q5", "26-10", "october", "", "2026-10-01"):
+        with pytest.raises(PeriodError):
+            parse_period(bad, JHB)
+    # a daylight-saving zone: March 2026 in Berlin has a 23-hour day; days stay local
+    berlin = parse_period("2026-03", ZoneInfo("Europe/Berlin"))
+    edges = berlin.day_starts()
+    assert len(edges) == 32 and (edges[29] - edges[28]).total_seconds() == 23 * 3600
+    assert last_month(datetime(2026, 10, 31, 23, 30, tzinfo=UTC), JHB).label == "2026-10"  # already 1 Nov locally
+    assert last_month(datetime(2026, 10, 31, 21, 30, tzinfo=UTC), JHB).label == "2026-09"
+
+
+def test_due_periods_follow_the_local_hour_for_a_week():
+    def due(*args, quarterly=True):
+        return [p.label for p in due_periods(datetime(*args, tzinfo=UTC), JHB, hour=8, quarterly=quarterly)]
+
+    # 1 October 07:59 local = 05:59 UTC: nothing yet; 08:00 local: September and Q3
+    assert due(2026, 10, 1, 5, 59) == []
+    assert due(2026, 10, 1, 6, 0) == ["2026-09", "2026-Q3"]
+    assert due(2026, 10, 1, 6, 0, quarterly=False) == ["2026-09"]
+    assert due(2026, 10, 8, 5, 59) == ["2026-09", "2026-Q3"]  # still catching up a week later
+    assert due(2026, 10, 8, 6, 0) == []
+    assert due(2026, 11, 1, 6, 0) == ["2026-10"]  # not a quarter's start
+    assert due(2026, 10, 31, 22, 30) == []  # 00:30 on 1 November locally: before 08:00
+
+
+def test_clusters_group_similar_questions_largest_first():
+    clusters = cluster_questions(["where is my refund", "reset password", "Where is my refund?", "how to reset my password", "reset password"])
+    assert [(c["example"], c["count"]) for c in clusters] == [("reset password", 3), ("where is my refund", 2)]
+    assert cluster_questions([]) == []
+
+
+def test_period_of_a_quarter_spans_three_months():
+    q = Period("quarter", 2026, 4, JHB)
+    assert (q.first_day.isoformat(), q.end_day.isoformat(), len(q.days())) == ("2026-10-01", "2027-01-01", 92)
