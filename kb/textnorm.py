@@ -34,6 +34,7 @@ __all__ = [
     "MAX_INPUT_CHARS",
     "STOPWORDS",
     "analyze",
+    "analyze_cleaned_pairs",
     "analyze_pairs",
     "clean",
     "normalize",
@@ -254,7 +255,12 @@ def analyze(text: str, *, keep_stopwords_if_empty: bool = True) -> list[str]:
 
 def analyze_pairs(text: str) -> list[tuple[str, str]]:
     """Like :func:`analyze` but returns ``(surface word, stem)`` pairs."""
-    ws = words(text)
+    return analyze_cleaned_pairs(clean(text))
+
+
+def analyze_cleaned_pairs(cleaned: str) -> list[tuple[str, str]]:
+    """:func:`analyze_pairs` of a string already passed through :func:`clean`."""
+    ws = cleaned.split()
     if not ws:
         return []
     content = [w for w in ws if w not in STOPWORDS] or ws
