@@ -489,7 +489,10 @@ def test_benchmark_out_of_scope_on_tiny_dataset():
     assert (res["n_in"], res["n_oos"]) == (4, 3)
 
     m = res["matcher"]
-    assert (m["answer"], m["suggest"]) == (0.40, 0.20)
+    assert (m["answer"], m["suggest"]) == (
+        matching.RECOMMENDED_ANSWER_THRESHOLD,
+        matching.RECOMMENDED_SUGGEST_THRESHOLD,
+    )
     assert 0.0 <= m["oos_answered"] <= 100.0
     assert abs(m["oos_answered"] + m["oos_suggested"] + m["oos_no_match"] - 100.0) < 1e-6
     parts = [m["in_correct"], m["in_wrong"], m["in_suggested"], m["in_no_match"]]
