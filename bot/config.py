@@ -414,7 +414,7 @@ class KbSettings(_Section):
     ] = PACKAGED_KB
     answer_threshold: Annotated[
         float, Field(ge=0, le=1, json_schema_extra=_expect("a number between 0 and 1, above suggest_threshold"))
-    ] = 0.4
+    ] = 0.375
     suggest_threshold: Annotated[
         float, Field(ge=0, le=1, json_schema_extra=_expect("a number between 0 and 1, below answer_threshold"))
     ] = 0.15

@@ -7,18 +7,17 @@ each side and only n-grams without an inner space count.  N-grams are hashed
 (64-bit polynomial hash, vectorised with numpy) instead of being built as
 Python strings, so indexing 10,000 phrasings takes tens of milliseconds.
 
-Two cosine similarities are computed per query, both with sub-linear term
-frequency (``1 + log tf``) and smoothed IDF (``1 + log((1 + n) / (1 + df))``):
+A query gets the cosine similarity against each *entry* as one document
+(all its phrasings together), with sub-linear term frequency (``1 + log tf``)
+and smoothed IDF over entries (``1 + log((1 + n) / (1 + df))``): the
+"centroid" view that wins with few phrasings per entry.  (A best-phrasing
+cosine was measured too: it added nothing on the development split and cost
+most of the index time and memory, so it is not computed.)
 
-* against each *entry* as one document (all its phrasings together), with
-  IDF over entries -- the "centroid" view that wins with few phrasings;
-* against each *phrasing*, with IDF over phrasings, keeping the best
-  phrasing per entry -- the nearest-neighbour view.
-
-An index is immutable.  :meth:`CharIndex.with_entries` returns a new index
-for a changed set of entries re-using the hashed n-grams of every phrasing
-that did not change, so editing one entry only hashes that entry's
-phrasings and re-runs the (vectorised) weighting.
+:class:`GramVocab` maps n-gram hashes to stable ids and only ever grows, so
+the per-entry id arrays of unchanged entries stay valid when one entry is
+added, edited or removed; an index over new id arrays is assembled with a few
+vectorised passes over the (entry, n-gram) pairs.
 """
 
 from __future__ import annotations
@@ -28,15 +27,11 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import sparse
 
-__all__ = ["MIN_N", "MAX_N", "CharIndex", "ngram_hashes", "ngram_hashes_many"]
+__all__ = ["MIN_N", "MAX_N", "CharIndex", "GramVocab", "entry_grams", "ngram_hashes", "ngram_hashes_many"]
 
 #: Shortest and longest character n-gram.
 MIN_N = 2
 MAX_N = 5
-
-#: Upper bound on (n-gram, phrasing) postings visited per query for the
-#: best-phrasing similarity (rarest n-grams first).
-PHRASING_BUDGET = 8_000
 
 _MULT = np.uint64(1_000_003)
 _EMPTY_U64 = np.zeros(0, dtype=np.uint64)
@@ -117,154 +112,111 @@ def _sublinear(counts: np.ndarray) -> np.ndarray:
     return 1.0 + np.log(counts.astype(np.float64))
 
 
-def _idf(n_docs: int, df: np.ndarray) -> np.ndarray:
-    return 1.0 + np.log((1.0 + n_docs) / (1.0 + df))
+class GramVocab:
+    """Immutable, grow-only map n-gram hash -> id (ids are never reused)."""
+
+    __slots__ = ("_hashes", "_ids", "size")
+
+    def __init__(self, hashes: np.ndarray | None = None, ids: np.ndarray | None = None, size: int = 0) -> None:
+        self._hashes = _EMPTY_U64 if hashes is None else hashes  # sorted
+        self._ids = np.zeros(0, dtype=np.int64) if ids is None else ids
+        self.size = size
+
+    def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, known mask) of ``hashes`` (ids are 0 where unknown)."""
+        if self._hashes.shape[0] == 0 or hashes.shape[0] == 0:
+            return np.zeros(hashes.shape[0], dtype=np.int64), np.zeros(hashes.shape[0], dtype=bool)
+        pos = np.searchsorted(self._hashes, hashes)
+        pos[pos >= self._hashes.shape[0]] = 0
+        known = self._hashes[pos] == hashes
+        return np.where(known, self._ids[pos], 0), known
+
+    def extended(self, hashes: np.ndarray) -> tuple[GramVocab, np.ndarray]:
+        """(vocabulary including ``hashes``, their ids)."""
+        ids, known = self.lookup(hashes)
+        if known.all():
+            return self, ids
+        new = np.unique(hashes[~known])
+        new_ids = np.arange(self.size, self.size + new.shape[0], dtype=np.int64)
+        all_h = np.concatenate((self._hashes, new))
+        all_i = np.concatenate((self._ids, new_ids))
+        order = np.argsort(all_h, kind="stable")
+        vocab = GramVocab(all_h[order], all_i[order], self.size + new.shape[0])
+        ids, _ = vocab.lookup(hashes)
+        return vocab, ids
+
+
+def entry_grams(phrasing_hashes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct n-gram hashes, counts) of an entry's phrasings taken together."""
+    if not phrasing_hashes:
+        return _EMPTY_U64, np.zeros(0, dtype=np.int64)
+    return np.unique(np.concatenate(phrasing_hashes), return_counts=True)
 
 
 class CharIndex:
-    """Char n-gram tf-idf over entries and phrasings (immutable)."""
+    """Char n-gram tf-idf cosine against each entry (immutable)."""
 
-    __slots__ = (
-        "n_entries",
-        "_p_hashes",
-        "_p_entry",
-        "_vocab",
-        "_idf_e",
-        "_idf_p",
-        "_idf_e_max",
-        "_idf_p_max",
-        "_m_entry",
-        "_m_phr",
-        "_p_starts",
-        "_has_p",
-    )
+    __slots__ = ("n_entries", "vocab", "_matrix", "_idf", "_idf_max", "_live")
 
-    def __init__(self, n_entries: int, p_hashes: Sequence[np.ndarray], p_entry: Sequence[int]) -> None:
-        """``p_hashes[i]``: n-gram hashes of phrasing i, which belongs to
-        entry ``p_entry[i]``; phrasings must be grouped by entry in
-        ascending order."""
-        self.n_entries = n_entries
-        self._p_hashes = tuple(p_hashes)
-        p_entry_arr = np.asarray(p_entry, dtype=np.int64)
-        self._p_entry = p_entry_arr
-        n_p = len(self._p_hashes)
-        lengths = np.fromiter((h.shape[0] for h in self._p_hashes), dtype=np.int64, count=n_p)
-        if n_p == 0 or lengths.sum() == 0:
-            self._vocab = _EMPTY_U64
-            self._idf_e = self._idf_p = np.zeros(0)
-            self._idf_e_max = self._idf_p_max = 1.0
-            self._m_entry = sparse.csr_matrix((0, max(1, n_entries)))
-            self._m_phr = sparse.csr_matrix((0, max(1, n_p)))
-            self._p_starts = np.zeros(0, dtype=np.int64)
-            self._has_p = np.zeros(n_entries, dtype=bool)
+    def __init__(self, vocab: GramVocab, entry_ids: Sequence[np.ndarray], entry_counts: Sequence[np.ndarray]) -> None:
+        """``entry_ids[e]`` / ``entry_counts[e]``: distinct n-gram ids of entry
+        ``e`` (from ``vocab``) and how often each occurs in its phrasings."""
+        n_e = len(entry_ids)
+        n_v = vocab.size
+        self.n_entries = n_e
+        self.vocab = vocab
+        lens = np.fromiter((a.shape[0] for a in entry_ids), dtype=np.int64, count=n_e)
+        if n_e == 0 or n_v == 0 or lens.sum() == 0:
+            self._matrix = sparse.csr_matrix((max(1, n_v), max(1, n_e)), dtype=np.float32)
+            self._idf = np.ones(max(1, n_v))
+            self._idf_max = 1.0
+            self._live = np.zeros(max(1, n_v), dtype=bool)
             return
-        all_h = np.concatenate(self._p_hashes)
-        # vocabulary: sorted distinct hashes; a plain sort + binary search is
-        # several times faster than np.unique(return_inverse=True).
-        srt = np.sort(all_h)
-        keep = np.empty(srt.shape[0], dtype=bool)
-        keep[0] = True
-        np.not_equal(srt[1:], srt[:-1], out=keep[1:])
-        vocab = srt[keep]
-        gid = np.searchsorted(vocab, all_h)
-        n_v = vocab.shape[0]
-        pid = np.repeat(np.arange(n_p, dtype=np.int64), lengths)
-        eid = p_entry_arr[pid]
-
-        def counts(doc_ids: np.ndarray, n_docs: int) -> sparse.csr_matrix:
-            # gram x document counts; scipy sums the duplicates per row
-            m = sparse.csr_matrix(
-                (np.ones(gid.shape[0], dtype=np.float64), (gid, doc_ids)), shape=(n_v, n_docs)
-            )
-            m.sum_duplicates()
-            return m
-
-        def weighted(m: sparse.csr_matrix, n_docs: int) -> tuple[sparse.csr_matrix, np.ndarray]:
-            df = np.diff(m.indptr)
-            idf = _idf(n_docs, df)
-            rows = np.repeat(np.arange(n_v), df)
-            w = _sublinear(m.data) * idf[rows]
-            norms = np.sqrt(np.bincount(m.indices, weights=w * w, minlength=n_docs))
-            norms[norms == 0] = 1.0
-            w /= norms[m.indices]
-            out = sparse.csr_matrix((w.astype(np.float32), m.indices, m.indptr), shape=m.shape)
-            return out, idf
-
-        m_entry, idf_e = weighted(counts(eid, n_entries), n_entries)
-        m_phr, idf_p = weighted(counts(pid, n_p), n_p)
-        self._vocab = vocab
-        self._idf_e = idf_e
-        self._idf_p = idf_p
-        self._idf_e_max = float(idf_e.max())
-        self._idf_p_max = float(idf_p.max())
-        self._m_entry = m_entry
-        self._m_phr = m_phr
-        # first phrasing of every entry (phrasings are grouped by entry)
-        has_p = np.zeros(n_entries, dtype=bool)
-        has_p[p_entry_arr] = True
-        self._has_p = has_p
-        self._p_starts = np.searchsorted(p_entry_arr, np.arange(n_entries)[has_p])
-
-    def with_entries(self, n_entries: int, p_hashes: Sequence[np.ndarray], p_entry: Sequence[int]) -> CharIndex:
-        """A new index over other phrasings (hashes are computed by the caller,
-        who re-uses the unchanged ones)."""
-        return CharIndex(n_entries, p_hashes, p_entry)
-
-    @property
-    def phrasing_hashes(self) -> tuple[np.ndarray, ...]:
-        return self._p_hashes
+        gids = np.concatenate(entry_ids)
+        counts = np.concatenate(entry_counts)
+        eids = np.repeat(np.arange(n_e, dtype=np.int64), lens)
+        # gram x entry; no duplicates (ids are distinct per entry)
+        m = sparse.csr_matrix((counts.astype(np.float64), (gids, eids)), shape=(n_v, n_e))
+        df = np.diff(m.indptr)
+        live = df > 0
+        idf = 1.0 + np.log((1.0 + n_e) / (1.0 + df))
+        idf_max = float(idf[live].max())
+        idf[~live] = idf_max  # n-grams of removed entries count as unknown
+        rows = np.repeat(np.arange(n_v), df)
+        w = _sublinear(m.data) * idf[rows]
+        norms = np.sqrt(np.bincount(m.indices, weights=w * w, minlength=n_e))
+        norms[norms == 0] = 1.0
+        w /= norms[m.indices]
+        self._matrix = sparse.csr_matrix((w.astype(np.float32), m.indices, m.indptr), shape=m.shape)
+        self._idf = idf
+        self._idf_max = idf_max
+        self._live = live
 
     def nbytes(self) -> int:
-        total = 0
-        for m in (self._m_entry, self._m_phr):
-            total += m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
-        for a in (self._vocab, self._idf_e, self._idf_p, self._p_entry, self._p_starts):
-            total += a.nbytes
-        total += sum(h.nbytes for h in self._p_hashes)
-        return total
+        m = self._matrix
+        return (
+            m.data.nbytes + m.indices.nbytes + m.indptr.nbytes + self._idf.nbytes + self._live.nbytes
+            + self.vocab._hashes.nbytes + self.vocab._ids.nbytes
+        )
 
-    def similarities(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(cosine per entry, best phrasing cosine per entry), float arrays."""
+    def similarities(self, hashes: np.ndarray) -> np.ndarray:
+        """Cosine similarity of the query n-grams with every entry."""
         n_e = self.n_entries
-        ent = np.zeros(n_e)
-        best = np.zeros(n_e)
-        vocab = self._vocab
-        if hashes.shape[0] == 0 or vocab.shape[0] == 0:
-            return ent, best
+        if hashes.shape[0] == 0 or n_e == 0:
+            return np.zeros(n_e)
         uniq, counts = np.unique(hashes, return_counts=True)
-        pos = np.searchsorted(vocab, uniq)
-        pos[pos >= vocab.shape[0]] = 0
-        known = vocab[pos] == uniq
+        ids, known = self.vocab.lookup(uniq)
+        known &= self._live[ids]
         if not known.any():
-            return ent, best
-        ids = pos[known]
+            return np.zeros(n_e)
         tf = _sublinear(counts)
-        tf_known = tf[known]
+        ids = ids[known]
+        w = tf[known] * self._idf[ids]
         # Unknown n-grams still count in the query's norm (with the highest
         # IDF), so a query that is mostly unknown never looks like a match.
-        unk2 = float(np.square(tf[~known]).sum())
-
-        def weights(idf: np.ndarray, idf_max: float) -> np.ndarray:
-            w = tf_known * idf[ids]
-            return w / np.sqrt(float(w @ w) + unk2 * idf_max * idf_max)
-
-        ent = _gather(self._m_entry, ids, weights(self._idf_e, self._idf_e_max), n_e)
-        w = weights(self._idf_p, self._idf_p_max)
-        # Latency guard: the most frequent n-grams (" t", "e ") occur in
-        # thousands of phrasings but weigh little; gather the rarest
-        # first and stop at the budget.
-        indptr = self._m_phr.indptr
-        lens = indptr[ids + 1] - indptr[ids]
-        if int(lens.sum()) > PHRASING_BUDGET:
-            order = np.argsort(-w, kind="stable")
-            keep = order[np.cumsum(lens[order]) <= PHRASING_BUDGET]
-            p_ids, p_w = ids[keep], w[keep]
-        else:
-            p_ids, p_w = ids, w
-        if p_ids.shape[0]:
-            phr = _gather(self._m_phr, p_ids, p_w, self._m_phr.shape[1])
-            best[self._has_p] = np.maximum.reduceat(phr, self._p_starts)
-        return np.clip(ent, 0.0, 1.0), np.clip(best, 0.0, 1.0)
+        unk = tf[~known] * self._idf_max
+        w /= np.sqrt(float(w @ w) + float(unk @ unk))
+        return _gather(self._matrix, ids, w, n_e)
 
 
 def _gather(matrix: sparse.csr_matrix, ids: np.ndarray, weights: np.ndarray, n_cols: int) -> np.ndarray:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.matching import RECOMMENDED_ANSWER_THRESHOLD, RECOMMENDED_SUGGEST_THRESHOLD
 from kb import textnorm
 from kb.matcher import Hit, build_matcher
 
@@ -139,7 +140,8 @@ def test_exact_phrasing_matches_with_high_score(matcher, entry_id, phrasings):
     for phrasing in phrasings:
         hit = _top(matcher, phrasing)
         assert hit.entry_id == entry_id, phrasing
-        assert hit.score >= 0.6, (phrasing, hit)
+        # an exact phrasing is answered directly at the shipped threshold
+        assert hit.score >= RECOMMENDED_ANSWER_THRESHOLD, (phrasing, hit)
 
 
 @pytest.mark.parametrize(
@@ -596,8 +598,6 @@ def test_html_characters_are_plain_text(matcher):
     assert _top(matcher, "<b>How</b> do I <i>delete</i> my ad?<br/>").entry_id == "delete_ad"
     assert _top(matcher, "delete my ad &amp; &lt;listing&gt;").entry_id == "delete_ad"
     assert _top(matcher, "&lt;script&gt; reset password &lt;/script&gt;").entry_id == "login"
-    from benchmarks.matching import RECOMMENDED_SUGGEST_THRESHOLD
-
     noise = matcher.match("<br/><hr/>&nbsp;")
     assert not noise or noise[0].score < RECOMMENDED_SUGGEST_THRESHOLD
     assert matcher.match("&nbsp;&amp;&lt;&gt;") == []
@@ -626,7 +626,6 @@ def _filler_kb(n: int) -> list[tuple[str, list[str]]]:
         "how much does a featured ad cost",
         "upload pictures",
         "is this a scam",
-        "what is the weather on mars",
     ],
 )
 def test_score_means_the_same_on_a_small_and_a_large_kb(matcher, query):
@@ -635,6 +634,15 @@ def test_score_means_the_same_on_a_small_and_a_large_kb(matcher, query):
     small_hits, large_hits = matcher.match(query), large.match(query)
     assert small_hits[0].entry_id == large_hits[0].entry_id
     assert abs(small_hits[0].score - large_hits[0].score) < 0.1
+    assert small_hits[0].score >= RECOMMENDED_ANSWER_THRESHOLD
+    assert large_hits[0].score >= RECOMMENDED_ANSWER_THRESHOLD
+
+
+def test_unrelated_stays_below_suggestions_on_a_small_and_a_large_kb(matcher):
+    large = build_matcher(KB + _filler_kb(400))
+    for m in (matcher, large):
+        hits = m.match("what is the weather on mars")
+        assert not hits or hits[0].score < RECOMMENDED_SUGGEST_THRESHOLD
 
 
 def test_near_tie_in_the_starter_kb_is_a_suggestion():
