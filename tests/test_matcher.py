@@ -740,3 +740,16 @@ def test_with_entry_is_cheaper_than_a_rebuild():
     rebuild = best_of(lambda: build_matcher(kb))
     update = best_of(lambda: base.with_entry("photos", ["How do I add photos?"]))
     assert update < rebuild
+
+
+def test_benchmark_dev_split_never_reads_the_test_set(tmp_path: Path):
+    from benchmarks import matching
+
+    train = [(f"question {i} about {intent}", intent) for intent in ("a", "b", "c") for i in range(12)]
+    _write_bench_csvs(tmp_path, train, [("not a real row", "a")])
+    (tmp_path / "test.csv").unlink()  # dev mode must work without it
+    rest, held = matching.dev_split(train, seed=1)
+    assert len(held) == 3 * matching.DEV_QUERIES_PER_INTENT and len(rest) == 3 * 2
+    assert not set(held) & set(rest)
+    assert matching.dev_split(train, seed=1) == (rest, held)
+    assert matching.main(["--data", str(tmp_path), "--dev", "1", "--quick"]) == 0
