@@ -418,10 +418,10 @@ class KbSettings(_Section):
     ] = PACKAGED_KB
     answer_threshold: Annotated[
         float, Field(ge=0, le=1, json_schema_extra=_expect("a number between 0 and 1, above suggest_threshold"))
-    ] = 0.4
+    ] = 0.375
     suggest_threshold: Annotated[
         float, Field(ge=0, le=1, json_schema_extra=_expect("a number between 0 and 1, below answer_threshold"))
-    ] = 0.2
+    ] = 0.15
     import_on_start: Annotated[bool, Field(json_schema_extra=_expect("true or false"))] = True
     max_question_length: Annotated[
         int, Field(ge=20, le=4096, json_schema_extra=_expect("a whole number of characters from 20 to 4096"))

@@ -33,7 +33,7 @@ SCRIPT: list[tuple[str, str]] = [
     ("press", "Helpful"),
     ("send", "how do i delet my add"),
     ("send", "can i sell a gun"),
-    ("send", "someone wants me to pay a deposit before i see the car, is that ok?"),
+    ("send", "my account"),  # a near tie between account entries: "did you mean"
     ("press", "1."),
     ("send", "can you recommend a good plumber in Soweto"),
     ("sticker", "🙂"),

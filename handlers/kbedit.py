@@ -126,7 +126,7 @@ async def _search(update: Update, context: HelpdeskContext, message: Message, ar
         await message.reply_html(_usage_error(context, "usage_search"))
         return
     async with unit_of_work(context.desk.sessions) as session:
-        hits = await editing.search(session, context.desk.kb, words)
+        hits = await editing.search(session, context.desk.kb, words, min_score=context.desk.settings.kb.suggest_threshold)
     await message.reply_html(srender(context, "kb/search.html", words=short(words, 80), hits=hits))
 
 

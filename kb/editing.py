@@ -115,9 +115,12 @@ async def get_entry(session: AsyncSession, entry_id: str) -> EntryDetail:
     )
 
 
-async def search(session: AsyncSession, snapshot: KbSnapshot, words: str, *, limit: int = MAX_SEARCH_HITS) -> list[SearchHit]:
-    """Entries for ``words``: an exact id first, then the matcher's best, then titles
-    and answers containing every word."""
+async def search(
+    session: AsyncSession, snapshot: KbSnapshot, words: str, *, min_score: float, limit: int = MAX_SEARCH_HITS
+) -> list[SearchHit]:
+    """Entries for ``words``: an exact id first, then the matcher's best (those scoring at
+    least ``min_score``, what the bot would at least suggest), then titles and answers
+    containing every word."""
     words = " ".join(words.split())[:200]
     if not words:
         return []
@@ -125,7 +128,7 @@ async def search(session: AsyncSession, snapshot: KbSnapshot, words: str, *, lim
     if ID_RE.match(words.lower()) and await session.get(KbEntry, words.lower()) is not None:
         found.append(words.lower())
     for hit in snapshot.matcher.match(words, limit=limit):  # type: ignore[attr-defined]
-        if hit.score > 0 and hit.entry_id not in found:
+        if hit.score >= min_score and hit.entry_id not in found:
             found.append(hit.entry_id)
     terms = [w.casefold() for w in words.split()][:8]
     query = select(KbEntry.id)

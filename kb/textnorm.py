@@ -2,7 +2,8 @@
 
 Pipeline (see :func:`normalize` and :func:`analyze`):
 
-1. Unicode NFKC + casefold (full-width letters, ligatures, ``ß`` -> ``ss`` ...).
+1. HTML character references are decoded (``&amp;`` -> ``&``), then
+   Unicode NFKC + casefold (full-width letters, ligatures, ``ß`` -> ``ss`` ...).
 2. Per-character clean-up through a lazily filled translation table:
    control characters -> space, format characters (zero-width space/joiner,
    RTL/LTR marks, BOM, soft hyphen ...) -> removed, Latin letters with
@@ -23,6 +24,7 @@ before any work is done, so hostile or accidental huge messages stay cheap.
 
 from __future__ import annotations
 
+import html
 import re
 import threading
 import unicodedata
@@ -34,6 +36,7 @@ __all__ = [
     "MAX_INPUT_CHARS",
     "STOPWORDS",
     "analyze",
+    "analyze_cleaned_pairs",
     "analyze_pairs",
     "clean",
     "normalize",
@@ -222,6 +225,8 @@ def clean(text: str) -> str:
         return ""
     if len(text) > MAX_INPUT_CHARS:
         text = text[:MAX_INPUT_CHARS]
+    if "&" in text:  # HTML character references typed or pasted: "&amp;" -> "&"
+        text = html.unescape(text)
     text = unicodedata.normalize("NFKC", text).casefold()
     text = text.translate(_CHAR_MAP)
     text = _expand_contractions(text)
@@ -254,7 +259,12 @@ def analyze(text: str, *, keep_stopwords_if_empty: bool = True) -> list[str]:
 
 def analyze_pairs(text: str) -> list[tuple[str, str]]:
     """Like :func:`analyze` but returns ``(surface word, stem)`` pairs."""
-    ws = words(text)
+    return analyze_cleaned_pairs(clean(text))
+
+
+def analyze_cleaned_pairs(cleaned: str) -> list[tuple[str, str]]:
+    """:func:`analyze_pairs` of a string already passed through :func:`clean`."""
+    ws = cleaned.split()
     if not ws:
         return []
     content = [w for w in ws if w not in STOPWORDS] or ws
