@@ -407,6 +407,15 @@ async def on_mod_button(update: Update, context: HelpdeskContext) -> None:
         await toast(query, casework.slabel(context, "toast_not_moderator"))  # type: ignore[arg-type]
         return
     settings = context.desk.settings.ads
+    async with unit_of_work(context.desk.sessions) as session:
+        ad = await service.get_ad(session, ad_id)
+    # the button's ad id is untrusted: it must name an ad that went through moderation
+    # (a Ban confirmed after another moderator approved it still applies)
+    allowed = (AdStatus.SUBMITTED, AdStatus.APPROVED) if action == "banok" else (AdStatus.SUBMITTED,)
+    if ad is None or ad.submitted_at is None or (action in ("ro", "co", "banok") and ad.status not in allowed):
+        log.warning("refused moderation action %s by %s on ad %s: no such ad waiting", action, moderator.id, ad_id)
+        await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+        return
     if action in ("ro", "co"):
         await ask_other_reason(update, context, ad_id, "r" if action == "ro" else "c")
         return
