@@ -34,6 +34,8 @@ class User(Base):
     last_seen: Mapped[datetime]
     blocked_until: Mapped[datetime | None]  # posting blocked until then (strikes)
     status_reason: Mapped[str | None] = mapped_column(SafeText)  # why warned / blocked / banned
+    # personal data erased then (/deleteme, /forget): see bot/privacy.py for what stays
+    deleted_at: Mapped[datetime | None]
 
     @property
     def display_name(self) -> str:
