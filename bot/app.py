@@ -34,7 +34,7 @@ from bot.config import Settings
 from bot.context import Desk, HelpdeskContext
 from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
 from bot.templates import Templates
-from handlers import ads, common, faq, jobs, staff, tickets
+from handlers import ads, common, faq, jobs, privacy, staff, tickets
 from kb.kbfile import KbFileError, load_kb
 from ads.policy import load_policy
 from ads.service import Rules
@@ -103,6 +103,9 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CommandHandler("cancel", ads.cancel_command, filters=private & new_message),
         CommandHandler("myads", ads.myads, filters=private & new_message),
         CommandHandler("report", ads.cmd_report, filters=private & new_message),
+        CommandHandler("mydata", privacy.cmd_mydata, filters=private & new_message),
+        CommandHandler("deleteme", privacy.cmd_deleteme, filters=private & new_message),
+        CallbackQueryHandler(privacy.on_user_button, pattern=r"^pv:(erase|keep)\Z"),
         CallbackQueryHandler(faq.on_vote, pattern=rf"^v:{number}:[01]\Z"),
         CallbackQueryHandler(faq.on_choose, pattern=rf"^c:{number}:([0-9]|n)\Z"),
         CallbackQueryHandler(faq.on_followup, pattern=r"^f:[a-z0-9-]{1,40}\Z"),
@@ -142,6 +145,9 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CommandHandler("warn", ads.cmd_warn, filters=staff_chats & new_message),
         CommandHandler("unban", ads.cmd_unban, filters=staff_chats & new_message),
         CommandHandler("pardon", ads.cmd_pardon, filters=staff_chats & new_message),
+        CommandHandler("userdata", privacy.cmd_userdata, filters=staff_chats & new_message),
+        CommandHandler("forget", privacy.cmd_forget, filters=staff_chats & new_message),
+        CallbackQueryHandler(privacy.on_staff_button, pattern=rf"^pv:(forget|spare):{number}\Z"),
         MessageHandler(staff_chats & new_message & ~filters.COMMAND & ~filters.StatusUpdate.ALL, staff.on_staff_message),
     ]
     fallbacks = [
@@ -246,6 +252,8 @@ async def _publish_commands(app: Application, templates: Templates) -> None:  # 
         BotCommand("myads", label(locale, "cmd_myads")),
         BotCommand("mytickets", label(locale, "cmd_mytickets")),
         BotCommand("cancel", label(locale, "cmd_cancel")),
+        BotCommand("mydata", label(locale, "cmd_mydata")),
+        BotCommand("deleteme", label(locale, "cmd_deleteme")),
         BotCommand("help", label(locale, "cmd_help")),
     ]
     staff_commands = [
@@ -265,6 +273,8 @@ async def _publish_commands(app: Application, templates: Templates) -> None:  # 
             ("warn", "Give a strike: /warn @user reason"),
             ("unban", "Lift a ban: /unban @user"),
             ("pardon", "Pardon a strike: /pardon <id>"),
+            ("userdata", "Admins: a user's data file: /userdata @user"),
+            ("forget", "Admins: erase a user's data: /forget @user"),
             ("help", "Staff commands"),
         )
     ]

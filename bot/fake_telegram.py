@@ -82,6 +82,8 @@ class SentMessage:
     reply_to: int | None = None
     file_id: str | None = None
     sender: dict[str, Any] | None = None  # the user who wrote it (None: the bot)
+    upload: bytes | None = None  # the content of a file the bot uploaded
+    filename: str | None = None
 
     @property
     def buttons(self) -> list[list[dict[str, Any]]]:
@@ -195,6 +197,11 @@ class FakeTelegram(BaseRequest):
         pool_timeout: Any = None,
     ) -> tuple[int, bytes]:
         params = dict(request_data.parameters) if request_data else {}
+        if request_data is not None and request_data.contains_files:
+            # uploaded files (e.g. a document made by the bot): kept with the message
+            for name, part in (request_data.multipart_data or {}).items():
+                filename, content = part[0], part[1]
+                params[name] = {"upload": content if isinstance(content, bytes) else bytes(content), "filename": filename}
         return self.dispatch(url.rsplit("/", 1)[-1], params)
 
     def dispatch(self, api_method: str, params: dict[str, Any]) -> tuple[int, bytes]:
@@ -439,6 +446,14 @@ class FakeTelegram(BaseRequest):
     def _send_media(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         chat = self._chat(params)
         file_id = params.get(kind)
+        upload = None
+        if isinstance(file_id, dict) and isinstance(file_id.get("upload"), bytes):
+            upload = file_id
+            if not upload["upload"]:
+                raise ApiError(400, "Bad Request: file must be non-empty")
+            if len(upload["upload"]) > 50 * 1024 * 1024:
+                raise ApiError(413, "Request Entity Too Large")
+            file_id = f"upload-{kind}-{len(self.messages) + 1}"
         if not isinstance(file_id, str) or not file_id:
             raise ApiError(400, f"Bad Request: there is no {kind} in the request")
         caption = params.get("caption")
@@ -448,6 +463,8 @@ class FakeTelegram(BaseRequest):
         markup = self._check_markup(params.get("reply_markup"))
         thread_id, reply_to = self._placement(chat, params)
         msg = self._store(chat, plain, caption or "", markup, kind, thread_id=thread_id, reply_to=reply_to, file_id=file_id)
+        if upload is not None:
+            msg.upload, msg.filename = upload["upload"], upload["filename"]
         return self._message_json(msg)
 
     def api_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:

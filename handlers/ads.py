@@ -618,8 +618,11 @@ async def banned_gate(update: Update, context: HelpdeskContext) -> bool:
     from escalation.service import has_case
 
     query = update.callback_query
-    if query is not None and (query.data or "").startswith(("ap:", "tk:", "r:")):
+    if query is not None and (query.data or "").startswith(("ap:", "tk:", "r:", "pv:")):
         return False
+    message = update.effective_message
+    if query is None and message is not None and (message.text or "").split(maxsplit=1)[:1] in (["/mydata"], ["/deleteme"]):
+        return False  # personal-data rights hold for everyone
     if query is None:
         async with unit_of_work(context.desk.sessions) as session:
             if await has_case(session, user_id=update.effective_user.id):  # type: ignore[union-attr]

@@ -65,3 +65,8 @@ async def is_moderator(context: HelpdeskContext, user_id: int, chat_id: int) -> 
     if user_id in context.desk.settings.ads.moderator_ids:
         return True
     return await is_admin(context, user_id, chat_id)
+
+
+async def is_desk_admin(context: HelpdeskContext, user_id: int, chat_id: int) -> bool:
+    """Admins acting from the (main) staff chat: personal-data requests (/userdata, /forget)."""
+    return chat_id == context.desk.settings.staff.chat_id and await is_admin(context, user_id, chat_id)

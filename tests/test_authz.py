@@ -63,6 +63,8 @@ STAFF_BUTTONS = [
     ("rep:up:{report}", "moderator"),
     ("rep:no:{report}", "moderator"),
     ("m:down:{live_ad}", "moderator"),
+    ("pv:forget:{user}", "admin"),
+    ("pv:spare:{user}", "admin"),
 ]
 
 # Every staff-chat command with arguments that would act if allowed.
@@ -82,12 +84,16 @@ STAFF_COMMANDS = [
     ("/warn @seller_a spamming", "moderator"),
     ("/unban @seller_a", "moderator"),
     ("/pardon {strike}", "moderator"),
+    ("/userdata @lerato", "admin"),
+    ("/forget @lerato", "admin"),
 ]
+
+REFUSAL = {"staff": "Only staff can do that.", "moderator": "Only moderators can do that.", "admin": "Only admins can do that."}
 
 # Button handlers that belong to users (their own tickets, ads, votes): not staff actions.
 USER_BUTTON_HANDLERS = {
     "on_vote", "on_choose", "on_followup", "on_talk", "on_category", "on_cancel", "on_close", "on_reopen", "on_rate",
-    "on_appeal", "on_owner_button", "on_report_button", "on_ad_button", "stale_button",
+    "on_appeal", "on_owner_button", "on_report_button", "on_ad_button", "stale_button", "on_user_button",
 }
 
 
@@ -126,6 +132,7 @@ async def world(desk) -> dict[str, Any]:
         "report": await desk.scalar("SELECT max(id) FROM ad_reports"),
         "phrasing": await desk.scalar("SELECT max(id) FROM kb_phrasings WHERE status = 'pending'"),
         "strike": await desk.scalar("SELECT max(id) FROM strikes"),
+        "user": lerato.id,
     }
     assert all(ids.values()), ids
     assert await desk.scalar("SELECT status FROM tickets WHERE id = :i", i=draft) == "draft"
@@ -197,7 +204,7 @@ def fill(template: str, ids: dict[str, Any]) -> str:
 
 async def test_every_staff_button_and_command_registered_is_in_the_table(desk):
     app = desk.app
-    samples = [fill(data, {k: 1 for k in ("open", "resolved", "phrasing", "pending_ad", "report", "live_ad")}) for data, _ in STAFF_BUTTONS]
+    samples = [fill(data, {k: 1 for k in ("open", "resolved", "phrasing", "pending_ad", "report", "live_ad", "user")}) for data, _ in STAFF_BUTTONS]
     staff_handlers, commands = [], set()
     for handler in app.handlers[0]:
         if isinstance(handler, CallbackQueryHandler):
@@ -244,11 +251,9 @@ async def test_people_who_are_not_staff_are_refused_in_the_staff_chat(desk, capl
     problems = []
     for person in outsiders:
         for data, who in STAFF_BUTTONS:
-            refusal = "Only staff can do that." if who == "staff" else "Only moderators can do that."
-            problems += await expect_refusal(desk, caplog, person, fill(data, ids), chat_id=STAFF_CHAT, message=card_msg, refusal=refusal)
+            problems += await expect_refusal(desk, caplog, person, fill(data, ids), chat_id=STAFF_CHAT, message=card_msg, refusal=REFUSAL[who])
         for text, who in STAFF_COMMANDS:
-            refusal = "Only staff can do that." if who == "staff" else "Only moderators can do that."
-            problems += await expect_refusal(desk, caplog, person, fill(text, ids), chat_id=STAFF_CHAT, refusal=refusal)
+            problems += await expect_refusal(desk, caplog, person, fill(text, ids), chat_id=STAFF_CHAT, refusal=REFUSAL[who])
     # a stranger's reply to a ticket's card is not relayed to the user
     stranger = outsiders[0]
     before = await snapshot(desk)
@@ -266,20 +271,20 @@ async def test_staff_who_are_not_moderators_cannot_moderate(desk, caplog):
     it_admin = desk.tg.staff(7010, "IT lead", IT_CHAT, status="administrator")  # admin of a department chat only
     problems = []
     for data, who in STAFF_BUTTONS:
-        if who == "moderator":
-            problems += await expect_refusal(desk, caplog, agent, fill(data, ids), chat_id=STAFF_CHAT, message=w["card"], refusal="Only moderators can do that.")
+        if who != "staff":
+            problems += await expect_refusal(desk, caplog, agent, fill(data, ids), chat_id=STAFF_CHAT, message=w["card"], refusal=REFUSAL[who])
     for text, who in STAFF_COMMANDS:
-        if who == "moderator":
-            problems += await expect_refusal(desk, caplog, agent, fill(text, ids), chat_id=STAFF_CHAT, refusal="Only moderators can do that.")
+        if who != "staff":
+            problems += await expect_refusal(desk, caplog, agent, fill(text, ids), chat_id=STAFF_CHAT, refusal=REFUSAL[who])
     await it_admin.send("/queue", chat_id=IT_CHAT)
     it_message = desk.tg.last_bot_message(IT_CHAT)
     for data, who in STAFF_BUTTONS:
-        if who == "moderator":
+        if who != "staff":
             problems += await expect_refusal(desk, caplog, it_admin, fill(data, ids), chat_id=IT_CHAT, message=it_message)
         elif "{open}" in data or "{resolved}" in data:  # general tickets are not the IT desk's
             problems += await expect_refusal(desk, caplog, it_admin, fill(data, ids), chat_id=IT_CHAT, message=it_message)
     for text, who in STAFF_COMMANDS:
-        if who == "moderator" or "{" in text:
+        if who != "staff" or "{" in text:
             problems += await expect_refusal(desk, caplog, it_admin, fill(text, ids), chat_id=IT_CHAT)
     print("\n".join(problems))
     assert problems == []
@@ -340,6 +345,7 @@ FORGED_BUTTONS = [
     f"m:ok:{HUGE}", f"m:rej:{HUGE}", f"m:chg:{HUGE}", f"m:back:{HUGE}", f"m:ban:{HUGE}", f"m:banok:{HUGE}",
     f"m:ro:{HUGE}", f"m:co:{HUGE}", f"m:r:{HUGE}:prohibited", f"m:c:{HUGE}:prohibited", "m:r:{pending_ad}:no-such-reason",
     f"rep:up:{HUGE}", f"rep:no:{HUGE}", "m:down:{pending_ad}", "m:down:{draft_ad}", f"m:down:{HUGE}",
+    f"pv:forget:{HUGE}", "pv:forget:424242",
 ]
 
 FORGED_COMMANDS = [
@@ -347,6 +353,7 @@ FORGED_COMMANDS = [
     f"/reopen {HUGE}", "/assign {draft} @thandi_support", f"/assign {HUGE} @thandi_support", "/transfer {draft} it",
     f"/transfer {HUGE} it", "/transfer {open} nowhere", f"/pardon {HUGE}", "/pardon 424242", f"/strikes {HUGE}",
     f"/warn {HUGE} x", f"/unban {HUGE}", "/strikes @nobody_here",
+    f"/userdata {HUGE}", "/userdata @nobody_here", "/userdata", f"/forget {HUGE}9999", "/forget -5", "/forget @nobody_here",
 ]
 
 
