@@ -712,7 +712,7 @@ async def _user_arg(update: Update, context: HelpdeskContext, usage: str) -> Use
     async with unit_of_work(context.desk.sessions) as session:
         user = await strikes.find_user(session, args[0])
     if user is None:
-        await update.effective_message.reply_html(casework.srender(context, "staff/error.html", message=f"I don't know the user {args[0]}."))  # type: ignore[union-attr]
+        await update.effective_message.reply_html(casework.srender(context, "staff/error.html", message=f"I don't know the user {casework.clip(args[0], 64)}."))  # type: ignore[union-attr]
     return user
 
 
@@ -744,7 +744,7 @@ async def cmd_warn(update: Update, context: HelpdeskContext) -> None:
     user = await _user_arg(update, context, "Usage: /warn @username reason")
     if user is None:
         return
-    reason = " ".join((context.args or [])[1:]).strip() or "warned by a moderator"
+    reason = casework.clip(" ".join((context.args or [])[1:]).strip(), 500) or "warned by a moderator"
     async with unit_of_work(context.desk.sessions) as session:
         penalty = await strikes.warn(session, rules(context), user_id=user.id, reason=reason, moderator_id=update.effective_user.id, now=context.now())  # type: ignore[union-attr]
     context.desk.accounts.pop(user.id, None)

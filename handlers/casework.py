@@ -61,22 +61,39 @@ TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 
 
+def _utf16(text: str) -> int:
+    """Telegram counts lengths in UTF-16 code units (an emoji is often 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _fit(text: str, limit: int) -> int:
+    """The longest prefix of ``text`` (in characters) within ``limit`` UTF-16 units."""
+    used = 0
+    for i, ch in enumerate(text):
+        used += 2 if ord(ch) > 0xFFFF else 1
+        if used > limit:
+            return i
+    return len(text)
+
+
 def clip(text: str, limit: int) -> str:
-    """Plain text cut to ``limit`` characters (before any escaping; line breaks kept)."""
-    return text if len(text) <= limit else text[: max(limit - 1, 0)].rstrip() + "…"
+    """Plain text cut to ``limit`` UTF-16 units (before any escaping; line breaks kept)."""
+    return text if _utf16(text) <= limit else text[: _fit(text, max(limit - 1, 0))].rstrip() + "…"
 
 
 def split_text(text: str, limit: int) -> list[str]:
-    """Plain text in pieces of at most ``limit`` characters, cut at line breaks or spaces
-    where possible. Split first, escape each piece after: never split HTML."""
+    """Plain text in pieces of at most ``limit`` UTF-16 units (Telegram's measure), cut
+    at line breaks or spaces where possible. Split first, escape each piece after:
+    never split HTML."""
     pieces: list[str] = []
     rest = text
-    while len(rest) > limit:
-        cut = rest.rfind("\n", 0, limit)
-        if cut < limit // 2:
-            cut = rest.rfind(" ", 0, limit)
-        if cut < limit // 2:
-            cut = limit
+    while _utf16(rest) > limit:
+        end = max(_fit(rest, limit), 1)
+        cut = rest.rfind("\n", 0, end)
+        if cut < end // 2:
+            cut = rest.rfind(" ", 0, end)
+        if cut < end // 2:
+            cut = end
         pieces.append(rest[:cut].rstrip())
         rest = rest[cut:].lstrip()
     pieces.append(rest)
