@@ -159,6 +159,7 @@ class Erasure:
     user_id: int
     anonymous_id: int
     closed_tickets: list[int] = field(default_factory=list)
+    tickets: list[int] = field(default_factory=list)  # every case that reached staff (cards to redraw)
     unpublished: list[tuple[int, int]] = field(default_factory=list)  # channel posts to delete
     mod_cards: list[tuple[int, int]] = field(default_factory=list)  # moderation cards of withdrawn ads
     tombstone: bool = False
@@ -207,6 +208,8 @@ async def erase_user(session: AsyncSession, *, user_id: int, now: datetime, by: 
                 result.closed_tickets.append(t.id)
             t.status, t.closed_at, t.close_reason = TicketStatus.CLOSED, now, "erased"
             t.reply_due_at = t.waiting_since = t.paused_at = None
+        if t.staff_chat_id is not None:
+            result.tickets.append(t.id)
         t.user_id, t.subject = anon_id, ""
     ids = [t.id for t in tickets]
     if ids:

@@ -17,6 +17,7 @@ from telegram.error import TelegramError
 from bot import privacy
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
+from escalation import service
 from handlers import casework
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_desk_admin
@@ -93,14 +94,22 @@ async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> N
     """The Telegram side of an erasure: closed cases' cards and topics, withdrawn ads."""
     desk = context.desk
     desk.accounts.pop(result.user_id, None)
-    for ticket_id in result.closed_tickets:
+    for ticket_id in result.tickets:  # cards and topic names showed the user's name
         await casework.refresh_card(context, ticket_id)
         async with unit_of_work(desk.sessions) as session:
-            from escalation import service
-
             ticket = await service.get_ticket(session, ticket_id)
-        await casework.tell_staff(context, ticket, casework.srender(context, "privacy/staff_ticket_closed.html", number=ticket_id))
-        await casework.set_topic_open(context, ticket, False)
+        if ticket.topic_id is not None and ticket.staff_chat_id is not None:
+            name = desk.templates.render_plain(
+                "staff/topic_name.j2", casework.staff_locale(context), number=ticket.id,
+                name=casework.slabel(context, "erased_user"), category=casework.category_label(context, ticket.category),
+            )
+            try:
+                await context.bot.edit_forum_topic(ticket.staff_chat_id, ticket.topic_id, name=name[:128])
+            except TelegramError as exc:
+                log.info("could not rename the topic of #%s: %s", ticket.id, exc)
+        if ticket_id in result.closed_tickets:
+            await casework.tell_staff(context, ticket, casework.srender(context, "privacy/staff_ticket_closed.html", number=ticket_id))
+            await casework.set_topic_open(context, ticket, False)
     for chat_id, message_id in result.unpublished:
         try:
             await context.bot.delete_message(chat_id, message_id)

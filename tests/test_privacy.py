@@ -219,3 +219,19 @@ async def test_admins_export_and_forget_a_user_on_request(desk):
     # the user row of the admin's own account, the other seller and the staff are untouched
     assert await desk.scalar("SELECT username FROM users WHERE id = 6001") == "other_seller"
     assert desk.tg.errors() == []
+
+
+@pytest.mark.parametrize("staff_forum", [True])
+async def test_erasure_scrubs_the_name_from_the_staff_cards_and_topics(desk, staff_forum):
+    user = desk.tg.user(5003, "Nomvula", last_name="Dlamini", username="nomvula_d")
+    number = await open_ticket(desk, user)
+    topic = desk.tg.topic_named(STAFF_CHAT, f"#{number} · Nomvula")
+    assert "Nomvula" in card(desk, number).text
+    await user.send("/deleteme")
+    await user.press("Yes, erase my data")
+    assert desk.tg.topics[(STAFF_CHAT, topic)]["name"].startswith(f"#{number} · (erased user) · ")
+    assert desk.tg.topics[(STAFF_CHAT, topic)]["closed"]
+    shown = card(desk, number).text
+    assert "Nomvula" not in shown and "nomvula_d" not in shown and "Dlamini" not in shown
+    assert "closed" in shown
+    assert desk.tg.errors() == []
