@@ -352,7 +352,7 @@ FORGED_COMMANDS = [
     "/ticket {draft}", "/ticket 424242", f"/ticket {HUGE}", "/resolve {draft}", f"/resolve {HUGE}", "/reopen {draft}",
     f"/reopen {HUGE}", "/assign {draft} @thandi_support", f"/assign {HUGE} @thandi_support", "/transfer {draft} it",
     f"/transfer {HUGE} it", "/transfer {open} nowhere", f"/pardon {HUGE}", "/pardon 424242", f"/strikes {HUGE}",
-    f"/warn {HUGE} x", f"/unban {HUGE}", "/strikes @nobody_here",
+    f"/warn {HUGE} x", f"/unban {HUGE}", "/strikes @nobody_here", f"/strikes {HUGE}99", f"/warn -{HUGE}99 x", f"/unban {HUGE}99",
     f"/userdata {HUGE}", "/userdata @nobody_here", "/userdata", f"/forget {HUGE}9999", "/forget -5", "/forget @nobody_here",
 ]
 

@@ -206,6 +206,8 @@ def test_staff_command_arguments_and_report_numbers(database):
             step(runner, desk, lambda: admin.send(line, chat_id=STAFF_CHAT), "staff command", line, errors)
             report = f"/report {text}"[:4096]
             step(runner, desk, lambda: user.send(report), "report", report, errors)
+            deep_link = f"/start {text}"[:4096]  # what a t.me/<bot>?start=... link sends
+            step(runner, desk, lambda: user.send(deep_link), "start payload", deep_link, errors)
 
         command()
 
@@ -229,3 +231,24 @@ def test_a_moderators_typed_reason(database):
         reason()
         assert runner.run(desk.scalar("SELECT count(*) FROM ads WHERE status = 'rejected'")) > 0
 
+
+
+def test_rating_comments(database):
+    with live_desk(database) as (runner, desk), watched(desk) as errors:
+        staff = desk.tg.staff(800001, "Thandi", STAFF_CHAT)
+        users = iter(range(7300, 7400))
+
+        async def rate_and_comment(text: str) -> None:
+            user = desk.tg.user(next(users), "Rater")
+            number = await open_ticket(desk, user)
+            await staff.send(f"/resolve {number}", chat_id=STAFF_CHAT)
+            await user.press("2⭐")
+            await user.send(text)
+
+        @hypothesis_settings(database, limit=12)
+        @given(text=TEXTS)
+        def comment(text: str) -> None:
+            step(runner, desk, lambda: rate_and_comment(text), "rating comment", text, errors)
+
+        comment()
+        assert runner.run(desk.scalar("SELECT count(*) FROM ratings WHERE comment IS NOT NULL")) > 0
