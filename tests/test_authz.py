@@ -384,3 +384,35 @@ async def test_the_same_presses_from_the_right_people_do_act(desk):
     assert await desk.scalar("SELECT status FROM ad_reports") == "dismissed"
     await w["thandi"].press_data(f"kb:ok:{ids['phrasing']}", w["card"])
     assert await desk.scalar("SELECT status FROM kb_phrasings WHERE id = :i", i=ids["phrasing"]) == "active"
+
+
+# ------------------------------------------------------------------ users' own buttons, forged
+
+
+USER_BUTTONS_OF_OTHERS = [
+    "tk:close:{open}", "tk:reopen:{resolved}", "tk:cancel:{draft}", "r:{resolved}:5", "r:{resolved}:skip",
+    "my:edit:{live_ad}", "my:sold:{live_ad}", "my:delete:{live_ad}", "my:renew:{live_ad}", "my:delete:{pending_ad}",
+    "v:{question}:1", "v:{question}:0", "c:{question}:0", "c:{question}:n", "tk:new:{question}",
+    "ad:reedit:{pending_ad}:title", "ad:reedit:{draft_ad}:preview", "rp:dispute:{live_ad}",
+    f"tk:close:{HUGE}", f"r:{HUGE}:5", f"my:delete:{HUGE}", f"v:{HUGE}:1", f"tk:new:{HUGE}", f"rp:{HUGE}:scam",
+]
+
+
+async def test_users_cannot_press_other_peoples_buttons(desk, caplog):
+    """The user-side buttons carry ids too: another user's ticket, ad, question or
+    rating, pressed with forged data, is refused and changes nothing."""
+    w = await world(desk)
+    ids = {**w["ids"], "question": await desk.scalar("SELECT min(id) FROM questions WHERE user_id = 5001")}
+    mallory = desk.tg.user(7666, "Mallory")
+    await mallory.send("/start")
+    mine = desk.tg.last_bot_message(mallory.id)
+    problems = []
+    for data in USER_BUTTONS_OF_OTHERS:
+        problems += await expect_refusal(desk, caplog, mallory, fill(data, ids), chat_id=mallory.id, message=mine, may_edit=True)
+    print("\n".join(problems))
+    assert problems == []
+    # a category pressed with someone else's question id is a plain request of one's own:
+    # the other person's question is not copied into it
+    await mallory.press_data(f"tk:cat:{ids['question']}:payments", mine)
+    mine_now = (await desk.rows("SELECT subject, question_id FROM tickets WHERE user_id = 7666"))[0]
+    assert tuple(mine_now) == ("", None)
