@@ -38,7 +38,7 @@ from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
 from bot.templates import Templates
 from bot.updates import ConfirmAfterProcessing
 from bot.chats import chat_moves
-from handlers import ads, common, dedupe, faq, feedback, guides, jobs, kbedit, limits, staff, tickets
+from handlers import ads, common, dedupe, faq, feedback, guides, jobs, kbedit, limits, privacy, staff, tickets
 from handlers.delivery import apply_chat_moves, chat_moved, config_keys
 from handlers import reports as report_handlers
 from kb.kbfile import KbFileError, load_kb
@@ -136,6 +136,9 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CallbackQueryHandler(guides.on_guide_button, pattern=r"^g:(m|[a-z]{1,12}:[0-9]{1,2})\Z"),
         CallbackQueryHandler(guides.on_onboarding_button, pattern=r"^ob:(guides|newad|ask|language)\Z"),
         CallbackQueryHandler(guides.on_language_button, pattern=r"^lang:[a-z]{2,3}(_[A-Z]{2})?\Z"),
+        CommandHandler("mydata", privacy.cmd_mydata, filters=private & new_message),
+        CommandHandler("deleteme", privacy.cmd_deleteme, filters=private & new_message),
+        CallbackQueryHandler(privacy.on_user_button, pattern=r"^pv:(erase|keep)\Z"),
         CallbackQueryHandler(faq.on_vote, pattern=rf"^v:{number}:[01]\Z"),
         CallbackQueryHandler(faq.on_choose, pattern=rf"^c:{number}:([0-9]|n)\Z"),
         CallbackQueryHandler(faq.on_followup, pattern=r"^f:[a-z0-9-]{1,40}\Z"),
@@ -182,6 +185,9 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         CommandHandler("pardon", ads.cmd_pardon, filters=staff_chats & new_message),
         # the staff chat's /report is the manager's report; a private /report N reports an ad
         CommandHandler("report", report_handlers.cmd_report, filters=staff_chats & new_message),
+        CommandHandler("userdata", privacy.cmd_userdata, filters=staff_chats & new_message),
+        CommandHandler("forget", privacy.cmd_forget, filters=staff_chats & new_message),
+        CallbackQueryHandler(privacy.on_staff_button, pattern=rf"^pv:(forget|spare):{number}\Z"),
         MessageHandler(staff_chats & new_message & ~filters.COMMAND & ~filters.StatusUpdate.ALL, staff.on_staff_message),
         MessageHandler(filters.StatusUpdate.MIGRATE, staff.on_chat_migrated),
     ]
@@ -312,7 +318,7 @@ async def _publish_commands(app: Application, templates: Templates) -> None:  # 
         label = templates.label
         return [
             BotCommand(name, label(locale, f"cmd_{name}"))
-            for name in ("start", "support", "newad", "myads", "mytickets", "guide", "feedback", "language", "cancel", "help")
+            for name in ("start", "support", "newad", "myads", "mytickets", "guide", "feedback", "language", "cancel", "mydata", "deleteme", "help")
         ]
 
     commands = private_commands(templates.default)
@@ -337,6 +343,8 @@ async def _publish_commands(app: Application, templates: Templates) -> None:  # 
             ("unban", "Lift a ban: /unban @user"),
             ("pardon", "Pardon a strike: /pardon <id>"),
             ("report", "The manager's report: /report [YYYY-MM | YYYY-Qn]"),
+            ("userdata", "Admins: a user's data file: /userdata @user"),
+            ("forget", "Admins: erase a user's data: /forget @user"),
             ("help", "Staff commands"),
         )
     ]

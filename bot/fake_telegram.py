@@ -125,6 +125,8 @@ class SentMessage:
     reply_to: int | None = None
     file_id: str | None = None
     sender: dict[str, Any] | None = None  # the user who wrote it (None: the bot)
+    upload: bytes | None = None  # the content of a file the bot uploaded
+    filename: str | None = None
 
     @property
     def buttons(self) -> list[list[dict[str, Any]]]:
@@ -561,6 +563,14 @@ class FakeTelegram(BaseRequest):
     def _send_media(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         chat = self._chat(params)
         file_id = params.get(kind)
+        upload = None
+        if isinstance(file_id, str) and file_id in self.uploads:  # a file the bot uploaded
+            name, data = self.uploads[file_id]
+            upload = {"upload": data, "filename": name}
+            if not data:
+                raise ApiError(400, "Bad Request: file must be non-empty")
+            if len(data) > 50 * 1024 * 1024:
+                raise ApiError(413, "Request Entity Too Large")
         if not isinstance(file_id, str) or not file_id:
             raise ApiError(400, f"Bad Request: there is no {kind} in the request")
         caption = params.get("caption")
@@ -570,6 +580,8 @@ class FakeTelegram(BaseRequest):
         markup = self._check_markup(params.get("reply_markup"))
         thread_id, reply_to = self._placement(chat, params)
         msg = self._store(chat, plain, caption or "", markup, kind, thread_id=thread_id, reply_to=reply_to, file_id=file_id)
+        if upload is not None:
+            msg.upload, msg.filename = upload["upload"], upload["filename"]
         return self._message_json(msg)
 
     def api_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -642,7 +654,7 @@ class FakeTelegram(BaseRequest):
                 "can_send_messages", "can_send_audios", "can_send_documents", "can_send_photos",
                 "can_send_videos", "can_send_video_notes", "can_send_voice_notes", "can_send_polls",
                 "can_send_other_messages", "can_add_web_page_previews", "can_change_info",
-                "can_invite_users", "can_pin_messages", "can_manage_topics")}})
+                "can_invite_users", "can_pin_messages", "can_manage_topics", "can_edit_tag", "can_react_to_messages")}})
         elif status == "kicked":
             data["until_date"] = 0
         return data

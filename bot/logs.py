@@ -27,13 +27,18 @@ class RedactTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
-            record.msg = record.getMessage()
+            try:
+                record.msg = record.getMessage()
+            except (TypeError, ValueError):  # bad %-arguments: keep both, cleaned
+                record.msg = f"{record.msg} {record.args!r}"
             record.args = None
         record.msg = self._clean(str(record.msg))
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = self._clean(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._clean(record.stack_info)
         return True
 
 

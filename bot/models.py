@@ -36,6 +36,8 @@ class User(Base):
     blocked_until: Mapped[datetime | None]  # posting blocked until then (strikes)
     status_reason: Mapped[str | None] = mapped_column(SafeText)  # why warned / blocked / banned
     onboarded_at: Mapped[datetime | None]  # when the first-time welcome was shown (None: not yet)
+    # personal data erased then (/deleteme, /forget): see bot/privacy.py for what stays
+    deleted_at: Mapped[datetime | None]
 
     @property
     def display_name(self) -> str:

@@ -407,6 +407,15 @@ async def on_mod_button(update: Update, context: HelpdeskContext) -> None:
         await toast(query, casework.slabel(context, "toast_not_moderator"))  # type: ignore[arg-type]
         return
     settings = context.desk.settings.ads
+    async with unit_of_work(context.desk.sessions) as session:
+        ad = await service.get_ad(session, ad_id)
+    # the button's ad id is untrusted: it must name an ad that went through moderation
+    # (a Ban confirmed after another moderator approved it still applies)
+    allowed = (AdStatus.SUBMITTED, AdStatus.APPROVED) if action == "banok" else (AdStatus.SUBMITTED,)
+    if ad is None or ad.submitted_at is None or (action in ("ro", "co", "banok") and ad.status not in allowed):
+        log.warning("refused moderation action %s by %s on ad %s: no such ad waiting", action, moderator.id, ad_id)
+        await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+        return
     if action in ("ro", "co"):
         await ask_other_reason(update, context, ad_id, "r" if action == "ro" else "c")
         return
@@ -609,8 +618,11 @@ async def banned_gate(update: Update, context: HelpdeskContext) -> bool:
     from escalation.service import has_case
 
     query = update.callback_query
-    if query is not None and (query.data or "").startswith(("ap:", "tk:", "r:")):
+    if query is not None and (query.data or "").startswith(("ap:", "tk:", "r:", "pv:")):
         return False
+    message = update.effective_message
+    if query is None and message is not None and (message.text or "").split(maxsplit=1)[:1] in (["/mydata"], ["/deleteme"]):
+        return False  # personal-data rights hold for everyone
     if query is None:
         async with unit_of_work(context.desk.sessions) as session:
             if await has_case(session, user_id=update.effective_user.id):  # type: ignore[union-attr]
@@ -700,7 +712,7 @@ async def _user_arg(update: Update, context: HelpdeskContext, usage: str) -> Use
     async with unit_of_work(context.desk.sessions) as session:
         user = await strikes.find_user(session, args[0])
     if user is None:
-        await update.effective_message.reply_html(casework.srender(context, "staff/error.html", message=f"I don't know the user {args[0]}."))  # type: ignore[union-attr]
+        await update.effective_message.reply_html(casework.srender(context, "staff/error.html", message=f"I don't know the user {casework.clip(args[0], 64)}."))  # type: ignore[union-attr]
     return user
 
 
@@ -732,7 +744,7 @@ async def cmd_warn(update: Update, context: HelpdeskContext) -> None:
     user = await _user_arg(update, context, "Usage: /warn @username reason")
     if user is None:
         return
-    reason = " ".join((context.args or [])[1:]).strip() or "warned by a moderator"
+    reason = casework.clip(" ".join((context.args or [])[1:]).strip(), 500) or "warned by a moderator"
     async with unit_of_work(context.desk.sessions) as session:
         penalty = await strikes.warn(session, rules(context), user_id=user.id, reason=reason, moderator_id=update.effective_user.id, now=context.now())  # type: ignore[union-attr]
     context.desk.accounts.pop(user.id, None)

@@ -340,7 +340,7 @@ async def route_draft(update: Update, context: HelpdeskContext) -> bool:
 async def cmd_cancel(update: Update, context: HelpdeskContext) -> None:
     """``/cancel`` in a staff chat: leave the open /kb add or /kb edit."""
     message, user = update.effective_message, update.effective_user
-    if message is None or user is None:
+    if message is None or user is None or not await staff.staff_or_refuse(update, context):
         return
     async with unit_of_work(context.desk.sessions) as session:
         gone = await editing.drop_draft(session, staff_id=user.id, chat_id=message.chat_id)

@@ -11,7 +11,7 @@ import logging
 from markupsafe import Markup
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
@@ -23,7 +23,7 @@ from handlers.casework import slabel, srender
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_admin, is_staff
 from handlers.tickets import message_kind
-from handlers.ui import short, toast
+from handlers.ui import set_markup, short, toast
 from bot.telegram_html import visible_length
 from kb import service as kb_service
 
@@ -263,8 +263,14 @@ async def on_learn_button(update: Update, context: HelpdeskContext) -> None:
     if not await _in_this_chat(update, context, int(number)):
         return
     if pick == "n":
+        try:
+            async with unit_of_work(context.desk.sessions) as session:
+                await service.get_ticket(session, int(number))
+        except TicketError as exc:
+            await toast(query, short(_error_text(context, exc).removeprefix("⚠️ "), 190))  # type: ignore[arg-type]
+            return
         await toast(query, slabel(context, "toast_done"))  # type: ignore[arg-type]
-        await query.edit_message_reply_markup(None)  # type: ignore[union-attr]
+        await set_markup(query, None)  # type: ignore[arg-type]
         return
     try:
         async with unit_of_work(context.desk.sessions) as session:
@@ -543,10 +549,16 @@ async def on_review_button(update: Update, context: HelpdeskContext) -> None:
             session, phrasing_id=int(pid), accept=verdict == "ok", now=context.now(), actor_id=query.from_user.id  # type: ignore[union-attr]
         )
     await toast(query, slabel(context, "toast_done" if done else "toast_expired"))  # type: ignore[arg-type]
-    if done and verdict == "ok":
+    if not done:
+        return  # reviewed meanwhile, or not a pending phrasing at all: /kb review shows what is left
+    if verdict == "ok":
         await refresh_kb(context)
     text, markup = await review_card(context)
-    await query.edit_message_text(text, reply_markup=markup)  # type: ignore[union-attr]
+    try:
+        await query.edit_message_text(text, reply_markup=markup)  # type: ignore[union-attr]
+    except BadRequest as exc:  # a stale or forged press on a card that already shows this
+        if "not modified" not in str(exc).lower():
+            log.info("could not update the review card: %s", exc)
 
 
 async def cmd_help(update: Update, context: HelpdeskContext) -> None:

@@ -1,18 +1,32 @@
-"""Alembic: from an empty database to head and back, on both databases."""
+"""Alembic on both databases: from empty to head, from every earlier revision to head
+with rows present, and one step down from head and back up.
+
+The revision list comes from ``ScriptDirectory.walk_revisions()``, and the rows are
+made from the reflected tables of each revision, so a new migration is covered without
+touching this file.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from bot.db import make_engine
-from bot.migrate import current_revision_sync, downgrade, head_revision, upgrade
+from bot.migrate import alembic_config, current_revision_sync, downgrade, head_revision, upgrade
 from bot.schema import metadata
 from tests.support import PG_URL, drop_schema
 
+SCRIPT = ScriptDirectory.from_config(alembic_config("sqlite://"))
+REVISIONS = [r.revision for r in SCRIPT.walk_revisions()]  # head first
+EARLIER = REVISIONS[1:]
 
 
 async def _state(url: str, schema: str | None):
@@ -38,6 +52,77 @@ def empty_db(request, tmp_path):
     asyncio.run(drop_schema(PG_URL, schema))
 
 
+# ------------------------------------------------------------------ rows for any schema
+
+
+def _value(column: sa.Column[Any], n: int) -> Any:
+    """A valid value for a reflected column (the n-th row of its table)."""
+    t = column.type
+    if isinstance(t, sa.Boolean):
+        return False
+    if isinstance(t, (sa.Integer, sa.BigInteger)):
+        return n
+    if isinstance(t, sa.Numeric) and not isinstance(t, sa.Float):
+        return Decimal("10.00")
+    if isinstance(t, sa.Float):
+        return 0.5
+    if isinstance(t, sa.DateTime):
+        return datetime(2026, 1, 1, 12, 0, tzinfo=UTC) if t.timezone else datetime(2026, 1, 1, 12, 0)
+    if isinstance(t, sa.JSON):
+        return []
+    length = getattr(t, "length", None) or 20
+    return f"r{n}"[:length]
+
+
+def _fill(connection: sa.Connection) -> dict[str, int]:
+    """Two rows in every table, parents first; foreign keys point at the parents' rows.
+    Returns the row count per table."""
+    reflected = sa.MetaData()
+    reflected.reflect(connection)
+    counts: dict[str, int] = {}
+    for table in reflected.sorted_tables:
+        if table.name == "alembic_version":
+            continue
+        for n in (1, 2):
+            row: dict[str, Any] = {}
+            for column in table.columns:
+                if column.foreign_keys:
+                    row[column.name] = _value(next(iter(column.foreign_keys)).column, n)
+                elif column.nullable and not column.primary_key:
+                    continue
+                elif column.server_default is not None and not column.primary_key:
+                    continue
+                else:
+                    row[column.name] = _value(column, n)
+            connection.execute(table.insert().values(**row))
+        counts[table.name] = 2
+    return counts
+
+
+def _counts(connection: sa.Connection, names: set[str]) -> dict[str, int]:
+    tables = set(inspect(connection).get_table_names())
+    return {name: connection.execute(sa.text(f'SELECT count(*) FROM "{name}"')).scalar_one() for name in names & tables}
+
+
+async def _with_connection(url: str, schema: str | None, fn):  # type: ignore[no-untyped-def]
+    engine = make_engine(url, schema=schema)
+    try:
+        async with engine.begin() as conn:
+            return await conn.run_sync(fn)
+    finally:
+        await engine.dispose()
+
+
+def test_the_revision_history_is_one_line():
+    """One head and one base: a branch (two helpers using the same down_revision) shows here."""
+    assert len(SCRIPT.get_heads()) == 1
+    assert len(SCRIPT.get_bases()) == 1
+    assert len(REVISIONS) >= 2
+
+
+# ------------------------------------------------------------------ the tests
+
+
 def test_upgrade_from_empty_creates_every_table_then_downgrade_to_empty(empty_db):
     url, schema = empty_db
     upgrade(url, schema)
@@ -48,6 +133,37 @@ def test_upgrade_from_empty_creates_every_table_then_downgrade_to_empty(empty_db
     downgrade(url, "base", schema)
     tables, revision = asyncio.run(_state(url, schema))
     assert revision is None and not (set(metadata.tables) & tables)
+
+
+@pytest.mark.parametrize("start", EARLIER)
+def test_upgrade_from_every_earlier_revision_keeps_the_rows(empty_db, start):
+    url, schema = empty_db
+    upgrade(url, schema, start)
+    assert asyncio.run(_state(url, schema))[1] == start
+    before = asyncio.run(_with_connection(url, schema, _fill))
+    assert before, f"no tables at {start}"
+    upgrade(url, schema)
+    tables, revision = asyncio.run(_state(url, schema))
+    assert revision == head_revision()
+    assert set(metadata.tables) <= tables
+    after = asyncio.run(_with_connection(url, schema, lambda c: _counts(c, set(before))))
+    assert after == {name: n for name, n in before.items() if name in after}
+    assert set(after) == set(before) & tables
+
+
+def test_downgrade_one_step_from_head_and_back_up_with_rows(empty_db):
+    url, schema = empty_db
+    upgrade(url, schema)
+    filled = asyncio.run(_with_connection(url, schema, _fill))
+    downgrade(url, "-1", schema)
+    tables, revision = asyncio.run(_state(url, schema))
+    assert revision == REVISIONS[1]
+    upgrade(url, schema)
+    tables, revision = asyncio.run(_state(url, schema))
+    assert revision == head_revision() and set(metadata.tables) <= tables
+    kept = asyncio.run(_with_connection(url, schema, lambda c: _counts(c, set(filled))))
+    # tables the last revision did not touch keep their rows through the round trip
+    assert kept["users"] == 2 and kept["tickets"] == 2
 
 
 def test_models_and_migrations_agree(empty_db):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 
 from bot.db import make_engine
@@ -27,8 +27,22 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
+def _sqlite_foreign_keys_off(engine) -> None:  # type: ignore[no-untyped-def]
+    """Batch mode rebuilds a table (copy, DROP, rename): with foreign keys on, dropping
+    ``users`` would cascade-delete every ticket, ad and question. Alembic's advice: keep
+    them off while migrating (set at connect time; the pragma is ignored in a transaction)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _off(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.close()
+
+
 async def _run_async() -> None:
     engine = make_engine(URL, schema=SCHEMA)
+    if engine.dialect.name == "sqlite":
+        _sqlite_foreign_keys_off(engine)
     try:
         if SCHEMA and engine.dialect.name == "postgresql":
             async with engine.begin() as conn:
