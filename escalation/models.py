@@ -31,6 +31,15 @@ class Direction(StrEnum):
     BOT = "bot"  # what the bot told the user about the case
 
 
+class SendState(StrEnum):
+    """Where a relay (user -> staff, staff -> user) stands; ``delivered`` says how a
+    finished one went."""
+
+    PENDING = "pending"  # stored, not sent yet: the sweep sends it if the bot stopped first
+    SENDING = "sending"  # claimed by a sender; if it stays so, the bot stopped mid-send (maybe delivered)
+    SENT = "sent"  # the attempt is over; ``delivered`` holds its outcome
+
+
 class Ticket(Base):
     """A support case. ``id`` is the number people see (#123)."""
 
@@ -58,6 +67,9 @@ class Ticket(Base):
     staff_chat_id: Mapped[int | None]
     topic_id: Mapped[int | None]
     card_message_id: Mapped[int | None]
+    # when posting the staff card was started (claimed): the sweep posts a card for an
+    # open ticket without one only while this is empty, so a card is never posted twice
+    card_claimed_at: Mapped[datetime | None]
     # SLA: due times shift while the clock is paused (waiting on the user)
     first_due_at: Mapped[datetime | None]
     # a staff reply is due by then (first response, and again after a release, reopen
@@ -97,7 +109,10 @@ class TicketMessage(Base):
     """Every message of a case, with where it is on both sides."""
 
     __tablename__ = "ticket_messages"
-    __table_args__ = (Index("ix_ticket_messages_staff", "staff_chat_id", "staff_message_id"),)
+    __table_args__ = (
+        Index("ix_ticket_messages_staff", "staff_chat_id", "staff_message_id"),
+        Index("ix_ticket_messages_send_state", "send_state"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
@@ -112,6 +127,9 @@ class TicketMessage(Base):
     # True: delivered; False: not delivered (``error`` says why); None: maybe delivered
     # (the request timed out after it was sent, so it is not sent again blindly)
     delivered: Mapped[bool | None] = mapped_column(default=True)
+    # a relay to the other side (see SendState): None for what is never relayed (notes,
+    # the bot's own notices, the description shown on the card)
+    send_state: Mapped[str | None] = mapped_column(SafeString(8))
     error: Mapped[str | None] = mapped_column(SafeText)
     at: Mapped[datetime]
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -24,6 +24,7 @@ from escalation.models import (
     CannedReply,
     Direction,
     Rating,
+    SendState,
     StaffMember,
     Ticket,
     TicketEvent,
@@ -176,7 +177,7 @@ async def open_request(
     if existing is not None:
         message = None
         if question is not None and question.id != existing.question_id:
-            message = _add_message(session, existing, Direction.IN, user_id, "text", question.text, None, None, now)
+            message = _add_message(session, existing, Direction.IN, user_id, "text", question.text, None, None, now, relay=True)
         _event(session, existing, user_id, "user", existing.status, "asked again: joined the open ticket", now)
         return Intake(IntakeOutcome.JOINED, existing, message)
     cap = policy.settings.limits.open_tickets_per_user
@@ -248,7 +249,10 @@ def _add_message(
     file_id: str | None,
     user_message_id: int | None,
     now: datetime,
+    *,
+    relay: bool = False,
 ) -> TicketMessage:
+    """``relay``: the message is to be sent to the other side (stored as pending)."""
     message = TicketMessage(
         ticket_id=ticket.id,
         direction=direction,
@@ -258,6 +262,7 @@ def _add_message(
         file_id=file_id,
         user_message_id=user_message_id,
         at=now,
+        send_state=SendState.PENDING if relay else None,
     )
     session.add(message)
     return message
@@ -352,7 +357,7 @@ async def user_message(
         _resume_clock(ticket, policy, now)
         _needs_reply(ticket, policy, now)
         _event(session, ticket, user_id, "user", old, "the user replied", now)
-    message = _add_message(session, ticket, Direction.IN, user_id, kind, text, file_id, user_message_id, now)
+    message = _add_message(session, ticket, Direction.IN, user_id, kind, text, file_id, user_message_id, now, relay=True)
     await session.flush()
     return Relay(ticket, message, reopened, changed=old != ticket.status)
 
@@ -442,9 +447,88 @@ async def attach_card(
     )
 
 
+async def claim_card(session: AsyncSession, *, ticket_id: int, now: datetime, force: bool = False) -> bool:
+    """Claim posting the ticket's staff card: True for exactly one of the handler and
+    the sweeps racing for a ticket that never had one. ``force``: a fresh card is needed
+    although one was posted before (the staff chat moved, or the first try failed)."""
+    query = update(Ticket).where(Ticket.id == ticket_id, Ticket.card_message_id.is_(None))
+    if not force:
+        query = query.where(Ticket.card_claimed_at.is_(None))
+    return await session.scalar(query.values(card_claimed_at=now).returning(Ticket.id)) is not None
+
+
+async def release_card_claim(session: AsyncSession, *, ticket_id: int) -> None:
+    """The card surely did not arrive (Telegram refused it): the next sweep tries again."""
+    await session.execute(
+        update(Ticket).where(Ticket.id == ticket_id, Ticket.card_message_id.is_(None)).values(card_claimed_at=None)
+    )
+
+
+async def tickets_without_card(session: AsyncSession, *, before: datetime, limit: int = 20) -> list[int]:
+    """Open tickets that reached a person before ``before`` and whose card was never
+    claimed: the bot stopped between creating the ticket and posting its card."""
+    rows = await session.scalars(
+        select(Ticket.id)
+        .where(
+            Ticket.status.in_(OPEN_STATUSES),
+            Ticket.card_message_id.is_(None),
+            Ticket.card_claimed_at.is_(None),
+            Ticket.escalated_at <= before,
+        )
+        .order_by(Ticket.id)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def claim_relay(session: AsyncSession, *, message_id: int) -> bool:
+    """Claim sending a pending relay: True for exactly one sender (the handler or a sweep)."""
+    claimed = await session.scalar(
+        update(TicketMessage)
+        .where(TicketMessage.id == message_id, TicketMessage.send_state == SendState.PENDING)
+        .values(send_state=SendState.SENDING)
+        .returning(TicketMessage.id)
+    )
+    return claimed is not None
+
+
+@dataclass(frozen=True)
+class PendingRelay:
+    """A relay stored but never sent, with what sending it needs."""
+
+    message: TicketMessage
+    ticket: Ticket
+    sender_name: str
+
+
+async def pending_relays(session: AsyncSession, *, before: datetime, limit: int = 50) -> list[PendingRelay]:
+    """Relays stored before ``before`` and never sent (the bot stopped between storing
+    and sending), oldest first."""
+    rows = (
+        await session.execute(
+            select(TicketMessage, Ticket)
+            .join(Ticket, Ticket.id == TicketMessage.ticket_id)
+            .where(TicketMessage.send_state == SendState.PENDING, TicketMessage.at <= before)
+            .order_by(TicketMessage.id)
+            .limit(limit)
+        )
+    ).all()
+    users = {u.id: u.first_name for u in (await session.scalars(select(User).where(User.id.in_({t.user_id for _, t in rows} or {0})))).all()}
+    staff = await staff_names(session, [m.sender_id for m, _ in rows if m.direction == Direction.OUT and m.sender_id])
+    return [
+        PendingRelay(m, t, (staff.get(m.sender_id or 0) if m.direction == Direction.OUT else users.get(t.user_id)) or "")
+        for m, t in rows
+    ]
+
+
+_SENT = case((TicketMessage.send_state.is_(None), None), else_=SendState.SENT)
+
+
 async def set_staff_copy(session: AsyncSession, *, message_id: int, chat_id: int, staff_message_id: int) -> None:
     await session.execute(
-        update(TicketMessage).where(TicketMessage.id == message_id).values(staff_chat_id=chat_id, staff_message_id=staff_message_id)
+        update(TicketMessage)
+        .where(TicketMessage.id == message_id)
+        .values(staff_chat_id=chat_id, staff_message_id=staff_message_id, send_state=_SENT)
     )
 
 
@@ -456,7 +540,9 @@ async def record_bot_message(session: AsyncSession, *, ticket_id: int, text: str
 
 
 async def set_user_copy(session: AsyncSession, *, message_id: int, user_message_id: int) -> None:
-    await session.execute(update(TicketMessage).where(TicketMessage.id == message_id).values(user_message_id=user_message_id))
+    await session.execute(
+        update(TicketMessage).where(TicketMessage.id == message_id).values(user_message_id=user_message_id, send_state=_SENT)
+    )
 
 
 async def ticket_at(session: AsyncSession, *, chat_id: int, thread_id: int | None, reply_to: int | None) -> Ticket | None:
@@ -524,7 +610,7 @@ async def staff_message(
     ticket.waiting_since = now  # every staff message restarts the wait for the user
     if ticket.paused_at is None:
         ticket.paused_at = now
-    message = _add_message(session, ticket, Direction.OUT, staff_id, kind, text, file_id, None, now)
+    message = _add_message(session, ticket, Direction.OUT, staff_id, kind, text, file_id, None, now, relay=True)
     message.staff_chat_id, message.staff_message_id = chat_id, staff_message_id
     if old != S.WAITING:
         _event(session, ticket, staff_id, "staff", old, "replied" + (" (claimed by replying)" if claimed else ""), now)
@@ -542,6 +628,8 @@ async def delivery_failed(
         return None
     message.delivered = None if maybe else False
     message.error = error[:500]
+    if message.send_state is not None:
+        message.send_state = SendState.SENT
     ticket = await session.get(Ticket, message.ticket_id)
     if ticket is not None:
         if blocked:
@@ -712,6 +800,7 @@ async def transfer(session: AsyncSession, *, ticket_id: int, department: str, st
     old_dep = ticket.department
     ticket.department = department
     ticket.staff_chat_id = ticket.topic_id = ticket.card_message_id = None
+    ticket.card_claimed_at = None  # a card in the new department is due
     ticket.assignee_id = None
     old = ticket.status
     _resume_clock(ticket, policy, now)

@@ -7,7 +7,7 @@ through :mod:`escalation.service` in short units of work; sending happens outsid
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import regex
@@ -18,7 +18,7 @@ from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from bot.telegram_html import utf16_length
 from escalation import service
-from escalation.models import Ticket, TicketStatus
+from escalation.models import Direction, Ticket, TicketStatus
 from handlers import delivery
 from handlers.ui import short
 
@@ -168,10 +168,18 @@ async def card_text(context: HelpdeskContext, ticket_id: int) -> tuple[str, Tick
     return text, ticket
 
 
-async def post_alert(context: HelpdeskContext, ticket_id: int, *, moved: bool = False) -> Ticket | None:
-    """Put a new (or transferred) ticket in front of staff: a topic and a card."""
+async def post_alert(context: HelpdeskContext, ticket_id: int, *, moved: bool = False, force: bool = False) -> Ticket | None:
+    """Put a new (or transferred) ticket in front of staff: a topic and a card.
+
+    Posting is claimed first (``tickets.card_claimed_at``), so that of this handler and
+    the sweep (:func:`repair`) only one posts a ticket's first card; ``force``: a fresh
+    card although one was claimed before (the lazy repost when a relay finds no card).
+    None when the card was not posted (claimed by another, or Telegram refused it)."""
     desk = context.desk
     async with unit_of_work(desk.sessions) as session:
+        if not await service.claim_card(session, ticket_id=ticket_id, now=context.now(), force=force or moved):
+            log.info("the card of ticket #%s is posted by another sender (or was): not posted again", ticket_id)
+            return None
         ticket = await service.get_ticket(session, ticket_id)
         info = await service.card_info(session, ticket)
     chat_id = context.department_chat(ticket.department)
@@ -200,8 +208,13 @@ async def post_alert(context: HelpdeskContext, ticket_id: int, *, moved: bool = 
             return None
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_alert(context, ticket_id, moved=True)  # the settings now name the new chat
+    except TimedOut as exc:  # it may have arrived: not posted again by the sweep
+        log.error("posting the alert of ticket #%s to %s timed out; it may have arrived: %s", ticket.id, chat_id, exc)
+        return None
     except TelegramError as exc:
         log.error("could not post the alert of ticket #%s to %s: %s", ticket.id, chat_id, exc)
+        async with unit_of_work(desk.sessions) as session:  # surely not there: the sweep tries again
+            await service.release_card_claim(session, ticket_id=ticket.id)
         return None
     context.desk.cards_shown[(chat_id, card.message_id)] = (text, markup.to_json() if markup else "")
     async with unit_of_work(desk.sessions) as session:
@@ -268,14 +281,29 @@ async def set_topic_open(context: HelpdeskContext, ticket: Ticket, is_open: bool
         log.info("topic of #%s not %s: %s", ticket.id, "reopened" if is_open else "closed", exc)
 
 
-async def relay_to_staff(context: HelpdeskContext, relay: service.Relay, source: Message, user_name: str, *, moved: bool = False) -> None:
+async def claim_relay(context: HelpdeskContext, message_id: int) -> bool:
+    """Only one sender (the handler or a sweep) sends a stored relay."""
+    async with unit_of_work(context.desk.sessions) as session:
+        if await service.claim_relay(session, message_id=message_id):
+            return True
+    log.info("message %s of a ticket is sent by another sender (or was): not sent again", message_id)
+    return False
+
+
+async def relay_to_staff(
+    context: HelpdeskContext, relay: service.Relay, source: Message | None, user_name: str, *, moved: bool = False, claimed: bool = False
+) -> None:
     """Copy what the user sent into the ticket's place in the staff chat (long texts in
     several messages). A failure is recorded on the message and the user is told; a
     timeout is recorded as maybe delivered and not sent again; a staff chat that became
-    a supergroup gets the message (and a fresh card) under its new id."""
+    a supergroup gets the message (and a fresh card) under its new id. The send is
+    claimed first (pending -> sending), so it happens once; ``source`` None: copied from
+    the user's chat by the stored message id (the sweep's repair)."""
+    if not claimed and not await claim_relay(context, relay.message.id):
+        return
     ticket = relay.ticket
     if ticket.staff_chat_id is None or ticket.card_message_id is None:
-        if await post_alert(context, ticket.id) is None:
+        if await post_alert(context, ticket.id, force=True) is None:
             await _relay_failed(context, relay, delivery.Failure("the staff chat could not be reached"))
             return
     async with unit_of_work(context.desk.sessions) as session:
@@ -303,8 +331,8 @@ async def relay_to_staff(context: HelpdeskContext, relay: service.Relay, source:
             try:
                 first = await context.bot.copy_message(  # type: ignore[assignment]
                     ticket.staff_chat_id,  # type: ignore[arg-type]
-                    source.chat_id,
-                    source.message_id,
+                    source.chat_id if source is not None else ticket.user_id,
+                    source.message_id if source is not None else relay.message.user_message_id,  # type: ignore[arg-type]
                     caption=render(clip(text, text_budget(render, CAPTION_LIMIT))),
                     message_thread_id=ticket.topic_id,
                     reply_parameters=reply,
@@ -319,7 +347,7 @@ async def relay_to_staff(context: HelpdeskContext, relay: service.Relay, source:
         await delivery.chat_moved(context, ticket.staff_chat_id, exc.new_chat_id)  # type: ignore[arg-type]
         async with unit_of_work(context.desk.sessions) as session:
             ticket = await service.get_ticket(session, ticket.id)
-        await relay_to_staff(context, service.Relay(ticket, relay.message, relay.reopened, relay.changed), source, user_name, moved=True)
+        await relay_to_staff(context, service.Relay(ticket, relay.message, relay.reopened, relay.changed), source, user_name, moved=True, claimed=True)
         return
     except TelegramError as exc:
         log.error("could not relay a message of #%s to staff: %s", ticket.id, exc)
@@ -342,11 +370,14 @@ async def _relay_failed(context: HelpdeskContext, relay: service.Relay, fail: de
     await notify_user(context, relay.ticket, "ticket/not_delivered.html")
 
 
-async def relay_to_user(context: HelpdeskContext, post: service.StaffPost, source: Message, staff_name: str) -> bool:
+async def relay_to_user(context: HelpdeskContext, post: service.StaffPost, source: Message | None, staff_name: str) -> bool:
     """Send a staff member's message to the user. Nothing is dropped silently: a message
     that did not arrive (blocked, flood limit after every retry, refused) is marked
     so in the ticket and staff are told; a timeout is marked *maybe delivered* and not
-    sent again."""
+    sent again. Claimed first like :func:`relay_to_staff`; ``source`` None: copied from
+    the staff chat by the stored message id."""
+    if not await claim_relay(context, post.message.id):
+        return False
     ticket = post.ticket
     locale = await user_locale(context, ticket.user_id)
     templates = context.desk.templates
@@ -366,7 +397,12 @@ async def relay_to_user(context: HelpdeskContext, post: service.StaffPost, sourc
             render = lambda piece: templates.render("ticket/staff_caption.html", locale, staff_name=staff_name, number=ticket.id, text=piece)  # noqa: E731
             caption = render(clip(post.message.text, text_budget(render, CAPTION_LIMIT))) if post.message.kind != "other" else None
             try:
-                first = await context.bot.copy_message(ticket.user_id, source.chat_id, source.message_id, caption=caption)  # type: ignore[assignment]
+                first = await context.bot.copy_message(  # type: ignore[assignment]
+                    ticket.user_id,
+                    source.chat_id if source is not None else post.message.staff_chat_id,  # type: ignore[arg-type]
+                    source.message_id if source is not None else post.message.staff_message_id,  # type: ignore[arg-type]
+                    caption=caption,
+                )
             except TimedOut as exc:
                 timed_out = exc
     except TelegramError as exc:
@@ -443,3 +479,37 @@ async def after_resolve(context: HelpdeskContext, result: service.Resolution, *,
                 await service.set_survey_message(session, ticket_id=ticket.id, message_id=survey.message_id)
     await refresh_card(context, ticket.id)
     await set_topic_open(context, ticket, False)
+
+
+def repair_grace(context: HelpdeskContext) -> timedelta:
+    """How old an unsent card or relay must be before the sweep sends it: two sweeps and
+    at least a minute, so that the handler that is sending it right now goes first."""
+    return timedelta(seconds=max(60, 2 * context.desk.settings.sla.sweep_seconds))
+
+
+async def repair(context: HelpdeskContext) -> tuple[int, int]:
+    """Send what the bot stored but never sent because it stopped in between (a crash
+    after a transaction committed, before its messages went out): the staff card of a
+    ticket that never got one, then relays stored as pending, oldest first. Each send
+    is claimed first, so a repeated or racing sweep sends nothing twice. Returns
+    (cards posted, relays sent)."""
+    desk = context.desk
+    before = context.now() - repair_grace(context)
+    async with unit_of_work(desk.sessions) as session:
+        ticket_ids = await service.tickets_without_card(session, before=before)
+    cards = 0
+    for ticket_id in ticket_ids:
+        log.warning("ticket #%s has no staff card (the bot stopped before posting it): posting it now", ticket_id)
+        if await post_alert(context, ticket_id) is not None:
+            cards += 1
+    async with unit_of_work(desk.sessions) as session:
+        pending = await service.pending_relays(session, before=before)
+    relays = 0
+    for item in pending:
+        log.warning("message %s of ticket #%s was stored but never sent (the bot stopped): sending it now", item.message.id, item.ticket.id)
+        if item.message.direction == Direction.IN:
+            await relay_to_staff(context, service.Relay(item.ticket, item.message), None, item.sender_name)
+        else:
+            await relay_to_user(context, service.StaffPost(item.ticket, item.message, is_note=False), None, item.sender_name)
+        relays += 1
+    return cards, relays

@@ -16,7 +16,7 @@ from telegram.error import BadRequest, TelegramError
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from escalation import service
-from escalation.models import Direction, TicketStatus
+from escalation.models import Direction, SendState, TicketStatus
 from escalation.service import SlaAction, TicketError
 from handlers import casework, delivery
 from handlers.casework import slabel, srender
@@ -344,7 +344,7 @@ async def cmd_ticket(update: Update, context: HelpdeskContext) -> None:
     arrows = {Direction.IN: "👤", Direction.OUT: "💬", Direction.NOTE: "📝", Direction.BOT: "🤖"}
     lines = [
         {"arrow": arrows.get(m.direction, "·"), "at": casework.local_time(context, m.at),
-         "text": short(m.text or f"({m.kind})", 200) + _delivery_mark(m.delivered)}
+         "text": short(m.text or f"({m.kind})", 200) + _delivery_mark(context, m.delivered, m.send_state)}
         for m in messages
     ]
     # the card is our own rendered (escaped) HTML; the messages are trimmed to fit one message
@@ -356,10 +356,14 @@ async def cmd_ticket(update: Update, context: HelpdeskContext) -> None:
     await update.effective_message.reply_html(body)  # type: ignore[union-attr]
 
 
-def _delivery_mark(delivered: bool | None) -> str:
+def _delivery_mark(context: HelpdeskContext, delivered: bool | None, state: str | None) -> str:
+    if state == SendState.PENDING:
+        return " " + slabel(context, "mark_not_sent_yet")
+    if state == SendState.SENDING:
+        return " " + slabel(context, "mark_interrupted")
     if delivered is None:
-        return " ❔ maybe not delivered (timed out)"
-    return "" if delivered else " ⚠️ not delivered"
+        return " " + slabel(context, "mark_maybe_delivered")
+    return "" if delivered else " " + slabel(context, "mark_not_delivered")
 
 
 async def cmd_assign(update: Update, context: HelpdeskContext) -> None:
@@ -571,8 +575,14 @@ async def cmd_help(update: Update, context: HelpdeskContext) -> None:
 
 
 async def sla_sweep(context: HelpdeskContext) -> None:
-    """JobQueue, every ``sla.sweep_seconds``: act on what is due, marked in the database."""
+    """JobQueue, every ``sla.sweep_seconds``: send what a crash left unsent (cards,
+    relays: :func:`handlers.casework.repair`), then act on what is due, marked in the
+    database."""
     desk = context.desk
+    try:
+        await casework.repair(context)
+    except Exception:  # the SLA work below must not wait for a repair that keeps failing
+        log.exception("repairing unsent cards and relays failed; the next sweep tries again")
     async with unit_of_work(desk.sessions) as session:
         items = await service.sweep(session, desk.policy, now=context.now())
         names = await service.staff_names(session, [i.ticket.assignee_id for i in items if i.ticket.assignee_id])

@@ -221,3 +221,76 @@ def test_sigkill_at_any_point_loses_nothing_and_repeats_nothing(tmp_path: Path) 
         assert len(db_rows(db, "SELECT update_id FROM processed_updates")) >= 10
         logs = "".join((tmp_path / f"run{i}.log").read_text() for i in (1, 2, 3, 4))
         assert "Traceback" not in logs.replace("handled before", ""), logs
+
+
+def backdate(db: Path, sql: str, *params: object) -> None:
+    """While the bot is down, time passes: ``sql`` gets five minutes ago as its first parameter."""
+    then = (datetime.now(UTC) - timedelta(minutes=5)).replace(tzinfo=None).isoformat(sep=" ")
+    with sqlite3.connect(db, timeout=30) as conn:
+        conn.execute(sql, (then, *params))
+
+
+def test_sigkill_between_commit_and_send_is_repaired_by_the_sweep(tmp_path: Path) -> None:
+    """The update's transaction committed, the bot died before its sends: the
+    re-delivered update is dropped as a duplicate, and the sweep after the restart posts
+    the missing card, and the staff reply that never reached the user, exactly once."""
+    tg = FakeTelegram()
+    tg.add_group(STAFF, "Support staff")
+    naledi = tg.user(3301, "Naledi")
+    agent = tg.staff(3202, "Lindiwe", STAFF)
+    db = tmp_path / "run.db"
+    with FakeBotServer(tg, TOKEN) as server:
+        cfg = write_config(tmp_path, server)
+        cfg.write_text(cfg.read_text() + f"[sla]\nsweep_seconds = {SWEEP}\n")
+        bot = BotProcess(cfg, server, tmp_path / "run1.log")
+        try:
+            # --- kill 1: the ticket is in the database; the bot dies while telling the
+            # user, before it claims and posts the staff card
+            run(naledi.send("/support"))
+            assert wait_for(lambda: bot_texts(tg, naledi.id, "What is it about"), WAIT), bot.output()
+            run(naledi.press("Payments"))
+            assert wait_for(lambda: bot_texts(tg, naledi.id, "Please describe the problem"), WAIT), bot.output()
+            created = server.hold("sendMessage", lambda p: str(p.get("chat_id")) == str(naledi.id) and "is with our support team" in str(p.get("text")))
+            run(naledi.send("My featured ad was charged but never shown"))
+            described = last_update_id(tg)
+            assert created.wait(WAIT), bot.output()
+            bot.kill()
+            created.release(drop=True)
+            ((number, card_id, claimed),) = db_rows(db, "SELECT id, card_message_id, card_claimed_at FROM tickets")
+            assert card_id is None and claimed is None and not bot_texts(tg, STAFF, "🎫")
+            backdate(db, "UPDATE tickets SET escalated_at = ? WHERE id = ?", number)
+
+            bot = BotProcess(cfg, server, tmp_path / "run2.log")
+            assert wait_for(lambda: server.confirmed(described), WAIT), bot.output()
+            assert wait_for(lambda: bot_texts(tg, STAFF, f"🎫 #{number} "), WAIT), bot.output()
+            assert not wait_for(lambda: len(bot_texts(tg, STAFF, f"🎫 #{number} ")) > 1, 2.5 * SWEEP)
+            assert db_rows(db, "SELECT count(*) FROM tickets") == [(1,)]
+            card = card_of(tg, number)
+            assert db_rows(db, "SELECT card_message_id FROM tickets WHERE id = ?", number) == [(card.message_id,)]
+
+            # --- kill 2: Lindiwe's reply is stored (it claims the ticket); the bot dies
+            # while telling the user who took the case, before it relays the reply
+            claimed_notice = server.hold("sendMessage", lambda p: str(p.get("chat_id")) == str(naledi.id) and "is on your case" in str(p.get("text")))
+            run(agent.send("We see the double charge and are refunding it.", chat_id=STAFF, reply_to=card))
+            answer = last_update_id(tg)
+            assert claimed_notice.wait(WAIT), bot.output()
+            bot.kill()
+            claimed_notice.release(drop=True)
+            assert db_rows(db, "SELECT send_state FROM ticket_messages WHERE direction = 'out'") == [("pending",)]
+            assert not bot_texts(tg, naledi.id, "refunding it")
+            backdate(db, "UPDATE ticket_messages SET at = ? WHERE send_state = 'pending'")
+
+            bot = BotProcess(cfg, server, tmp_path / "run3.log")
+            assert wait_for(lambda: server.confirmed(answer), WAIT), bot.output()
+            assert wait_for(lambda: bot_texts(tg, naledi.id, "refunding it"), WAIT), bot.output()
+            assert not wait_for(lambda: len(bot_texts(tg, naledi.id, "refunding it")) > 1, 2.5 * SWEEP)
+            assert db_rows(db, "SELECT send_state, delivered FROM ticket_messages WHERE direction = 'out'") == [("sent", 1)]
+            assert db_rows(db, "SELECT count(*) FROM ticket_messages WHERE direction = 'out'") == [(1,)]
+            assert bot.stop() == 0, bot.output()
+        finally:
+            if bot.proc.poll() is None:
+                bot.proc.kill()
+                bot.proc.wait(30)
+        logs = "".join((tmp_path / f"run{i}.log").read_text() for i in (1, 2, 3))
+        assert "Traceback" not in logs.replace("handled before", ""), logs
+        assert "has no staff card" in logs and "was stored but never sent" in logs

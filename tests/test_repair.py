@@ -1,0 +1,229 @@
+"""What a crash between a commit and its sends leaves unsent, the sweep sends: once.
+
+Each test performs the database part of an update through the services (as the
+handler's transaction would) and skips the handler's sends, as if the bot was killed
+right after the commit; the re-delivered update would be dropped as a duplicate. The
+next sweep must post exactly one card or send exactly one relay, and a second sweep
+nothing; a normal flow must never trigger a repair.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.db import unit_of_work
+from escalation import service
+from tests.support import STAFF_CHAT
+from tests.test_escalation import card, open_ticket, staff_pair
+
+USER = 6101
+SUBJECT = "the refund for my featured ad never came"
+
+
+async def sweep(desk):
+    await desk.app.job_queue.get_jobs_by_name("sla_sweep")[0].run(desk.app)
+
+
+def bot_calls(desk, chat_id):
+    """Successful sends of the bot to ``chat_id`` so far."""
+    return [
+        c for c in desk.tg.calls
+        if c.method in ("sendMessage", "copyMessage", "sendPhoto") and c.ok and int(c.params["chat_id"]) == chat_id
+    ]
+
+
+def cards(desk, number):
+    return [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and m.text.startswith(f"🎫 #{number} ")]
+
+
+async def crashed_intake(desk, user_id=USER, name="Naledi"):
+    """A ticket created by the service in its own transaction; the bot 'died' before
+    telling anyone (no card, no topic, no notice)."""
+    user = desk.tg.user(user_id, name)
+    await user.send("hello")  # the user is known to the bot
+    helpdesk = desk.app.bot_data["desk"]
+    async with unit_of_work(desk.sessions) as session:
+        intake = await service.open_request(
+            session, helpdesk.policy, user_id=user_id, category="payments", question_id=None, now=desk.clock.now, subject=SUBJECT
+        )
+    return user, intake.ticket.id
+
+
+async def crashed_user_message(desk, number, text, user_message_id):
+    helpdesk = desk.app.bot_data["desk"]
+    async with unit_of_work(desk.sessions) as session:
+        ticket = await service.get_ticket(session, number)
+        relay = await service.user_message(
+            session, helpdesk.policy, ticket=ticket, user_id=ticket.user_id, kind="text", text=text,
+            file_id=None, user_message_id=user_message_id, now=desk.clock.now,
+        )
+    return relay.message.id
+
+
+async def crashed_staff_reply(desk, number, staff_id, text):
+    helpdesk = desk.app.bot_data["desk"]
+    async with unit_of_work(desk.sessions) as session:
+        ticket = await service.get_ticket(session, number, lock=True)
+        post = await service.staff_message(
+            session, helpdesk.policy, ticket=ticket, staff_id=staff_id, kind="text", text=text, file_id=None,
+            chat_id=STAFF_CHAT, staff_message_id=900_000 + number, note=False, now=desk.clock.now,
+        )
+    return post.message.id
+
+
+# ------------------------------------------------------------------ the staff card
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_ticket_without_card_gets_exactly_one_after_the_grace_period(desk, staff_forum):
+    user, number = await crashed_intake(desk)
+    thandi, _ = staff_pair(desk)
+    assert cards(desk, number) == []
+    await sweep(desk)  # too fresh: the handler may be posting it right now
+    assert cards(desk, number) == []
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    posted = cards(desk, number)
+    assert len(posted) == 1 and SUBJECT in posted[0].text and posted[0].button_texts[0] == "✋ Claim"
+    row = (await desk.rows("SELECT card_message_id, topic_id, card_claimed_at FROM tickets WHERE id = :n", n=number))[0]
+    assert row[0] == posted[0].message_id and row[2] is not None
+    if staff_forum:
+        assert row[1] == desk.tg.topic_named(STAFF_CHAT, f"#{number} · Naledi") and posted[0].thread_id == row[1]
+    before = len(desk.tg.calls)
+    await sweep(desk)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert len(cards(desk, number)) == 1
+    assert not [c for c in desk.tg.calls[before:] if c.method in ("sendMessage", "createForumTopic")]
+    # the repaired card works: a staff reply to it reaches the user
+    where = {"thread_id": row[1]} if staff_forum else {"reply_to": posted[0]}
+    await thandi.send("We are checking the refund now.", chat_id=STAFF_CHAT, **where)
+    assert "We are checking the refund now." in desk.tg.last_bot_message(USER).text
+
+
+async def test_card_claim_is_won_once(desk):
+    _, number = await crashed_intake(desk)
+    async with unit_of_work(desk.sessions) as session:
+        first = await service.claim_card(session, ticket_id=number, now=desk.clock.now)
+    async with unit_of_work(desk.sessions) as session:
+        second = await service.claim_card(session, ticket_id=number, now=desk.clock.now)
+    assert (first, second) == (True, False)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)  # claimed (maybe being posted, maybe posted): never posted by the sweep
+    assert cards(desk, number) == []
+
+
+async def test_card_that_telegram_refused_is_posted_by_the_sweep_and_a_timed_out_one_is_not(desk):
+    desk.tg.staff(800001, "Thandi", STAFF_CHAT, username="thandi_support")
+    refused = desk.tg.user(6102, "Refilwe")
+    desk.tg.fail("sendMessage", "too_long", chat_id=STAFF_CHAT)
+    first = await open_ticket(desk, refused)
+    assert cards(desk, first) == []
+    timed = desk.tg.user(6103, "Tumi")
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, delivered=True)
+    second = await open_ticket(desk, timed)
+    assert len(cards(desk, second)) == 1  # it arrived, but the bot does not know its id
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    assert len(cards(desk, first)) == 1  # surely not there before: posted now
+    assert len(cards(desk, second)) == 1  # maybe there (it was): not posted twice
+
+
+# ------------------------------------------------------------------ relays
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_user_messages_stored_but_not_relayed_are_sent_once_in_order(desk, staff_forum):
+    thandi, _ = staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    alert = card(desk, number)
+    staff_before = len(bot_calls(desk, STAFF_CHAT))
+    ids = [await crashed_user_message(desk, number, f"detail {i}: reference AB{i}", 5000 + i) for i in (1, 2)]
+    states = await desk.rows("SELECT send_state FROM ticket_messages WHERE id IN (:a, :b)", a=ids[0], b=ids[1])
+    assert [r[0] for r in states] == ["pending", "pending"]
+    await thandi.send(f"/ticket {number}", chat_id=STAFF_CHAT)
+    assert "reference AB1 ⏳ not sent yet" in desk.tg.last_bot_message(STAFF_CHAT).text
+    staff_before = len(bot_calls(desk, STAFF_CHAT))
+    await sweep(desk)
+    assert len(bot_calls(desk, STAFF_CHAT)) == staff_before  # within the grace period
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    relayed = [m for m in desk.tg.chat_messages(STAFF_CHAT)[-2:] if m.from_bot]
+    assert [("reference AB1" in m.text, "reference AB2" in m.text) for m in relayed] == [(True, False), (False, True)]
+    if staff_forum:
+        assert all(m.thread_id == alert.thread_id for m in relayed)
+    else:
+        assert all(m.reply_to == alert.message_id for m in relayed)
+    rows = await desk.rows("SELECT send_state, delivered, staff_message_id FROM ticket_messages WHERE id IN (:a, :b) ORDER BY id", a=ids[0], b=ids[1])
+    assert [tuple(r) for r in rows] == [("sent", True, relayed[0].message_id), ("sent", True, relayed[1].message_id)]
+    count = len(bot_calls(desk, STAFF_CHAT))
+    await sweep(desk)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert len(bot_calls(desk, STAFF_CHAT)) == count
+    # the relayed copy is linked: a staff reply to it reaches the user
+    await thandi.send("Thanks, found it.", chat_id=STAFF_CHAT, reply_to=relayed[1])
+    assert "Thanks, found it." in desk.tg.last_bot_message(USER).text
+
+
+async def test_staff_reply_stored_but_not_sent_reaches_the_user_once(desk):
+    thandi, _ = staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    await thandi.press("Claim", card(desk, number))
+    message_id = await crashed_staff_reply(desk, number, thandi.id, "Your refund is on its way.")
+    assert not any("refund is on its way" in m.text for m in desk.tg.chat_messages(USER))
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    got = [m for m in desk.tg.chat_messages(USER) if "refund is on its way" in m.text]
+    assert len(got) == 1 and "Thandi (support, case #" in got[0].text
+    row = (await desk.rows("SELECT send_state, delivered, user_message_id FROM ticket_messages WHERE id = :i", i=message_id))[0]
+    assert tuple(row) == ("sent", True, got[0].message_id)
+    # the user's reply to it goes to the case
+    await user.send("Great, thank you", reply_to=got[0])
+    assert any("Great, thank you" in m.text for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot)
+
+
+async def test_relay_claimed_by_another_sender_is_not_sent(desk):
+    staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    message_id = await crashed_user_message(desk, number, "claimed elsewhere XY9", 5009)
+    async with unit_of_work(desk.sessions) as session:
+        assert await service.claim_relay(session, message_id=message_id)
+    async with unit_of_work(desk.sessions) as session:
+        assert not await service.claim_relay(session, message_id=message_id)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert not any("XY9" in m.text for m in desk.tg.chat_messages(STAFF_CHAT))
+    thandi = desk.tg.staff(800001, "Thandi", STAFF_CHAT)
+    await thandi.send(f"/ticket {number}", chat_id=STAFF_CHAT)
+    assert "XY9 ❔ maybe not delivered (the bot stopped while sending)" in desk.tg.last_bot_message(STAFF_CHAT).text
+
+
+# ------------------------------------------------------------------ a normal flow repairs nothing
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_normal_flow_never_triggers_a_repair(desk, staff_forum):
+    thandi, _ = staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    await user.send("Here is the reference: AB12")
+    alert = card(desk, number)
+    where = {"thread_id": alert.thread_id} if staff_forum else {"reply_to": alert}
+    await thandi.send("Thanks, checking.", chat_id=STAFF_CHAT, **where)
+    await user.send("Any news?")
+    before = len(desk.tg.calls)
+    for _ in range(3):
+        desk.clock.advance(minutes=2)
+        await sweep(desk)
+    assert [c.method for c in desk.tg.calls[before:] if c.method not in ("getUpdates",)] == []
+    assert len(cards(desk, number)) == 1
+    states = await desk.rows(
+        "SELECT direction, send_state FROM ticket_messages WHERE ticket_id = :n AND direction != 'bot' ORDER BY id", n=number
+    )
+    assert [tuple(r) for r in states] == [("in", None), ("in", "sent"), ("out", "sent"), ("in", "sent")]
