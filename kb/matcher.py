@@ -80,7 +80,7 @@ import functools
 import heapq
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -154,6 +154,9 @@ CLEAR_MARGIN = 0.2
 #: Fraction of the fused score kept when the winner is tied with the
 #: runner-up (also applied to all lower-ranked hits).
 TIE_FACTOR = 0.5
+#: Similarity credited to a staff-defined synonym of a query word (see
+#: :mod:`kb.synonyms`): below an exact match, so the exact wording wins.
+SYNONYM_SIM = 0.8
 
 _W_TOTAL = sum(WEIGHTS.values())
 _W = {k: v / _W_TOTAL for k, v in WEIGHTS.items()}
@@ -351,9 +354,15 @@ class FaqMatcher:
         "_vocab_by_len",
         "_char",
         "_fuzzy",
+        "_syn",
     )
 
-    def __init__(self, entries: Iterable[tuple[str, Sequence[str]]]) -> None:
+    def __init__(
+        self,
+        entries: Iterable[tuple[str, Sequence[str]]],
+        synonyms: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        object.__setattr__(self, "_syn", _freeze_synonyms(synonyms))
         analysed = _analyse(_collect(entries))
         vocabs = _Vocabs({}, [], {}, {}, charvec.GramVocab())
         compiled = []
@@ -364,8 +373,11 @@ class FaqMatcher:
         self._assemble(analysed, compiled, vocabs)
 
     @classmethod
-    def _from_parts(cls, analysed: list[_Entry], compiled: list[_Compiled], vocabs: _Vocabs) -> FaqMatcher:
+    def _from_parts(
+        cls, analysed: list[_Entry], compiled: list[_Compiled], vocabs: _Vocabs, synonyms
+    ) -> FaqMatcher:
         self = cls.__new__(cls)
+        object.__setattr__(self, "_syn", synonyms)
         self._assemble(analysed, compiled, vocabs)
         return self
 
@@ -517,7 +529,7 @@ class FaqMatcher:
         else:
             entries.append(new)
             compiled.append(compiled_new)
-        return FaqMatcher._from_parts(entries, compiled, vocabs)
+        return FaqMatcher._from_parts(entries, compiled, vocabs, self._syn)
 
     def without_entry(self, entry_id: str) -> FaqMatcher:
         """A new matcher without ``entry_id`` (the same one if it is absent)."""
@@ -526,7 +538,7 @@ class FaqMatcher:
             return self
         keep = [i for i, e in enumerate(self._entries) if e.entry_id != entry_id]
         return FaqMatcher._from_parts(
-            [self._entries[i] for i in keep], [self._compiled[i] for i in keep], self._vocabs
+            [self._entries[i] for i in keep], [self._compiled[i] for i in keep], self._vocabs, self._syn
         )
 
     def index_nbytes(self) -> int:
@@ -592,8 +604,18 @@ class FaqMatcher:
                 break
             seen[tok] = None
             tid = vocab.get(tok)
+            # Staff synonyms present in the knowledge base: alternatives
+            # credited with SYNONYM_SIM (best one per entry).
+            syn = tuple(
+                (s, SYNONYM_SIM)
+                for s in (vocab.get(o) for o in self._syn.get(tok, ()))
+                if s is not None and s != tid and df[s] > 0
+            )
             if tid is not None and df[tid] > 0:
-                terms.append((float(idf[tid]), ((tid, 1.0),)))
+                terms.append((float(idf[tid]), ((tid, 1.0), *syn)))
+                continue
+            if syn:
+                terms.append((max(float(idf[t]) for t, _ in syn), syn))
                 continue
             matches: tuple[tuple[int, float], ...] = ()
             if lookups < MAX_FUZZY_LOOKUPS and not word.isdigit():
@@ -820,6 +842,19 @@ def _clamp(x: float) -> float:
     return round(min(1.0, max(0.0, x)), 4)
 
 
-def build_matcher(entries: Iterable[tuple[str, Sequence[str]]]) -> FaqMatcher:
-    """Build an immutable matcher from ``(entry_id, phrasings)`` pairs."""
-    return FaqMatcher(entries)
+def _freeze_synonyms(synonyms: Mapping[str, Sequence[str]] | None) -> dict[str, tuple[str, ...]]:
+    if not synonyms:
+        return {}
+    return {str(k): tuple(str(o) for o in v if str(o) != str(k)) for k, v in synonyms.items()}
+
+
+def build_matcher(
+    entries: Iterable[tuple[str, Sequence[str]]],
+    synonyms: Mapping[str, Sequence[str]] | None = None,
+) -> FaqMatcher:
+    """Build an immutable matcher from ``(entry_id, phrasings)`` pairs.
+
+    ``synonyms``: optional staff synonyms, stem -> other stems, as returned
+    by :func:`kb.synonyms.parse_synonyms` / :func:`kb.synonyms.load_synonyms`.
+    """
+    return FaqMatcher(entries, synonyms)

@@ -753,3 +753,78 @@ def test_benchmark_dev_split_never_reads_the_test_set(tmp_path: Path):
     assert not set(held) & set(rest)
     assert matching.dev_split(train, seed=1) == (rest, held)
     assert matching.main(["--data", str(tmp_path), "--dev", "1", "--quick"]) == 0
+
+
+# --- staff synonyms (kb/synonyms.py) ------------------------------------------
+
+SYN_KB = [
+    ("price", ["how much does an advert cost"]),
+    ("photos", ["how do i put up pics on my listing"]),
+    ("delete", ["remove my post"]),
+]
+SYN_FILE = "# staff synonyms\nlisting = ad = advert = post\n\npic = Photo = picture\nthe = a\nno equals sign here\n"
+
+
+def test_parse_synonyms_normalises_and_skips_unusable_lines():
+    from kb.synonyms import parse_synonyms
+
+    syn = parse_synonyms(SYN_FILE)
+    (listing,) = textnorm.analyze("listings")
+    (photo,) = textnorm.analyze("photos")
+    assert set(syn[listing]) == set(textnorm.analyze("ad advert post"))
+    assert listing not in syn[photo]
+    assert set(syn[photo]) == set(textnorm.analyze("pic picture"))
+    assert all(len(others) >= 1 for others in syn.values())
+    # only stopwords on the line: nothing to group; a line without "=" is ignored
+    assert "the" not in syn and "here" not in syn
+
+
+def test_parse_synonyms_does_not_chain_groups():
+    from kb.synonyms import parse_synonyms
+
+    syn = parse_synonyms("car = auto\nauto = vehicle\n")
+    assert set(syn["car"]) == {"auto"}
+    assert set(syn["auto"]) == {"car", "vehicl"}
+
+
+def test_load_synonyms_missing_file_means_none(tmp_path: Path):
+    from kb.synonyms import load_synonyms
+
+    assert load_synonyms(tmp_path / "absent.txt") == {}
+    path = tmp_path / "synonyms.txt"
+    path.write_text(SYN_FILE, encoding="utf-8")
+    assert load_synonyms(path)
+
+
+def test_synonyms_bring_the_right_entry_to_the_top():
+    from kb.synonyms import parse_synonyms
+
+    plain = build_matcher(SYN_KB)
+    with_syn = build_matcher(SYN_KB, synonyms=parse_synonyms(SYN_FILE))
+    assert plain.match("how much is a listing", limit=1)[0].entry_id == "photos"
+    assert with_syn.match("how much is a listing", limit=1)[0].entry_id == "price"
+    assert with_syn.match("add photos to my ad", limit=1)[0].entry_id == "photos"
+
+
+def test_exact_wording_beats_a_synonym():
+    from kb.synonyms import parse_synonyms
+
+    m = build_matcher([("ad", ["edit my ad"]), ("listing", ["edit my listing"])], parse_synonyms(SYN_FILE))
+    assert m.match("edit my listing", limit=1)[0].entry_id == "listing"
+    assert m.match("edit my ad", limit=1)[0].entry_id == "ad"
+
+
+def test_synonyms_survive_incremental_updates():
+    from kb.synonyms import parse_synonyms
+
+    m = build_matcher(SYN_KB, parse_synonyms(SYN_FILE)).with_entry("fees", ["what does a post cost"])
+    assert m.match("what does an ad cost", limit=1)[0].entry_id == "fees"
+    m = m.without_entry("fees")
+    assert m.match("how much is a listing", limit=1)[0].entry_id == "price"
+
+
+def test_no_synonyms_changes_nothing():
+    a = build_matcher(SYN_KB)
+    b = build_matcher(SYN_KB, synonyms={})
+    for q in ("how much is a listing", "add photos to my ad", "remove my post"):
+        assert a.match(q) == b.match(q)
