@@ -42,6 +42,7 @@ from handlers import ads, common, dedupe, faq, feedback, guides, jobs, kbedit, l
 from handlers.delivery import apply_chat_moves, chat_moved, config_keys
 from handlers import reports as report_handlers
 from kb.kbfile import KbFileError, load_kb
+from kb.synonyms import load_synonyms
 from ads.policy import load_policy
 from ads.service import Rules
 from escalation.service import Policy
@@ -234,10 +235,11 @@ async def on_startup(app: Application) -> None:  # type: ignore[type-arg]
     engine = make_engine(settings.database.url, schema=settings.database.schema_name, echo=settings.database.echo)
     sessions = make_sessionmaker(engine)
     templates = Templates(settings.locale.default, settings.locale.templates_dir)
+    synonyms = _load_synonyms(settings)
     async with unit_of_work(sessions) as session:
         if settings.kb.import_on_start:
             await _import_kb_file(session, settings, clock())
-        snapshot = await load_snapshot(session)
+        snapshot = await load_snapshot(session, synonyms)
         version = await kb_version(session)
         moves = await chat_moves(session)
     for old, new in moves.items():
@@ -254,6 +256,7 @@ async def on_startup(app: Application) -> None:  # type: ignore[type-arg]
         templates=templates,
         kb=snapshot,
         kb_version=version,
+        synonyms=synonyms,
         clock=clock,
         policy=Policy.from_settings(settings),
         ad_rules=Rules(settings.ads, load_policy(settings.ads.policy_path)),
@@ -261,6 +264,24 @@ async def on_startup(app: Application) -> None:  # type: ignore[type-arg]
     app.bot_data["desk"] = desk
     await _discover_staff_chats(app, desk)
     await _publish_commands(app, templates)
+
+
+def _load_synonyms(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """The staff's synonyms file (``kb.synonyms_path``), read once at start; a missing or
+    unreadable file means no synonyms, said in the log."""
+    path = settings.kb.synonyms_path
+    if path is None:
+        return {}
+    if not path.is_file():
+        log.error("kb.synonyms_path: there is no file at %s; the matcher runs without synonyms", path)
+        return {}
+    try:
+        synonyms = load_synonyms(path)
+    except OSError as exc:
+        log.error("kb.synonyms_path: %s could not be read (%s); the matcher runs without synonyms", path, exc)
+        return {}
+    log.info("synonyms %s: %d words in groups", path, len(synonyms))
+    return synonyms
 
 
 async def _import_kb_file(session, settings: Settings, now: datetime) -> None:  # type: ignore[no-untyped-def]

@@ -423,6 +423,11 @@ class KbSettings(_Section):
         float, Field(ge=0, le=1, json_schema_extra=_expect("a number between 0 and 1, below answer_threshold"))
     ] = 0.15
     import_on_start: Annotated[bool, Field(json_schema_extra=_expect("true or false"))] = True
+    # Staff-editable synonyms for the matcher, one group a line ("listing = ad = advert");
+    # see kb/synonyms.py. None: no synonyms.
+    synonyms_path: Annotated[
+        Path | None, Field(json_schema_extra=_expect("the path of a synonyms file (text, one group per line)"))
+    ] = None
     max_question_length: Annotated[
         int, Field(ge=20, le=4096, json_schema_extra=_expect("a whole number of characters from 20 to 4096"))
     ] = 1000
@@ -638,6 +643,9 @@ def parse_settings(data: dict[str, Any], where: str = "<settings>", base_dir: Pa
 
 def _absolutise(settings: Settings, base: Path, where: str) -> Settings:
     kb_path = settings.kb.path if settings.kb.path.is_absolute() else (base / settings.kb.path)
+    synonyms_path = settings.kb.synonyms_path
+    if synonyms_path is not None and not synonyms_path.is_absolute():
+        synonyms_path = base / synonyms_path
     policy_path = settings.ads.policy_path if settings.ads.policy_path.is_absolute() else (base / settings.ads.policy_path)
     url = settings.database.url
     prefix = "sqlite+aiosqlite:///"
@@ -659,7 +667,7 @@ def _absolutise(settings: Settings, base: Path, where: str) -> Settings:
         )
     return settings.model_copy(
         update={
-            "kb": settings.kb.model_copy(update={"path": kb_path}),
+            "kb": settings.kb.model_copy(update={"path": kb_path, "synonyms_path": synonyms_path}),
             "ads": settings.ads.model_copy(update={"policy_path": policy_path}),
             "database": settings.database.model_copy(update={"url": url}),
             "locale": settings.locale.model_copy(update={"templates_dir": tdir}),

@@ -31,6 +31,8 @@ class Desk:
     clock: Callable[[], datetime]
     policy: Policy
     ad_rules: Rules
+    # the staff's synonyms for the matcher (kb.synonyms_path), read at start
+    synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # staff chat id -> is it a forum (topics on)? Filled at start-up from getChat.
     staff_chats: dict[int, bool] = field(default_factory=dict)
     # (chat, message) -> (text, buttons) of each staff card as last shown: no no-op edits

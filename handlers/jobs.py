@@ -18,6 +18,6 @@ async def refresh_kb(context: HelpdeskContext) -> None:
         version = await service.kb_version(session)
         if version == desk.kb_version:
             return
-        snapshot = await service.load_snapshot(session)
+        snapshot = await service.load_snapshot(session, desk.synonyms)
     desk.kb, desk.kb_version = snapshot, version
     log.info("knowledge base reloaded: %d entries", len(snapshot.entries))

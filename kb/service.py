@@ -6,7 +6,7 @@ owns the transaction (one per update).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -238,7 +238,9 @@ class KbSnapshot:
         return self.entries.get(entry_id) if entry_id else None
 
 
-def build_snapshot(doc: KbDocument) -> KbSnapshot:
+def build_snapshot(doc: KbDocument, synonyms: Mapping[str, tuple[str, ...]] | None = None) -> KbSnapshot:
+    """The entries as users see them and a matcher over them (with the staff's
+    synonyms, :mod:`kb.synonyms`, when there are any)."""
     entries = {
         e.id: EntryView(
             id=e.id,
@@ -250,12 +252,12 @@ def build_snapshot(doc: KbDocument) -> KbSnapshot:
         for e in doc.entries
     }
     # The title is a question too ("How do I post an ad?"): match it like a phrasing.
-    matcher = build_matcher((e.id, [*e.phrasings, e.title]) for e in doc.entries)
+    matcher = build_matcher(((e.id, [*e.phrasings, e.title]) for e in doc.entries), synonyms=synonyms or None)
     return KbSnapshot(entries=entries, matcher=matcher)
 
 
-async def load_snapshot(session: AsyncSession) -> KbSnapshot:
-    return build_snapshot(await export_kb(session))
+async def load_snapshot(session: AsyncSession, synonyms: Mapping[str, tuple[str, ...]] | None = None) -> KbSnapshot:
+    return build_snapshot(await export_kb(session), synonyms)
 
 
 # ---------------------------------------------------------------- questions
