@@ -3,6 +3,11 @@
 Point ``telegram.api_base_url`` at :attr:`FakeBotServer.url` and the bot long-polls
 this server as it would Telegram: ``/bot<token>/<method>`` with form-encoded
 parameters (JSON for nested values), answered by :class:`FakeTelegram`.
+
+``setWebhook`` / ``deleteWebhook`` are kept here, as on Telegram: while a webhook is
+set (:attr:`FakeBotServer.webhook`, with its ``url`` and ``secret_token``),
+``getUpdates`` answers 409 Conflict. Delivering updates to the webhook is up to the
+test (a POST with the secret header, like Telegram's).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class FakeBotServer:
         self.tg = tg
         self.token = token
         self.requests: list[tuple[str, str]] = []  # (token seen in the path, method)
+        self.webhook: dict[str, Any] | None = None  # setWebhook's parameters while one is set
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,6 +71,14 @@ class FakeBotServer:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length).decode() if length else ""
         params = self._params(request.headers.get("Content-Type") or "", body)
+        if method in ("setWebhook", "deleteWebhook"):
+            self.webhook = dict(params) if method == "setWebhook" and params.get("url") else None
+            self._reply(request, 200, {"ok": True, "result": True})
+            return
+        if method == "getUpdates" and self.webhook is not None:
+            self._reply(request, 409, {"ok": False, "error_code": 409,
+                                       "description": "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"})
+            return
         if method == "getUpdates":
             self._wait_for_updates(params)
         status, payload = self.tg.dispatch(method, params)
