@@ -23,7 +23,7 @@ class TicketStatus(StrEnum):
 
 OPEN_STATUSES = (TicketStatus.NEW, TicketStatus.CLAIMED, TicketStatus.WAITING)
 # The condition of the partial index behind /queue (migration 0009): OPEN_STATUSES as SQL.
-OPEN_TICKETS = "status IN ('new', 'claimed', 'waiting')"
+OPEN_TICKETS = f"status IN ({', '.join(repr(s.value) for s in OPEN_STATUSES)})"
 
 
 class Direction(StrEnum):
