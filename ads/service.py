@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ads.models import Ad, AdCheck, AdPhoto, AdStatus, Step
@@ -48,6 +48,12 @@ def category_path(ad: Ad) -> list[str]:
 
 
 # ------------------------------------------------------------------ drafts
+
+
+def draft_in_progress(user_id: int) -> ColumnElement[bool]:
+    """True when the user has an ad draft (what ``current_draft`` could find): a condition
+    to combine with others in one query (see ``bot.users.in_progress``)."""
+    return exists().where(Ad.user_id == user_id, Ad.status == AdStatus.DRAFT)
 
 
 async def current_draft(session: AsyncSession, *, user_id: int) -> Ad | None:

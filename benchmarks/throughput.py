@@ -27,14 +27,15 @@ import asyncio
 import logging
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from telegram import Update
-from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 
 from bot.app import OFFLINE_TOKEN, build_app, running
 from bot.config import parse_settings
@@ -68,12 +69,21 @@ async def echo_bot(n: int) -> float:
     users = [tg.user(7_000_000 + i, f"U{i}") for i in range(USERS)]
     async with app:
         await app.start()
-        rate = await _timed(n, lambda i: users[i % USERS].send(f"hello number {i}"), tg)
+        rate = await _timed(n, lambda i: users[i % USERS].send(f"hello number {i}"), tg, key=("a", "-"))
         await app.stop()
     return rate
 
 
-async def _timed(n: int, step: Callable[[int], Awaitable[object]], tg: FakeTelegram) -> float:
+# Costs per update that do not depend on the machine's load: counted in an extra,
+# untimed pass after each timed one. (workload, backend) -> (Python calls, SQL
+# statements, transactions) per update.
+COSTS: dict[tuple[str, str], tuple[float, float, float]] = {}
+COST_UPDATES = 200
+
+
+async def _timed(
+    n: int, step: Callable[[int], Awaitable[object]], tg: FakeTelegram, *, app: Application | None = None, key: tuple[str, str] | None = None
+) -> float:
     warm = min(50, n // 10)
     for i in range(warm):
         await step(i)
@@ -83,7 +93,43 @@ async def _timed(n: int, step: Callable[[int], Awaitable[object]], tg: FakeTeleg
         await step(i)
         if i % 500 == 0:
             _trim(tg)
-    return n / (time.perf_counter() - start)
+    rate = n / (time.perf_counter() - start)
+    if key is not None and key not in COSTS:
+        COSTS[key] = await _count_costs(step, warm + n, app)
+    return rate
+
+
+async def _count_costs(step: Callable[[int], Awaitable[object]], first: int, app: Application | None) -> tuple[float, float, float]:
+    """Python function calls (this thread), SQL statements and transactions per update."""
+    calls = statements = transactions = 0
+
+    def on_call(frame: object, event: str, arg: object) -> None:
+        nonlocal calls
+        if event == "call":
+            calls += 1
+
+    def on_statement(*args: object) -> None:
+        nonlocal statements
+        statements += 1
+
+    def on_begin(*args: object) -> None:
+        nonlocal transactions
+        transactions += 1
+
+    engine = app.bot_data["desk"].engine.sync_engine if app is not None and "desk" in app.bot_data else None
+    if engine is not None:
+        event.listen(engine, "before_cursor_execute", on_statement)
+        event.listen(engine, "begin", on_begin)
+    sys.setprofile(on_call)
+    try:
+        for i in range(first, first + COST_UPDATES):
+            await step(i)
+    finally:
+        sys.setprofile(None)
+        if engine is not None:
+            event.remove(engine, "before_cursor_execute", on_statement)
+            event.remove(engine, "begin", on_begin)
+    return calls / COST_UPDATES, statements / COST_UPDATES, transactions / COST_UPDATES
 
 
 def _settings(url: str, folder: Path):  # type: ignore[no-untyped-def]
@@ -108,7 +154,7 @@ async def _prepare(url: str) -> None:
     await asyncio.to_thread(upgrade, url)
 
 
-async def faq_path(url: str, folder: Path, n: int) -> float:
+async def faq_path(url: str, folder: Path, n: int, backend: str = "sqlite") -> float:
     """(b) questions answered per second, 500 distinct users."""
     await _prepare(url)
     doc, _ = load_kb(_settings(url, folder).kb.path)
@@ -119,10 +165,10 @@ async def faq_path(url: str, folder: Path, n: int) -> float:
     tg.attach(app)
     users = [tg.user(7_100_000 + i, f"U{i}") for i in range(USERS)]
     async with running(app):
-        return await _timed(n, lambda i: users[i % USERS].send(questions[(i * 7) % len(questions)]), tg)
+        return await _timed(n, lambda i: users[i % USERS].send(questions[(i * 7) % len(questions)]), tg, app=app, key=("b", backend))
 
 
-async def relay_path(url: str, folder: Path, n: int) -> float:
+async def relay_path(url: str, folder: Path, n: int, backend: str = "sqlite") -> float:
     """(c) user messages relayed into the staff chat per second."""
     await _prepare(url)
     tg = FakeTelegram()
@@ -138,7 +184,7 @@ async def relay_path(url: str, folder: Path, n: int) -> float:
         opened = len([c for c in tg.sent("sendMessage", STAFF_CHAT)])
         if opened < TICKET_USERS:
             raise RuntimeError(f"only {opened} of {TICKET_USERS} cases reached the staff chat")
-        return await _timed(n, lambda i: users[i % TICKET_USERS].send(f"more details, message {i}"), tg)
+        return await _timed(n, lambda i: users[i % TICKET_USERS].send(f"more details, message {i}"), tg, app=app, key=("c", backend))
 
 
 async def main_async(n: int, postgres: str | None) -> None:
@@ -152,9 +198,9 @@ async def main_async(n: int, postgres: str | None) -> None:
             for name, url in backends:
                 db_url = url or f"sqlite+aiosqlite:///{folder / 'bench.db'}"
                 _wipe_sqlite(folder)
-                _collect(results, ("b", name), await faq_path(db_url, folder, n))
+                _collect(results, ("b", name), await faq_path(db_url, folder, n, name))
                 _wipe_sqlite(folder)
-                _collect(results, ("c", name), await relay_path(db_url, folder, n))
+                _collect(results, ("c", name), await relay_path(db_url, folder, n, name))
     _report(results, n, [b for b, _ in backends])
 
 
@@ -182,6 +228,13 @@ def _report(results: dict[tuple[str, str], float], n: int, backends: list[str]) 
             ratio = rate / echo
             mark = "ok" if ratio >= target else "MISS"
             print(f"{label:44} {backend:11} {rate:10.0f} {ratio:8.2f} {f'≥{target} {mark}':>7}")
+    print()
+    print(f"Cost per update (counted over {COST_UPDATES} more updates; does not depend on the machine's load)")
+    print(f"{'workload':44} {'backend':11} {'Py calls':>10} {'× echo':>8} {'SQL stmts':>10} {'transactions':>13}")
+    base = COSTS[("a", "-")][0]
+    for (key, backend), (calls, statements, transactions) in sorted(COSTS.items()):
+        label = {"a": "(a) bare PTB echo bot", "b": "(b) FAQ answer, 500 users", "c": "(c) ticket relay user -> staff"}[key]
+        print(f"{label:44} {backend:11} {calls:10.0f} {calls / base:8.2f} {statements:10.1f} {transactions:13.1f}")
 
 
 def main() -> None:

@@ -28,7 +28,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     settings.require_for_run()
-    setup_logging(settings.logging.level, [settings.telegram.token])
+    if args.webhook:
+        settings.require_for_webhook()
+    setup_logging(settings.logging.level, [settings.telegram.token, settings.telegram.webhook_secret])
     if settings.kb.import_on_start:
         try:
             _, problems = load_kb(settings.kb.path)
@@ -44,6 +46,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     asyncio.run(_check_token(settings))  # a rejected token: one clear line, before anything else
     upgrade(settings.database.url, settings.database.schema_name)
     app = build_app(settings)
+    if args.webhook:
+        tg = settings.telegram
+        log.info("starting the webhook server on %s:%s for %s", tg.webhook_listen, tg.webhook_port, tg.webhook_url)
+        # PTB registers the URL and the secret with setWebhook, then answers 403 to any
+        # POST whose X-Telegram-Bot-Api-Secret-Token header is missing or wrong.
+        app.run_webhook(
+            listen=tg.webhook_listen,
+            port=tg.webhook_port,
+            url_path=tg.webhook_path,
+            webhook_url=tg.webhook_url,
+            secret_token=tg.webhook_secret,
+            allowed_updates=Update.ALL_TYPES,
+        )
+        return 0
     log.info("starting long polling against %s", settings.telegram.api_base_url)
     app.run_polling(allowed_updates=Update.ALL_TYPES)
     return 0
@@ -258,7 +274,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="helpdesk", description="SayPro Classified Help Desk (Telegram bot)")
     p.add_argument("--config", help="config file (default: $HELPDESK_CONFIG, else ./config.toml)")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run the bot (long polling)").set_defaults(func=cmd_run)
+    run = sub.add_parser("run", help="run the bot (long polling, or --webhook)")
+    run.add_argument(
+        "--webhook", action="store_true",
+        help="receive updates on a webhook (telegram.webhook_url, webhook_listen, webhook_port, webhook_secret) instead of polling",
+    )
+    run.set_defaults(func=cmd_run)
     demo = sub.add_parser("demo", help="play a scripted session offline and print the transcript")
     demo.add_argument("--keep", metavar="DIR", help="keep the demo database in DIR")
     demo.set_defaults(func=cmd_demo)

@@ -1,7 +1,8 @@
 """Configuration: a TOML file validated by pydantic models.
 
 The file is found from ``--config PATH``, else ``$HELPDESK_CONFIG``, else ``./config.toml``.
-Secrets may come from the environment: ``HELPDESK_BOT_TOKEN`` overrides ``telegram.token``.
+Secrets may come from the environment: ``HELPDESK_BOT_TOKEN`` overrides ``telegram.token``,
+``HELPDESK_WEBHOOK_SECRET`` overrides ``telegram.webhook_secret``.
 Every problem is reported as one line naming the file, the key, what was found and what
 was expected (:class:`ConfigError`); nothing here prints a traceback.
 """
@@ -14,11 +15,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG_NAME = "config.toml"
 TOKEN_ENV = "HELPDESK_BOT_TOKEN"
+WEBHOOK_SECRET_ENV = "HELPDESK_WEBHOOK_SECRET"
+# Telegram's rule for setWebhook's secret_token (sent back in X-Telegram-Bot-Api-Secret-Token).
+WEBHOOK_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 CONFIG_ENV = "HELPDESK_CONFIG"
 TOKEN_RE = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")
 TELEGRAM_API = "https://api.telegram.org"
@@ -55,6 +60,45 @@ class TelegramSettings(_Section):
         int,
         Field(ge=0, le=10, json_schema_extra=_expect("a whole number of retries from 0 to 10 after Telegram's 429 'retry after'")),
     ] = 3
+
+    # Webhook mode (`helpdesk run --webhook`): Telegram POSTs updates to webhook_url, which
+    # must reach webhook_listen:webhook_port (directly or through a reverse proxy).
+    webhook_url: Annotated[
+        str,
+        Field(json_schema_extra=_expect("the public http(s) URL Telegram sends updates to, like https://bot.example.com/telegram")),
+    ] = ""
+    webhook_listen: Annotated[
+        str,
+        Field(min_length=1, json_schema_extra=_expect("the address the webhook server listens on, like 0.0.0.0 or 127.0.0.1")),
+    ] = "0.0.0.0"  # noqa: S104 (a webhook server must be reachable)
+    webhook_port: Annotated[
+        int,
+        Field(ge=1, le=65535, json_schema_extra=_expect("a TCP port number between 1 and 65535, like 8443")),
+    ] = 8443
+    webhook_secret: Annotated[
+        str,
+        Field(json_schema_extra=_expect("1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule for secret tokens)")),
+    ] = ""
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, v: str) -> str:
+        v = v.strip()
+        if v and not re.match(r"^https?://[^\s/]+(/\S*)?$", v):
+            raise ValueError("not an http(s) URL")
+        return v
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, v: str) -> str:
+        if v and not WEBHOOK_SECRET_RE.match(v):
+            raise ValueError("longer than 256 characters" if len(v) > 256 else "has characters other than these")
+        return v
+
+    @property
+    def webhook_path(self) -> str:
+        """The path of webhook_url: where the local server expects Telegram's POSTs."""
+        return urlsplit(self.webhook_url).path.lstrip("/")
 
     @field_validator("token")
     @classmethod
@@ -552,6 +596,23 @@ class Settings(_Section):
         if lines:
             raise ConfigError(lines)
 
+    def require_for_webhook(self) -> None:
+        """What ``helpdesk run --webhook`` needs besides what every run needs."""
+        where = str(self.source or DEFAULT_CONFIG_NAME)
+        lines = []
+        if not self.telegram.webhook_url:
+            lines.append(
+                f"{where}: telegram.webhook_url: found nothing, expected the public http(s) URL Telegram "
+                "sends updates to, like https://bot.example.com/telegram (needed for --webhook)"
+            )
+        if not self.telegram.webhook_secret:
+            lines.append(
+                f"{where}: telegram.webhook_secret: found nothing, expected 1-256 characters of A-Z, a-z, 0-9, "
+                f"_ and - (or set {WEBHOOK_SECRET_ENV}); without it anyone could post updates to the bot"
+            )
+        if lines:
+            raise ConfigError(lines)
+
 
 def with_chat_moves(settings: Settings, moves: dict[int, int]) -> Settings:
     """``settings`` with every staff chat id that Telegram migrated (a group upgraded
@@ -593,7 +654,7 @@ def _field_expectation(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     return "a value as in config.example.toml"
 
 
-SECRET_KEYS = {"telegram.token"}
+SECRET_KEYS = {"telegram.token", "telegram.webhook_secret"}
 
 
 def _describe(value: Any, key: str = "") -> str:
@@ -631,9 +692,10 @@ def resolve_config_path(cli_path: str | os.PathLike[str] | None) -> Path:
 
 def parse_settings(data: dict[str, Any], where: str = "<settings>", base_dir: Path | None = None) -> Settings:
     """Validate a config mapping. Relative paths are taken relative to ``base_dir``."""
-    token = os.environ.get(TOKEN_ENV)
-    if token:
-        data = {**data, "telegram": {**dict(data.get("telegram") or {}), "token": token}}
+    for env, key in ((TOKEN_ENV, "token"), (WEBHOOK_SECRET_ENV, "webhook_secret")):
+        value = os.environ.get(env)
+        if value:
+            data = {**data, "telegram": {**dict(data.get("telegram") or {}), key: value}}
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:

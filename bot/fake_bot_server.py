@@ -9,6 +9,11 @@ is confirmed only by a later ``getUpdates`` whose ``offset`` is above its id: a 
 that dies before that gets the same updates again. For crash tests, :meth:`hold`
 stops one chosen request half-way (before Telegram acts on it, or after, with the
 answer not yet sent), so the test can kill the bot at that exact point.
+
+``setWebhook`` / ``deleteWebhook`` are kept here, as on Telegram: while a webhook is
+set (:attr:`FakeBotServer.webhook`, with its ``url`` and ``secret_token``),
+``getUpdates`` answers 409 Conflict. Delivering updates to the webhook is up to the
+test (a POST with the secret header, like Telegram's).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class FakeBotServer:
         self.deliveries: list[list[int]] = []  # update ids handed out by each getUpdates
         self.polls: list[dict[str, Any]] = []  # the parameters of each getUpdates
         self._holds: list[Hold] = []
+        self.webhook: dict[str, Any] | None = None  # setWebhook's parameters while one is set
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -99,6 +105,14 @@ class FakeBotServer:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length).decode() if length else ""
         params = self._params(request.headers.get("Content-Type") or "", body)
+        if method in ("setWebhook", "deleteWebhook"):
+            self.webhook = dict(params) if method == "setWebhook" and params.get("url") else None
+            self._reply(request, 200, {"ok": True, "result": True})
+            return
+        if method == "getUpdates" and self.webhook is not None:
+            self._reply(request, 409, {"ok": False, "error_code": 409,
+                                       "description": "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"})
+            return
         if method == "getUpdates":
             with self.tg.lock:
                 self.polls.append(params)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,6 +58,23 @@ async def touch_user(
         locale=row.locale,
         status=row.status,
     )
+
+
+class InProgress(NamedTuple):
+    """What a user's next private message may belong to besides a question."""
+
+    draft: bool  # an ad draft (handlers.ads.route_draft)
+    case: bool  # a support case or a rating comment (handlers.tickets.route_private)
+
+
+async def in_progress(session: AsyncSession, *, user_id: int) -> InProgress:
+    """Whether the user is in the middle of something, in one query. Nothing (the common
+    case) means their text is a question, and no feature needs to look further."""
+    from ads.service import draft_in_progress
+    from escalation.service import case_in_progress
+
+    row = (await session.execute(select(draft_in_progress(user_id), case_in_progress(user_id)))).one()
+    return InProgress(bool(row[0]), bool(row[1]))
 
 
 async def get_state(session: AsyncSession, key: str) -> str | None:

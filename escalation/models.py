@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db import Base, SafeString, SafeText
@@ -22,6 +22,8 @@ class TicketStatus(StrEnum):
 
 
 OPEN_STATUSES = (TicketStatus.NEW, TicketStatus.CLAIMED, TicketStatus.WAITING)
+# The condition of the partial index behind /queue (migration 0009): OPEN_STATUSES as SQL.
+OPEN_TICKETS = f"status IN ({', '.join(repr(s.value) for s in OPEN_STATUSES)})"
 
 
 class Direction(StrEnum):
@@ -44,10 +46,19 @@ class Ticket(Base):
     """A support case. ``id`` is the number people see (#123)."""
 
     __tablename__ = "tickets"
-    __table_args__ = (Index("ix_tickets_status_escalated", "status", "escalated_at"),)
+    __table_args__ = (
+        Index("ix_tickets_status_escalated", "status", "escalated_at"),
+        # /mytickets and the user's cases: their latest tickets without sorting them all
+        Index("ix_tickets_user_id_id", "user_id", "id"),
+        # /queue: the open tickets, oldest first, read in order (the table is mostly closed)
+        Index(
+            "ix_tickets_open_queue", "escalated_at", "id",
+            postgresql_where=text(OPEN_TICKETS), sqlite_where=text(OPEN_TICKETS),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     category: Mapped[str] = mapped_column(SafeString(20))
     department: Mapped[str] = mapped_column(SafeString(40))
     priority: Mapped[str] = mapped_column(SafeString(10))

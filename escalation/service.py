@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -278,6 +278,16 @@ class UserCase:
     pending_rating: Rating | None = None
     draft: Ticket | None = None
     active: Ticket | None = None  # the ticket their messages go to
+
+
+def case_in_progress(user_id: int) -> ColumnElement[bool]:
+    """True when ``user_case`` could route the user's next message somewhere: a ticket
+    being described, open or recently solved, or a rating waiting for its comment. A
+    condition to combine with others in one query (see ``bot.users.in_progress``)."""
+    return or_(
+        exists().where(Ticket.user_id == user_id, Ticket.status.in_((S.DRAFT, *OPEN_STATUSES, S.RESOLVED))),
+        exists().where(Rating.user_id == user_id, Rating.comment_pending.is_(True)),
+    )
 
 
 async def user_case(session: AsyncSession, policy: Policy, *, user_id: int, reply_to: int | None, now: datetime) -> UserCase:

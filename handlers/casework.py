@@ -306,8 +306,8 @@ async def relay_to_staff(
         if await post_alert(context, ticket.id, force=True) is None:
             await _relay_failed(context, relay, delivery.Failure("the staff chat could not be reached"))
             return
-    async with unit_of_work(context.desk.sessions) as session:
-        ticket = await service.get_ticket(session, ticket.id)
+        async with unit_of_work(context.desk.sessions) as session:  # the alert set the card and topic
+            ticket = await service.get_ticket(session, ticket.id)
     if relay.reopened:
         await set_topic_open(context, ticket, True)
     reply = ReplyParameters(ticket.card_message_id, allow_sending_without_reply=True) if ticket.topic_id is None else None  # type: ignore[arg-type]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
+from bot.users import in_progress
 from escalation.service import open_ticket_number
 from handlers import ads, feedback, guides, tickets
 from handlers.common import help_command
@@ -52,33 +54,32 @@ async def on_text(update: Update, context: HelpdeskContext) -> None:
     if text == context.label("menu_language"):
         await guides.language_command(update, context)
         return
-    # the text the user was asked for comes first: feedback, an ad draft's step, a case
-    if (
-        await feedback.route_text(update, context)
-        or await ads.route_draft(update, context)
-        or await tickets.route_private(update, context)
-    ):
+    # the text the user was asked for comes first: a feedback (an in-memory index of who
+    # is awaited makes this free for everyone else), then an ad draft's step or a case
+    if await feedback.route_text(update, context):
         return
+    desk = context.desk
+    user_id = update.effective_user.id  # type: ignore[union-attr]
     kind = small_talk(context, text)
+    limit = desk.settings.kb.max_question_length
+    # The common case in one transaction: nothing in progress, so the text is a question.
+    async with unit_of_work(desk.sessions) as session:
+        busy = await in_progress(session, user_id=user_id)
+        result = None if any(busy) or kind is not None or len(text) > limit else await _ask(session, context, user_id, text)
+    if busy.draft and await ads.route_draft(update, context):
+        return
+    if busy.case and await tickets.route_private(update, context):
+        return
     if kind is not None:
         name = update.effective_user.first_name if update.effective_user else ""
         await message.reply_html(context.render(f"smalltalk_{kind}.html", name=name))  # type: ignore[union-attr]
         return
-    limit = context.desk.settings.kb.max_question_length
     if len(text) > limit:
         await message.reply_html(context.render("too_long.html", length=len(text), limit=limit))  # type: ignore[union-attr]
         return
-    desk = context.desk
-    async with unit_of_work(desk.sessions) as session:
-        result = await service.ask(
-            session,
-            desk.kb,
-            user_id=update.effective_user.id,  # type: ignore[union-attr]
-            text=text,
-            answer_threshold=desk.settings.kb.answer_threshold,
-            suggest_threshold=desk.settings.kb.suggest_threshold,
-            now=context.now(),
-        )
+    if result is None:
+        async with unit_of_work(desk.sessions) as session:
+            result = await _ask(session, context, user_id, text)
     await send_result(message.chat_id, context, result)  # type: ignore[union-attr]
 
 
@@ -87,6 +88,19 @@ MENU_ITEMS = ("menu_ask", "menu_help", "menu_support", "menu_post_ad", "menu_my_
 
 def menu_labels(context: HelpdeskContext) -> set[str]:
     return {context.label(key) for key in MENU_ITEMS}
+
+
+async def _ask(session: AsyncSession, context: HelpdeskContext, user_id: int, text: str) -> AskResult:
+    settings = context.desk.settings.kb
+    return await service.ask(
+        session,
+        context.desk.kb,
+        user_id=user_id,
+        text=text,
+        answer_threshold=settings.answer_threshold,
+        suggest_threshold=settings.suggest_threshold,
+        now=context.now(),
+    )
 
 
 def small_talk(context: HelpdeskContext, text: str) -> str | None:
