@@ -46,7 +46,11 @@ async def cmd_mydata(update: Update, context: HelpdeskContext) -> None:
     await context.bot.send_document(
         update.effective_chat.id,  # type: ignore[union-attr]
         _document(doc, user_id, context.now().date().isoformat()),
-        caption=context.render("privacy/mydata.html", tickets=len(doc["tickets"]), ads=len(doc["ads"]), questions=len(doc["questions"])),
+        caption=context.render(
+            "privacy/mydata.html",
+            tickets=len(doc["tickets"]), ads=len(doc["ads"]), questions=len(doc["questions"]),
+            reports=len(doc["reports_made"]), strikes=len(doc["strikes"]), feedback=len(doc["feedback"]),
+        ),
     )
 
 

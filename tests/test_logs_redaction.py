@@ -64,7 +64,7 @@ def assert_clean(text: str, token: str) -> None:
 def test_a_whole_demo_at_debug_logs_no_token(captured_logs, tmp_path):
     token, buffer = captured_logs
     transcript = io.StringIO()
-    assert demo_main(keep=str(tmp_path / "demo"), out=transcript) == 0
+    assert demo_main(keep=str(tmp_path / "demo"), out=transcript, out_dir=str(tmp_path / "demo-output")) == 0
     logged = buffer.getvalue()
     assert logged.count("\n") > 100, "the demo logged (almost) nothing: the capture is broken"
     assert "Calling Bot API endpoint" in logged  # PTB's own request logging was on

@@ -83,6 +83,7 @@ async def test_mydata_sends_everything_stored_about_the_user(desk):
     await h["user"].send("/mydata")
     msg, doc = the_file(desk, 5001)
     assert "Everything we store about you" in msg.text and "2 support case(s)" in msg.text
+    assert f"{len(doc['feedback'])} feedback message(s)" in msg.text and f"{len(doc['strikes'])} strike(s)" in msg.text
     assert doc["format"] == "saypro-helpdesk-personal-data/1"
     assert doc["user"]["id"] == 5001 and doc["user"]["username"] == "lerato_m" and doc["user"]["last_name"] == "Mokoena"
     assert [q["text"] for q in doc["questions"]][:1] == [QUESTION]
