@@ -40,6 +40,7 @@ class _Bucket:
     tokens: float
     at: datetime
     noticed_at: datetime | None = None
+    album: str | None = None  # the media group last charged: an album costs one token
 
 
 class FloodGate:
@@ -54,8 +55,11 @@ class FloodGate:
         bucket.tokens = min(float(self.per_minute), bucket.tokens + elapsed * self.per_minute / WINDOW.total_seconds())
         bucket.at = now
 
-    def take(self, user_id: int, now: datetime) -> Verdict:
+    def take(self, user_id: int, now: datetime, album: str | None = None) -> Verdict:
+        """Charge one token; the photos of one album (``media_group_id``) are charged once."""
         bucket = self.buckets.get(user_id)
+        if album is not None and bucket is not None and bucket.album == album:
+            return Verdict.PASS  # the rest of an album already paid for
         if bucket is None:
             if len(self.buckets) >= MAX_TRACKED:
                 self._forget_idle(now)
@@ -64,6 +68,7 @@ class FloodGate:
             self._refill(bucket, now)
         if bucket.tokens >= 1:
             bucket.tokens -= 1
+            bucket.album = album
             return Verdict.PASS
         if bucket.noticed_at is None or now - bucket.noticed_at >= WINDOW:
             bucket.noticed_at = now
@@ -94,7 +99,8 @@ async def flood_guard(update: Update, context: HelpdeskContext) -> None:
     settings = context.desk.settings
     if not settings.limits.messages_per_minute or user.id in settings.staff.admin_ids:
         return
-    verdict = _gate(context).take(user.id, context.now())
+    message = update.effective_message
+    verdict = _gate(context).take(user.id, context.now(), message.media_group_id if message is not None else None)
     if verdict is Verdict.PASS:
         return
     try:

@@ -126,3 +126,17 @@ async def test_appeals_are_never_capped(desk):
     # the Appeal button (under a penalty notice) opens a case all the same
     await user.press_data("ap:new", desk.tg.last_bot_message(6106))
     assert await desk.scalar("SELECT count(*) FROM tickets WHERE user_id = 6106 AND category = 'appeal' AND status IN ('draft', 'new')") == 1
+
+
+async def test_an_album_counts_once(desk):
+    """Telegram delivers each photo of an album as its own message; the album costs one."""
+    seller = desk.tg.user(6111, "Photographer")
+    for album in ("a1", "a2", "a3"):
+        for _ in range(10):  # 30 photos in three albums: 3 of the 20 a minute
+            await seller.send_photo(media_group_id=album)
+    texts = _bot_texts(desk, 6111)
+    assert len(texts) == 30 and not any(NOTICE in t for t in texts)
+    for _ in range(17):  # 17 more messages are still allowed, the 18th is not
+        await seller.send(SAFE_MEET)
+    await seller.send(SAFE_MEET)
+    assert NOTICE in _bot_texts(desk, 6111)[-1]
