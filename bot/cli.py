@@ -48,6 +48,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     app = build_app(settings)
     if args.webhook:
         tg = settings.telegram
+        # a webhook request answers as soon as its update is queued (bot/updates.py)
+        app.update_queue.wait_for_handlers = False  # type: ignore[attr-defined]
         log.info("starting the webhook server on %s:%s for %s", tg.webhook_listen, tg.webhook_port, tg.webhook_url)
         # PTB registers the URL and the secret with setWebhook, then answers 403 to any
         # POST whose X-Telegram-Bot-Api-Secret-Token header is missing or wrong.

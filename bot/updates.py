@@ -26,9 +26,14 @@ class ConfirmAfterProcessing(asyncio.Queue):  # type: ignore[type-arg]
     (``Application`` calls ``task_done`` after the handlers), so the updater's next
     ``getUpdates`` (which confirms the batch) waits for the handlers."""
 
+    #: Off in webhook mode: each update is an HTTP request of its own, which must not
+    #: wait for the whole queue (Telegram would time out and deliver it again); what a
+    #: re-delivery does is already harmless (``processed_updates``).
+    wait_for_handlers = True
+
     async def put(self, item: object) -> None:
         await super().put(item)
-        if isinstance(item, Update):
+        if self.wait_for_handlers and isinstance(item, Update):
             await self.join()
 
 
