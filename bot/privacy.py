@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ads.models import Ad, AdCheck, AdPhoto, AdReport, AdStatus, Strike
 from bot.models import PendingInput, User, UserStatus
-from escalation.models import OPEN_STATUSES, Direction, Feedback, Rating, Ticket, TicketEvent, TicketMessage, TicketStatus
+from escalation.models import OPEN_STATUSES, Direction, Feedback, Rating, SendState, Ticket, TicketEvent, TicketMessage, TicketStatus
 from kb.models import KbPhrasing, PhrasingSource, PhrasingStatus, Question
 
 EXPORT_FORMAT = "saypro-helpdesk-personal-data/1"
@@ -215,6 +215,12 @@ async def erase_user(session: AsyncSession, *, user_id: int, now: datetime, by: 
     if ids:
         await session.execute(
             update(TicketMessage).where(TicketMessage.ticket_id.in_(ids)).values(text="", file_id=None, error=None)
+        )
+        # relays not sent yet never will be: the repair sweep must not post blanked texts
+        await session.execute(
+            update(TicketMessage)
+            .where(TicketMessage.ticket_id.in_(ids), TicketMessage.send_state.in_((SendState.PENDING, SendState.SENDING)))
+            .values(send_state=SendState.SENT, delivered=False)
         )
         await session.execute(update(TicketMessage).where(TicketMessage.ticket_id.in_(ids), TicketMessage.sender_id == user_id).values(sender_id=anon_id))
         await session.execute(

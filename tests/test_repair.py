@@ -227,3 +227,20 @@ async def test_normal_flow_never_triggers_a_repair(desk, staff_forum):
         "SELECT direction, send_state FROM ticket_messages WHERE ticket_id = :n AND direction != 'bot' ORDER BY id", n=number
     )
     assert [tuple(r) for r in states] == [("in", None), ("in", "sent"), ("out", "sent"), ("in", "sent")]
+
+
+async def test_relays_not_sent_before_an_erasure_are_never_sent(desk):
+    """/deleteme blanks the case's texts: a relay still waiting must not be posted blank
+    (or to the anonymous id) by the sweep."""
+    thandi, _ = staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    waiting = await crashed_user_message(desk, number, "my ID number is 8001015009087", 5101)
+    await user.send("/deleteme")
+    await user.press("Yes, erase my data")
+    staff_before = len(bot_calls(desk, STAFF_CHAT))
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert len(bot_calls(desk, STAFF_CHAT)) == staff_before
+    row = (await desk.rows("SELECT send_state, delivered, text FROM ticket_messages WHERE id = :i", i=waiting))[0]
+    assert tuple(row) == ("sent", False, "")
