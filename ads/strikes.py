@@ -105,7 +105,7 @@ async def pardon(session: AsyncSession, rules: Rules, *, strike_id: int, now: da
 async def find_user(session: AsyncSession, ref: str) -> User | None:
     """A user by @username or Telegram id."""
     ref = ref.strip()
-    if ref.lstrip("-").isdigit():  # a Telegram id; longer than 64 bits cannot be one
+    if ref.lstrip("-").isascii() and ref.lstrip("-").isdigit():  # a Telegram id; longer than 64 bits cannot be one
         return await session.get(User, int(ref)) if len(ref.lstrip("-")) <= 18 else None
     name = ref.lstrip("@").lower()
     return await session.scalar(select(User).where(func.lower(User.username) == name).order_by(User.last_seen.desc()).limit(1))

@@ -69,7 +69,7 @@ async def find_user(session: AsyncSession, ref: str) -> User | None:
     """A user by Telegram id or @username (the most recently seen one with that name)."""
     ref = ref.strip()
     digits = ref.lstrip("-")
-    if digits.isdigit():
+    if digits.isascii() and digits.isdigit():
         return await session.get(User, int(ref)) if len(digits) <= 18 else None
     name = ref.lstrip("@").lower()
     if not name or len(name) > 64:

@@ -769,7 +769,7 @@ async def cmd_pardon(update: Update, context: HelpdeskContext) -> None:
     if not await _moderator_or_refuse(update, context):
         return
     args = list(context.args or [])
-    if not args or not args[0].lstrip("#").isdigit():
+    if not args or not (args[0].lstrip("#").isascii() and args[0].lstrip("#").isdigit()) or len(args[0]) > 18:
         await update.effective_message.reply_html(casework.srender(context, "staff/error.html", message="Usage: /pardon <strike id>"))  # type: ignore[union-attr]
         return
     async with unit_of_work(context.desk.sessions) as session:
@@ -904,7 +904,7 @@ async def start_report(update: Update, context: HelpdeskContext, ad_id: int) -> 
 async def cmd_report(update: Update, context: HelpdeskContext) -> None:
     args = list(context.args or [])
     number = args[0].lstrip("#") if args else ""
-    if not number.isdigit() or len(number) > 12:
+    if not (number.isascii() and number.isdigit()) or len(number) > 12:  # "²".isdigit() too
         await update.effective_message.reply_html(context.render("ads/report_unknown.html"))  # type: ignore[union-attr]
         return
     await start_report(update, context, int(number))

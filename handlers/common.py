@@ -81,7 +81,7 @@ async def _gate(update: Update, context: HelpdeskContext) -> None:
 
 async def start(update: Update, context: HelpdeskContext) -> None:
     args = list(context.args or [])
-    if args and args[0].startswith("report-") and args[0][7:].isdigit() and len(args[0]) < 20:
+    if args and args[0].startswith("report-") and args[0][7:].isascii() and args[0][7:].isdigit() and len(args[0]) < 20:
         from handlers.ads import start_report
 
         await start_report(update, context, int(args[0][7:]))  # the "Report this ad" link of a channel post

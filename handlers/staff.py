@@ -299,7 +299,7 @@ def _args(context: HelpdeskContext) -> list[str]:
 
 def _number(text: str) -> int | None:
     text = text.lstrip("#")
-    return int(text) if text.isdigit() and len(text) < 12 else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else None  # "²".isdigit() too
 
 
 async def cmd_queue(update: Update, context: HelpdeskContext) -> None:
