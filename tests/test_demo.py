@@ -45,7 +45,8 @@ def test_demo_transcript_covers_every_path(tmp_path):
     assert f"(document) 📊 Help desk report: {month.title()}" in text
     end = text[text.index("Report summary for"):].splitlines()
     assert end[0] == f"Report summary for {month.title()} (the caption staff received):"
-    assert "Ads: 1 submitted" in end[2] and "1 approved" in end[2]
+    # two moderation rounds: rejected, then resubmitted and approved
+    assert "Ads: 2 submitted" in end[2] and "1 approved, 1 rejected" in end[2]
     assert "Questions: 6 asked, 4 answered by the KB" in end[3]
     assert "Tickets: 1 opened, 1 resolved" in end[4] and "Satisfaction: CSAT 100%, mean 5.0 from 1 rating " in end[5]
     report = tmp_path / "demo-output" / f"report-{month.label}.html"
