@@ -140,6 +140,8 @@ OUTCOME = {
     AdEventKind.REJECTED: "rejected",
     AdEventKind.CHANGES_REQUESTED: "changes",
 }
+# what can follow a submission: a decision, or the owner's withdrawal
+FOLLOW_SUBMISSION = tuple(str(k) for k in DECISION_KINDS) + (str(AdEventKind.DELETED),)
 COUNTED = SUBMISSIONS + tuple(str(k) for k in DECISION_KINDS) + (str(AdEventKind.TAKEN_DOWN),)
 
 
@@ -234,29 +236,27 @@ async def ads_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
             mod(actor)[outcome] += n
     change = {k: change_pct(v, before[k]) for k, v in counts.items()}
 
-    # pending at the end: a submission of an ad with no later event before the end.
-    # Only ads waiting now or with an event at or after the end can qualify (an ad's
-    # status is SUBMITTED exactly when its last event is a submission): that set lets
-    # the database use indexes instead of reading every ad's history.
-    later = aliased(AdEvent)
+    # pending at the end: ads whose last event before the end (by time, then id) is a
+    # submission. Only ads waiting now, or decided or withdrawn at or after the end, can
+    # qualify (an ad's status is SUBMITTED exactly when its last event is a submission,
+    # and what follows a submission is a decision or a withdrawal): that set, and one
+    # index probe (ix_ad_events_ad_at) per candidate for its last event before the end,
+    # spare the database reading every ad's history.
     candidates = union(
         select(Ad.id.label("ad_id")).where(Ad.status == AdStatus.SUBMITTED),
-        select(AdEvent.ad_id).where(AdEvent.at >= period.end),
+        select(AdEvent.ad_id).where(AdEvent.at >= period.end, AdEvent.kind.in_(FOLLOW_SUBMISSION)),
     ).subquery()
-    pending_rows = (
-        await session.execute(
-            select(AdEvent.at).where(
-                AdEvent.ad_id.in_(select(candidates.c.ad_id)),
-                AdEvent.kind.in_(SUBMISSIONS),
-                AdEvent.at < period.end,
-                ~exists().where(
-                    later.ad_id == AdEvent.ad_id,
-                    later.at < period.end,
-                    or_(later.at > AdEvent.at, and_(later.at == AdEvent.at, later.id > AdEvent.id)),
-                ),
-            )
-        )
-    ).scalars().all()
+    prior = aliased(AdEvent)
+    waiting_since = (
+        select(case((prior.kind.in_(SUBMISSIONS), prior.at), else_=None))
+        .where(prior.ad_id == candidates.c.ad_id, prior.at < period.end)
+        .order_by(prior.at.desc(), prior.id.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("since")
+    )
+    lasts = select(waiting_since).select_from(candidates).subquery()
+    pending_rows = (await session.execute(select(lasts.c.since).where(lasts.c.since.is_not(None)))).scalars().all()
     waits = [_minutes(period.end, s) / 60 for s in pending_rows]
     backlog = {
         "pending": len(waits),
