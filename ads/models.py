@@ -176,6 +176,10 @@ class AdEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ad_id: Mapped[int] = mapped_column(ForeignKey("ads.id", ondelete="CASCADE"))
+    # the ad's owner and top-level category at the time (an edit may move the ad):
+    # the report splits and counts events without joining the ads table
+    user_id: Mapped[int]
+    category: Mapped[str | None] = mapped_column(SafeString(20))
     kind: Mapped[str] = mapped_column(SafeString(20))
     actor_id: Mapped[int | None]  # the moderator (None: the owner, the bot or a sweep)
     reason: Mapped[str | None] = mapped_column(SafeString(20))  # rejection / change reason code

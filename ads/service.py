@@ -43,10 +43,11 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def record(session: AsyncSession, ad_id: int, kind: AdEventKind, *, now: datetime, actor_id: int | None = None, reason: str | None = None) -> None:
+def record(session: AsyncSession, ad: Any, kind: AdEventKind, *, now: datetime, actor_id: int | None = None, reason: str | None = None) -> None:
     """Append one ``ad_events`` row: every state change of an ad writes exactly one, in
-    the same transaction (the report counts moderation rounds from them)."""
-    session.add(AdEvent(ad_id=ad_id, kind=kind, actor_id=actor_id, reason=reason, at=now))
+    the same transaction (the report counts moderation rounds from them). ``ad``: the
+    Ad, or a row with its id, user_id and category."""
+    session.add(AdEvent(ad_id=ad.id, user_id=ad.user_id, category=ad.category, kind=kind, actor_id=actor_id, reason=reason, at=now))
 
 
 def category_path(ad: Ad) -> list[str]:
@@ -80,14 +81,14 @@ async def _drop_drafts(session: AsyncSession, user_id: int, *, now: datetime, ke
         update(Ad)
         .where(Ad.user_id == user_id, Ad.status == AdStatus.DRAFT, Ad.submitted_at.is_not(None))
         .values(status=AdStatus.DELETED, step=None)
-        .returning(Ad.id)
+        .returning(Ad.id, Ad.user_id, Ad.category)
     )
     if keep is not None:
         never, reopened = never.where(Ad.id != keep), reopened.where(Ad.id != keep)
     first = await session.execute(never)
-    gone = (await session.execute(reopened)).scalars().all()
-    for ad_id in gone:
-        record(session, ad_id, AdEventKind.DELETED, now=now)
+    gone = (await session.execute(reopened)).all()
+    for row in gone:
+        record(session, row, AdEventKind.DELETED, now=now)
     return bool(first.rowcount or gone)
 
 
@@ -255,11 +256,11 @@ async def submit(session: AsyncSession, rules: Rules, *, ad: Ad, now: datetime) 
     ]
     ad.status, ad.step, ad.submitted_at, ad.updated_at = AdStatus.SUBMITTED, None, now, now
     ad.decided_at = ad.decided_by = ad.decision_reason = ad.decision_note = None
-    record(session, ad.id, AdEventKind.RESUBMITTED if ad.resubmissions else AdEventKind.SUBMITTED, now=now)
+    record(session, ad, AdEventKind.RESUBMITTED if ad.resubmissions else AdEventKind.SUBMITTED, now=now)
     if rules.settings.auto_approve_trusted and not ad.checks and await _trusted(session, rules, ad.user_id, now):
         _approve(ad, rules, moderator_id=None, now=now)
         ad.auto_approved = True
-        record(session, ad.id, AdEventKind.AUTO_APPROVED, now=now)
+        record(session, ad, AdEventKind.AUTO_APPROVED, now=now)
         await session.flush()
         return SubmitResult(SubmitOutcome.APPROVED, ad, findings)
     await session.flush()
@@ -341,7 +342,7 @@ async def decide(
     if won is None:
         return DecideResult(False, ad)
     kind = {Decision.APPROVE: AdEventKind.APPROVED, Decision.REJECT: AdEventKind.REJECTED, Decision.CHANGES: AdEventKind.CHANGES_REQUESTED}[decision]
-    record(session, ad_id, kind, now=now, actor_id=moderator_id, reason=reason)
+    record(session, ad, kind, now=now, actor_id=moderator_id, reason=reason)
     if decision == Decision.APPROVE:
         _approve(ad, rules, moderator_id=moderator_id, now=now)
     return DecideResult(True, ad)
@@ -364,7 +365,7 @@ async def reopen_for_edit(session: AsyncSession, *, ad_id: int, user_id: int, st
     await _drop_drafts(session, user_id, now=now, keep=ad.id)
     ad.status = AdStatus.DRAFT
     ad.resubmissions += 1
-    record(session, ad.id, AdEventKind.REOPENED, now=now)
+    record(session, ad, AdEventKind.REOPENED, now=now)
     ad.updated_at = now
     if step and step in [s.value for s in EDITABLE]:
         ad.step, ad.editing = step, True
@@ -424,21 +425,21 @@ async def owner_action(session: AsyncSession, rules: Rules, *, ad_id: int, user_
     published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
     if action == "sold" and ad.status == AdStatus.APPROVED:
         ad.status = AdStatus.SOLD
-        record(session, ad.id, AdEventKind.SOLD, now=now)
+        record(session, ad, AdEventKind.SOLD, now=now)
     elif action == "delete" and ad.status in (AdStatus.SUBMITTED, AdStatus.APPROVED, AdStatus.EXPIRED, AdStatus.REJECTED, AdStatus.CHANGES, AdStatus.SOLD):
         ad.status = AdStatus.DELETED
-        record(session, ad.id, AdEventKind.DELETED, now=now)
+        record(session, ad, AdEventKind.DELETED, now=now)
     elif action == "renew" and ad.status in (AdStatus.APPROVED, AdStatus.EXPIRED):
         ad.status = AdStatus.APPROVED
         ad.expires_at = max(now, ad.expires_at or now) + timedelta(days=rules.settings.expiry_days)
         ad.reminded_at = None
         published = None
-        record(session, ad.id, AdEventKind.RENEWED, now=now)
+        record(session, ad, AdEventKind.RENEWED, now=now)
     elif action == "edit" and ad.status in (AdStatus.APPROVED, AdStatus.EXPIRED, AdStatus.REJECTED, AdStatus.CHANGES):
         await _drop_drafts(session, user_id, now=now, keep=ad.id)
         ad.status, ad.step, ad.editing = AdStatus.DRAFT, Step.PREVIEW, False
         ad.resubmissions += 1
-        record(session, ad.id, AdEventKind.REOPENED, now=now)
+        record(session, ad, AdEventKind.REOPENED, now=now)
     else:
         return None
     ad.updated_at = now
@@ -482,7 +483,7 @@ async def expiry_sweep(session: AsyncSession, rules: Rules, *, now: datetime) ->
         published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
         ad.status, ad.updated_at = AdStatus.EXPIRED, now
         ad.published_chat_id = ad.published_message_id = None
-        record(session, ad.id, AdEventKind.EXPIRED, now=now)
+        record(session, ad, AdEventKind.EXPIRED, now=now)
         items.append(ExpiryItem(ExpiryAction.EXPIRED, ad, published))  # type: ignore[arg-type]
     return items
 
@@ -565,7 +566,7 @@ async def decide_report(session: AsyncSession, *, report_id: int, moderator_id: 
         published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
         ad.status, ad.updated_at = AdStatus.TAKEN_DOWN, now
         ad.published_chat_id = ad.published_message_id = None
-        record(session, ad.id, AdEventKind.TAKEN_DOWN, now=now, actor_id=moderator_id, reason=report.reason)
+        record(session, ad, AdEventKind.TAKEN_DOWN, now=now, actor_id=moderator_id, reason=report.reason)
     return ReportDecision(True, report, ad, published)  # type: ignore[arg-type]
 
 
@@ -577,5 +578,5 @@ async def take_down(session: AsyncSession, *, ad_id: int, moderator_id: int, now
     published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
     ad.status, ad.updated_at, ad.decided_by, ad.decided_at = AdStatus.TAKEN_DOWN, now, moderator_id, now
     ad.published_chat_id = ad.published_message_id = None
-    record(session, ad.id, AdEventKind.TAKEN_DOWN, now=now, actor_id=moderator_id)
+    record(session, ad, AdEventKind.TAKEN_DOWN, now=now, actor_id=moderator_id)
     return ad, published  # type: ignore[return-value]

@@ -1,7 +1,7 @@
 """Scale: the staff's and users' everyday views over a big PostgreSQL database.
 
 Seeds PostgreSQL (the database is wiped!) with 100,000 users, 1,000,000 tickets and
-1,000,000 ads spread over two years with their event log (about 2.6 events per ad;
+1,000,000 ads spread over two years with their event log (about 3 events per ad;
 one ad in ten had a rejected first round and was resubmitted) (bulk COPY, with a
 progress bar), a realistic few thousand of them still open or waiting for moderation,
 then times, through the real Application and the in-process fake Bot API:
@@ -138,32 +138,34 @@ def _ads(n: int, users: int, rng: random.Random) -> Iterator[tuple]:
         )
 
 
-AD_EVENT_COLUMNS = ["ad_id", "kind", "actor_id", "reason", "at"]
+AD_EVENT_COLUMNS = ["ad_id", "user_id", "category", "kind", "actor_id", "reason", "at"]
 
 
 def _ad_events(n: int, users: int) -> Iterator[tuple]:
     """The event log of the ads of ``_ads`` (replayed with the same random sequence), as
     ads/service.py writes it: the rounds, the decision, how the ad ended."""
     for row in _ads(n, users, random.Random(SEED + 1)):
-        ad_id, status, created, submitted, decided, by, resubmissions, expires = row[0], row[2], row[15], row[17], row[18], row[19], row[23], row[24]
+        ad_id, user, status, category, created, submitted, decided, by, resubmissions, expires = (
+            row[0], row[1], row[2], row[5], row[15], row[17], row[18], row[19], row[23], row[24]
+        )
         if resubmissions:
             first = created + timedelta(minutes=10)
-            yield (ad_id, "submitted", None, None, first)
-            yield (ad_id, "rejected", 900002, "photos", first + timedelta(hours=1))
-            yield (ad_id, "reopened", None, None, first + timedelta(hours=2))
-            yield (ad_id, "resubmitted", None, None, submitted)
+            yield (ad_id, user, category, "submitted", None, None, first)
+            yield (ad_id, user, category, "rejected", 900002, "photos", first + timedelta(hours=1))
+            yield (ad_id, user, category, "reopened", None, None, first + timedelta(hours=2))
+            yield (ad_id, user, category, "resubmitted", None, None, submitted)
         else:
-            yield (ad_id, "submitted", None, None, submitted)
+            yield (ad_id, user, category, "submitted", None, None, submitted)
         if decided is None:
             continue
         if status == "rejected":
-            yield (ad_id, "rejected", by, "scam", decided)
+            yield (ad_id, user, category, "rejected", by, "scam", decided)
             continue
-        yield (ad_id, "approved", by, None, decided)
+        yield (ad_id, user, category, "approved", by, None, decided)
         if status == "expired":
-            yield (ad_id, "expired", None, None, min(expires, NOW))
+            yield (ad_id, user, category, "expired", None, None, min(expires, NOW))
         elif status in ("sold", "deleted"):
-            yield (ad_id, status, None, None, min(decided + timedelta(days=2), NOW))
+            yield (ad_id, user, category, status, None, None, min(decided + timedelta(days=2), NOW))
 
 
 async def seed(url: str, users: int, tickets: int, ads: int) -> None:
@@ -175,7 +177,7 @@ async def seed(url: str, users: int, tickets: int, ads: int) -> None:
             ("users", USER_COLUMNS, _users(users), users),
             ("tickets", TICKET_COLUMNS, _tickets(tickets, users, rng), tickets),
             ("ads", AD_COLUMNS, _ads(ads, users, random.Random(SEED + 1)), ads),
-            ("ad_events", AD_EVENT_COLUMNS, _ad_events(ads, users), int(ads * 2.6)),
+            ("ad_events", AD_EVENT_COLUMNS, _ad_events(ads, users), int(ads * 2.97)),
         ):
             with tqdm(total=total, desc=f"seeding {table}", unit="rows", unit_scale=True) as bar:
                 while True:

@@ -176,7 +176,8 @@ async def ads_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
     - approval time: per round, the approval event minus the submission it answers (the
       ad's latest submission at or before it), in minutes, over approvals by a moderator
       in the period (auto-approvals excluded), median and 90th percentile (nearest rank);
-    - by category: submitted, approved, rejected per top-level category;
+    - by category: submitted, approved, rejected per top-level category (the ad's
+      category when the event happened);
     - rejection reasons: every rejection event of the period by reason, most first;
     - per moderator: approvals, rejections, change requests and take-downs of the
       period by the moderator who made them (every round counts).
@@ -188,10 +189,9 @@ async def ads_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
     # everything the sections below split them by: one grouped query
     rows = (
         await session.execute(
-            select(current, AdEvent.kind, Ad.category, AdEvent.actor_id, AdEvent.reason, day, func.count())
-            .join(Ad, Ad.id == AdEvent.ad_id)
+            select(current, AdEvent.kind, AdEvent.category, AdEvent.actor_id, AdEvent.reason, day, func.count())
             .where(AdEvent.at >= before_period.start, AdEvent.at < period.end, AdEvent.kind.in_(COUNTED))
-            .group_by(current, AdEvent.kind, Ad.category, AdEvent.actor_id, AdEvent.reason, day)
+            .group_by(current, AdEvent.kind, AdEvent.category, AdEvent.actor_id, AdEvent.reason, day)
         )
     ).all()
     keys = {"approved": "approved", "rejected": "rejected", "changes": "changes_requested"}
@@ -598,7 +598,7 @@ async def user_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
         select(User.id.label("uid")).where(or_(_within(User.first_seen, period), _within(User.last_seen, period))),
         select(Question.user_id).where(_within(Question.created_at, period)),
         select(Ticket.user_id).where(_within(Ticket.escalated_at, period)),
-        select(Ad.user_id).join(AdEvent, AdEvent.ad_id == Ad.id).where(_within(AdEvent.at, period), AdEvent.kind.in_(SUBMISSIONS)),
+        select(AdEvent.user_id).where(_within(AdEvent.at, period), AdEvent.kind.in_(SUBMISSIONS)),
         select(Rating.user_id).where(_within(Rating.rated_at, period)),
         select(Feedback.user_id).where(_within(Feedback.created_at, period)),
     ).subquery()

@@ -39,11 +39,7 @@ def _ad(ad_id: int, user: int, category: str, status: str, submitted: datetime |
     )
 
 
-def _e(ad_id: int, kind: str, at: datetime, by: int | None = None, reason: str | None = None) -> AdEvent:
-    return AdEvent(ad_id=ad_id, kind=kind, at=at, actor_id=by, reason=reason)
-
-
-def _ad_events() -> list[AdEvent]:
+def _ad_events(owners: dict[int, tuple[int, str | None]]) -> list[AdEvent]:
     """The event log of the ads below (what ads/service.py writes), in time order per ad."""
     events: list[AdEvent] = []
     # ad: (submitted, decision kind, decided, moderator, reason, closing kind, closed)
@@ -69,11 +65,16 @@ def _ad_events() -> list[AdEvent]:
         19: (z(9, 30, 21), "approved", z(9, 30, 23), THANDI, None, None, None),
     }
     for ad_id, (submitted, decision, decided, by, reason, closing, closed) in ads.items():
-        events.append(_e(ad_id, "submitted", submitted))
+        user, category = owners[ad_id]
+
+        def e(kind: str, at: datetime, by: int | None = None, reason: str | None = None) -> AdEvent:
+            return AdEvent(ad_id=ad_id, user_id=user, category=category, kind=kind, at=at, actor_id=by, reason=reason)
+
+        events.append(e("submitted", submitted))
         if decision:
-            events.append(_e(ad_id, decision, decided, by, reason))
+            events.append(e(decision, decided, by, reason))
         if closing:
-            events.append(_e(ad_id, closing, closed, MO if closing == "taken_down" else None))
+            events.append(e(closing, closed, MO if closing == "taken_down" else None))
     return events
 
 
@@ -180,7 +181,7 @@ def rows() -> list[list[Any]]:
         Feedback(user_id=U1, text="Add Afrikaans", rating=None, created_at=z(10, 20)),
         Feedback(user_id=U2, text="late", rating=1, created_at=z(10, 31, 23, 30)),  # November
     ]
-    return [users + staff, strikes + user_events + ads + questions + tickets, _ad_events() + ratings + feedback]
+    return [users + staff, strikes + user_events + ads + questions + tickets, _ad_events({a.id: (a.user_id, a.category) for a in ads}) + ratings + feedback]
 
 
 async def seed(sessions: Any) -> None:

@@ -175,9 +175,9 @@ async def test_migration_backfills_one_submission_decision_and_ending_per_ad(db_
             for ad_id, status, sub, dec, by, reason, auto, resub, upd in ads:
                 await conn.execute(
                     text(
-                        "INSERT INTO ads (id, user_id, status, editing, title, description, currency, location, created_at, updated_at,"
+                        "INSERT INTO ads (id, user_id, status, category, editing, title, description, currency, location, created_at, updated_at,"
                         " submitted_at, decided_at, decided_by, decision_reason, auto_approved, resubmissions)"
-                        " VALUES (:id, 1, :status, false, 't', 'd', 'ZAR', '', :c, :u, :s, :d, :by, :r, :a, :n)"
+                        " VALUES (:id, 1, :status, 'pets', false, 't', 'd', 'ZAR', '', :c, :u, :s, :d, :by, :r, :a, :n)"
                     ),
                     {"id": ad_id, "status": status, "c": z(1), "u": upd, "s": sub, "d": dec, "by": by, "r": reason, "a": auto, "n": resub},
                 )
@@ -188,6 +188,7 @@ async def test_migration_backfills_one_submission_decision_and_ending_per_ad(db_
     try:
         async with engine.connect() as conn:
             rows = (await conn.execute(text("SELECT ad_id, kind, actor_id, reason FROM ad_events ORDER BY ad_id, id"))).all()
+            owners = (await conn.execute(text("SELECT DISTINCT user_id, category FROM ad_events"))).all()
     finally:
         await engine.dispose()
     assert [tuple(r) for r in rows] == [
@@ -198,3 +199,4 @@ async def test_migration_backfills_one_submission_decision_and_ending_per_ad(db_
         (5, "submitted", None, None), (5, "deleted", None, None),
         (6, "submitted", None, None),
     ]
+    assert [tuple(r) for r in owners] == [(1, "pets")]

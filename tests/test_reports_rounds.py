@@ -66,9 +66,9 @@ async def seed(sessions) -> None:
                 updated_at=history[-1][1], submitted_at=submitted, resubmissions=sum(1 for k, *_ in history if k == "reopened"),
             ))
     async with sessions() as session, session.begin():
-        for ad_id, _, _, history in ADS.values():
+        for ad_id, category, _, history in ADS.values():
             for kind, at, by, reason in history:
-                session.add(AdEvent(ad_id=ad_id, kind=kind, at=at, actor_id=by, reason=reason))
+                session.add(AdEvent(ad_id=ad_id, user_id=OWNER, category=category, kind=kind, at=at, actor_id=by, reason=reason))
             await session.flush()  # ids in time order within each ad
 
 

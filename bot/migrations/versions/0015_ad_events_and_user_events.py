@@ -24,28 +24,28 @@ ID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 # the event that ended the ad's life, in that order (ids follow time within an ad).
 BACKFILL = [
     # the latest submission (a resubmission when the ad had been reopened before it)
-    """INSERT INTO ad_events (ad_id, kind, actor_id, reason, at)
-       SELECT id, CASE WHEN resubmissions > 0 AND status <> 'draft' THEN 'resubmitted' ELSE 'submitted' END,
+    """INSERT INTO ad_events (ad_id, user_id, category, kind, actor_id, reason, at)
+       SELECT id, user_id, category, CASE WHEN resubmissions > 0 AND status <> 'draft' THEN 'resubmitted' ELSE 'submitted' END,
               NULL, NULL, submitted_at
        FROM ads WHERE submitted_at IS NOT NULL ORDER BY id""",
     # approvals: the ad went live. A take-down by a moderator overwrote decided_at and
     # decided_by with its own (decided_at = updated_at): the approval's moderator and
     # time are unknown, so it gets no actor (counted, but not timed nor attributed).
-    """INSERT INTO ad_events (ad_id, kind, actor_id, reason, at)
-       SELECT id, CASE WHEN auto_approved THEN 'auto_approved' ELSE 'approved' END,
+    """INSERT INTO ad_events (ad_id, user_id, category, kind, actor_id, reason, at)
+       SELECT id, user_id, category, CASE WHEN auto_approved THEN 'auto_approved' ELSE 'approved' END,
               CASE WHEN status = 'taken_down' AND decided_at = updated_at THEN NULL ELSE decided_by END,
               NULL, decided_at
        FROM ads
        WHERE decided_at IS NOT NULL AND submitted_at IS NOT NULL
          AND status IN ('approved', 'expired', 'sold', 'taken_down') ORDER BY id""",
-    """INSERT INTO ad_events (ad_id, kind, actor_id, reason, at)
-       SELECT id, status, decided_by, decision_reason, decided_at
+    """INSERT INTO ad_events (ad_id, user_id, category, kind, actor_id, reason, at)
+       SELECT id, user_id, category, status, decided_by, decision_reason, decided_at
        FROM ads
        WHERE decided_at IS NOT NULL AND submitted_at IS NOT NULL
          AND status IN ('rejected', 'changes_requested') ORDER BY id""",
     # how it ended (updated_at is the moment of that last change)
-    """INSERT INTO ad_events (ad_id, kind, actor_id, reason, at)
-       SELECT id, CASE WHEN status = 'draft' THEN 'reopened' ELSE status END,
+    """INSERT INTO ad_events (ad_id, user_id, category, kind, actor_id, reason, at)
+       SELECT id, user_id, category, CASE WHEN status = 'draft' THEN 'reopened' ELSE status END,
               CASE WHEN status = 'taken_down' AND decided_at = updated_at THEN decided_by ELSE NULL END,
               NULL, updated_at
        FROM ads
@@ -58,6 +58,8 @@ def upgrade() -> None:
     op.create_table('ad_events',
     sa.Column('id', ID, nullable=False),
     sa.Column('ad_id', ID, nullable=False),
+    sa.Column('user_id', ID, nullable=False),
+    sa.Column('category', bot.db.SafeString(length=20), nullable=True),
     sa.Column('kind', bot.db.SafeString(length=20), nullable=False),
     sa.Column('actor_id', ID, nullable=True),
     sa.Column('reason', bot.db.SafeString(length=20), nullable=True),
