@@ -2,7 +2,7 @@
 for the report's moderation rounds; backfilled from the ads rows
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-04 19:50:00
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 import bot.db
 
 revision = '0015'
-down_revision = '0012'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
