@@ -141,3 +141,69 @@ class AdReport(Base):
     decided_at: Mapped[datetime | None]
     card_chat_id: Mapped[int | None]
     card_message_id: Mapped[int | None]
+
+
+class AdEventKind(StrEnum):
+    """What happened to an ad (one ``ad_events`` row each, append-only)."""
+
+    SUBMITTED = "submitted"  # the first submission: a moderation round starts
+    RESUBMITTED = "resubmitted"  # submitted again after an edit: another round
+    APPROVED = "approved"  # by a moderator
+    AUTO_APPROVED = "auto_approved"  # a trusted user's clean ad, at submission
+    REJECTED = "rejected"
+    CHANGES_REQUESTED = "changes_requested"
+    REOPENED = "reopened"  # back to a draft for editing (after a decision, or a live ad)
+    RENEWED = "renewed"  # the owner extended a live or expired ad
+    TAKEN_DOWN = "taken_down"  # by a moderator, or an upheld user report
+    EXPIRED = "expired"
+    SOLD = "sold"
+    DELETED = "deleted"  # by its owner (or a reopened draft replaced by a new one)
+
+
+SUBMISSION_KINDS = (AdEventKind.SUBMITTED, AdEventKind.RESUBMITTED)
+DECISION_KINDS = (AdEventKind.APPROVED, AdEventKind.AUTO_APPROVED, AdEventKind.REJECTED, AdEventKind.CHANGES_REQUESTED)
+
+
+class AdEvent(Base):
+    """One state change of an ad, written in the transaction that makes it (ads/service.py).
+    Never updated or deleted: the report counts moderation rounds from these rows."""
+
+    __tablename__ = "ad_events"
+    __table_args__ = (
+        Index("ix_ad_events_at", "at"),
+        Index("ix_ad_events_ad_at", "ad_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ad_id: Mapped[int] = mapped_column(ForeignKey("ads.id", ondelete="CASCADE"))
+    # the ad's owner and top-level category at the time (an edit may move the ad):
+    # the report splits and counts events without joining the ads table
+    user_id: Mapped[int]
+    category: Mapped[str | None] = mapped_column(SafeString(20))
+    kind: Mapped[str] = mapped_column(SafeString(20))
+    actor_id: Mapped[int | None]  # the moderator (None: the owner, the bot or a sweep)
+    reason: Mapped[str | None] = mapped_column(SafeString(20))  # rejection / change reason code
+    at: Mapped[datetime]
+
+
+class UserEventKind(StrEnum):
+    """A change of a user's posting status (strikes themselves are rows of ``strikes``)."""
+
+    WARNED = "warned"
+    BLOCKED = "blocked"  # posting blocked until ``until``
+    BANNED = "banned"
+    LIFTED = "lifted"  # back to active: strikes expired or pardoned, or unbanned
+
+
+class UserEvent(Base):
+    """One penalty change of a user, written with the status change (ads/strikes.py)."""
+
+    __tablename__ = "user_events"
+    __table_args__ = (Index("ix_user_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(SafeString(10))
+    actor_id: Mapped[int | None]  # the moderator, when given by hand
+    until: Mapped[datetime | None]  # end of a posting block
+    at: Mapped[datetime]

@@ -5,14 +5,14 @@ moderation decisions. Every function takes an ``AsyncSession`` and never commits
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ads.models import Ad, AdCheck, AdPhoto, AdStatus, Step
+from ads.models import Ad, AdCheck, AdEvent, AdEventKind, AdPhoto, AdStatus, Step
 from ads.policy import Finding, Policy, RecentAd, pre_check
 from ads.price import PriceError, parse_price
 from bot.config import AdsSettings
@@ -41,6 +41,13 @@ class FieldError(Exception):
 def utf16_len(text: str) -> int:
     """Length as Telegram counts it (emoji are two)."""
     return len(text.encode("utf-16-le")) // 2
+
+
+def record(session: AsyncSession, ad: Any, kind: AdEventKind, *, now: datetime, actor_id: int | None = None, reason: str | None = None) -> None:
+    """Append one ``ad_events`` row: every state change of an ad writes exactly one, in
+    the same transaction (the report counts moderation rounds from them). ``ad``: the
+    Ad, or a row with its id, user_id and category."""
+    session.add(AdEvent(ad_id=ad.id, user_id=ad.user_id, category=ad.category, kind=kind, actor_id=actor_id, reason=reason, at=now))
 
 
 def category_path(ad: Ad) -> list[str]:
@@ -72,7 +79,7 @@ async def posting_block(session: AsyncSession, *, user_id: int, now: datetime) -
     return None
 
 
-async def _drop_drafts(session: AsyncSession, user_id: int, *, keep: int | None = None) -> bool:
+async def _drop_drafts(session: AsyncSession, user_id: int, *, now: datetime, keep: int | None = None) -> bool:
     """Drafts that were never submitted are deleted; an ad reopened for editing (it has
     a history: decisions, reports, strikes) is only marked deleted, never erased."""
     never = delete(Ad).where(Ad.user_id == user_id, Ad.status == AdStatus.DRAFT, Ad.submitted_at.is_(None))
@@ -80,25 +87,30 @@ async def _drop_drafts(session: AsyncSession, user_id: int, *, keep: int | None 
         update(Ad)
         .where(Ad.user_id == user_id, Ad.status == AdStatus.DRAFT, Ad.submitted_at.is_not(None))
         .values(status=AdStatus.DELETED, step=None)
+        .returning(Ad.id, Ad.user_id, Ad.category)
     )
     if keep is not None:
         never, reopened = never.where(Ad.id != keep), reopened.where(Ad.id != keep)
     first = await session.execute(never)
-    second = await session.execute(reopened)
-    return bool(first.rowcount or second.rowcount)
+    gone = (await session.execute(reopened)).all()
+    for row in gone:
+        record(session, row, AdEventKind.DELETED, now=now)
+    return bool(first.rowcount or gone)
 
 
 async def start_draft(session: AsyncSession, rules: Rules, *, user_id: int, now: datetime) -> Ad:
     """A fresh draft (an unfinished one is discarded)."""
-    await _drop_drafts(session, user_id)
+    await _drop_drafts(session, user_id, now=now)
     ad = Ad(user_id=user_id, status=AdStatus.DRAFT, step=Step.CATEGORY, currency=rules.settings.currency, created_at=now, updated_at=now)
     session.add(ad)
     await session.flush()
     return ad
 
 
-async def discard_draft(session: AsyncSession, *, user_id: int) -> bool:
-    return await _drop_drafts(session, user_id)
+async def discard_draft(session: AsyncSession, *, user_id: int, now: datetime | None = None) -> bool:
+    """``now`` dates the "deleted" event of a discarded reopened ad (the wall clock when
+    the caller does not give it)."""
+    return await _drop_drafts(session, user_id, now=now or datetime.now(UTC))
 
 
 def _advance(ad: Ad, done: Step) -> None:
@@ -250,9 +262,11 @@ async def submit(session: AsyncSession, rules: Rules, *, ad: Ad, now: datetime) 
     ]
     ad.status, ad.step, ad.submitted_at, ad.updated_at = AdStatus.SUBMITTED, None, now, now
     ad.decided_at = ad.decided_by = ad.decision_reason = ad.decision_note = None
+    record(session, ad, AdEventKind.RESUBMITTED if ad.resubmissions else AdEventKind.SUBMITTED, now=now)
     if rules.settings.auto_approve_trusted and not ad.checks and await _trusted(session, rules, ad.user_id, now):
         _approve(ad, rules, moderator_id=None, now=now)
         ad.auto_approved = True
+        record(session, ad, AdEventKind.AUTO_APPROVED, now=now)
         await session.flush()
         return SubmitResult(SubmitOutcome.APPROVED, ad, findings)
     await session.flush()
@@ -333,6 +347,8 @@ async def decide(
         raise FieldError("unknown_ad")
     if won is None:
         return DecideResult(False, ad)
+    kind = {Decision.APPROVE: AdEventKind.APPROVED, Decision.REJECT: AdEventKind.REJECTED, Decision.CHANGES: AdEventKind.CHANGES_REQUESTED}[decision]
+    record(session, ad, kind, now=now, actor_id=moderator_id, reason=reason)
     if decision == Decision.APPROVE:
         _approve(ad, rules, moderator_id=moderator_id, now=now)
     return DecideResult(True, ad)
@@ -352,9 +368,10 @@ async def reopen_for_edit(session: AsyncSession, *, ad_id: int, user_id: int, st
     ad = await session.get(Ad, ad_id, with_for_update=True)
     if ad is None or ad.user_id != user_id or ad.status not in (AdStatus.REJECTED, AdStatus.CHANGES):
         return None
-    await _drop_drafts(session, user_id, keep=ad.id)
+    await _drop_drafts(session, user_id, now=now, keep=ad.id)
     ad.status = AdStatus.DRAFT
     ad.resubmissions += 1
+    record(session, ad, AdEventKind.REOPENED, now=now)
     ad.updated_at = now
     if step and step in [s.value for s in EDITABLE]:
         ad.step, ad.editing = step, True
@@ -414,17 +431,21 @@ async def owner_action(session: AsyncSession, rules: Rules, *, ad_id: int, user_
     published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
     if action == "sold" and ad.status == AdStatus.APPROVED:
         ad.status = AdStatus.SOLD
+        record(session, ad, AdEventKind.SOLD, now=now)
     elif action == "delete" and ad.status in (AdStatus.SUBMITTED, AdStatus.APPROVED, AdStatus.EXPIRED, AdStatus.REJECTED, AdStatus.CHANGES, AdStatus.SOLD):
         ad.status = AdStatus.DELETED
+        record(session, ad, AdEventKind.DELETED, now=now)
     elif action == "renew" and ad.status in (AdStatus.APPROVED, AdStatus.EXPIRED):
         ad.status = AdStatus.APPROVED
         ad.expires_at = max(now, ad.expires_at or now) + timedelta(days=rules.settings.expiry_days)
         ad.reminded_at = None
         published = None
+        record(session, ad, AdEventKind.RENEWED, now=now)
     elif action == "edit" and ad.status in (AdStatus.APPROVED, AdStatus.EXPIRED, AdStatus.REJECTED, AdStatus.CHANGES):
-        await _drop_drafts(session, user_id, keep=ad.id)
+        await _drop_drafts(session, user_id, now=now, keep=ad.id)
         ad.status, ad.step, ad.editing = AdStatus.DRAFT, Step.PREVIEW, False
         ad.resubmissions += 1
+        record(session, ad, AdEventKind.REOPENED, now=now)
     else:
         return None
     ad.updated_at = now
@@ -468,6 +489,7 @@ async def expiry_sweep(session: AsyncSession, rules: Rules, *, now: datetime) ->
         published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
         ad.status, ad.updated_at = AdStatus.EXPIRED, now
         ad.published_chat_id = ad.published_message_id = None
+        record(session, ad, AdEventKind.EXPIRED, now=now)
         items.append(ExpiryItem(ExpiryAction.EXPIRED, ad, published))  # type: ignore[arg-type]
     return items
 
@@ -550,6 +572,7 @@ async def decide_report(session: AsyncSession, *, report_id: int, moderator_id: 
         published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
         ad.status, ad.updated_at = AdStatus.TAKEN_DOWN, now
         ad.published_chat_id = ad.published_message_id = None
+        record(session, ad, AdEventKind.TAKEN_DOWN, now=now, actor_id=moderator_id, reason=report.reason)
     return ReportDecision(True, report, ad, published)  # type: ignore[arg-type]
 
 
@@ -561,4 +584,5 @@ async def take_down(session: AsyncSession, *, ad_id: int, moderator_id: int, now
     published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
     ad.status, ad.updated_at, ad.decided_by, ad.decided_at = AdStatus.TAKEN_DOWN, now, moderator_id, now
     ad.published_chat_id = ad.published_message_id = None
+    record(session, ad, AdEventKind.TAKEN_DOWN, now=now, actor_id=moderator_id)
     return ad, published  # type: ignore[return-value]

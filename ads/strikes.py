@@ -6,13 +6,14 @@ for 7 days, 3 banned (``ads.penalties`` in config). A strike expires after
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ads.models import Ad, AdStatus, Strike
+from ads.models import Ad, AdStatus, Strike, UserEvent, UserEventKind
 from ads.service import Rules, count_active_strikes
+from bot.config import Penalty as PenaltyStep
 from bot.models import User, UserStatus
 
 PATTERN_WINDOW = timedelta(days=7)
@@ -25,6 +26,23 @@ class Penalty:
     action: str | None  # warn | block | ban | None (nothing, or lifted)
     until: datetime | None = None
     strike_id: int | None = None
+
+
+_EVENT_OF = {
+    UserStatus.WARNED: UserEventKind.WARNED,
+    UserStatus.BLOCKED: UserEventKind.BLOCKED,
+    UserStatus.BANNED: UserEventKind.BANNED,
+    UserStatus.ACTIVE: UserEventKind.LIFTED,
+}
+
+
+def _record(session: AsyncSession, user: User, before: tuple[str, datetime | None], *, now: datetime, actor_id: int | None = None) -> None:
+    """One ``user_events`` row when the user's penalty changed: a new status, or a new
+    posting block (a further strike while blocked sets a new end)."""
+    after = (user.status, user.blocked_until)
+    if after == before or user.status not in _EVENT_OF:
+        return
+    session.add(UserEvent(user_id=user.id, kind=_EVENT_OF[UserStatus(user.status)], actor_id=actor_id, until=user.blocked_until, at=now))
 
 
 async def all_strikes(session: AsyncSession, *, user_id: int) -> list[Strike]:
@@ -53,6 +71,13 @@ async def apply_penalty(session: AsyncSession, rules: Rules, *, user_id: int, re
     user = await session.get(User, user_id, with_for_update=True)
     if user is None:
         return Penalty(count, None)
+    before = (user.status, user.blocked_until)
+    penalty = _step_penalty(user, step, count, reason, now)
+    _record(session, user, before, now=now)
+    return penalty
+
+
+def _step_penalty(user: User, step: PenaltyStep | None, count: int, reason: str | None, now: datetime) -> Penalty:
     if step is None:
         if user.status in (UserStatus.WARNED, UserStatus.BLOCKED):
             user.status, user.blocked_until, user.status_reason = UserStatus.ACTIVE, None, None
@@ -70,17 +95,22 @@ async def apply_penalty(session: AsyncSession, rules: Rules, *, user_id: int, re
     return Penalty(count, step.action, user.blocked_until)
 
 
-async def ban(session: AsyncSession, *, user_id: int, reason: str, now: datetime) -> User | None:
+async def ban(session: AsyncSession, *, user_id: int, reason: str, now: datetime, moderator_id: int | None = None) -> User | None:
     user = await session.get(User, user_id, with_for_update=True)
     if user is not None:
+        before = (user.status, user.blocked_until)
         user.status, user.blocked_until, user.status_reason = UserStatus.BANNED, None, reason
+        _record(session, user, before, now=now, actor_id=moderator_id)
     return user
 
 
-async def unban(session: AsyncSession, *, user_id: int) -> User | None:
+async def unban(session: AsyncSession, *, user_id: int, now: datetime | None = None, moderator_id: int | None = None) -> User | None:
+    """``now`` dates the "lifted" event (the wall clock when the caller does not give it)."""
     user = await session.get(User, user_id, with_for_update=True)
     if user is not None:
+        before = (user.status, user.blocked_until)
         user.status, user.blocked_until, user.status_reason = UserStatus.ACTIVE, None, None
+        _record(session, user, before, now=now or datetime.now(UTC), actor_id=moderator_id)
     return user
 
 
@@ -98,7 +128,9 @@ async def pardon(session: AsyncSession, rules: Rules, *, strike_id: int, now: da
     user = await session.get(User, strike.user_id)
     if user is not None and user.status == UserStatus.BANNED:
         # a ban from strikes is lifted when the strikes no longer reach it
+        before = (user.status, user.blocked_until)
         user.status = UserStatus.ACTIVE
+        _record(session, user, before, now=now)
     return strike, await apply_penalty(session, rules, user_id=strike.user_id, reason=None, now=now)
 
 

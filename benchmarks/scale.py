@@ -1,9 +1,10 @@
 """Scale: the staff's and users' everyday views over a big PostgreSQL database.
 
 Seeds PostgreSQL (the database is wiped!) with 100,000 users, 1,000,000 tickets and
-1,000,000 ads spread over two years (bulk COPY, with a progress bar), a realistic
-few thousand of them still open or waiting for moderation, then times, through the
-real Application and the in-process fake Bot API:
+1,000,000 ads spread over two years with their event log (about 3 events per ad;
+one ad in ten had a rejected first round and was resubmitted) (bulk COPY, with a
+progress bar), a realistic few thousand of them still open or waiting for moderation,
+then times, through the real Application and the in-process fake Bot API:
 
 - ``/queue`` in the staff chat (open tickets, oldest first),
 - ``/mytickets`` of a user with a long history,
@@ -120,7 +121,9 @@ def _ads(n: int, users: int, rng: random.Random) -> Iterator[tuple]:
     pending_every = max(1, n // 500)  # about 500 waiting for a moderator
     for i in range(n):
         created = NOW - SPAN + timedelta(seconds=i * SPAN.total_seconds() / n)
-        submitted = created + timedelta(minutes=10)
+        # one in ten: rejected at first, fixed and resubmitted 4 hours later
+        second_round = i % 10 == 1
+        submitted = created + timedelta(hours=4 if second_round else 0, minutes=10)
         if i % pending_every == 0:
             status, decided, expires = "submitted", None, None
         else:
@@ -131,8 +134,38 @@ def _ads(n: int, users: int, rng: random.Random) -> Iterator[tuple]:
             i + 1, FIRST_USER + rng.randrange(users), status, None, False, categories[i % len(categories)], None,
             f"Item for sale {i}", "A fine item in good condition.", "fixed", Decimal(rng.randint(50, 90000)), "ZAR",
             "Johannesburg", "bot", None, created, decided or submitted, submitted, decided, 900001 if decided else None,
-            None, None, False, 0, expires,
+            None, None, False, 1 if second_round else 0, expires,
         )
+
+
+AD_EVENT_COLUMNS = ["ad_id", "user_id", "category", "kind", "actor_id", "reason", "at"]
+
+
+def _ad_events(n: int, users: int) -> Iterator[tuple]:
+    """The event log of the ads of ``_ads`` (replayed with the same random sequence), as
+    ads/service.py writes it: the rounds, the decision, how the ad ended."""
+    for row in _ads(n, users, random.Random(SEED + 1)):
+        ad_id, user, status, category, created, submitted, decided, by, resubmissions, expires = (
+            row[0], row[1], row[2], row[5], row[15], row[17], row[18], row[19], row[23], row[24]
+        )
+        if resubmissions:
+            first = created + timedelta(minutes=10)
+            yield (ad_id, user, category, "submitted", None, None, first)
+            yield (ad_id, user, category, "rejected", 900002, "photos", first + timedelta(hours=1))
+            yield (ad_id, user, category, "reopened", None, None, first + timedelta(hours=2))
+            yield (ad_id, user, category, "resubmitted", None, None, submitted)
+        else:
+            yield (ad_id, user, category, "submitted", None, None, submitted)
+        if decided is None:
+            continue
+        if status == "rejected":
+            yield (ad_id, user, category, "rejected", by, "scam", decided)
+            continue
+        yield (ad_id, user, category, "approved", by, None, decided)
+        if status == "expired":
+            yield (ad_id, user, category, "expired", None, None, min(expires, NOW))
+        elif status in ("sold", "deleted"):
+            yield (ad_id, user, category, status, None, None, min(decided + timedelta(days=2), NOW))
 
 
 async def seed(url: str, users: int, tickets: int, ads: int) -> None:
@@ -143,7 +176,8 @@ async def seed(url: str, users: int, tickets: int, ads: int) -> None:
         for table, columns, rows, total in (
             ("users", USER_COLUMNS, _users(users), users),
             ("tickets", TICKET_COLUMNS, _tickets(tickets, users, rng), tickets),
-            ("ads", AD_COLUMNS, _ads(ads, users, rng), ads),
+            ("ads", AD_COLUMNS, _ads(ads, users, random.Random(SEED + 1)), ads),
+            ("ad_events", AD_EVENT_COLUMNS, _ad_events(ads, users), int(ads * 2.97)),
         ):
             with tqdm(total=total, desc=f"seeding {table}", unit="rows", unit_scale=True) as bar:
                 while True:
@@ -152,7 +186,7 @@ async def seed(url: str, users: int, tickets: int, ads: int) -> None:
                         break
                     await conn.copy_records_to_table(table, records=batch, columns=columns)
                     bar.update(len(batch))
-            if table != "users":
+            if table in ("tickets", "ads"):
                 await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {total})")
         await conn.execute("ANALYZE")
     finally:

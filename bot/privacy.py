@@ -20,8 +20,9 @@ anonymous figures the reports count. What happens to each table:
 - ``ads``: drafts deleted; the others keep category, price, status and dates with
   title, description, location and phone blanked, photos and pre-check details
   removed; a live or waiting ad is withdrawn (``deleted``).
-- ``ad_reports`` they made, ``strikes`` against them, ``feedback`` (text and answer
-  blanked, rating kept): moved to the anonymous id.
+  ``ad_events`` of their ads move to the anonymous id (a withdrawal is recorded).
+- ``ad_reports`` they made, ``strikes`` against them, ``user_events`` (penalties),
+  ``feedback`` (text and answer blanked, rating kept): moved to the anonymous id.
 
 Copies Telegram keeps (the user's own chat, messages relayed into the staff chat) are
 not in the database; staff remove those in Telegram if asked.
@@ -41,7 +42,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ads.models import Ad, AdCheck, AdPhoto, AdReport, AdStatus, Strike
+from ads.models import Ad, AdCheck, AdEvent, AdEventKind, AdPhoto, AdReport, AdStatus, Strike, UserEvent
 from bot.models import PendingInput, User, UserStatus
 from escalation.models import OPEN_STATUSES, Direction, Feedback, Rating, SendState, Ticket, TicketEvent, TicketMessage, TicketStatus
 from kb.models import KbPhrasing, PhrasingSource, PhrasingStatus, Question
@@ -147,6 +148,8 @@ async def export_user(session: AsyncSession, *, user_id: int, now: datetime) -> 
     doc["reports_about_your_ads"] = [_row(r, "id", "ad_id", "reason", "status", "created_at", "decided_at") for r in about]
     strikes = (await session.scalars(select(Strike).where(Strike.user_id == user_id).order_by(Strike.id))).all()
     doc["strikes"] = [_row(s, "id", "reason", "ad_id", "created_at", "expires_at", "pardoned") for s in strikes]
+    penalties = (await session.scalars(select(UserEvent).where(UserEvent.user_id == user_id).order_by(UserEvent.id))).all()
+    doc["penalties"] = [_row(e, "kind", "until", "at") for e in penalties]
     feedback = (await session.scalars(select(Feedback).where(Feedback.user_id == user_id).order_by(Feedback.id))).all()
     doc["feedback"] = [_row(f, "id", "text", "rating", "created_at", "answer", "answered_at") for f in feedback]
     return doc
@@ -240,6 +243,7 @@ async def erase_user(session: AsyncSession, *, user_id: int, now: datetime, by: 
             result.mod_cards.append((ad.mod_chat_id, ad.mod_message_id))
         if ad.status in (AdStatus.APPROVED, AdStatus.SUBMITTED, AdStatus.CHANGES):
             ad.status = AdStatus.DELETED
+            session.add(AdEvent(ad_id=ad.id, user_id=anon_id, category=ad.category, kind=AdEventKind.DELETED, at=now))
         ad.published_chat_id = ad.published_message_id = None
         ad.user_id, ad.title, ad.description, ad.location, ad.phone = anon_id, "", "", "", None
         ad.decision_note, ad.step, ad.updated_at = None, None, now
@@ -249,6 +253,8 @@ async def erase_user(session: AsyncSession, *, user_id: int, now: datetime, by: 
         await session.execute(update(AdCheck).where(AdCheck.ad_id.in_(kept)).values(detail={}))
     await session.execute(update(AdReport).where(AdReport.reporter_id == user_id).values(reporter_id=anon_id))
     await session.execute(update(Strike).where(Strike.user_id == user_id).values(user_id=anon_id))
+    await session.execute(update(AdEvent).where(AdEvent.user_id == user_id).values(user_id=anon_id))
+    await session.execute(update(UserEvent).where(UserEvent.user_id == user_id).values(user_id=anon_id))
     await session.execute(
         update(Feedback).where(Feedback.user_id == user_id).values(user_id=anon_id, text="", answer=None)
     )

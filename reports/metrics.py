@@ -8,17 +8,18 @@ each docstring.
 
 Where the data comes from, and its limits:
 
-- ``ads`` keeps each ad's *latest* submission and decision (``submitted_at``,
-  ``decided_at``, ``decided_by``, ``decision_reason``) and its current ``status``; an ad
-  rejected, edited and resubmitted counts once, under its latest state.
+- ``ad_events`` is the append-only log of ad state changes (ads/service.py writes one
+  row with each change): every submission and decision of every moderation round, with
+  its moderator and reason. Rows before migration 0016 were backfilled from the ads
+  table, which knew only each ad's latest submission and decision.
 - ``questions`` is the question log (outcome, chosen entry, none-of-these, vote).
 - ``tickets`` has the moments a case reached a person (``escalated_at``), got its first
   staff message (``first_response_at``), was resolved (``resolved_at``; a reopened case
   counts at its latest resolution) and the SLA breach flags.
 - ``ratings``: one satisfaction survey per resolved ticket (``sent_at``), its stars and
   comment (``rated_at``). ``feedback``: /feedback items. ``strikes``: warnings.
-- ``users`` keeps only the current status: "blocked" and "banned" are states at the
-  time the report runs, not events of the period.
+- ``user_events``: penalty changes (blocked, banned, lifted), written with the status
+  change (ads/strikes.py) since migration 0016; earlier blocks and bans had no date.
 """
 
 from __future__ import annotations
@@ -32,22 +33,19 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import Float, and_, case, distinct, exists, func, literal, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from ads.models import Ad, AdStatus, Strike
+from ads.models import DECISION_KINDS, SUBMISSION_KINDS, Ad, AdEvent, AdEventKind, AdStatus, Strike, UserEvent, UserEventKind
 from bot.db import UTCDateTime
-from bot.models import User, UserStatus
+from bot.models import User
 from escalation.models import OPEN_STATUSES, Feedback, Rating, StaffMember, Ticket
 from kb.models import KbEntry, Outcome, Question, Vote
 from kb.textnorm import normalize
 from reports.periods import Period
 from reports.stats import change_pct, median, pct, percentile
 
-# Ads whose latest decision was an approval (they went live, whatever happened since).
-APPROVED_STATES = (AdStatus.APPROVED, AdStatus.EXPIRED, AdStatus.SOLD, AdStatus.TAKEN_DOWN)
-# Approval time is measured on these only: a take-down overwrites decided_at.
-APPROVAL_TIME_STATES = (AdStatus.APPROVED, AdStatus.EXPIRED, AdStatus.SOLD)
 LOW_RATING = 3  # ratings of 3 or less are "low" (the bot asks those users for a comment)
 TOP = 10  # rows in each "top" list
 GAP_SIMILARITY = 70  # rapidfuzz token_set_ratio at or above which two questions cluster
@@ -134,104 +132,131 @@ async def _names(session: AsyncSession, ids: list[int]) -> dict[int, str]:
 
 # ------------------------------------------------------------------ ads
 
+SUBMISSIONS = tuple(str(k) for k in SUBMISSION_KINDS)
+# decision events by the report's outcome (auto-approvals are approvals)
+OUTCOME = {
+    AdEventKind.APPROVED: "approved",
+    AdEventKind.AUTO_APPROVED: "approved",
+    AdEventKind.REJECTED: "rejected",
+    AdEventKind.CHANGES_REQUESTED: "changes",
+}
+# what can follow a submission: a decision, or the owner's withdrawal
+FOLLOW_SUBMISSION = tuple(str(k) for k in DECISION_KINDS) + (str(AdEventKind.DELETED),)
+COUNTED = SUBMISSIONS + tuple(str(k) for k in DECISION_KINDS) + (str(AdEventKind.TAKEN_DOWN),)
 
-def _decision() -> Any:
-    """approved | rejected | changes for an ad's latest decision (None: none or unknown)."""
-    return case(
-        (Ad.status.in_(APPROVED_STATES), literal("approved")),
-        (Ad.status == AdStatus.REJECTED, literal("rejected")),
-        (Ad.status == AdStatus.CHANGES, literal("changes")),
-        else_=literal(None),
+
+def _answered_submission(decision: Any) -> Any:
+    """The submission a decision event answers: the latest submission event of the same
+    ad at or before it (a correlated subquery on ``ix_ad_events_ad_at``)."""
+    s = aliased(AdEvent)
+    return (
+        select(func.max(s.at))
+        .where(s.ad_id == decision.ad_id, s.kind.in_(SUBMISSIONS), s.at <= decision.at)
+        .scalar_subquery()
     )
 
 
 async def ads_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
-    """Ads of the period.
+    """Ads of the period, from the event log ``ad_events`` (one row per state change).
 
-    - submitted: ads whose (latest) submission time falls in the period;
-    - approved / rejected / changes requested: ads whose latest moderation decision
-      falls in the period, by its outcome (approved = the ad went live: it is now
-      approved, expired, sold or taken down; auto-approvals included);
+    A *moderation round* is one submission: the first one, or a resubmission after the
+    ad was reopened for editing (after a rejection or a change request, or edited while
+    live). An ad rejected, fixed and resubmitted is two rounds.
+
+    - submitted: submission events (rounds) in the period; resubmitted: those that were
+      resubmissions;
+    - approved / rejected / changes requested: decision events in the period, by
+      outcome (auto-approvals are approvals); taken down: take-down events in the period
+      (by a moderator, or an upheld user report);
     - change: each of those against the previous period of the same length, in %
       (None when the previous figure is 0);
-    - pending at period end: submitted before the end and not decided before the end
-      (ads withdrawn by their owner before the end excluded);
+    - pending at period end: ads whose last event before the end is a submission;
     - backlog at period end: those pending ads, how many had waited more than 24 h at
-      the end, and the longest wait (hours);
-    - approval time: decided minus submitted, in minutes, over ads approved by a
-      moderator in the period (auto-approvals and take-downs excluded), median and
-      90th percentile (nearest rank);
-    - by category: submitted, approved, rejected per top-level category;
-    - rejection reasons: rejections of the period by reason, most frequent first;
-    - per moderator: approvals, rejections and change requests of the period by the
-      moderator who decided.
+      the end (since that submission), and the longest wait (hours);
+    - approval time: per round, the approval event minus the submission it answers (the
+      ad's latest submission at or before it), in minutes, over approvals by a moderator
+      in the period (auto-approvals excluded), median and 90th percentile (nearest rank);
+    - by category: submitted, approved, rejected per top-level category (the ad's
+      category when the event happened);
+    - rejection reasons: every rejection event of the period by reason, most first;
+    - per moderator: approvals, rejections, change requests and take-downs of the
+      period by the moderator who made them (every round counts).
     """
     before_period = period.previous()
-    current = (Ad.submitted_at >= period.start).label("current")
-    day = _day_index(Ad.submitted_at, period).label("day")
-    # submissions of this period and the previous one: one grouped query
-    submitted_rows = (
+    current = (AdEvent.at >= period.start).label("current")
+    day = _day_index(AdEvent.at, period).label("day")
+    # submissions, decisions and take-downs of this period and the previous one, with
+    # everything the sections below split them by: one grouped query
+    rows = (
         await session.execute(
-            select(current, Ad.category, day, func.count())
-            .where(Ad.submitted_at >= before_period.start, Ad.submitted_at < period.end)
-            .group_by(current, Ad.category, day)
-        )
-    ).all()
-    # decisions of both periods, with everything the sections below split them by
-    decision = _decision().label("decision")
-    decided_now = (Ad.decided_at >= period.start).label("current")
-    decided_rows = (
-        await session.execute(
-            select(decided_now, Ad.category, Ad.decided_by, Ad.auto_approved, decision, Ad.decision_reason, func.count())
-            .where(Ad.decided_at >= before_period.start, Ad.decided_at < period.end)
-            .group_by(decided_now, Ad.category, Ad.decided_by, Ad.auto_approved, decision, Ad.decision_reason)
+            select(current, AdEvent.kind, AdEvent.category, AdEvent.actor_id, AdEvent.reason, day, func.count())
+            .where(AdEvent.at >= before_period.start, AdEvent.at < period.end, AdEvent.kind.in_(COUNTED))
+            .group_by(current, AdEvent.kind, AdEvent.category, AdEvent.actor_id, AdEvent.reason, day)
         )
     ).all()
     keys = {"approved": "approved", "rejected": "rejected", "changes": "changes_requested"}
-    counts = {"submitted": 0, "approved": 0, "rejected": 0, "changes_requested": 0}
+    counts = {"submitted": 0, "approved": 0, "rejected": 0, "changes_requested": 0, "taken_down": 0}
     before = dict(counts)
+    resubmitted = 0
     per_day = [0] * len(period.days())
     by_cat: dict[str, dict[str, int]] = {}
+    reason_counts: Counter[str] = Counter()
+    per_mod: dict[int, dict[str, int]] = {}
 
     def cat(name: str | None) -> dict[str, int]:
         return by_cat.setdefault(name or "-", {"submitted": 0, "approved": 0, "rejected": 0})
 
-    for is_current, category, day_index, n in submitted_rows:
+    def mod(actor: int) -> dict[str, int]:
+        return per_mod.setdefault(int(actor), {"approved": 0, "rejected": 0, "changes": 0, "taken_down": 0})
+
+    for is_current, kind, category, actor, reason, day_index, n in rows:
+        n = int(n)
+        target = counts if is_current else before
+        if kind in SUBMISSIONS:
+            target["submitted"] += n
+            if is_current:
+                resubmitted += n if kind == AdEventKind.RESUBMITTED else 0
+                per_day[int(day_index)] += n
+                cat(category)["submitted"] += n
+            continue
+        if kind == AdEventKind.TAKEN_DOWN:
+            target["taken_down"] += n
+            if is_current and actor is not None:
+                mod(actor)["taken_down"] += n
+            continue
+        outcome = OUTCOME[AdEventKind(kind)]
+        target[keys[outcome]] += n
         if not is_current:
-            before["submitted"] += int(n)
             continue
-        counts["submitted"] += int(n)
-        per_day[int(day_index)] += int(n)
-        cat(category)["submitted"] += int(n)
-    reason_counts: Counter[str] = Counter()
-    per_mod: dict[int, dict[str, int]] = {}
-    for is_current, category, moderator, auto, dec, reason, n in decided_rows:
-        if dec is None:
-            continue
-        (counts if is_current else before)[keys[dec]] += int(n)
-        if not is_current:
-            continue
-        if dec in ("approved", "rejected"):
-            cat(category)[dec] += int(n)
-        if dec == "rejected":
-            reason_counts[reason or "-"] += int(n)
-        if moderator is not None and not auto:
-            per_mod.setdefault(int(moderator), {"approved": 0, "rejected": 0, "changes": 0})[dec] += int(n)
+        if outcome in ("approved", "rejected"):
+            cat(category)[outcome] += n
+        if outcome == "rejected":
+            reason_counts[reason or "-"] += n
+        if actor is not None and kind != AdEventKind.AUTO_APPROVED:
+            mod(actor)[outcome] += n
     change = {k: change_pct(v, before[k]) for k, v in counts.items()}
 
-    pending_rows = (
-        await session.execute(
-            select(Ad.submitted_at).where(
-                Ad.submitted_at < period.end,
-                # the same rows as the conditions below; this one lets the database
-                # use indexes (waiting now, withdrawn, or decided after the end)
-                or_(Ad.status.in_((AdStatus.SUBMITTED, AdStatus.DELETED)), Ad.decided_at >= period.end),
-                or_(Ad.decided_at.is_(None), Ad.decided_at >= period.end),
-                Ad.status != AdStatus.DRAFT,
-                ~and_(Ad.status == AdStatus.DELETED, Ad.decided_at.is_(None), Ad.updated_at < period.end),
-            )
-        )
-    ).scalars().all()
+    # pending at the end: ads whose last event before the end (by time, then id) is a
+    # submission. Only ads waiting now, or decided or withdrawn at or after the end, can
+    # qualify (an ad's status is SUBMITTED exactly when its last event is a submission,
+    # and what follows a submission is a decision or a withdrawal): that set, and one
+    # index probe (ix_ad_events_ad_at) per candidate for its last event before the end,
+    # spare the database reading every ad's history.
+    candidates = union(
+        select(Ad.id.label("ad_id")).where(Ad.status == AdStatus.SUBMITTED),
+        select(AdEvent.ad_id).where(AdEvent.at >= period.end, AdEvent.kind.in_(FOLLOW_SUBMISSION)),
+    ).subquery()
+    prior = aliased(AdEvent)
+    waiting_since = (
+        select(case((prior.kind.in_(SUBMISSIONS), prior.at), else_=None))
+        .where(prior.ad_id == candidates.c.ad_id, prior.at < period.end)
+        .order_by(prior.at.desc(), prior.id.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("since")
+    )
+    lasts = select(waiting_since).select_from(candidates).subquery()
+    pending_rows = (await session.execute(select(lasts.c.since).where(lasts.c.since.is_not(None)))).scalars().all()
     waits = [_minutes(period.end, s) / 60 for s in pending_rows]
     backlog = {
         "pending": len(waits),
@@ -240,13 +265,15 @@ async def ads_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
     }
 
     approval_minutes = _rounded(
-        (
+        m
+        for m in (
             await session.execute(
-                select(_Minutes(Ad.decided_at, Ad.submitted_at)).where(
-                    _within(Ad.decided_at, period), Ad.status.in_(APPROVAL_TIME_STATES), Ad.auto_approved.is_(False), Ad.submitted_at.is_not(None)
+                select(_Minutes(AdEvent.at, _answered_submission(AdEvent))).where(
+                    _within(AdEvent.at, period), AdEvent.kind == AdEventKind.APPROVED, AdEvent.actor_id.is_not(None)
                 )
             )
         ).scalars().all()
+        if m is not None
     )
 
     categories = sorted(
@@ -260,6 +287,7 @@ async def ads_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
     )
     return {
         **counts,
+        "resubmitted": resubmitted,
         "previous": before,
         "change_pct": change,
         "pending_at_end": backlog["pending"],
@@ -558,9 +586,10 @@ async def user_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
     - active: distinct users who did anything recorded in the period: first or last
       seen, asked a question, opened a ticket (reached a person), submitted an ad,
       rated a ticket or sent feedback;
-    - warned: distinct users who received a strike in the period;
-    - blocked: users whose posting block runs past the period end (current state);
-    - banned: users banned now (the database keeps no ban date);
+    - warned: distinct users who received a strike (a warning) in the period;
+    - blocked: distinct users whose posting was blocked in the period (a "blocked"
+      event: a strike reaching a block step, or a further block while blocked);
+    - banned: distinct users banned in the period (by strikes or by a moderator);
     - feedback: items received in the period, how many with a rating, their mean
       rating, how many answered, and the items themselves (newest first).
     """
@@ -569,19 +598,22 @@ async def user_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
         select(User.id.label("uid")).where(or_(_within(User.first_seen, period), _within(User.last_seen, period))),
         select(Question.user_id).where(_within(Question.created_at, period)),
         select(Ticket.user_id).where(_within(Ticket.escalated_at, period)),
-        select(Ad.user_id).where(_within(Ad.submitted_at, period)),
+        select(AdEvent.user_id).where(_within(AdEvent.at, period), AdEvent.kind.in_(SUBMISSIONS)),
         select(Rating.user_id).where(_within(Rating.rated_at, period)),
         select(Feedback.user_id).where(_within(Feedback.created_at, period)),
     ).subquery()
     active = int(await session.scalar(select(func.count()).select_from(ids)) or 0)
     warned = int(await session.scalar(select(func.count(distinct(Strike.user_id))).where(_within(Strike.created_at, period))) or 0)
-    blocked = int(
-        await session.scalar(
-            select(func.count()).select_from(User).where(User.status == UserStatus.BLOCKED, User.blocked_until > period.end)
-        )
-        or 0
+    penalties = dict(
+        (
+            await session.execute(
+                select(UserEvent.kind, func.count(distinct(UserEvent.user_id)))
+                .where(_within(UserEvent.at, period), UserEvent.kind.in_((UserEventKind.BLOCKED, UserEventKind.BANNED)))
+                .group_by(UserEvent.kind)
+            )
+        ).all()
     )
-    banned = int(await session.scalar(select(func.count()).select_from(User).where(User.status == UserStatus.BANNED)) or 0)
+    blocked, banned = int(penalties.get(UserEventKind.BLOCKED, 0)), int(penalties.get(UserEventKind.BANNED, 0))
     items = (
         await session.execute(
             select(Feedback.id, Feedback.rating, Feedback.text, Feedback.answer.is_not(None))
@@ -624,6 +656,7 @@ class Figures:
         return not any(
             (
                 self.ads.get("submitted"), self.ads.get("approved"), self.ads.get("rejected"), self.ads.get("changes_requested"),
+                self.ads.get("taken_down"), self.users.get("blocked"), self.users.get("banned"),
                 self.questions.get("asked"), self.tickets.get("opened"), self.tickets.get("resolved"),
                 self.satisfaction.get("surveys_sent"), self.satisfaction.get("ratings"),
                 self.users.get("new"), self.users.get("active"), self.users.get("warned"),

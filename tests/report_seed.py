@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ads.models import Ad, Strike
+from ads.models import Ad, AdEvent, Strike, UserEvent
 from bot.models import User
 from escalation.models import Feedback, Rating, StaffMember, Ticket
 from kb.models import Question
@@ -37,6 +37,45 @@ def _ad(ad_id: int, user: int, category: str, status: str, submitted: datetime |
         updated_at=updated or decided or submitted or created, submitted_at=submitted, decided_at=decided, decided_by=by,
         decision_reason=reason, auto_approved=auto,
     )
+
+
+def _ad_events(owners: dict[int, tuple[int, str | None]]) -> list[AdEvent]:
+    """The event log of the ads below (what ads/service.py writes), in time order per ad."""
+    events: list[AdEvent] = []
+    # ad: (submitted, decision kind, decided, moderator, reason, closing kind, closed)
+    ads = {
+        1: (z(10, 2, 8), "approved", z(10, 2, 9), MO, None, None, None),
+        2: (z(10, 3, 8), "approved", z(10, 3, 11), MO, None, "expired", z(10, 20)),
+        3: (z(10, 4, 8), "approved", z(10, 4, 8, 30), THANDI, None, "sold", z(10, 6)),
+        4: (z(10, 5, 8), "auto_approved", z(10, 5, 8), None, None, None, None),
+        5: (z(10, 6, 8), "rejected", z(10, 6, 10), MO, "scam", None, None),
+        6: (z(10, 7, 8), "rejected", z(10, 7, 9), MO, "photos", None, None),
+        7: (z(10, 8, 8), "rejected", z(10, 8, 9), THANDI, "scam", None, None),
+        8: (z(10, 9, 8), "changes_requested", z(10, 9, 9), MO, "price", None, None),
+        9: (z(10, 30, 10), None, None, None, None, None, None),
+        10: (z(10, 31, 20), None, None, None, None, None, None),
+        11: (z(10, 31, 23, 30), None, None, None, None, None, None),
+        12: (z(10, 29, 10), "approved", z(11, 2, 10), MO, None, None, None),
+        # approved after 60 min, taken down five days later by the same moderator
+        13: (z(10, 10, 8), "approved", z(10, 10, 9), MO, None, "taken_down", z(10, 15)),
+        14: (z(10, 11), None, None, None, None, "deleted", z(10, 12)),
+        16: (z(9, 10, 8), "approved", z(9, 10, 9), MO, None, None, None),
+        17: (z(9, 11, 8), "rejected", z(9, 11, 9), MO, "scam", None, None),
+        18: (z(9, 12, 8), "approved", z(9, 12, 9), MO, None, None, None),
+        19: (z(9, 30, 21), "approved", z(9, 30, 23), THANDI, None, None, None),
+    }
+    for ad_id, (submitted, decision, decided, by, reason, closing, closed) in ads.items():
+        user, category = owners[ad_id]
+
+        def e(kind: str, at: datetime, by: int | None = None, reason: str | None = None) -> AdEvent:
+            return AdEvent(ad_id=ad_id, user_id=user, category=category, kind=kind, at=at, actor_id=by, reason=reason)
+
+        events.append(e("submitted", submitted))
+        if decision:
+            events.append(e(decision, decided, by, reason))
+        if closing:
+            events.append(e(closing, closed, MO if closing == "taken_down" else None))
+    return events
 
 
 def _q(qid: int, user: int, at: datetime, outcome: str, entry: str | None = None, vote: str | None = None, text: str = "a question", none: bool = False, source: str = "text") -> Question:
@@ -76,6 +115,15 @@ def rows() -> list[list[Any]]:
         Strike(user_id=U7, reason="spam", created_at=z(10, 12), expires_at=z(12, 30)),
         Strike(user_id=U7, reason="spam", created_at=z(10, 13), expires_at=z(12, 30)),
         Strike(user_id=U5, reason="old", created_at=z(9, 1), expires_at=z(12, 30)),
+    ]
+    user_events = [
+        UserEvent(user_id=U5, kind="banned", at=z(9, 1)),  # September
+        UserEvent(user_id=U6, kind="blocked", until=z(11, 5), at=z(10, 10)),  # still blocked at the end
+        UserEvent(user_id=U7, kind="warned", at=z(10, 12)),
+        UserEvent(user_id=U7, kind="blocked", until=z(10, 20), at=z(10, 13)),  # block over before the end: still a block of October
+        UserEvent(user_id=U4, kind="banned", actor_id=THANDI, at=z(10, 25)),
+        UserEvent(user_id=U4, kind="lifted", actor_id=THANDI, at=z(10, 26)),
+        UserEvent(user_id=U2, kind="banned", at=z(10, 31, 23, 30)),  # November locally
     ]
     ads = [
         _ad(1, U1, "vehicles", "approved", z(10, 2, 8), z(10, 2, 9), MO),  # 60 min
@@ -133,7 +181,7 @@ def rows() -> list[list[Any]]:
         Feedback(user_id=U1, text="Add Afrikaans", rating=None, created_at=z(10, 20)),
         Feedback(user_id=U2, text="late", rating=1, created_at=z(10, 31, 23, 30)),  # November
     ]
-    return [users + staff, strikes + ads + questions + tickets, ratings + feedback]
+    return [users + staff, strikes + user_events + ads + questions + tickets, _ad_events({a.id: (a.user_id, a.category) for a in ads}) + ratings + feedback]
 
 
 async def seed(sessions: Any) -> None:

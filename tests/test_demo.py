@@ -80,7 +80,7 @@ def test_demo_transcript_covers_every_path(tmp_path):
     assert "Everything we store about you" in mydata
     assert "📎 the file: saypro-helpdesk-data-5550001-2026-11-12.json" in mydata
     assert "📎 in it: the account of Lerato Mokoena; questions 6, tickets 1, ads 0, reports made 1" in mydata
-    assert "strikes 0, feedback 1" in mydata
+    assert "strikes 0, penalties 0, feedback 1" in mydata
     assert '"format"' not in text  # not the whole JSON
     # scene 9, last, and the end: the month's report, asked for in the staff chat and saved
     assert titles[-1] == "Scene 9: The manager's report for November 2026, asked for in the staff chat"
@@ -88,7 +88,8 @@ def test_demo_transcript_covers_every_path(tmp_path):
     assert "(document) 📊 Help desk report: November 2026" in report
     end = text[text.index("Report summary for"):].splitlines()
     assert end[0] == "Report summary for November 2026 (the caption staff received):"
-    assert "Ads: 1 submitted" in end[2] and "1 approved" in end[2]
+    # two moderation rounds: rejected, then resubmitted and approved
+    assert "Ads: 2 submitted" in end[2] and "1 approved, 1 rejected" in end[2]
     assert "Approval time: median 2.6 h" in end[2]  # resubmitted 12:15, approved 14:50
     assert "Questions: 8 asked, 6 answered by the KB" in end[3]
     assert "Tickets: 1 opened, 1 resolved" in end[4] and "First response: median 13 min" in end[4]  # 09:20 to 09:33

@@ -35,15 +35,16 @@ async def test_ads_figures_october(desk):
     # submitted: ads 1-10, 12, 13, 14 (11 is 1 November locally; 19 was 30 September locally)
     assert ads["submitted"] == 13
     # approved: 1, 2 (expired since), 3 (sold), 4 (auto), 13 (taken down since), 19 (decided 01:00 on 1 Oct)
-    assert (ads["approved"], ads["rejected"], ads["changes_requested"]) == (6, 3, 1)
-    assert ads["previous"] == {"submitted": 4, "approved": 2, "rejected": 1, "changes_requested": 0}
-    assert ads["change_pct"] == {"submitted": 225.0, "approved": 200.0, "rejected": 200.0, "changes_requested": None}
+    assert (ads["approved"], ads["rejected"], ads["changes_requested"], ads["taken_down"], ads["resubmitted"]) == (6, 3, 1, 1, 0)
+    assert ads["previous"] == {"submitted": 4, "approved": 2, "rejected": 1, "changes_requested": 0, "taken_down": 0}
+    assert ads["change_pct"] == {"submitted": 225.0, "approved": 200.0, "rejected": 200.0, "changes_requested": None, "taken_down": None}
     # pending at the end: 9 (36 h), 10 (2 h), 12 (decided in November, 60 h); 14 was withdrawn
     assert ads["pending_at_end"] == 3
     assert ads["backlog"] == {"pending": 3, "older_than_24h": 2, "oldest_hours": 60.0}
-    # approval times of moderator approvals: 30, 60, 120, 180 min: nearest-rank median = 2nd, p90 = 4th
-    assert ads["approval_minutes"] == {"median": 60.0, "p90": 180.0, "count": 4}
-    assert ads["approval_minutes_values"] == [30.0, 60.0, 120.0, 180.0]
+    # approval times of moderator approvals: 30 (3), 60 (1), 60 (13: its approval event
+    # survives the take-down), 120 (19), 180 (2) min: nearest-rank median = 3rd, p90 = 5th
+    assert ads["approval_minutes"] == {"median": 60.0, "p90": 180.0, "count": 5}
+    assert ads["approval_minutes_values"] == [30.0, 60.0, 60.0, 120.0, 180.0]
     assert ads["by_category"] == [
         {"category": "vehicles", "submitted": 3, "approved": 3, "rejected": 0},
         {"category": "home", "submitted": 3, "approved": 0, "rejected": 1},
@@ -55,8 +56,8 @@ async def test_ads_figures_october(desk):
     ]
     assert ads["rejection_reasons"] == [{"reason": "scam", "count": 2}, {"reason": "photos", "count": 1}]
     assert ads["per_moderator"] == [
-        {"id": s.MO, "name": "Mo", "approved": 3, "rejected": 2, "changes": 1, "total": 6},
-        {"id": s.THANDI, "name": "Thandi", "approved": 2, "rejected": 1, "changes": 0, "total": 3},
+        {"id": s.MO, "name": "Mo", "approved": 3, "rejected": 2, "changes": 1, "taken_down": 1, "total": 7},
+        {"id": s.THANDI, "name": "Thandi", "approved": 2, "rejected": 1, "changes": 0, "taken_down": 0, "total": 3},
     ]
     per_day = ads["per_day"]
     assert len(per_day) == 31 and sum(per_day) == 13
@@ -135,7 +136,9 @@ async def test_satisfaction_and_user_figures_october(desk):
     u = f.users
     feedback = u.pop("feedback")
     # new: U1 and U4 (00:30 local on 1 October); active: U1, U2, U4, U6 (an ad), U7 (feedback)
-    assert u == {"new": 2, "active": 5, "warned": 2, "blocked": 1, "banned": 1}
+    # warned: U6, U7 (strikes); blocked: U6 and U7 (whose block ended on the 20th);
+    # banned: U4 (lifted the next day); not U5 (September) nor U2 (1 November locally)
+    assert u == {"new": 2, "active": 5, "warned": 2, "blocked": 2, "banned": 1}
     assert {k: v for k, v in feedback.items() if k != "entries"} == {"received": 2, "rated": 1, "mean_rating": 4.0, "answered": 1}
     assert [(e["text"], e["rating"], e["answered"]) for e in feedback["entries"]] == [("Add Afrikaans", None, False), ("Great bot", 4, True)]
     assert not f.empty
