@@ -593,9 +593,13 @@ async def user_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
     - feedback: items received in the period, how many with a rating, their mean
       rating, how many answered, and the items themselves (newest first).
     """
-    new = int(await session.scalar(select(func.count()).select_from(User).where(_within(User.first_seen, period))) or 0)
+    # An erased banned or blocked user leaves a tombstone (their own id, kept so the ban
+    # holds) beside the anonymous row (a negative id) that carries their figures: count
+    # the anonymous row only.
+    person = or_(User.deleted_at.is_(None), User.id < 0)
+    new = int(await session.scalar(select(func.count()).select_from(User).where(_within(User.first_seen, period), person)) or 0)
     ids = union(
-        select(User.id.label("uid")).where(or_(_within(User.first_seen, period), _within(User.last_seen, period))),
+        select(User.id.label("uid")).where(or_(_within(User.first_seen, period), _within(User.last_seen, period)), person),
         select(Question.user_id).where(_within(Question.created_at, period)),
         select(Ticket.user_id).where(_within(Ticket.escalated_at, period)),
         select(AdEvent.user_id).where(_within(AdEvent.at, period), AdEvent.kind.in_(SUBMISSIONS)),
@@ -616,7 +620,8 @@ async def user_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
     blocked, banned = int(penalties.get(UserEventKind.BLOCKED, 0)), int(penalties.get(UserEventKind.BANNED, 0))
     items = (
         await session.execute(
-            select(Feedback.id, Feedback.rating, Feedback.text, Feedback.answer.is_not(None))
+            # answered_at, not the answer's text: erasure blanks the text, not the fact
+            select(Feedback.id, Feedback.rating, Feedback.text, Feedback.answered_at.is_not(None))
             .where(_within(Feedback.created_at, period))
             .order_by(Feedback.created_at.desc(), Feedback.id.desc())
         )

@@ -179,6 +179,13 @@ async def test_a_banned_user_can_get_and_erase_their_data_and_the_ban_stays(desk
     row = tuple((await desk.rows("SELECT first_name, username, status, status_reason, deleted_at IS NOT NULL FROM users WHERE id = 5002"))[0])
     assert row == ("", None, "banned", None, True)
     assert await desk.scalar("SELECT count(*) FROM strikes WHERE user_id = 5002") == 0
+    # the month's report counts the person once (the anonymous row, not the tombstone too)
+    from reports.metrics import user_metrics
+    from reports.periods import month_of
+
+    async with desk.sessions() as session:
+        figures = await user_metrics(session, month_of(desk.clock.now, desk.app.bot_data["desk"].settings.report_tz))
+    assert (figures["new"], figures["active"]) == (1, 1)
 
 
 async def test_admins_export_and_forget_a_user_on_request(desk):
