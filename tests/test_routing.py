@@ -9,6 +9,7 @@ import pytest
 from tests.support import STAFF_CHAT
 from tests.test_ads_flow import moderators, mod_card, post_ad
 from tests.test_escalation import card as ticket_card, open_ticket
+from tests.test_feedback import feedback_card, give_feedback
 
 SECRET = "Your card number 4111 is blocked, Busi"
 
@@ -121,3 +122,44 @@ async def test_a_kb_draft_idle_for_two_hours_no_longer_takes_messages(desk):
     await thandi.send("Can I pay for a featured ad with EFT?", chat_id=STAFF_CHAT)
     assert len(bot_texts(desk, STAFF_CHAT)) == before  # ordinary conversation: no answer
     assert await desk.scalar("SELECT count(*) FROM kb_drafts") == 0
+
+
+async def test_a_button_press_ends_the_feedback_prompt(desk):
+    user = desk.tg.user(7001, "Lerato")
+    await user.send("my payment went through twice and I was charged R98")
+    if any("Not helpful" in b for b in desk.tg.last_bot_message(7001).button_texts[:2]):
+        await user.press("Not helpful")
+    talk = desk.tg.last_bot_message(7001)
+    await user.send("/feedback")
+    assert "Your feedback" in desk.tg.last_bot_message(7001).text
+    await user.press("Talk to a person", talk)
+    await user.press("Payments")
+    ticket = await desk.scalar("SELECT max(id) FROM tickets")
+    await user.send("It was on Tuesday with my Visa card")
+    assert await desk.scalar("SELECT count(*) FROM feedback") == 0
+    assert await desk.scalar("SELECT count(*) FROM pending_inputs WHERE user_id = 7001") == 0
+    assert await desk.scalar(
+        f"SELECT count(*) FROM ticket_messages WHERE ticket_id = {ticket} AND text LIKE 'It was on Tuesday%'"
+    ) == 1
+    assert any("Tuesday with my Visa card" in t for t in bot_texts(desk, STAFF_CHAT))  # staff see the case's message
+
+
+async def test_staff_bookkeeping_does_not_record_the_update(desk):
+    """The duplicate-update marker goes with an update's effect: a staff member's
+    ordinary message (the first update that loads the /feedback index) and a refused
+    feedback answer (too long: touch_staff ran) record nothing."""
+    thandi = desk.tg.staff(800001, "Thandi", STAFF_CHAT)
+    markers = "SELECT count(*) FROM processed_updates"
+    desk.app.bot_data["desk"].pending = None  # as after a restart: the index loads on first use
+    before = await desk.scalar(markers)
+    await thandi.send("good morning all", chat_id=STAFF_CHAT)
+    assert await desk.scalar(markers) == before
+    user = desk.tg.user(7001, "Lerato")
+    number = await give_feedback(desk, user)
+    before = await desk.scalar(markers)
+    await thandi.send("x" * 3500, chat_id=STAFF_CHAT, reply_to=feedback_card(desk, number))
+    assert "at most 3000 fit" in desk.tg.last_bot_message(STAFF_CHAT).text
+    assert await desk.scalar(markers) == before
+    await thandi.send("We will add it", chat_id=STAFF_CHAT, reply_to=feedback_card(desk, number))
+    assert await desk.scalar(markers) == before + 1
+    assert await desk.scalar("SELECT answer FROM feedback") == "We will add it"
