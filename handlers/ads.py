@@ -530,11 +530,9 @@ async def ask_other_reason(update: Update, context: HelpdeskContext, ad_id: int,
     async with unit_of_work(context.desk.sessions) as session:
         await set_state(session, OTHER_KEY.format(chat=chat_id, user=moderator.id), value)  # type: ignore[union-attr]
     await toast(query)  # type: ignore[arg-type]
-    await context.bot.send_message(
-        chat_id, casework.srender(
-            context, "ads/type_reason.html", name=moderator.first_name, number=ad_id, minutes=int(OTHER_WAIT.total_seconds() // 60)
-        ), message_thread_id=thread  # type: ignore[union-attr]
-    )
+    minutes = int(OTHER_WAIT.total_seconds() // 60)
+    text = casework.srender(context, "ads/type_reason.html", name=moderator.first_name, number=ad_id, minutes=minutes)  # type: ignore[union-attr]
+    await context.bot.send_message(chat_id, text, message_thread_id=thread)
 
 
 async def take_typed_reason(update: Update, context: HelpdeskContext) -> bool:
