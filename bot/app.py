@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 # of a group runs, so each concern has a group of its own.
 GROUP_DEDUPE = -4  # drop re-delivered updates; remember the update for its first effect
 GROUP_LIMITS = -3  # the per-user flood limit drops what a flooding user sends
-GROUP_INTERRUPT = -2  # a private command: the user moved on (a /feedback prompt no longer applies)
+GROUP_INTERRUPT = -2  # a private command or button: the user moved on (a /feedback prompt no longer applies)
 GROUP_USERS = -1  # record the user, load their account
 GROUP_FEATURES = 0  # the first matching feature handler answers
 GROUP_DONE = 100  # the update's handlers are done
@@ -118,6 +118,7 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(TypeHandler(Update, dedupe.drop_duplicates), group=GROUP_DEDUPE)
     app.add_handler(TypeHandler(Update, limits.flood_guard), group=GROUP_LIMITS)
     app.add_handler(MessageHandler(private & new_message & filters.COMMAND, feedback.forget_on_command), group=GROUP_INTERRUPT)
+    app.add_handler(CallbackQueryHandler(feedback.forget_on_button, pattern=r"^(?!fb:)"), group=GROUP_INTERRUPT)
     app.add_handler(TypeHandler(Update, common.track_user), group=GROUP_USERS)
 
     user_side = [

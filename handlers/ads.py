@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from markupsafe import Markup
@@ -451,8 +451,11 @@ async def on_mod_button(update: Update, context: HelpdeskContext) -> None:
     await apply_decision(update, context, ad_id, decision, reason, None)
 
 
-async def apply_decision(update: Update, context: HelpdeskContext, ad_id: int, decision: Decision, reason: str | None, note: str | None) -> None:
-    """Store a moderator's decision (atomically), update the card, tell the owner."""
+async def apply_decision(
+    update: Update, context: HelpdeskContext, ad_id: int, decision: Decision, reason: str | None, note: str | None, *, consume: str | None = None
+) -> None:
+    """Store a moderator's decision (atomically), update the card, tell the owner.
+    ``consume``: an app_state key (the "Other…" wait) deleted in the same transaction."""
     query = update.callback_query
     moderator = update.effective_user
     settings = context.desk.settings.ads
@@ -460,6 +463,12 @@ async def apply_decision(update: Update, context: HelpdeskContext, ad_id: int, d
     penalty = None
     pattern = 0
     async with unit_of_work(context.desk.sessions) as session:
+        if consume is not None:
+            from bot.models import AppState
+
+            waiting = await session.get(AppState, consume)
+            if waiting is not None:
+                await session.delete(waiting)
         result = await service.decide(
             session, rules(context), ad_id=ad_id, moderator_id=moderator.id, decision=decision, reason=reason, note=note, now=context.now()  # type: ignore[union-attr]
         )
@@ -507,41 +516,77 @@ async def apply_decision(update: Update, context: HelpdeskContext, ad_id: int, d
 
 
 OTHER_KEY = "mod_other:{chat}:{user}"
+OTHER_WAIT = timedelta(minutes=15)  # how long an "Other…" press waits for the typed reason
 
 
 async def ask_other_reason(update: Update, context: HelpdeskContext, ad_id: int, kind: str) -> None:
-    """"Other…": the moderator's next message in this chat is the reason (kept in the
-    database, so a restart in between loses nothing)."""
+    """"Other…": the moderator's next message in this chat (in the card's topic, within
+    :data:`OTHER_WAIT`) is the reason (kept in the database, so a restart in between
+    loses nothing). Stored as ``kind:ad:thread:unix time``."""
     query = update.callback_query
     chat_id, moderator = update.effective_chat.id, update.effective_user  # type: ignore[union-attr]
-    async with unit_of_work(context.desk.sessions) as session:
-        await set_state(session, OTHER_KEY.format(chat=chat_id, user=moderator.id), f"{kind}:{ad_id}")  # type: ignore[union-attr]
-    await toast(query)  # type: ignore[arg-type]
     thread = query.message.message_thread_id if query.message and query.message.is_topic_message else None  # type: ignore[union-attr]
-    await context.bot.send_message(
-        chat_id, casework.srender(context, "ads/type_reason.html", name=moderator.first_name, number=ad_id), message_thread_id=thread  # type: ignore[union-attr]
-    )
+    value = f"{kind}:{ad_id}:{thread if thread is not None else ''}:{int(context.now().timestamp())}"
+    async with unit_of_work(context.desk.sessions) as session:
+        await set_state(session, OTHER_KEY.format(chat=chat_id, user=moderator.id), value)  # type: ignore[union-attr]
+    await toast(query)  # type: ignore[arg-type]
+    minutes = int(OTHER_WAIT.total_seconds() // 60)
+    text = casework.srender(context, "ads/type_reason.html", name=moderator.first_name, number=ad_id, minutes=minutes)  # type: ignore[union-attr]
+    await context.bot.send_message(chat_id, text, message_thread_id=thread)
 
 
 async def take_typed_reason(update: Update, context: HelpdeskContext) -> bool:
-    """A moderator's message that answers "Other…". True when it was that."""
+    """A moderator's message that answers "Other…". True when it was that.
+
+    Only a message in the moderation card's place (its topic, if any) within
+    :data:`OTHER_WAIT` of the press, and never one meant for a ticket (a reply to a
+    ticket's card or messages, or in a ticket's topic: the caller routes those first,
+    and this checks again). An expired wait is dropped and nothing is sent. The wait
+    is consumed in the same transaction as the decision."""
     from bot.models import AppState
+    from handlers.staff import _ticket_here
 
     message, user = update.effective_message, update.effective_user
     if message is None or user is None or not message.text or message.text.startswith("/"):
         return False
     key = OTHER_KEY.format(chat=message.chat_id, user=user.id)
-    async with unit_of_work(context.desk.sessions) as session:
+    async with unit_of_work(context.desk.sessions, effect=False) as session:
         pending = await get_state(session, key)
-        if pending is not None:
-            await session.delete(await session.get(AppState, key))
     if pending is None:
         return False
+    parts = pending.split(":")
+    expired = len(parts) != 4 or not parts[3].isdigit() or (
+        context.now() - datetime.fromtimestamp(int(parts[3]), tz=timezone.utc) > OTHER_WAIT
+    )
+    if expired:
+        async with unit_of_work(context.desk.sessions, effect=False) as session:
+            row = await session.get(AppState, key)
+            if row is not None:
+                await session.delete(row)
+        return False
+    kind, ad_id, thread = parts[0], parts[1], parts[2]
+    here = message.message_thread_id if message.is_topic_message else None
+    if (str(here) if here is not None else "") != thread:
+        return False  # another topic of the chat: not an answer to the card
+    if await _ticket_here(context, message) is not None:
+        return False  # a ticket reply, never a moderation reason
     if not await is_moderator(context, user.id, message.chat_id):
         return False
-    kind, ad_id = pending.split(":")
-    await apply_decision(update, context, int(ad_id), Decision.REJECT if kind == "r" else Decision.CHANGES, None, message.text[:500])
+    await apply_decision(
+        update, context, int(ad_id), Decision.REJECT if kind == "r" else Decision.CHANGES, None, message.text[:500], consume=key
+    )
     return True
+
+
+async def forget_typed_reason(context: HelpdeskContext, *, chat_id: int, user_id: int) -> bool:
+    """The staff /cancel: a pending "Other…" wait goes. True if there was one."""
+    from bot.models import AppState
+
+    async with unit_of_work(context.desk.sessions, effect=False) as session:  # the /cancel reply is the effect
+        row = await session.get(AppState, OTHER_KEY.format(chat=chat_id, user=user_id))
+        if row is not None:
+            await session.delete(row)
+    return row is not None
 
 
 def appeal_button(context: HelpdeskContext, locale: str) -> InlineKeyboardMarkup:

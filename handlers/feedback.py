@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters, Update
+from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.context import HelpdeskContext
@@ -40,7 +41,7 @@ async def _maybe_waiting(context: HelpdeskContext, chat_id: int, person: int) ->
     ordinary questions and staff messages cost no extra database round trip."""
     desk = context.desk
     if desk.pending is None:
-        async with unit_of_work(desk.sessions) as session:
+        async with unit_of_work(desk.sessions, effect=False) as session:  # an index load, not the update's effect
             desk.pending = await service.waits(session, now=context.now())
     return (chat_id, person) in desk.pending
 
@@ -82,6 +83,14 @@ async def forget_on_command(update: Update, context: HelpdeskContext) -> None:
     async with unit_of_work(context.desk.sessions, effect=False) as session:
         await service.stop_waiting(session, user_id=user.id)
     _indexed(context, user.id, user.id, False)
+
+
+async def forget_on_button(update: Update, context: HelpdeskContext) -> None:
+    """Any private button other than the feedback prompt's own (``fb:*``): the user
+    moved on (e.g. "Talk to a person"), so their next text is not feedback."""
+    chat = update.effective_chat
+    if chat is not None and chat.type == ChatType.PRIVATE:
+        await forget_on_command(update, context)
 
 
 async def stop_waiting(update: Update, context: HelpdeskContext) -> None:
@@ -257,7 +266,7 @@ async def _staff(update: Update, context: HelpdeskContext) -> bool:
     if user is None or chat is None:
         return False
     if chat.id in context.desk.staff_chats and await is_staff(context, user.id, chat.id):
-        async with unit_of_work(context.desk.sessions) as session:
+        async with unit_of_work(context.desk.sessions, effect=False) as session:  # bookkeeping: the answer records the update
             await tickets_service.touch_staff(session, user_id=user.id, first_name=user.first_name, username=user.username, now=context.now())
         return True
     log.warning("refused a feedback answer by non-staff user %s in chat %s", user.id, chat.id)

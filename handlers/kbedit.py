@@ -6,8 +6,9 @@ change (:func:`handlers.jobs.refresh_kb`) and renders ``kb/*.html``.
 
 ``/kb add`` and a field of ``/kb edit`` are conversations kept in ``kb_drafts`` (one per
 staff member and chat, so they survive a restart): while one is open, that staff
-member's next message in that chat goes to it (:func:`route_draft`, called first by the
-staff chat's message handler) instead of to a ticket. ``/cancel`` or Cancel leaves.
+member's next message in that chat and topic goes to it (:func:`route_draft`, called by
+the staff chat's message handler for a message that is not for a ticket), for
+:data:`kb.editing.DRAFT_IDLE` after its last step. ``/cancel`` or Cancel leaves.
 """
 
 from __future__ import annotations
@@ -162,6 +163,7 @@ async def _add(update: Update, context: HelpdeskContext, message: Message, args:
     async with unit_of_work(context.desk.sessions) as session:
         draft = await editing.start_draft(
             session, staff_id=update.effective_user.id, chat_id=message.chat_id, kind="add", step="title", now=context.now(),  # type: ignore[union-attr]
+            thread_id=message.message_thread_id if message.is_topic_message else None,
         )
         text, markup = await _step_prompt(context, session, draft.step, draft.data)
     await message.reply_html(text, reply_markup=markup)
@@ -297,10 +299,15 @@ async def route_draft(update: Update, context: HelpdeskContext) -> bool:
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return False
-    async with unit_of_work(context.desk.sessions) as session:
+    async with unit_of_work(context.desk.sessions, effect=False) as session:
         draft = await editing.get_draft(session, staff_id=user.id, chat_id=message.chat_id)
+        if draft is not None and editing.draft_expired(draft, now=context.now()):
+            await session.delete(draft)  # forgotten: the message is ordinary conversation
+            draft = None
     if draft is None:
         return False
+    if editing.draft_thread(draft) != (message.message_thread_id if message.is_topic_message else None):
+        return False  # another topic of the chat: the draft takes messages only where it was started
     if not await staff.staff_or_refuse(update, context):  # left the staff since starting it
         async with unit_of_work(context.desk.sessions) as session:
             await editing.drop_draft(session, staff_id=user.id, chat_id=message.chat_id)
@@ -338,12 +345,16 @@ async def route_draft(update: Update, context: HelpdeskContext) -> bool:
 
 
 async def cmd_cancel(update: Update, context: HelpdeskContext) -> None:
-    """``/cancel`` in a staff chat: leave the open /kb add or /kb edit."""
+    """``/cancel`` in a staff chat: leave the open /kb add or /kb edit, and a
+    moderator's pending "Other…" reason."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None or not await staff.staff_or_refuse(update, context):
         return
+    from handlers.ads import forget_typed_reason
+
     async with unit_of_work(context.desk.sessions) as session:
         gone = await editing.drop_draft(session, staff_id=user.id, chat_id=message.chat_id)
+    gone = await forget_typed_reason(context, chat_id=message.chat_id, user_id=user.id) or gone
     await message.reply_html(srender(context, "kb/cancelled.html" if gone else "kb/nothing_to_cancel.html"))
 
 
@@ -402,6 +413,7 @@ async def on_edit_button(update: Update, context: HelpdeskContext) -> None:
             await editing.start_draft(
                 session, staff_id=query.from_user.id, chat_id=query.message.chat.id,  # type: ignore[union-attr]
                 kind="edit", step=field, entry_id=entry.id, now=context.now(),
+                thread_id=query.message.message_thread_id if query.message.is_topic_message else None,  # type: ignore[union-attr]
             )
     except EditError as exc:
         await toast(query)  # type: ignore[arg-type]

@@ -126,13 +126,14 @@ async def on_staff_message(update: Update, context: HelpdeskContext) -> None:
     from handlers.feedback import take_staff_answer
     from handlers.kbedit import route_draft
 
-    if await route_draft(update, context):
-        return  # a staff member in the middle of /kb add or /kb edit: their next message is for it
-    if await take_typed_reason(update, context) or await take_staff_answer(update, context):
-        return
     ticket = await _ticket_here(context, message)
     if ticket is None:
-        return  # ordinary conversation among staff
+        # not for a ticket: the answer to an open /kb draft (in its thread), to a
+        # moderator's "Other…" or to a feedback card; else ordinary conversation
+        for route in (route_draft, take_typed_reason, take_staff_answer):
+            if await route(update, context):
+                break
+        return
     if not await _staff_or_refuse(update, context):
         return
     text = message.text or message.caption or ""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from markdown_it import MarkdownIt
@@ -550,18 +550,35 @@ async def get_draft(session: AsyncSession, *, staff_id: int, chat_id: int) -> Kb
     return await session.get(KbDraft, (staff_id, chat_id), with_for_update=True)
 
 
+DRAFT_IDLE = timedelta(hours=2)  # a draft untouched this long no longer takes messages
+
+
 async def start_draft(
-    session: AsyncSession, *, staff_id: int, chat_id: int, kind: str, step: str, now: datetime, entry_id: str | None = None
+    session: AsyncSession, *, staff_id: int, chat_id: int, kind: str, step: str, now: datetime, entry_id: str | None = None,
+    thread_id: int | None = None,
 ) -> KbDraft:
     """Begin ``/kb add`` (kind add, step title) or one field of ``/kb edit``; replaces
-    whatever draft this staff member had in this chat."""
+    whatever draft this staff member had in this chat. ``thread_id``: the forum topic it
+    was started in (kept in ``data["thread"]``): only messages there go to it."""
     if entry_id is not None:
         entry_id = (await _entry(session, entry_id)).id
     await session.execute(delete(KbDraft).where(KbDraft.staff_id == staff_id, KbDraft.chat_id == chat_id))
-    draft = KbDraft(staff_id=staff_id, chat_id=chat_id, kind=kind, entry_id=entry_id, step=step, data={}, updated_at=now)
+    data = {"thread": thread_id} if thread_id is not None else {}
+    draft = KbDraft(staff_id=staff_id, chat_id=chat_id, kind=kind, entry_id=entry_id, step=step, data=data, updated_at=now)
     session.add(draft)
     await session.flush()
     return draft
+
+
+def draft_thread(draft: KbDraft) -> int | None:
+    """The forum topic the draft was started in (None: none); only messages there go to it."""
+    thread = draft.data.get("thread")
+    return int(thread) if thread is not None else None
+
+
+def draft_expired(draft: KbDraft, *, now: datetime) -> bool:
+    """Untouched for :data:`DRAFT_IDLE`: it no longer takes messages."""
+    return now - draft.updated_at > DRAFT_IDLE
 
 
 async def drop_draft(session: AsyncSession, *, staff_id: int, chat_id: int) -> bool:
