@@ -42,6 +42,20 @@ def pg_schema() -> Any:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """An empty database (url, schema) on each backend, not migrated: for migration
+    tests. The PostgreSQL schema is fresh and dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/empty.db", None
+        return
+    if not PG_URL:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    schema = f"helpdesk_empty_{uuid.uuid4().hex[:10]}"
+    yield PG_URL, schema
+    asyncio.run(drop_schema(PG_URL, schema))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     if request.param == "sqlite":
         path = tmp_path / "helpdesk.db"

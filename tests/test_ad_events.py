@@ -5,7 +5,6 @@ migration 0016 backfills events from the ads rows."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -16,7 +15,7 @@ from bot.db import make_engine
 from bot.migrate import upgrade
 from reports.build import collect
 from reports.periods import parse_period
-from tests.support import PG_URL, STAFF_CHAT, drop_schema
+from tests.support import STAFF_CHAT
 from tests.test_ads_flow import DESCRIPTION, mod_card, moderators, post_ad
 from tests.test_ads_reports import report_card
 
@@ -139,24 +138,13 @@ async def test_penalties_write_user_events(desk):
 # ------------------------------------------------------------------ the backfill
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/b.db", None
-        return
-    if not PG_URL:
-        pytest.skip("TEST_DATABASE_URL is not set")
-    schema = f"helpdesk_bf_{uuid.uuid4().hex[:10]}"
-    yield PG_URL, schema
-    asyncio.run(drop_schema(PG_URL, schema))
-
 
 def z(day: int, hour: int = 0) -> datetime:
     return datetime(2026, 10, day, hour, tzinfo=UTC)
 
 
-async def test_migration_backfills_one_submission_decision_and_ending_per_ad(db_url):
-    url, schema = db_url
+async def test_migration_backfills_one_submission_decision_and_ending_per_ad(empty_db):
+    url, schema = empty_db
     await asyncio.to_thread(upgrade, url, schema, "0012")
     engine = make_engine(url, schema=schema)
     # (id, status, submitted, decided, by, reason, auto, resubmissions, updated)

@@ -9,7 +9,6 @@ touching this file.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -22,7 +21,6 @@ from sqlalchemy import inspect
 from bot.db import make_engine
 from bot.migrate import alembic_config, current_revision_sync, downgrade, head_revision, upgrade
 from bot.schema import metadata
-from tests.support import PG_URL, drop_schema
 
 SCRIPT = ScriptDirectory.from_config(alembic_config("sqlite://"))
 REVISIONS = [r.revision for r in SCRIPT.walk_revisions()]  # head first
@@ -39,17 +37,6 @@ async def _state(url: str, schema: str | None):
         await engine.dispose()
     return tables, revision
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def empty_db(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/m.db", None
-        return
-    if not PG_URL:
-        pytest.skip("TEST_DATABASE_URL is not set")
-    schema = f"helpdesk_mig_{uuid.uuid4().hex[:10]}"
-    yield PG_URL, schema
-    asyncio.run(drop_schema(PG_URL, schema))
 
 
 # ------------------------------------------------------------------ rows for any schema
