@@ -5,7 +5,7 @@ moderation decisions. Every function takes an ``AsyncSession`` and never commits
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -107,10 +107,9 @@ async def start_draft(session: AsyncSession, rules: Rules, *, user_id: int, now:
     return ad
 
 
-async def discard_draft(session: AsyncSession, *, user_id: int, now: datetime | None = None) -> bool:
-    """``now`` dates the "deleted" event of a discarded reopened ad (the wall clock when
-    the caller does not give it)."""
-    return await _drop_drafts(session, user_id, now=now or datetime.now(UTC))
+async def discard_draft(session: AsyncSession, *, user_id: int, now: datetime) -> bool:
+    """``now`` (the desk's clock) dates the "deleted" event of a discarded reopened ad."""
+    return await _drop_drafts(session, user_id, now=now)
 
 
 def _advance(ad: Ad, done: Step) -> None:

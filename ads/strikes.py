@@ -6,7 +6,7 @@ for 7 days, 3 banned (``ads.penalties`` in config). A strike expires after
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -104,13 +104,13 @@ async def ban(session: AsyncSession, *, user_id: int, reason: str, now: datetime
     return user
 
 
-async def unban(session: AsyncSession, *, user_id: int, now: datetime | None = None, moderator_id: int | None = None) -> User | None:
-    """``now`` dates the "lifted" event (the wall clock when the caller does not give it)."""
+async def unban(session: AsyncSession, *, user_id: int, now: datetime, moderator_id: int | None = None) -> User | None:
+    """Lift a ban or block; ``now`` (the desk's clock) dates the "lifted" event."""
     user = await session.get(User, user_id, with_for_update=True)
     if user is not None:
         before = (user.status, user.blocked_until)
         user.status, user.blocked_until, user.status_reason = UserStatus.ACTIVE, None, None
-        _record(session, user, before, now=now or datetime.now(UTC), actor_id=moderator_id)
+        _record(session, user, before, now=now, actor_id=moderator_id)
     return user
 
 

@@ -255,7 +255,7 @@ async def on_ad_button(update: Update, context: HelpdeskContext) -> None:
             elif action == "edit":
                 await service.edit_field(session, ad=ad, step=arg or "", now=now)
             elif action == "cancel":
-                await service.discard_draft(session, user_id=user_id)
+                await service.discard_draft(session, user_id=user_id, now=now)
             else:
                 raise FieldError("stale")
         except FieldError as exc:
@@ -321,7 +321,7 @@ async def cancel_command(update: Update, context: HelpdeskContext) -> None:
 
     user_id = update.effective_user.id  # type: ignore[union-attr]
     async with unit_of_work(context.desk.sessions) as session:
-        dropped = await service.discard_draft(session, user_id=user_id)
+        dropped = await service.discard_draft(session, user_id=user_id, now=context.now())
         dropped_ticket = await tickets.cancel_draft(session, user_id=user_id, now=context.now())
     template = "ads/cancelled.html" if dropped else ("ticket/cancelled.html" if dropped_ticket else "ads/nothing_to_cancel.html")
     await update.effective_message.reply_html(context.render(template), reply_markup=main_menu(context))  # type: ignore[union-attr]
@@ -620,7 +620,10 @@ async def ban_from_card(update: Update, context: HelpdeskContext, ad_id: int) ->
             note="user banned", now=context.now(),
         )
         live = await service.take_down(session, ad_id=ad_id, moderator_id=moderator.id, now=context.now())  # approved meanwhile
-        user = await strikes.ban(session, user_id=ad.user_id, reason=f"ad #{ad_id}: banned by a moderator", now=context.now())
+        user = await strikes.ban(
+            session, user_id=ad.user_id, reason=f"ad #{ad_id}: banned by a moderator", now=context.now(),
+            moderator_id=update.effective_user.id,  # type: ignore[union-attr]
+        )
     if live is not None and live[1] is not None:
         await unpublish(context, *live[1])
     context.desk.accounts.pop(ad.user_id, None)
@@ -804,7 +807,7 @@ async def cmd_unban(update: Update, context: HelpdeskContext) -> None:
     if user is None:
         return
     async with unit_of_work(context.desk.sessions) as session:
-        await strikes.unban(session, user_id=user.id)
+        await strikes.unban(session, user_id=user.id, now=context.now(), moderator_id=update.effective_user.id)  # type: ignore[union-attr]
     context.desk.accounts.pop(user.id, None)
     await update.effective_message.reply_html(casework.srender(context, "ads/mod_result.html", icon="✅", text=f"{user.display_name} may use the bot and post again."))  # type: ignore[union-attr]
 

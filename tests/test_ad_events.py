@@ -130,6 +130,9 @@ async def test_penalties_write_user_events(desk):
     await mo.send("/unban @offender", chat_id=STAFF_CHAT)
     rows = [tuple(r) for r in await desk.rows("SELECT kind, until IS NOT NULL FROM user_events WHERE user_id = 7006 ORDER BY id")]
     assert [(k, bool(u)) for k, u in rows] == [("warned", False), ("blocked", True), ("banned", False), ("lifted", False)]
+    # the lifting is dated by the desk's clock and names the moderator who did it
+    lifted = tuple((await desk.rows("SELECT at, actor_id FROM user_events WHERE user_id = 7006 AND kind = 'lifted'"))[0])
+    assert lifted[1] == mo.id and str(lifted[0]).startswith(desk.clock.now.strftime("%Y-%m-%d %H:%M"))
     async with desk.sessions() as session:
         users = (await collect(session, parse_period("2026-11", ZoneInfo("UTC")))).users
     assert (users["warned"], users["blocked"], users["banned"]) == (1, 1, 1)
