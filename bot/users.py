@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import BigInteger, Select, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,11 +71,19 @@ class InProgress(NamedTuple):
 async def in_progress(session: AsyncSession, *, user_id: int) -> InProgress:
     """Whether the user is in the middle of something, in one query. Nothing (the common
     case) means their text is a question, and no feature needs to look further."""
+    row = (await session.execute(_in_progress_query(), {"user_id": user_id})).one()
+    return InProgress(bool(row[0]), bool(row[1]))
+
+
+@cache
+def _in_progress_query() -> Select[tuple[bool, bool]]:
+    """Built once (asked on every private message): constructing the expression costs
+    more than running it."""
     from ads.service import draft_in_progress
     from escalation.service import case_in_progress
 
-    row = (await session.execute(select(draft_in_progress(user_id), case_in_progress(user_id)))).one()
-    return InProgress(bool(row[0]), bool(row[1]))
+    user_id = bindparam("user_id", type_=BigInteger())
+    return select(draft_in_progress(user_id), case_in_progress(user_id))  # type: ignore[arg-type]
 
 
 async def get_state(session: AsyncSession, key: str) -> str | None:

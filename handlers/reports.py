@@ -11,7 +11,7 @@ import logging
 from telegram import InputFile, Message, Update
 
 from bot.context import HelpdeskContext
-from bot.db import unit_of_work
+from bot.db import offloaded, unit_of_work
 from handlers.casework import srender
 from handlers.staffauth import is_staff
 from reports import Period, PeriodError, Report, last_month, parse_period, runs
@@ -34,8 +34,9 @@ async def _send(context: HelpdeskContext, chat_id: int, report: Report, thread_i
 
 async def _build(context: HelpdeskContext, period: Period) -> Report:
     desk = context.desk
-    async with unit_of_work(desk.sessions) as session:
-        figures = await collect(session, period)
+    with offloaded():  # a month of figures: long reads, kept off the event loop
+        async with unit_of_work(desk.sessions) as session:
+            figures = await collect(session, period)
     return await finish(figures, desk.settings, now=context.now())  # drawn outside the transaction
 
 

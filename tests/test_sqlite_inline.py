@@ -1,0 +1,75 @@
+"""SQLite calls run on the event loop (bot.db.InlineSQLite), except lock waits and
+offloaded work, which run in the connection's thread so the loop never stalls."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from sqlalchemy import text
+
+from bot.db import InlineSQLite, make_engine, make_sessionmaker, offloaded, unit_of_work
+
+
+async def _engine(tmp_path: Path):  # type: ignore[no-untyped-def]
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"))
+    return engine
+
+
+async def _thread_of_calls(session) -> int:  # type: ignore[no-untyped-def]
+    """The id of the thread in which SQLite runs this session's statements."""
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert isinstance(driver, InlineSQLite)
+    driver._conn.create_function("thread_id", 0, threading.get_ident)
+    return int((await session.execute(text("SELECT thread_id()"))).scalar_one())
+
+
+async def test_statements_run_on_the_loop_and_offloaded_ones_in_the_thread(tmp_path: Path) -> None:
+    engine = await _engine(tmp_path)
+    sessions = make_sessionmaker(engine)
+    try:
+        async with unit_of_work(sessions) as session:
+            assert await _thread_of_calls(session) == threading.get_ident()
+        with offloaded():
+            async with unit_of_work(sessions) as session:
+                assert await _thread_of_calls(session) != threading.get_ident()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_writer_waits_for_the_lock_without_stalling_the_loop(tmp_path: Path) -> None:
+    engine = await _engine(tmp_path)
+    sessions = make_sessionmaker(engine)
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with unit_of_work(sessions) as session:  # BEGIN IMMEDIATE: the write lock
+            await session.execute(text("INSERT INTO notes (body) VALUES ('first')"))
+            holding.set()
+            await release.wait()
+
+    async def writer() -> None:
+        async with unit_of_work(sessions) as session:  # another connection: must wait, not fail
+            await session.execute(text("INSERT INTO notes (body) VALUES ('second')"))
+
+    try:
+        first = asyncio.create_task(holder())
+        await holding.wait()
+        second = asyncio.create_task(writer())
+        ticks = 0
+        for _ in range(5):  # the loop keeps running while the writer waits for the lock
+            await asyncio.sleep(0.02)
+            ticks += 1
+        assert ticks == 5 and not second.done()
+        release.set()
+        await asyncio.wait_for(asyncio.gather(first, second), timeout=10)
+        async with sessions() as session:
+            bodies = (await session.execute(text("SELECT body FROM notes ORDER BY id"))).scalars().all()
+        assert bodies == ["first", "second"]
+    finally:
+        release.set()
+        await engine.dispose()
