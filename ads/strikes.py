@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ads.models import Ad, AdStatus, Strike, UserEvent, UserEventKind
+from ads.models import AdEvent, AdEventKind, Strike, UserEvent, UserEventKind
 from ads.service import Rules, count_active_strikes
 from bot.config import Penalty as PenaltyStep
 from bot.models import User, UserStatus
@@ -144,11 +144,18 @@ async def find_user(session: AsyncSession, ref: str) -> User | None:
 
 
 async def rejections_for_reason(session: AsyncSession, *, user_id: int, reason: str, now: datetime) -> int:
-    """How often this user's ads were rejected for ``reason`` in the last week (pattern alert)."""
+    """How often this user's ads were rejected for ``reason`` in the last week (pattern alert).
+
+    Counted from ``ad_events`` (one row per rejection): the ads table keeps only each
+    ad's latest decision, so an ad rejected, fixed and rejected again for the same
+    reason would count once there (and not at all once it is resubmitted)."""
     return int(
         await session.scalar(
-            select(func.count()).select_from(Ad).where(
-                Ad.user_id == user_id, Ad.status == AdStatus.REJECTED, Ad.decision_reason == reason, Ad.decided_at >= now - PATTERN_WINDOW
+            select(func.count()).select_from(AdEvent).where(
+                AdEvent.user_id == user_id,
+                AdEvent.kind == AdEventKind.REJECTED,
+                AdEvent.reason == reason,
+                AdEvent.at >= now - PATTERN_WINDOW,
             )
         )
         or 0

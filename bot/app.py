@@ -240,8 +240,8 @@ async def on_startup(app: Application) -> None:  # type: ignore[type-arg]
     async with unit_of_work(sessions) as session:
         if settings.kb.import_on_start:
             await _import_kb_file(session, settings, clock())
+        version = await kb_version(session)  # first: the snapshot is at least this new
         snapshot = await load_snapshot(session, synonyms)
-        version = await kb_version(session)
         moves = await chat_moves(session)
     for old, new in moves.items():
         for key in config_keys(settings, old):

@@ -27,7 +27,7 @@ class Desk:
     sessions: async_sessionmaker[AsyncSession]
     templates: Templates
     kb: KbSnapshot
-    kb_version: int
+    kb_version: int  # the revision ``kb`` was read at (handlers.jobs.refresh_kb swaps both)
     clock: Callable[[], datetime]
     policy: Policy
     ad_rules: Rules

@@ -14,6 +14,11 @@ SQLite gets WAL, a busy timeout, foreign keys and ``BEGIN IMMEDIATE`` transactio
 (one writer at a time, no read-then-write upgrade failures), and its calls are made on
 the event loop, not in aiosqlite's thread (:class:`InlineSQLite`). PostgreSQL goes through
 asyncpg with the same code; an optional schema is put on the search path.
+
+Work that only reads (e.g. reloading the knowledge base) takes ``unit_of_work(sessions,
+read_only=True)``: on SQLite a plain (deferred) ``BEGIN``, i.e. a WAL read snapshot that
+holds no write lock, and on PostgreSQL a ``REPEATABLE READ READ ONLY`` transaction (one
+snapshot for all its statements). A write in it raises :class:`ReadOnlyViolation`.
 """
 
 from __future__ import annotations
@@ -217,8 +222,27 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         # Straight to aiosqlite: one trip to its thread instead of three (cursor, execute,
-        # close) through exec_driver_sql; this runs once per unit of work.
-        conn.connection.dbapi_connection.run_async(lambda driver: driver.execute("BEGIN IMMEDIATE"))
+        # close) through exec_driver_sql; this runs once per unit of work. A read-only unit
+        # of work (see read_only_engine) begins a deferred transaction: no write lock.
+        begin = "BEGIN" if conn.get_execution_options().get(READ_ONLY_OPTION) else "BEGIN IMMEDIATE"
+        conn.connection.dbapi_connection.run_async(lambda driver: driver.execute(begin))
+
+
+#: Execution option marking the connections of :func:`read_only_engine`.
+READ_ONLY_OPTION = "helpdesk_read_only"
+
+
+def read_only_engine(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` for transactions that only read (same pool, same events): a deferred
+    ``BEGIN`` on SQLite, ``REPEATABLE READ READ ONLY`` on PostgreSQL."""
+    options: dict[str, Any] = {READ_ONLY_OPTION: True}
+    if engine.dialect.name == "postgresql":
+        options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    return engine.execution_options(**options)
+
+
+class ReadOnlyViolation(RuntimeError):
+    """A read-only unit of work tried to write (a bug in the caller)."""
 
 
 class TrackedSession(Session):
@@ -228,14 +252,28 @@ class TrackedSession(Session):
 @event.listens_for(TrackedSession, "do_orm_execute")
 def _note_dml(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
-        state.session.info["wrote"] = True
+        _wrote(state.session)
     elif isinstance(state.statement, TextClause) and state.statement.text.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
-        state.session.info["wrote"] = True  # a text() statement
+        _wrote(state.session)  # a text() statement
+
+
+@event.listens_for(TrackedSession, "before_flush")
+def _refuse_flush(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        _wrote(session, flushing=True)
 
 
 @event.listens_for(TrackedSession, "after_flush")
 def _note_flush(session: Session, _flush: UOWTransaction) -> None:
     if session.new or session.dirty or session.deleted:
+        _wrote(session)
+
+
+def _wrote(session: Session, *, flushing: bool = False) -> None:
+    if session.info.get("read_only"):
+        # SQLite would quietly upgrade the deferred transaction to a write one
+        raise ReadOnlyViolation("a read-only unit of work tried to write")
+    if not flushing:
         session.info["wrote"] = True
 
 
@@ -302,17 +340,24 @@ def _record_statement(dialect: str) -> Any:
 
 
 @asynccontextmanager
-async def unit_of_work(sessions: async_sessionmaker[AsyncSession], *, effect: bool = True) -> AsyncIterator[AsyncSession]:
+async def unit_of_work(
+    sessions: async_sessionmaker[AsyncSession], *, effect: bool = True, read_only: bool = False
+) -> AsyncIterator[AsyncSession]:
     """One transaction: committed when the block ends, rolled back if it raises.
 
     During an update, the first unit of work that writes records the update in the same
     transaction (or raises :class:`DuplicateUpdate` if it was recorded before). Pass
     ``effect=False`` for bookkeeping that is not the update's effect and is harmless to
     repeat (e.g. refreshing the user's name), so that the marker goes with the real effect.
+    ``read_only=True``: a transaction that takes no write lock and may not write (see the
+    module's docstring); it never records the update.
     """
-    mark = _pending_mark() if effect else None
+    mark = _pending_mark() if effect and not read_only else None
     recorded = False
-    async with sessions() as session, session.begin():
+    local: dict[str, Any] = {}
+    if read_only:
+        local = {"bind": read_only_engine(sessions.kw["bind"]), "info": {"read_only": True}}
+    async with sessions(**local) as session, session.begin():
         yield session
         if mark is not None:
             await session.flush()

@@ -9,6 +9,12 @@ staff member and chat, so they survive a restart): while one is open, that staff
 member's next message in that chat and topic goes to it (:func:`route_draft`, called by
 the staff chat's message handler for a message that is not for a ticket), for
 :data:`kb.editing.DRAFT_IDLE` after its last step. ``/cancel`` or Cancel leaves.
+
+They do not start in a ticket's forum topic (:func:`_refused_in_ticket_topic`): there,
+what staff write goes to the customer, as in any help desk's conversation view, and a
+draft that quietly took those messages could publish a reply meant for one customer as
+everyone's answer. The one-shot commands (``/kb search``, ``show``, ``phrase``, the
+one-line ``/kb edit id field text``) work there.
 """
 
 from __future__ import annotations
@@ -159,7 +165,28 @@ async def _show(update: Update, context: HelpdeskContext, message: Message, args
     await message.reply_html(srender(context, "faq/answer.html", title=entry.title, answer_html=entry.answer_html, ask_vote=False))
 
 
+async def _ticket_of_topic(context: HelpdeskContext, message: Message) -> int | None:
+    """The ticket whose forum topic ``message`` is in (None: not a ticket's topic)."""
+    if not message.is_topic_message or message.message_thread_id is None:
+        return None
+    async with unit_of_work(context.desk.sessions, read_only=True) as session:
+        ticket = await escalation_service.ticket_at(session, chat_id=message.chat_id, thread_id=message.message_thread_id, reply_to=None)
+    return ticket.id if ticket is not None else None
+
+
+async def _refused_in_ticket_topic(context: HelpdeskContext, message: Message) -> bool:
+    """A draft (``/kb add``, a field of ``/kb edit``) would start in a ticket's topic,
+    where staff messages go to the customer: say where to start it instead (True)."""
+    number = await _ticket_of_topic(context, message)
+    if number is None:
+        return False
+    await message.reply_html(srender(context, "kb/error.html", code="ticket_topic", number=number))
+    return True
+
+
 async def _add(update: Update, context: HelpdeskContext, message: Message, args: list[str]) -> None:
+    if await _refused_in_ticket_topic(context, message):
+        return
     async with unit_of_work(context.desk.sessions) as session:
         draft = await editing.start_draft(
             session, staff_id=update.effective_user.id, chat_id=message.chat_id, kind="add", step="title", now=context.now(),  # type: ignore[union-attr]
@@ -201,6 +228,8 @@ async def _edit(update: Update, context: HelpdeskContext, message: Message, args
             return
         values: dict[str, Any] = {field: value.splitlines() if field == "phrasings" else value}
         await _apply_edit(context, message, args[0], user_id, values)
+        return
+    if await _refused_in_ticket_topic(context, message):  # the field buttons start a draft
         return
     try:
         async with unit_of_work(context.desk.sessions) as session:
@@ -407,6 +436,10 @@ async def on_edit_button(update: Update, context: HelpdeskContext) -> None:
     if not await staff.staff_or_refuse(update, context):
         return
     _, field, entry_id = query.data.split(":", 2)  # type: ignore[union-attr]
+    if isinstance(query.message, Message) and await _ticket_of_topic(context, query.message) is not None:
+        await toast(query)  # type: ignore[arg-type]
+        await _refused_in_ticket_topic(context, query.message)  # an old menu: no draft here
+        return
     try:
         async with unit_of_work(context.desk.sessions) as session:
             entry = await editing.get_entry(session, entry_id)

@@ -96,7 +96,34 @@ async def test_pattern_alert_on_repeated_rejections_for_the_same_reason(desk):
         ad_id = await post_ad(desk, user, description=DESCRIPTION + f" Version {i} with different words {'x' * i}.")
         await reject(desk, mo, ad_id, "Unrealistic price")
     alerts = [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.text.startswith("⚠️ Pattern")]
-    assert len(alerts) == 1 and "3 ads rejected for “Unrealistic price”" in alerts[0].text
+    assert len(alerts) == 1 and "3 rejections for “Unrealistic price”" in alerts[0].text
+
+
+async def test_pattern_alert_counts_each_rejection_of_the_same_ad(desk):
+    """One ad rejected, "fixed", resubmitted and rejected again for the same reason: every
+    rejection counts (ad_events), not just the ad's latest decision (the ads table)."""
+    user = desk.tg.user(8007, "Stubborn")
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, user)
+    for round_ in range(3):
+        if round_:
+            await user.press("Edit and resubmit", desk.tg.last_bot_message(8007))
+            assert "the price" in desk.tg.last_bot_message(8007).text
+            await user.send(f"R {90 + round_} 000")
+            await user.press("Submit")
+            assert await desk.scalar("SELECT status FROM ads") == "submitted"
+        await reject(desk, mo, ad_id, "Unrealistic price")
+        alerts = [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.text.startswith("⚠️ Pattern")]
+        assert len(alerts) == (1 if round_ == 2 else 0), round_
+    assert await desk.scalar("SELECT count(*) FROM ads") == 1
+    assert "has had 3 rejections for “Unrealistic price” in the last 7 days" in alerts[0].text
+    # a week later the old rejections no longer make a pattern
+    desk.clock.advance(days=8)
+    await user.press("Edit and resubmit", desk.tg.last_bot_message(8007))
+    await user.send("R 99 000")
+    await user.press("Submit")
+    await reject(desk, mo, ad_id, "Unrealistic price")
+    assert len([m for m in desk.tg.chat_messages(STAFF_CHAT) if m.text.startswith("⚠️ Pattern")]) == 1
 
 
 async def test_moderator_commands_are_for_moderators(desk):

@@ -419,3 +419,41 @@ async def test_editing_an_entry_deleted_meanwhile(desk):
     assert "There is no FAQ entry “advance-fee-scam”" in last(desk).text
     assert await desk.scalar("SELECT count(*) FROM kb_drafts") == 0
     assert await desk.scalar("SELECT count(*) FROM kb_entries WHERE title = 'Advance-fee scams'") == 0
+
+
+@pytest.mark.parametrize("staff_forum", [True])
+async def test_kb_drafts_do_not_start_in_a_ticket_topic(desk):
+    """In a ticket's topic staff messages go to the customer: /kb add and the /kb edit
+    menu say where to start instead of opening a draft that could never get (or would
+    steal) the next message; the one-message commands still work there."""
+    thandi = thandi_of(desk)
+    user = desk.tg.user(5110, "Palesa")
+    number = await open_ticket(desk, user)
+    topic = desk.tg.topic_named(STAFF_CHAT, f"#{number} · Palesa")
+
+    def in_topic():
+        return [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and m.thread_id == topic][-1]
+
+    await thandi.send("/kb add", chat_id=STAFF_CHAT, thread_id=topic)
+    refusal = in_topic()
+    assert refusal.text.startswith(f"⚠️ This is the topic of ticket #{number}: what you write here goes to the customer")
+    assert "Start them in the General topic" in refusal.text
+    await thandi.send("/kb edit meet-safely", chat_id=STAFF_CHAT, thread_id=topic)
+    assert in_topic().text == refusal.text and not in_topic().button_texts
+    # a field button of an /kb edit menu shown there (before this rule) opens no draft either
+    await thandi.press_data("kbe:answer:meet-safely", in_topic(), label="Answer")
+    assert in_topic().text == refusal.text
+    assert await desk.scalar("SELECT count(*) FROM kb_drafts") == 0
+    # so the next message is the customer's reply, as everywhere in the topic
+    await thandi.send("Hi Palesa, let me check your payment.", chat_id=STAFF_CHAT, thread_id=topic)
+    assert "Hi Palesa, let me check your payment." in desk.tg.last_bot_message(5110).text
+    # one-message commands work in the topic
+    await thandi.send("/kb edit meet-safely title Meeting people safely", chat_id=STAFF_CHAT, thread_id=topic)
+    assert "meet-safely changed" in in_topic().text
+    await thandi.send("/kb search meet a buyer safely", chat_id=STAFF_CHAT, thread_id=topic)
+    assert "• meet-safely: Meeting people safely (safety)" in in_topic().text.splitlines()
+    # and /kb add in the General topic works as ever
+    await thandi.send("/kb add", chat_id=STAFF_CHAT)
+    assert "Send the title" in last(desk).text
+    assert await desk.scalar("SELECT count(*) FROM kb_drafts") == 1
+    assert desk.tg.errors() == []
