@@ -491,15 +491,54 @@ async def tickets_without_card(session: AsyncSession, *, before: datetime, limit
     return list(rows.all())
 
 
-async def claim_relay(session: AsyncSession, *, message_id: int) -> bool:
-    """Claim sending a pending relay: True for exactly one sender (the handler or a sweep)."""
+async def claim_relay(session: AsyncSession, *, message_id: int, now: datetime | None = None) -> bool:
+    """Claim sending a pending relay: True for exactly one sender (the handler or a sweep).
+    ``now`` is kept as the claim's time (see :func:`stuck_relays`)."""
     claimed = await session.scalar(
         update(TicketMessage)
         .where(TicketMessage.id == message_id, TicketMessage.send_state == SendState.PENDING)
-        .values(send_state=SendState.SENDING)
+        .values(send_state=SendState.SENDING, claimed_at=now)
         .returning(TicketMessage.id)
     )
     return claimed is not None
+
+
+# The error recorded on a relay whose sender died between claiming and recording the outcome.
+STUCK_ERROR = "the bot stopped while sending it; it may have arrived"
+
+
+async def stuck_relays(session: AsyncSession, *, before: datetime, limit: int = 50) -> list[PendingRelay]:
+    """Relays claimed for sending before ``before`` whose outcome was never recorded: the
+    process died mid-send, so each may or may not have arrived. Oldest first."""
+    claimed = func.coalesce(TicketMessage.claimed_at, TicketMessage.at)
+    return await _relays_with_names(
+        session,
+        select(TicketMessage, Ticket)
+        .join(Ticket, Ticket.id == TicketMessage.ticket_id)
+        .where(TicketMessage.send_state == SendState.SENDING, claimed <= before)
+        .order_by(TicketMessage.id)
+        .limit(limit),
+    )
+
+
+async def give_up_stuck_relay(session: AsyncSession, *, message_id: int, now: datetime) -> Ticket | None:
+    """A stuck relay is recorded as *maybe delivered* (never sent again: it may have
+    arrived) with a ticket event; atomically, so that one sweep reports it. None when
+    it is not stuck any more (its sender recorded the outcome, or another sweep did)."""
+    done = await session.scalar(
+        update(TicketMessage)
+        .where(TicketMessage.id == message_id, TicketMessage.send_state == SendState.SENDING)
+        .values(send_state=SendState.SENT, delivered=None, error=STUCK_ERROR)
+        .returning(TicketMessage.id)
+    )
+    if done is None:
+        return None
+    message = await session.get(TicketMessage, message_id)
+    ticket = await session.get(Ticket, message.ticket_id)  # type: ignore[union-attr]
+    if ticket is not None:
+        to = "the user" if message.direction in (Direction.OUT, Direction.BOT) else "staff"  # type: ignore[union-attr]
+        _event(session, ticket, None, "system", ticket.status, f"maybe not delivered to {to}: {STUCK_ERROR}", now)
+    return ticket
 
 
 @dataclass(frozen=True)
@@ -514,15 +553,19 @@ class PendingRelay:
 async def pending_relays(session: AsyncSession, *, before: datetime, limit: int = 50) -> list[PendingRelay]:
     """Relays stored before ``before`` and never sent (the bot stopped between storing
     and sending), oldest first."""
-    rows = (
-        await session.execute(
-            select(TicketMessage, Ticket)
-            .join(Ticket, Ticket.id == TicketMessage.ticket_id)
-            .where(TicketMessage.send_state == SendState.PENDING, TicketMessage.at <= before)
-            .order_by(TicketMessage.id)
-            .limit(limit)
-        )
-    ).all()
+    return await _relays_with_names(
+        session,
+        select(TicketMessage, Ticket)
+        .join(Ticket, Ticket.id == TicketMessage.ticket_id)
+        .where(TicketMessage.send_state == SendState.PENDING, TicketMessage.at <= before)
+        .order_by(TicketMessage.id)
+        .limit(limit),
+    )
+
+
+async def _relays_with_names(session: AsyncSession, query: Any) -> list[PendingRelay]:
+    """(message, ticket) rows of ``query`` with the sender's name (user or staff)."""
+    rows = (await session.execute(query)).all()
     users = {u.id: u.first_name for u in (await session.scalars(select(User).where(User.id.in_({t.user_id for _, t in rows} or {0})))).all()}
     staff = await staff_names(session, [m.sender_id for m, _ in rows if m.direction == Direction.OUT and m.sender_id])
     return [

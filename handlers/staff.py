@@ -345,7 +345,7 @@ async def cmd_ticket(update: Update, context: HelpdeskContext) -> None:
     arrows = {Direction.IN: "👤", Direction.OUT: "💬", Direction.NOTE: "📝", Direction.BOT: "🤖"}
     lines = [
         {"arrow": arrows.get(m.direction, "·"), "at": casework.local_time(context, m.at),
-         "text": short(m.text or f"({m.kind})", 200) + _delivery_mark(context, m.delivered, m.send_state)}
+         "text": short(m.text or f"({m.kind})", 200) + _delivery_mark(context, m.delivered, m.send_state, m.error)}
         for m in messages
     ]
     # the card is our own rendered (escaped) HTML; the messages are trimmed to fit one message
@@ -357,10 +357,10 @@ async def cmd_ticket(update: Update, context: HelpdeskContext) -> None:
     await update.effective_message.reply_html(body)  # type: ignore[union-attr]
 
 
-def _delivery_mark(context: HelpdeskContext, delivered: bool | None, state: str | None) -> str:
+def _delivery_mark(context: HelpdeskContext, delivered: bool | None, state: str | None, error: str | None = None) -> str:
     if state == SendState.PENDING:
         return " " + slabel(context, "mark_not_sent_yet")
-    if state == SendState.SENDING:
+    if state == SendState.SENDING or (delivered is None and error == service.STUCK_ERROR):
         return " " + slabel(context, "mark_interrupted")
     if delivered is None:
         return " " + slabel(context, "mark_maybe_delivered")

@@ -244,3 +244,89 @@ async def test_relays_not_sent_before_an_erasure_are_never_sent(desk):
     assert len(bot_calls(desk, STAFF_CHAT)) == staff_before
     row = (await desk.rows("SELECT send_state, delivered, text FROM ticket_messages WHERE id = :i", i=waiting))[0]
     assert tuple(row) == ("sent", False, "")
+
+
+# ------------------------------------------------------------------ a send interrupted mid-way
+
+
+async def crashed_mid_send(desk, message_id):
+    """The sender claimed the relay (pending -> sending) and the bot died before it
+    recorded whether Telegram took it: it may or may not have arrived."""
+    async with unit_of_work(desk.sessions) as session:
+        assert await service.claim_relay(session, message_id=message_id, now=desk.clock.now)
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_staff_reply_interrupted_mid_send_is_reported_to_staff_once_and_never_resent(desk, staff_forum):
+    thandi, _ = staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    alert = card(desk, number)
+    await thandi.press("Claim", alert)
+    message_id = await crashed_staff_reply(desk, number, thandi.id, "Your refund RF-77 is on its way.")
+    await crashed_mid_send(desk, message_id)
+    staff_before = len(bot_calls(desk, STAFF_CHAT))
+    desk.clock.advance(minutes=3)
+    await sweep(desk)  # claimed 3 minutes ago: maybe still being sent (telegram.stuck_send_minutes = 10)
+    assert len(bot_calls(desk, STAFF_CHAT)) == staff_before
+    desk.clock.advance(minutes=8)
+    await sweep(desk)
+    told = [m for m in desk.tg.chat_messages(STAFF_CHAT)[-1:] if m.from_bot]
+    assert len(told) == 1 and "Maybe not delivered to the user (#%d)" % number in told[0].text
+    assert "the bot stopped while sending this reply by Thandi" in told[0].text and "RF-77 is on its way" in told[0].text
+    if staff_forum:
+        assert told[0].thread_id == alert.thread_id
+    else:
+        assert told[0].reply_to == alert.message_id
+    assert not any("RF-77" in m.text for m in desk.tg.chat_messages(USER))  # never sent again automatically
+    row = (await desk.rows("SELECT send_state, delivered, error FROM ticket_messages WHERE id = :i", i=message_id))[0]
+    assert tuple(row) == ("sent", None, service.STUCK_ERROR)
+    assert await desk.scalar(
+        "SELECT count(*) FROM ticket_events WHERE ticket_id = :n AND note LIKE 'maybe not delivered to the user: the bot stopped%'", n=number
+    ) == 1
+    count = len(bot_calls(desk, STAFF_CHAT))
+    for _ in range(2):
+        desk.clock.advance(minutes=11)
+        await sweep(desk)
+    assert len(bot_calls(desk, STAFF_CHAT)) == count  # reported once
+    await thandi.send(f"/ticket {number}", chat_id=STAFF_CHAT)
+    assert "RF-77 is on its way. ❔ maybe not delivered (the bot stopped while sending)" in desk.tg.last_bot_message(STAFF_CHAT).text
+
+
+@pytest.mark.parametrize("settings_overrides", [{"telegram": {"stuck_send_minutes": 30}}])
+async def test_user_message_interrupted_mid_relay_reaches_staff_as_a_flagged_copy_after_the_configured_grace(desk):
+    staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    alert = card(desk, number)
+    message_id = await crashed_user_message(desk, number, "my order number is ON-5521", 5201)
+    await crashed_mid_send(desk, message_id)
+    desk.clock.advance(minutes=20)
+    await sweep(desk)
+    assert not any("ON-5521" in m.text for m in desk.tg.chat_messages(STAFF_CHAT))  # 20 < 30 minutes
+    desk.clock.advance(minutes=11)
+    await sweep(desk)
+    told = [m for m in desk.tg.chat_messages(STAFF_CHAT) if "ON-5521" in m.text]
+    assert len(told) == 1 and told[0].reply_to == alert.message_id
+    assert f"A message from Naledi (#{number}) may not have reached this chat" in told[0].text
+    row = (await desk.rows("SELECT send_state, delivered FROM ticket_messages WHERE id = :i", i=message_id))[0]
+    assert tuple(row) == ("sent", None)
+    assert "may not have arrived" not in desk.tg.last_bot_message(USER).text  # the user is not bothered
+    desk.clock.advance(minutes=31)
+    await sweep(desk)
+    assert len([m for m in desk.tg.chat_messages(STAFF_CHAT) if "ON-5521" in m.text]) == 1
+
+
+async def test_a_relay_finished_meanwhile_is_not_reported(desk):
+    staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    message_id = await crashed_user_message(desk, number, "slow but fine QZ3", 5202)
+    await crashed_mid_send(desk, message_id)
+    async with unit_of_work(desk.sessions) as session:  # the slow sender records its outcome at last
+        await service.set_staff_copy(session, message_id=message_id, chat_id=STAFF_CHAT, staff_message_id=990_001)
+    desk.clock.advance(minutes=11)
+    await sweep(desk)
+    assert not any("QZ3" in m.text for m in desk.tg.chat_messages(STAFF_CHAT))
+    row = (await desk.rows("SELECT send_state, delivered FROM ticket_messages WHERE id = :i", i=message_id))[0]
+    assert tuple(row) == ("sent", True)
