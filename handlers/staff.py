@@ -18,7 +18,7 @@ from bot.db import unit_of_work
 from escalation import service
 from escalation.models import Direction, SendState, TicketStatus
 from escalation.service import SlaAction, TicketError
-from handlers import casework, delivery
+from handlers import casework, delivery, feedback
 from handlers.casework import slabel, srender
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_admin, is_staff
@@ -584,6 +584,10 @@ async def sla_sweep(context: HelpdeskContext) -> None:
         await casework.repair(context)
     except Exception:  # the SLA work below must not wait for a repair that keeps failing
         log.exception("repairing unsent cards and relays failed; the next sweep tries again")
+    try:
+        await feedback.repair_cards(context)
+    except Exception:
+        log.exception("repairing unposted feedback cards failed; the next sweep tries again")
     async with unit_of_work(desk.sessions) as session:
         items = await service.sweep(session, desk.policy, now=context.now())
         names = await service.staff_names(session, [i.ticket.assignee_id for i in items if i.ticket.assignee_id])

@@ -330,3 +330,73 @@ async def test_a_relay_finished_meanwhile_is_not_reported(desk):
     assert not any("QZ3" in m.text for m in desk.tg.chat_messages(STAFF_CHAT))
     row = (await desk.rows("SELECT send_state, delivered FROM ticket_messages WHERE id = :i", i=message_id))[0]
     assert tuple(row) == ("sent", True)
+
+
+# ------------------------------------------------------------------ feedback cards
+
+
+def feedback_cards(desk, number):
+    return [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and m.text.startswith(f"✍️ Feedback #{number} ")]
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_feedback_stored_but_not_posted_gets_exactly_one_card_after_the_grace_period(desk, staff_forum):
+    from escalation import feedback
+
+    thandi, _ = staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    await user.send("/feedback")
+    async with unit_of_work(desk.sessions) as session:  # the handler's transaction; the bot died after it
+        item = await feedback.take_text(session, user_id=USER, text="Please add a dark mode FB-42", now=desk.clock.now)
+    assert feedback_cards(desk, item.id) == []
+    await sweep(desk)  # too fresh: the handler may be posting it right now
+    assert feedback_cards(desk, item.id) == []
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    posted = feedback_cards(desk, item.id)
+    assert len(posted) == 1 and "dark mode FB-42" in posted[0].text and posted[0].button_texts == ["✍️ Answer"]
+    if staff_forum:
+        assert posted[0].thread_id == desk.tg.topic_named(STAFF_CHAT, "Feedback")
+    row = (await desk.rows("SELECT staff_chat_id, staff_message_id, card_claimed_at FROM feedback WHERE id = :i", i=item.id))[0]
+    assert (row[0], row[1]) == (STAFF_CHAT, posted[0].message_id) and row[2] is not None
+    for _ in range(2):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    assert len(feedback_cards(desk, item.id)) == 1
+    # the repaired card works: a reply to it answers the feedback
+    await thandi.send("Dark mode is planned for March.", chat_id=STAFF_CHAT, reply_to=posted[0])
+    assert "Dark mode is planned for March." in desk.tg.last_bot_message(USER).text
+
+
+async def test_feedback_card_telegram_refused_is_posted_by_the_sweep_and_a_timed_out_one_is_not(desk):
+    staff_pair(desk)
+    refused, timed = desk.tg.user(6111, "Refilwe"), desk.tg.user(6112, "Tumi")
+    desk.tg.fail("sendMessage", "too_long", chat_id=STAFF_CHAT)
+    await refused.send("/feedback")
+    await refused.send("The search is slow FB-1")
+    first = await desk.scalar("SELECT max(id) FROM feedback")
+    assert feedback_cards(desk, first) == []
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, delivered=True)
+    await timed.send("/feedback")
+    await timed.send("Love the guides FB-2")
+    second = await desk.scalar("SELECT max(id) FROM feedback")
+    assert len(feedback_cards(desk, second)) == 1  # it arrived, but the bot does not know its id
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    assert len(feedback_cards(desk, first)) == 1  # surely not there before: posted now
+    assert len(feedback_cards(desk, second)) == 1  # maybe there (it was): not posted twice
+
+
+async def test_answered_feedback_without_card_is_not_posted(desk):
+    from escalation import feedback
+
+    staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    await user.send("/feedback")
+    async with unit_of_work(desk.sessions) as session:
+        item = await feedback.take_text(session, user_id=USER, text="old feedback FB-9", now=desk.clock.now)
+        await feedback.answer(session, feedback_id=item.id, chat_id=STAFF_CHAT, staff_id=800001, text="done", now=desk.clock.now)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert feedback_cards(desk, item.id) == []
