@@ -194,6 +194,19 @@ async def without_card(session: AsyncSession, *, before: datetime, limit: int = 
     return list(rows.all())
 
 
+async def move_cards(session: AsyncSession, *, old_chat_id: int) -> int:
+    """The staff chat moved to a new id: the cards of unanswered feedback stayed in the
+    old chat, out of reach. Their place is cleared (and the claim), so the repair sweep
+    posts each card again in the new chat. Answered feedback keeps its history. Returns
+    how many cards are due again."""
+    result = await session.execute(
+        update(Feedback)
+        .where(Feedback.staff_chat_id == old_chat_id, Feedback.answer.is_(None))
+        .values(staff_chat_id=None, staff_message_id=None, card_claimed_at=None)
+    )
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
 async def at_card(session: AsyncSession, *, chat_id: int, message_id: int) -> int | None:
     """The feedback whose staff card is this message."""
     return await session.scalar(select(Feedback.id).where(Feedback.staff_chat_id == chat_id, Feedback.staff_message_id == message_id))

@@ -706,12 +706,19 @@ async def user_blocked_bot(session: AsyncSession, *, ticket_id: int, error: str,
 
 async def move_staff_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int) -> int:
     """Telegram moved a staff chat to a new id: its tickets follow. Cards and topics of
-    the old chat cannot be reached any more, so each ticket gets a fresh card in the
-    new chat when it is next needed. Returns how many tickets moved."""
+    the old chat cannot be reached any more: an open ticket's card claim is cleared, so
+    the repair sweep posts a fresh card in the new chat (unless a message of the case
+    needs one first); a finished ticket gets one when it is next needed (a reopen).
+    Returns how many tickets moved."""
     result = await session.execute(
         update(Ticket)
         .where(Ticket.staff_chat_id == old_chat_id)
-        .values(staff_chat_id=new_chat_id, card_message_id=None, topic_id=None)
+        .values(
+            staff_chat_id=new_chat_id,
+            card_message_id=None,
+            topic_id=None,
+            card_claimed_at=case((Ticket.status.in_(OPEN_STATUSES), None), else_=Ticket.card_claimed_at),
+        )
     )
     return result.rowcount or 0  # type: ignore[attr-defined]
 
