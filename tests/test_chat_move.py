@@ -110,3 +110,25 @@ async def test_a_silent_upgrade_found_by_posting_an_ad_moves_everything_and_post
     assert len(bot_messages(desk, NEW_CHAT, f"📋 Ad #{waiting} ")) == 1  # the older card, posted again
     await mo.send("Add the service book", chat_id=NEW_CHAT)  # the "Other…" wait moved too
     assert await desk.scalar("SELECT decision_note FROM ads WHERE id = :i", i=waiting) == "Add the service book"
+
+
+@pytest.mark.parametrize("settings_overrides", [MOVED])
+async def test_an_open_ad_report_gets_its_card_again_in_the_new_chat(desk):
+    desk.tg.chats[OLD_CHAT]["type"] = "group"
+    mo = desk.tg.staff(810001, "Moderator Mo", OLD_CHAT, status="administrator")
+    seller, buyer = desk.tg.user(9103, "Seller"), desk.tg.user(9104, "Buyer")
+    ad_id = await post_ad(desk, seller)
+    await mo.press("Approve", bot_messages(desk, OLD_CHAT, f"📋 Ad #{ad_id} ")[-1])
+    await buyer.send(f"/report {ad_id}")
+    await buyer.press("Wrong category")
+    report_id = await desk.scalar("SELECT id FROM ad_reports")
+    assert len(bot_messages(desk, OLD_CHAT, f"🚩 Report #{report_id} ")) == 1
+    desk.tg.migrate_chat(OLD_CHAT, NEW_CHAT)
+    await desk.tg.announce_migration(OLD_CHAT, NEW_CHAT, by=mo.data)
+    cards = bot_messages(desk, NEW_CHAT, f"🚩 Report #{report_id} ")
+    assert len(cards) == 1
+    assert await desk.scalar("SELECT card_chat_id FROM ad_reports") == NEW_CHAT
+    assert bot_messages(desk, NEW_CHAT, f"📋 Ad #{ad_id} ") == []  # decided: no card again
+    await mo.press("Dismiss", cards[0])
+    assert await desk.scalar("SELECT status FROM ad_reports") == "dismissed"
+    assert desk.tg.errors() == []
