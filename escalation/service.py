@@ -541,6 +541,16 @@ async def give_up_stuck_relay(session: AsyncSession, *, message_id: int, now: da
     return ticket
 
 
+async def stuck_relay_unreported(session: AsyncSession, *, message_id: int) -> None:
+    """Staff could not be told about a stuck relay (Telegram refused the notice): it is
+    stuck again, so that the next sweep tries again."""
+    await session.execute(
+        update(TicketMessage)
+        .where(TicketMessage.id == message_id, TicketMessage.send_state == SendState.SENT, TicketMessage.error == STUCK_ERROR)
+        .values(send_state=SendState.SENDING, error=None)
+    )
+
+
 @dataclass(frozen=True)
 class PendingRelay:
     """A relay stored but never sent, with what sending it needs."""

@@ -545,6 +545,23 @@ async def report_interrupted(context: HelpdeskContext) -> int:
         )
         text = short(item.message.text or f"({item.message.kind})", 3000)
         html = srender(context, "staff/send_interrupted.html", to_user=to_user, number=ticket.id, name=item.sender_name, text=text)
-        await tell_staff(context, ticket, html)
+        if not await _tell_staff_somewhere(context, ticket, html):
+            log.error("staff could not be told about message %s of ticket #%s; the next sweep tries again", item.message.id, ticket.id)
+            async with unit_of_work(desk.sessions) as session:
+                await service.stuck_relay_unreported(session, message_id=item.message.id)
+            continue
         reported += 1
     return reported
+
+
+async def _tell_staff_somewhere(context: HelpdeskContext, ticket: Ticket, html: str) -> bool:
+    """:func:`tell_staff`, or, for a ticket that never reached the staff chat, its
+    department's chat. False when the notice surely or maybe did not arrive."""
+    if ticket.staff_chat_id is not None:
+        return await tell_staff(context, ticket, html) is not None
+    try:
+        await delivery.to_staff_chat(context, context.department_chat(ticket.department), lambda to: context.bot.send_message(to, html))
+    except TelegramError as exc:
+        log.warning("could not post to the staff chat about #%s: %s", ticket.id, exc)
+        return False
+    return True

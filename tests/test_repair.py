@@ -400,3 +400,34 @@ async def test_answered_feedback_without_card_is_not_posted(desk):
     desk.clock.advance(minutes=3)
     await sweep(desk)
     assert feedback_cards(desk, item.id) == []
+
+
+async def test_interrupted_relay_whose_notice_telegram_refused_is_reported_by_the_next_sweep(desk):
+    staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    message_id = await crashed_user_message(desk, number, "invoice INV-808 attached", 5203)
+    await crashed_mid_send(desk, message_id)
+    desk.clock.advance(minutes=11)
+    desk.tg.fail("sendMessage", "parse", chat_id=STAFF_CHAT)
+    await sweep(desk)
+    assert not any("INV-808" in m.text for m in desk.tg.chat_messages(STAFF_CHAT))
+    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE id = :i", i=message_id) == "sending"
+    desk.clock.advance(minutes=1)
+    await sweep(desk)
+    assert len([m for m in desk.tg.chat_messages(STAFF_CHAT) if "INV-808" in m.text]) == 1
+    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE id = :i", i=message_id) == "sent"
+
+
+async def test_interrupted_relay_of_a_ticket_without_a_place_in_the_staff_chat_is_reported_in_the_chat(desk):
+    staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    message_id = await crashed_user_message(desk, number, "card ending 4242", 5204)
+    await crashed_mid_send(desk, message_id)
+    async with unit_of_work(desk.sessions) as session:  # e.g. the alert was being posted when the bot died
+        await service.attach_card(session, ticket_id=number, chat_id=None, topic_id=None, card_message_id=None)
+    desk.clock.advance(minutes=11)
+    await sweep(desk)
+    told = [m for m in desk.tg.chat_messages(STAFF_CHAT) if "card ending 4242" in m.text]
+    assert len(told) == 1 and f"(#{number}) may not have reached this chat" in told[0].text
