@@ -357,6 +357,28 @@ async def attach_moderation_card(session: AsyncSession, *, ad_id: int, chat_id: 
     await session.execute(update(Ad).where(Ad.id == ad_id).values(mod_chat_id=chat_id, mod_message_id=message_id))
 
 
+async def move_cards(session: AsyncSession, *, old_chat_id: int) -> tuple[list[int], list[int]]:
+    """The staff chat moved to a new id: the moderation cards of ads still waiting and
+    the cards of open reports stayed in the old chat, out of reach. Their place is
+    cleared; returns (ad ids, report ids) whose card must be posted again."""
+    from ads.models import AdReport
+
+    ads = await session.scalars(
+        update(Ad)
+        .where(Ad.mod_chat_id == old_chat_id, Ad.status == AdStatus.SUBMITTED)
+        .values(mod_chat_id=None, mod_message_id=None)
+        .returning(Ad.id)
+    )
+    ad_ids = sorted(ads.all())
+    reports = await session.scalars(
+        update(AdReport)
+        .where(AdReport.card_chat_id == old_chat_id, AdReport.status == "open")
+        .values(card_chat_id=None, card_message_id=None)
+        .returning(AdReport.id)
+    )
+    return ad_ids, sorted(reports.all())
+
+
 async def set_published(session: AsyncSession, *, ad_id: int, chat_id: int, message_id: int) -> None:
     await session.execute(update(Ad).where(Ad.id == ad_id).values(published_chat_id=chat_id, published_message_id=message_id))
 

@@ -60,6 +60,12 @@ class TelegramSettings(_Section):
         int,
         Field(ge=0, le=10, json_schema_extra=_expect("a whole number of retries from 0 to 10 after Telegram's 429 'retry after'")),
     ] = 3
+    # A relay claimed for sending whose outcome was not recorded after this long: the bot
+    # stopped mid-send. It is marked "maybe delivered" and staff are told (never re-sent).
+    stuck_send_minutes: Annotated[
+        int,
+        Field(ge=1, le=1440, json_schema_extra=_expect("minutes from 1 to 1440 after which an unfinished send counts as interrupted")),
+    ] = 10
 
     # Webhook mode (`helpdesk run --webhook`): Telegram POSTs updates to webhook_url, which
     # must reach webhook_listen:webhook_port (directly or through a reverse proxy).

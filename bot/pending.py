@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.models import PendingInput
 
@@ -98,3 +99,21 @@ async def keys(session: AsyncSession, *, now: datetime, lifetimes: dict[str, tim
     for kind, lifetime in lifetimes.items():
         await session.execute(delete(PendingInput).where(PendingInput.kind == kind, PendingInput.since < now - lifetime))
     return {(row.chat_id, row.user_id) for row in (await session.execute(select(PendingInput.chat_id, PendingInput.user_id))).all()}
+
+
+async def move_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int) -> int:
+    """The chat got a new id (a group upgraded to a supergroup): its expectations follow.
+    The old chat's forum topics do not exist in the new one, so each applies anywhere in
+    it. One already waiting in the new chat for the same person wins; the old one stays
+    (unused) rather than being dropped. Returns how many moved."""
+    other = aliased(PendingInput)
+    result = await session.execute(
+        update(PendingInput)
+        .where(
+            PendingInput.chat_id == old_chat_id,
+            ~exists().where(other.chat_id == new_chat_id, other.user_id == PendingInput.user_id),
+        )
+        .values(chat_id=new_chat_id, thread_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0  # type: ignore[attr-defined]

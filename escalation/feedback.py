@@ -160,6 +160,53 @@ async def place_card(session: AsyncSession, *, feedback_id: int, chat_id: int, m
     await session.execute(update(Feedback).where(Feedback.id == feedback_id).values(staff_chat_id=chat_id, staff_message_id=message_id))
 
 
+async def claim_card(session: AsyncSession, *, feedback_id: int, now: datetime, force: bool = False) -> bool:
+    """Claim posting the feedback's staff card: True for exactly one of the handler and
+    the sweeps. ``force``: a fresh card although one was claimed before (the staff chat
+    moved, so the old card cannot be reached)."""
+    query = update(Feedback).where(Feedback.id == feedback_id, Feedback.staff_message_id.is_(None))
+    if not force:
+        query = query.where(Feedback.card_claimed_at.is_(None))
+    return await session.scalar(query.values(card_claimed_at=now).returning(Feedback.id)) is not None
+
+
+async def release_card_claim(session: AsyncSession, *, feedback_id: int) -> None:
+    """The card surely did not arrive (Telegram refused it): the next sweep tries again."""
+    await session.execute(
+        update(Feedback).where(Feedback.id == feedback_id, Feedback.staff_message_id.is_(None)).values(card_claimed_at=None)
+    )
+
+
+async def without_card(session: AsyncSession, *, before: datetime, limit: int = 20) -> list[int]:
+    """Unanswered feedback stored before ``before`` whose card was never claimed: the bot
+    stopped between storing it and posting its card (or Telegram refused the card)."""
+    rows = await session.scalars(
+        select(Feedback.id)
+        .where(
+            Feedback.answer.is_(None),
+            Feedback.staff_message_id.is_(None),
+            Feedback.card_claimed_at.is_(None),
+            Feedback.created_at <= before,
+        )
+        .order_by(Feedback.id)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def move_cards(session: AsyncSession, *, old_chat_id: int) -> int:
+    """The staff chat moved to a new id: the cards of unanswered feedback stayed in the
+    old chat, out of reach. Their place is cleared (and the claim), so the repair sweep
+    posts each card again in the new chat. Answered feedback keeps its history. Returns
+    how many cards are due again."""
+    result = await session.execute(
+        update(Feedback)
+        .where(Feedback.staff_chat_id == old_chat_id, Feedback.answer.is_(None))
+        .values(staff_chat_id=None, staff_message_id=None, card_claimed_at=None)
+    )
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
 async def at_card(session: AsyncSession, *, chat_id: int, message_id: int) -> int | None:
     """The feedback whose staff card is this message."""
     return await session.scalar(select(Feedback.id).where(Feedback.staff_chat_id == chat_id, Feedback.staff_message_id == message_id))

@@ -141,6 +141,9 @@ class TicketMessage(Base):
     # a relay to the other side (see SendState): None for what is never relayed (notes,
     # the bot's own notices, the description shown on the card)
     send_state: Mapped[str | None] = mapped_column(SafeString(8))
+    # when a sender claimed it (pending -> sending): a claim older than
+    # ``telegram.stuck_send_minutes`` means the sender died mid-send (maybe delivered)
+    claimed_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(SafeText)
     at: Mapped[datetime]
 
@@ -199,6 +202,9 @@ class Feedback(Base):
     # where the feedback was shown in the staff chat (a reply there answers it)
     staff_chat_id: Mapped[int | None]
     staff_message_id: Mapped[int | None]
+    # when posting the card was started (claimed): the repair sweep posts a missing card
+    # only while this is empty, so a card is never posted twice
+    card_claimed_at: Mapped[datetime | None]
     answer: Mapped[str | None] = mapped_column(SafeText)
     answered_by: Mapped[int | None]
     answered_at: Mapped[datetime | None]

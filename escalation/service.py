@@ -491,15 +491,64 @@ async def tickets_without_card(session: AsyncSession, *, before: datetime, limit
     return list(rows.all())
 
 
-async def claim_relay(session: AsyncSession, *, message_id: int) -> bool:
-    """Claim sending a pending relay: True for exactly one sender (the handler or a sweep)."""
+async def claim_relay(session: AsyncSession, *, message_id: int, now: datetime | None = None) -> bool:
+    """Claim sending a pending relay: True for exactly one sender (the handler or a sweep).
+    ``now`` is kept as the claim's time (see :func:`stuck_relays`)."""
     claimed = await session.scalar(
         update(TicketMessage)
         .where(TicketMessage.id == message_id, TicketMessage.send_state == SendState.PENDING)
-        .values(send_state=SendState.SENDING)
+        .values(send_state=SendState.SENDING, claimed_at=now)
         .returning(TicketMessage.id)
     )
     return claimed is not None
+
+
+# The error recorded on a relay whose sender died between claiming and recording the outcome.
+STUCK_ERROR = "the bot stopped while sending it; it may have arrived"
+
+
+async def stuck_relays(session: AsyncSession, *, before: datetime, limit: int = 50) -> list[PendingRelay]:
+    """Relays claimed for sending before ``before`` whose outcome was never recorded: the
+    process died mid-send, so each may or may not have arrived. Oldest first."""
+    claimed = func.coalesce(TicketMessage.claimed_at, TicketMessage.at)
+    return await _relays_with_names(
+        session,
+        select(TicketMessage, Ticket)
+        .join(Ticket, Ticket.id == TicketMessage.ticket_id)
+        .where(TicketMessage.send_state == SendState.SENDING, claimed <= before)
+        .order_by(TicketMessage.id)
+        .limit(limit),
+    )
+
+
+async def give_up_stuck_relay(session: AsyncSession, *, message_id: int, now: datetime) -> Ticket | None:
+    """A stuck relay is recorded as *maybe delivered* (never sent again: it may have
+    arrived) with a ticket event; atomically, so that one sweep reports it. None when
+    it is not stuck any more (its sender recorded the outcome, or another sweep did)."""
+    done = await session.scalar(
+        update(TicketMessage)
+        .where(TicketMessage.id == message_id, TicketMessage.send_state == SendState.SENDING)
+        .values(send_state=SendState.SENT, delivered=None, error=STUCK_ERROR)
+        .returning(TicketMessage.id)
+    )
+    if done is None:
+        return None
+    message = await session.get(TicketMessage, message_id)
+    ticket = await session.get(Ticket, message.ticket_id)  # type: ignore[union-attr]
+    if ticket is not None:
+        to = "the user" if message.direction in (Direction.OUT, Direction.BOT) else "staff"  # type: ignore[union-attr]
+        _event(session, ticket, None, "system", ticket.status, f"maybe not delivered to {to}: {STUCK_ERROR}", now)
+    return ticket
+
+
+async def stuck_relay_unreported(session: AsyncSession, *, message_id: int) -> None:
+    """Staff could not be told about a stuck relay (Telegram refused the notice): it is
+    stuck again, so that the next sweep tries again."""
+    await session.execute(
+        update(TicketMessage)
+        .where(TicketMessage.id == message_id, TicketMessage.send_state == SendState.SENT, TicketMessage.error == STUCK_ERROR)
+        .values(send_state=SendState.SENDING, error=None)
+    )
 
 
 @dataclass(frozen=True)
@@ -514,15 +563,19 @@ class PendingRelay:
 async def pending_relays(session: AsyncSession, *, before: datetime, limit: int = 50) -> list[PendingRelay]:
     """Relays stored before ``before`` and never sent (the bot stopped between storing
     and sending), oldest first."""
-    rows = (
-        await session.execute(
-            select(TicketMessage, Ticket)
-            .join(Ticket, Ticket.id == TicketMessage.ticket_id)
-            .where(TicketMessage.send_state == SendState.PENDING, TicketMessage.at <= before)
-            .order_by(TicketMessage.id)
-            .limit(limit)
-        )
-    ).all()
+    return await _relays_with_names(
+        session,
+        select(TicketMessage, Ticket)
+        .join(Ticket, Ticket.id == TicketMessage.ticket_id)
+        .where(TicketMessage.send_state == SendState.PENDING, TicketMessage.at <= before)
+        .order_by(TicketMessage.id)
+        .limit(limit),
+    )
+
+
+async def _relays_with_names(session: AsyncSession, query: Any) -> list[PendingRelay]:
+    """(message, ticket) rows of ``query`` with the sender's name (user or staff)."""
+    rows = (await session.execute(query)).all()
     users = {u.id: u.first_name for u in (await session.scalars(select(User).where(User.id.in_({t.user_id for _, t in rows} or {0})))).all()}
     staff = await staff_names(session, [m.sender_id for m, _ in rows if m.direction == Direction.OUT and m.sender_id])
     return [
@@ -663,12 +716,19 @@ async def user_blocked_bot(session: AsyncSession, *, ticket_id: int, error: str,
 
 async def move_staff_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int) -> int:
     """Telegram moved a staff chat to a new id: its tickets follow. Cards and topics of
-    the old chat cannot be reached any more, so each ticket gets a fresh card in the
-    new chat when it is next needed. Returns how many tickets moved."""
+    the old chat cannot be reached any more: an open ticket's card claim is cleared, so
+    the repair sweep posts a fresh card in the new chat (unless a message of the case
+    needs one first); a finished ticket gets one when it is next needed (a reopen).
+    Returns how many tickets moved."""
     result = await session.execute(
         update(Ticket)
         .where(Ticket.staff_chat_id == old_chat_id)
-        .values(staff_chat_id=new_chat_id, card_message_id=None, topic_id=None)
+        .values(
+            staff_chat_id=new_chat_id,
+            card_message_id=None,
+            topic_id=None,
+            card_claimed_at=case((Ticket.status.in_(OPEN_STATUSES), None), else_=Ticket.card_claimed_at),
+        )
     )
     return result.rowcount or 0  # type: ignore[attr-defined]
 

@@ -16,7 +16,7 @@ from telegram import (
     ReplyKeyboardMarkup,
     Update,
 )
-from telegram.error import TelegramError
+from telegram.error import ChatMigrated, TelegramError
 
 from ads import service, strikes
 from ads.models import Ad, AdStatus, Step
@@ -25,7 +25,7 @@ from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from bot.models import User
 from bot.users import get_state, set_state
-from handlers import casework
+from handlers import casework, delivery
 from handlers.staffauth import is_moderator
 from handlers.ui import main_menu, set_markup, toast
 
@@ -380,7 +380,9 @@ def mod_keyboard(context: HelpdeskContext, ad: Ad) -> InlineKeyboardMarkup | Non
     ])
 
 
-async def post_for_moderation(context: HelpdeskContext, ad_id: int) -> None:
+async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bool = False) -> None:
+    """The ad's moderation card (after its photos). A staff chat that became a supergroup
+    is followed (``moved``: it was already, once)."""
     chat_id, topic = await moderation_place(context)
     text, ad = await mod_card(context, ad_id)
     try:
@@ -389,6 +391,13 @@ async def post_for_moderation(context: HelpdeskContext, ad_id: int) -> None:
         elif ad.photos:
             await context.bot.send_media_group(chat_id, [InputMediaPhoto(p.file_id) for p in ad.photos], message_thread_id=topic)
         card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=mod_keyboard(context, ad))
+    except ChatMigrated as exc:
+        if moved:
+            log.error("the staff chat moved twice in a row; ad #%s is not posted for moderation", ad_id)
+            return
+        await delivery.chat_moved(context, chat_id, exc.new_chat_id)
+        await post_for_moderation(context, ad_id, moved=True)  # the settings now name the new chat
+        return
     except TelegramError as exc:
         log.error("could not post ad #%s for moderation: %s", ad_id, exc)
         return
@@ -515,7 +524,7 @@ async def apply_decision(
         await publish(context, ad_id)
 
 
-OTHER_KEY = "mod_other:{chat}:{user}"
+OTHER_KEY = "mod_other:{chat}:{user}"  # bot.chats.OTHER_REASON moves it with the chat
 OTHER_WAIT = timedelta(minutes=15)  # how long an "Otherâ€¦" press waits for the typed reason
 
 
@@ -1013,7 +1022,7 @@ async def report_card(context: HelpdeskContext, report_id: int, state: str = "â
     return text, report
 
 
-async def post_report_card(context: HelpdeskContext, report_id: int) -> None:
+async def post_report_card(context: HelpdeskContext, report_id: int, *, moved: bool = False) -> None:
     chat_id, topic = await moderation_place(context)
     text, report = await report_card(context, report_id)
     buttons = InlineKeyboardMarkup([[
@@ -1022,6 +1031,13 @@ async def post_report_card(context: HelpdeskContext, report_id: int) -> None:
     ]])
     try:
         card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=buttons)
+    except ChatMigrated as exc:
+        if moved:
+            log.error("the staff chat moved twice in a row; report %s is not posted", report_id)
+            return
+        await delivery.chat_moved(context, chat_id, exc.new_chat_id)
+        await post_report_card(context, report_id, moved=True)
+        return
     except TelegramError as exc:
         log.error("could not post report %s: %s", report_id, exc)
         return

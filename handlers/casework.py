@@ -284,7 +284,7 @@ async def set_topic_open(context: HelpdeskContext, ticket: Ticket, is_open: bool
 async def claim_relay(context: HelpdeskContext, message_id: int) -> bool:
     """Only one sender (the handler or a sweep) sends a stored relay."""
     async with unit_of_work(context.desk.sessions) as session:
-        if await service.claim_relay(session, message_id=message_id):
+        if await service.claim_relay(session, message_id=message_id, now=context.now()):
             return True
     log.info("message %s of a ticket is sent by another sender (or was): not sent again", message_id)
     return False
@@ -487,12 +487,19 @@ def repair_grace(context: HelpdeskContext) -> timedelta:
     return timedelta(seconds=max(60, 2 * context.desk.settings.sla.sweep_seconds))
 
 
-async def repair(context: HelpdeskContext) -> tuple[int, int]:
+def stuck_grace(context: HelpdeskContext) -> timedelta:
+    """How long a claimed relay may stay unfinished before it counts as interrupted
+    (``telegram.stuck_send_minutes``; at least the repair grace)."""
+    return max(timedelta(minutes=context.desk.settings.telegram.stuck_send_minutes), repair_grace(context))
+
+
+async def repair(context: HelpdeskContext) -> tuple[int, int, int]:
     """Send what the bot stored but never sent because it stopped in between (a crash
     after a transaction committed, before its messages went out): the staff card of a
     ticket that never got one, then relays stored as pending, oldest first. Each send
-    is claimed first, so a repeated or racing sweep sends nothing twice. Returns
-    (cards posted, relays sent)."""
+    is claimed first, so a repeated or racing sweep sends nothing twice. Then relays
+    claimed but never finished (the bot stopped mid-send: :func:`report_interrupted`).
+    Returns (cards posted, relays sent, interrupted relays reported)."""
     desk = context.desk
     before = context.now() - repair_grace(context)
     async with unit_of_work(desk.sessions) as session:
@@ -512,4 +519,49 @@ async def repair(context: HelpdeskContext) -> tuple[int, int]:
         else:
             await relay_to_user(context, service.StaffPost(item.ticket, item.message, is_note=False), None, item.sender_name)
         relays += 1
-    return cards, relays
+    return cards, relays, await report_interrupted(context)
+
+
+async def report_interrupted(context: HelpdeskContext) -> int:
+    """Relays claimed longer than :func:`stuck_grace` ago whose outcome was never
+    recorded: the sender died between the claim and the result, so each may or may not
+    have arrived. Sends are at most once: none is sent again; each is marked *maybe
+    delivered* and staff are told in the ticket's topic (or under its card), with the
+    text, so that nothing anyone wrote is dropped silently. Marked before staff are told,
+    atomically: of racing sweeps one reports it. Returns how many were reported."""
+    desk = context.desk
+    async with unit_of_work(desk.sessions) as session:
+        stuck = await service.stuck_relays(session, before=context.now() - stuck_grace(context))
+    reported = 0
+    for item in stuck:
+        async with unit_of_work(desk.sessions) as session:
+            ticket = await service.give_up_stuck_relay(session, message_id=item.message.id, now=context.now())
+        if ticket is None:
+            continue  # finished meanwhile, or reported by another sweep
+        to_user = item.message.direction != Direction.IN
+        log.error(
+            "message %s of ticket #%s was being sent when the bot stopped; it may have arrived: marked maybe delivered, staff told",
+            item.message.id, ticket.id,
+        )
+        text = short(item.message.text or f"({item.message.kind})", 3000)
+        html = srender(context, "staff/send_interrupted.html", to_user=to_user, number=ticket.id, name=item.sender_name, text=text)
+        if not await _tell_staff_somewhere(context, ticket, html):
+            log.error("staff could not be told about message %s of ticket #%s; the next sweep tries again", item.message.id, ticket.id)
+            async with unit_of_work(desk.sessions) as session:
+                await service.stuck_relay_unreported(session, message_id=item.message.id)
+            continue
+        reported += 1
+    return reported
+
+
+async def _tell_staff_somewhere(context: HelpdeskContext, ticket: Ticket, html: str) -> bool:
+    """:func:`tell_staff`, or, for a ticket that never reached the staff chat, its
+    department's chat. False when the notice surely or maybe did not arrive."""
+    if ticket.staff_chat_id is not None:
+        return await tell_staff(context, ticket, html) is not None
+    try:
+        await delivery.to_staff_chat(context, context.department_chat(ticket.department), lambda to: context.bot.send_message(to, html))
+    except TelegramError as exc:
+        log.warning("could not post to the staff chat about #%s: %s", ticket.id, exc)
+        return False
+    return True

@@ -7,9 +7,12 @@
   It is recorded as *maybe delivered* and never sent again blindly (no duplicates).
 - 403: the user blocked the bot. Recorded on the ticket; the case goes on.
 - "group chat was upgraded to a supergroup chat" (``ChatMigrated``): a staff chat got
-  a new id. :func:`chat_moved` stores the move (it survives a restart), points the
-  settings, the staff-chat filter and the tickets at the new id, logs loudly and tells
-  the admins in the new chat; the caller sends the failed message again there.
+  a new id. :func:`chat_moved` stores the move (it survives a restart) and, in the same
+  transaction, moves everything keyed by the old id (:func:`bot.chats.move_chat`);
+  points the settings and the staff-chat filter at the new id, logs loudly, tells the
+  admins in the new chat and posts there again the cards moderators need (ads waiting,
+  open reports; tickets and feedback get theirs from the repair sweep); the caller
+  sends the failed message again there.
 """
 
 from __future__ import annotations
@@ -22,11 +25,10 @@ from typing import Any, TypeVar
 from telegram.error import ChatMigrated, Forbidden, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
 
-from bot.chats import record_chat_move
+from bot.chats import move_chat
 from bot.config import Settings, with_chat_moves
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
-from escalation import service
 from escalation.service import Policy
 
 log = logging.getLogger(__name__)
@@ -75,23 +77,33 @@ async def chat_moved(context: HelpdeskContext, old_chat_id: int, new_chat_id: in
     desk = context.desk
     keys = config_keys(desk.settings, old_chat_id)
     async with unit_of_work(desk.sessions) as session:
-        fresh = await record_chat_move(session, old_chat_id=old_chat_id, new_chat_id=new_chat_id, now=context.now())
-        moved = await service.move_staff_chat(session, old_chat_id=old_chat_id, new_chat_id=new_chat_id)
+        moved = await move_chat(session, old_chat_id=old_chat_id, new_chat_id=new_chat_id, now=context.now())
     apply_chat_moves(context.application, {old_chat_id: new_chat_id})
-    if not fresh:
+    if not moved.fresh:
         return new_chat_id
+    desk.pending = None  # the index of pending_inputs: reloaded from the table on next use
     log.critical(
         "STAFF CHAT MOVED: Telegram upgraded chat %s to the supergroup %s. The bot uses %s from now on (stored in the "
-        "database, %d tickets moved). Update %s in config.toml to %s.",
-        old_chat_id, new_chat_id, new_chat_id, moved, " and ".join(keys) or "the chat id", new_chat_id,
+        "database: %d tickets, %d waits for a typed answer, %d /kb drafts moved; cards of %d feedback, %d ads and %d "
+        "reports posted again). Update %s in config.toml to %s.",
+        old_chat_id, new_chat_id, new_chat_id, moved.tickets, moved.waits, moved.drafts, moved.feedback, len(moved.ads),
+        len(moved.reports), " and ".join(keys) or "the chat id", new_chat_id,
     )
     text = desk.templates.render(
-        "staff/chat_migrated.html", desk.templates.default, old=old_chat_id, new=new_chat_id, keys=keys, tickets=moved
+        "staff/chat_migrated.html", desk.templates.default, old=old_chat_id, new=new_chat_id, keys=keys, tickets=moved.tickets,
+        waits=moved.waits, drafts=moved.drafts, cards=moved.feedback + len(moved.ads) + len(moved.reports),
     )
     try:
         await context.bot.send_message(new_chat_id, text)
     except TelegramError as exc:
         log.error("could not tell the admins in chat %s about its new id: %s", new_chat_id, exc)
+    if moved.ads or moved.reports:  # their cards stayed in the old chat: moderators need them here
+        from handlers import ads  # handlers.ads imports this module
+
+        for ad_id in moved.ads:
+            await ads.post_for_moderation(context, ad_id, moved=True)
+        for report_id in moved.reports:
+            await ads.post_report_card(context, report_id, moved=True)
     return new_chat_id
 
 

@@ -13,7 +13,7 @@ import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError, TimedOut
 
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
@@ -21,6 +21,7 @@ from bot.users import get_state, set_state
 from escalation import feedback as service
 from escalation import service as tickets_service
 from escalation.feedback import FeedbackView, Status
+from handlers import delivery
 from handlers.casework import clip, local_time, slabel, srender
 from handlers.staffauth import is_staff
 from handlers.ui import set_markup, short, toast
@@ -231,16 +232,63 @@ def card(context: HelpdeskContext, item: FeedbackView) -> tuple[str, InlineKeybo
     return text, InlineKeyboardMarkup([[InlineKeyboardButton(slabel(context, "btn_answer"), callback_data=f"fb:a:{item.id}")]])
 
 
-async def post_card(context: HelpdeskContext, item: FeedbackView) -> None:
+async def post_card(context: HelpdeskContext, item: FeedbackView, *, moved: bool = False) -> bool:
+    """The feedback's card in the staff chat. Posting is claimed first
+    (``feedback.card_claimed_at``), so that of this handler and the sweep
+    (:func:`repair_cards`) only one posts it. A card Telegram surely refused is left for
+    the sweep; one that timed out may have arrived and is not posted again; a staff chat
+    that became a supergroup gets it under its new id. True when it was posted."""
+    async with unit_of_work(context.desk.sessions) as session:
+        if not await service.claim_card(session, feedback_id=item.id, now=context.now(), force=moved):
+            log.info("the card of feedback #%s is posted by another sender (or was): not posted again", item.id)
+            return False
     chat_id, topic = await feedback_place(context)
     text, markup = card(context, item)
     try:
         sent = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=markup)
+    except ChatMigrated as exc:
+        if moved:
+            log.error("the staff chat moved twice in a row; feedback #%s is left for the sweep", item.id)
+            await _release(context, item.id)
+            return False
+        await delivery.chat_moved(context, chat_id, exc.new_chat_id)
+        return await post_card(context, item, moved=True)  # the settings now name the new chat
+    except TimedOut as exc:  # it may have arrived: never posted twice
+        log.error("posting feedback #%s to the staff chat timed out; it may have arrived: %s", item.id, exc)
+        return False
     except TelegramError as exc:
-        log.error("could not post feedback #%s to the staff chat: %s", item.id, exc)
-        return
+        log.error("could not post feedback #%s to the staff chat (the sweep tries again): %s", item.id, exc)
+        await _release(context, item.id)
+        return False
     async with unit_of_work(context.desk.sessions) as session:
         await service.place_card(session, feedback_id=item.id, chat_id=chat_id, message_id=sent.message_id)
+    return True
+
+
+async def _release(context: HelpdeskContext, feedback_id: int) -> None:
+    async with unit_of_work(context.desk.sessions) as session:
+        await service.release_card_claim(session, feedback_id=feedback_id)
+
+
+async def repair_cards(context: HelpdeskContext) -> int:
+    """The sweep: post the card of unanswered feedback that never got one (the bot
+    stopped between storing the feedback and posting its card, Telegram refused it, or
+    the staff chat moved). Claimed first, so nothing is posted twice. Returns how many."""
+    from handlers.casework import repair_grace
+
+    desk = context.desk
+    async with unit_of_work(desk.sessions) as session:
+        ids = await service.without_card(session, before=context.now() - repair_grace(context))
+    posted = 0
+    for feedback_id in ids:
+        async with unit_of_work(desk.sessions) as session:
+            item = await service.view(session, feedback_id)
+        if item is None:
+            continue
+        log.warning("feedback #%s has no staff card (the bot stopped before posting it, or it was refused): posting it now", feedback_id)
+        if await post_card(context, item):
+            posted += 1
+    return posted
 
 
 async def refresh_card(context: HelpdeskContext, item: FeedbackView) -> None:

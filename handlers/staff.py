@@ -18,7 +18,7 @@ from bot.db import unit_of_work
 from escalation import service
 from escalation.models import Direction, SendState, TicketStatus
 from escalation.service import SlaAction, TicketError
-from handlers import casework, delivery
+from handlers import casework, delivery, feedback
 from handlers.casework import slabel, srender
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_admin, is_staff
@@ -345,7 +345,7 @@ async def cmd_ticket(update: Update, context: HelpdeskContext) -> None:
     arrows = {Direction.IN: "👤", Direction.OUT: "💬", Direction.NOTE: "📝", Direction.BOT: "🤖"}
     lines = [
         {"arrow": arrows.get(m.direction, "·"), "at": casework.local_time(context, m.at),
-         "text": short(m.text or f"({m.kind})", 200) + _delivery_mark(context, m.delivered, m.send_state)}
+         "text": short(m.text or f"({m.kind})", 200) + _delivery_mark(context, m.delivered, m.send_state, m.error)}
         for m in messages
     ]
     # the card is our own rendered (escaped) HTML; the messages are trimmed to fit one message
@@ -357,10 +357,10 @@ async def cmd_ticket(update: Update, context: HelpdeskContext) -> None:
     await update.effective_message.reply_html(body)  # type: ignore[union-attr]
 
 
-def _delivery_mark(context: HelpdeskContext, delivered: bool | None, state: str | None) -> str:
+def _delivery_mark(context: HelpdeskContext, delivered: bool | None, state: str | None, error: str | None = None) -> str:
     if state == SendState.PENDING:
         return " " + slabel(context, "mark_not_sent_yet")
-    if state == SendState.SENDING:
+    if state == SendState.SENDING or (delivered is None and error == service.STUCK_ERROR):
         return " " + slabel(context, "mark_interrupted")
     if delivered is None:
         return " " + slabel(context, "mark_maybe_delivered")
@@ -584,6 +584,10 @@ async def sla_sweep(context: HelpdeskContext) -> None:
         await casework.repair(context)
     except Exception:  # the SLA work below must not wait for a repair that keeps failing
         log.exception("repairing unsent cards and relays failed; the next sweep tries again")
+    try:
+        await feedback.repair_cards(context)
+    except Exception:
+        log.exception("repairing unposted feedback cards failed; the next sweep tries again")
     async with unit_of_work(desk.sessions) as session:
         items = await service.sweep(session, desk.policy, now=context.now())
         names = await service.staff_names(session, [i.ticket.assignee_id for i in items if i.ticket.assignee_id])

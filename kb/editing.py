@@ -581,6 +581,28 @@ def draft_expired(draft: KbDraft, *, now: datetime) -> bool:
     return now - draft.updated_at > DRAFT_IDLE
 
 
+async def move_drafts(session: AsyncSession, *, old_chat_id: int, new_chat_id: int) -> int:
+    """The staff chat got a new id: the staff's ``/kb`` conversations in it follow, and
+    no longer wait in a forum topic of the old chat (which the new one has not). A draft
+    the same person already has in the new chat wins; the old one stays. Returns how many
+    moved."""
+    taken = set((await session.scalars(select(KbDraft.staff_id).where(KbDraft.chat_id == new_chat_id))).all())
+    drafts = (await session.scalars(select(KbDraft).where(KbDraft.chat_id == old_chat_id))).all()
+    moved = 0
+    for draft in drafts:
+        if draft.staff_id in taken:
+            continue
+        data = {k: v for k, v in draft.data.items() if k != "thread"}
+        session.add(KbDraft(
+            staff_id=draft.staff_id, chat_id=new_chat_id, kind=draft.kind, entry_id=draft.entry_id, step=draft.step,
+            data=data, updated_at=draft.updated_at,
+        ))
+        await session.delete(draft)
+        moved += 1
+    await session.flush()
+    return moved
+
+
 async def drop_draft(session: AsyncSession, *, staff_id: int, chat_id: int) -> bool:
     gone = await session.execute(delete(KbDraft).where(KbDraft.staff_id == staff_id, KbDraft.chat_id == chat_id))
     return bool(gone.rowcount)

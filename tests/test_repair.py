@@ -244,3 +244,190 @@ async def test_relays_not_sent_before_an_erasure_are_never_sent(desk):
     assert len(bot_calls(desk, STAFF_CHAT)) == staff_before
     row = (await desk.rows("SELECT send_state, delivered, text FROM ticket_messages WHERE id = :i", i=waiting))[0]
     assert tuple(row) == ("sent", False, "")
+
+
+# ------------------------------------------------------------------ a send interrupted mid-way
+
+
+async def crashed_mid_send(desk, message_id):
+    """The sender claimed the relay (pending -> sending) and the bot died before it
+    recorded whether Telegram took it: it may or may not have arrived."""
+    async with unit_of_work(desk.sessions) as session:
+        assert await service.claim_relay(session, message_id=message_id, now=desk.clock.now)
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_staff_reply_interrupted_mid_send_is_reported_to_staff_once_and_never_resent(desk, staff_forum):
+    thandi, _ = staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    alert = card(desk, number)
+    await thandi.press("Claim", alert)
+    message_id = await crashed_staff_reply(desk, number, thandi.id, "Your refund RF-77 is on its way.")
+    await crashed_mid_send(desk, message_id)
+    staff_before = len(bot_calls(desk, STAFF_CHAT))
+    desk.clock.advance(minutes=3)
+    await sweep(desk)  # claimed 3 minutes ago: maybe still being sent (telegram.stuck_send_minutes = 10)
+    assert len(bot_calls(desk, STAFF_CHAT)) == staff_before
+    desk.clock.advance(minutes=8)
+    await sweep(desk)
+    told = [m for m in desk.tg.chat_messages(STAFF_CHAT)[-1:] if m.from_bot]
+    assert len(told) == 1 and "Maybe not delivered to the user (#%d)" % number in told[0].text
+    assert "the bot stopped while sending this reply by Thandi" in told[0].text and "RF-77 is on its way" in told[0].text
+    if staff_forum:
+        assert told[0].thread_id == alert.thread_id
+    else:
+        assert told[0].reply_to == alert.message_id
+    assert not any("RF-77" in m.text for m in desk.tg.chat_messages(USER))  # never sent again automatically
+    row = (await desk.rows("SELECT send_state, delivered, error FROM ticket_messages WHERE id = :i", i=message_id))[0]
+    assert tuple(row) == ("sent", None, service.STUCK_ERROR)
+    assert await desk.scalar(
+        "SELECT count(*) FROM ticket_events WHERE ticket_id = :n AND note LIKE 'maybe not delivered to the user: the bot stopped%'", n=number
+    ) == 1
+    count = len(bot_calls(desk, STAFF_CHAT))
+    for _ in range(2):
+        desk.clock.advance(minutes=11)
+        await sweep(desk)
+    assert len(bot_calls(desk, STAFF_CHAT)) == count  # reported once
+    await thandi.send(f"/ticket {number}", chat_id=STAFF_CHAT)
+    assert "RF-77 is on its way. ❔ maybe not delivered (the bot stopped while sending)" in desk.tg.last_bot_message(STAFF_CHAT).text
+
+
+@pytest.mark.parametrize("settings_overrides", [{"telegram": {"stuck_send_minutes": 30}}])
+async def test_user_message_interrupted_mid_relay_reaches_staff_as_a_flagged_copy_after_the_configured_grace(desk):
+    staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    alert = card(desk, number)
+    message_id = await crashed_user_message(desk, number, "my order number is ON-5521", 5201)
+    await crashed_mid_send(desk, message_id)
+    desk.clock.advance(minutes=20)
+    await sweep(desk)
+    assert not any("ON-5521" in m.text for m in desk.tg.chat_messages(STAFF_CHAT))  # 20 < 30 minutes
+    desk.clock.advance(minutes=11)
+    await sweep(desk)
+    told = [m for m in desk.tg.chat_messages(STAFF_CHAT) if "ON-5521" in m.text]
+    assert len(told) == 1 and told[0].reply_to == alert.message_id
+    assert f"A message from Naledi (#{number}) may not have reached this chat" in told[0].text
+    row = (await desk.rows("SELECT send_state, delivered FROM ticket_messages WHERE id = :i", i=message_id))[0]
+    assert tuple(row) == ("sent", None)
+    assert "may not have arrived" not in desk.tg.last_bot_message(USER).text  # the user is not bothered
+    desk.clock.advance(minutes=31)
+    await sweep(desk)
+    assert len([m for m in desk.tg.chat_messages(STAFF_CHAT) if "ON-5521" in m.text]) == 1
+
+
+async def test_a_relay_finished_meanwhile_is_not_reported(desk):
+    staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    message_id = await crashed_user_message(desk, number, "slow but fine QZ3", 5202)
+    await crashed_mid_send(desk, message_id)
+    async with unit_of_work(desk.sessions) as session:  # the slow sender records its outcome at last
+        await service.set_staff_copy(session, message_id=message_id, chat_id=STAFF_CHAT, staff_message_id=990_001)
+    desk.clock.advance(minutes=11)
+    await sweep(desk)
+    assert not any("QZ3" in m.text for m in desk.tg.chat_messages(STAFF_CHAT))
+    row = (await desk.rows("SELECT send_state, delivered FROM ticket_messages WHERE id = :i", i=message_id))[0]
+    assert tuple(row) == ("sent", True)
+
+
+# ------------------------------------------------------------------ feedback cards
+
+
+def feedback_cards(desk, number):
+    return [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and m.text.startswith(f"✍️ Feedback #{number} ")]
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_feedback_stored_but_not_posted_gets_exactly_one_card_after_the_grace_period(desk, staff_forum):
+    from escalation import feedback
+
+    thandi, _ = staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    await user.send("/feedback")
+    async with unit_of_work(desk.sessions) as session:  # the handler's transaction; the bot died after it
+        item = await feedback.take_text(session, user_id=USER, text="Please add a dark mode FB-42", now=desk.clock.now)
+    assert feedback_cards(desk, item.id) == []
+    await sweep(desk)  # too fresh: the handler may be posting it right now
+    assert feedback_cards(desk, item.id) == []
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    posted = feedback_cards(desk, item.id)
+    assert len(posted) == 1 and "dark mode FB-42" in posted[0].text and posted[0].button_texts == ["✍️ Answer"]
+    if staff_forum:
+        assert posted[0].thread_id == desk.tg.topic_named(STAFF_CHAT, "Feedback")
+    row = (await desk.rows("SELECT staff_chat_id, staff_message_id, card_claimed_at FROM feedback WHERE id = :i", i=item.id))[0]
+    assert (row[0], row[1]) == (STAFF_CHAT, posted[0].message_id) and row[2] is not None
+    for _ in range(2):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    assert len(feedback_cards(desk, item.id)) == 1
+    # the repaired card works: a reply to it answers the feedback
+    await thandi.send("Dark mode is planned for March.", chat_id=STAFF_CHAT, reply_to=posted[0])
+    assert "Dark mode is planned for March." in desk.tg.last_bot_message(USER).text
+
+
+async def test_feedback_card_telegram_refused_is_posted_by_the_sweep_and_a_timed_out_one_is_not(desk):
+    staff_pair(desk)
+    refused, timed = desk.tg.user(6111, "Refilwe"), desk.tg.user(6112, "Tumi")
+    desk.tg.fail("sendMessage", "too_long", chat_id=STAFF_CHAT)
+    await refused.send("/feedback")
+    await refused.send("The search is slow FB-1")
+    first = await desk.scalar("SELECT max(id) FROM feedback")
+    assert feedback_cards(desk, first) == []
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, delivered=True)
+    await timed.send("/feedback")
+    await timed.send("Love the guides FB-2")
+    second = await desk.scalar("SELECT max(id) FROM feedback")
+    assert len(feedback_cards(desk, second)) == 1  # it arrived, but the bot does not know its id
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    assert len(feedback_cards(desk, first)) == 1  # surely not there before: posted now
+    assert len(feedback_cards(desk, second)) == 1  # maybe there (it was): not posted twice
+
+
+async def test_answered_feedback_without_card_is_not_posted(desk):
+    from escalation import feedback
+
+    staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    await user.send("/feedback")
+    async with unit_of_work(desk.sessions) as session:
+        item = await feedback.take_text(session, user_id=USER, text="old feedback FB-9", now=desk.clock.now)
+        await feedback.answer(session, feedback_id=item.id, chat_id=STAFF_CHAT, staff_id=800001, text="done", now=desk.clock.now)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert feedback_cards(desk, item.id) == []
+
+
+async def test_interrupted_relay_whose_notice_telegram_refused_is_reported_by_the_next_sweep(desk):
+    staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    message_id = await crashed_user_message(desk, number, "invoice INV-808 attached", 5203)
+    await crashed_mid_send(desk, message_id)
+    desk.clock.advance(minutes=11)
+    desk.tg.fail("sendMessage", "parse", chat_id=STAFF_CHAT)
+    await sweep(desk)
+    assert not any("INV-808" in m.text for m in desk.tg.chat_messages(STAFF_CHAT))
+    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE id = :i", i=message_id) == "sending"
+    desk.clock.advance(minutes=1)
+    await sweep(desk)
+    assert len([m for m in desk.tg.chat_messages(STAFF_CHAT) if "INV-808" in m.text]) == 1
+    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE id = :i", i=message_id) == "sent"
+
+
+async def test_interrupted_relay_of_a_ticket_without_a_place_in_the_staff_chat_is_reported_in_the_chat(desk):
+    staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    message_id = await crashed_user_message(desk, number, "card ending 4242", 5204)
+    await crashed_mid_send(desk, message_id)
+    async with unit_of_work(desk.sessions) as session:  # e.g. the alert was being posted when the bot died
+        await service.attach_card(session, ticket_id=number, chat_id=None, topic_id=None, card_message_id=None)
+    desk.clock.advance(minutes=11)
+    await sweep(desk)
+    told = [m for m in desk.tg.chat_messages(STAFF_CHAT) if "card ending 4242" in m.text]
+    assert len(told) == 1 and f"(#{number}) may not have reached this chat" in told[0].text
