@@ -109,7 +109,7 @@ def _where(message: Message) -> tuple[int | None, int | None]:
 
 async def _ticket_here(context: HelpdeskContext, message: Message):  # type: ignore[no-untyped-def]
     thread, reply = _where(message)
-    async with unit_of_work(context.desk.sessions) as session:
+    async with unit_of_work(context.desk.sessions, read_only=True) as session:
         return await service.ticket_at(session, chat_id=message.chat_id, thread_id=thread, reply_to=reply)
 
 
