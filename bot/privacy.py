@@ -39,16 +39,22 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ads.models import Ad, AdCheck, AdEvent, AdEventKind, AdPhoto, AdReport, AdStatus, Strike, UserEvent
-from bot.models import PendingInput, User, UserStatus
-from escalation.models import OPEN_STATUSES, Direction, Feedback, Rating, SendState, Ticket, TicketEvent, TicketMessage, TicketStatus
-from kb.models import KbPhrasing, PhrasingSource, PhrasingStatus, Question
+from bot.models import PendingInput, ProcessedUpdate, User, UserStatus
+from escalation import service as tickets_service
+from escalation.feedback import WAIT_ANSWER
+from escalation.models import (
+    OPEN_STATUSES, CannedReply, Direction, Feedback, Rating, SendState, StaffMember, Ticket, TicketEvent, TicketMessage, TicketStatus,
+)
+from escalation.service import Policy
+from kb.models import KbChange, KbDraft, KbPhrasing, PhrasingSource, PhrasingStatus, Question
 
 EXPORT_FORMAT = "saypro-helpdesk-personal-data/1"
 KEEP_TOMBSTONE = (UserStatus.BANNED, UserStatus.BLOCKED)
+ERASED_TEXT = "(erased)"  # stands in for a user's text quoted in a KB change summary
 
 
 def _plain(value: Any) -> Any:
@@ -85,7 +91,8 @@ async def export_user(session: AsyncSession, *, user_id: int, now: datetime) -> 
     with their text but not who wrote them, reports about the user's ads without the
     reporter. Internal staff notes about a case are not part of the messages."""
     user = await session.get(User, user_id)
-    if user is None:
+    member = await session.get(StaffMember, user_id)
+    if user is None and member is None:
         return None
     doc: dict[str, Any] = {
         "format": EXPORT_FORMAT,
@@ -93,7 +100,7 @@ async def export_user(session: AsyncSession, *, user_id: int, now: datetime) -> 
         "user": _row(
             user, "id", "first_name", "last_name", "username", "language_code", "locale", "status", "status_reason",
             "blocked_until", "first_seen", "last_seen", "deleted_at",
-        ),
+        ) if user is not None else None,
     }
     questions = (await session.scalars(select(Question).where(Question.user_id == user_id).order_by(Question.id))).all()
     doc["questions"] = [
@@ -152,12 +159,57 @@ async def export_user(session: AsyncSession, *, user_id: int, now: datetime) -> 
     doc["penalties"] = [_row(e, "kind", "until", "at") for e in penalties]
     feedback = (await session.scalars(select(Feedback).where(Feedback.user_id == user_id).order_by(Feedback.id))).all()
     doc["feedback"] = [_row(f, "id", "text", "rating", "created_at", "answer", "answered_at") for f in feedback]
+    # copies of their questions elsewhere: phrasings the knowledge base learned from them,
+    # and the KB change records that quote those
+    texts = {_same(q.text) for q in questions if q.text} | {_same(t.subject) for t in tickets if t.subject}
+    learned = (
+        await session.scalars(
+            select(KbPhrasing).where(KbPhrasing.source == PhrasingSource.LEARNED, KbPhrasing.text.in_(texts)).order_by(KbPhrasing.id)
+        )
+    ).all() if texts else []
+    doc["learned_phrasings"] = [_row(p, "entry_id", "text", "status", "created_at") for p in learned]
+    entry_ids = {t.learned_entry_id for t in tickets if t.learned_entry_id}
+    quoting = []
+    if texts:
+        rows = await session.scalars(
+            select(KbChange)
+            .where(or_(KbChange.action.in_(("review", "phrase")), KbChange.entry_id.in_(entry_ids) if entry_ids else false()))
+            .order_by(KbChange.id)
+        )
+        quoting = [c for c in rows.all() if _scrub_summary(c.summary, texts) != c.summary]
+    doc["kb_changes_quoting_you"] = [_row(c, "id", "entry_id", "action", "at", "summary") for c in quoting]
+    waiting = (await session.scalars(select(PendingInput).where(PendingInput.user_id == user_id).order_by(PendingInput.since))).all()
+    doc["waiting_for"] = [_row(p, "chat_id", "kind", "since") for p in waiting]
+    doc["staff"] = await _export_staff(session, member) if member is not None else None
     return doc
+
+
+async def _export_staff(session: AsyncSession, member: StaffMember) -> dict[str, Any]:
+    """What the desk keeps about a staff member as staff: their row, their KB drafts and
+    changes, the cases assigned to them, the feedback they answered, saved replies they made.
+    Ids only where the record is about someone else (a case, a feedback)."""
+    staff_id = member.id
+    drafts = (await session.scalars(select(KbDraft).where(KbDraft.staff_id == staff_id).order_by(KbDraft.chat_id))).all()
+    changes = (await session.scalars(select(KbChange).where(KbChange.actor_id == staff_id).order_by(KbChange.id))).all()
+    assigned = (await session.execute(select(Ticket.id, Ticket.status).where(Ticket.assignee_id == staff_id).order_by(Ticket.id))).all()
+    answered = (await session.execute(
+        select(Feedback.id, Feedback.answered_at).where(Feedback.answered_by == staff_id).order_by(Feedback.id)
+    )).all()
+    canned = (await session.scalars(select(CannedReply.name).where(CannedReply.created_by == staff_id).order_by(CannedReply.name))).all()
+    return {
+        "member": _row(member, "id", "first_name", "username", "last_seen"),
+        "kb_drafts": [_row(d, "chat_id", "kind", "entry_id", "step", "data", "updated_at") for d in drafts],
+        "kb_changes": [_row(c, "id", "entry_id", "action", "at", "summary") for c in changes],
+        "tickets_assigned": [{"id": i, "status": _plain(st)} for i, st in assigned],
+        "feedback_answered": [{"id": i, "answered_at": _plain(at)} for i, at in answered],
+        "saved_replies": list(canned),
+    }
 
 
 @dataclass
 class Erasure:
-    """What ``erase_user`` did, for the handler to finish in Telegram."""
+    """What ``erase_user`` did, for the handler to finish in Telegram (the database part
+    is committed before any of it: a card that cannot be redrawn only gets logged)."""
 
     user_id: int
     anonymous_id: int
@@ -165,38 +217,157 @@ class Erasure:
     tickets: list[int] = field(default_factory=list)  # every case that reached staff (cards to redraw)
     unpublished: list[tuple[int, int]] = field(default_factory=list)  # channel posts to delete
     mod_cards: list[tuple[int, int]] = field(default_factory=list)  # moderation cards of withdrawn ads
+    feedback_cards: list[int] = field(default_factory=list)  # feedback whose staff card shows them (redraw)
+    released_tickets: list[int] = field(default_factory=list)  # open cases a staff member held, back in the queue
     tombstone: bool = False
     kb_changed: bool = False
+    staff: bool = False  # they were a staff member (their staff-side traces were anonymised too)
 
 
-async def erase_user(session: AsyncSession, *, user_id: int, now: datetime, by: int | None = None) -> Erasure | None:
+def _same(text: str) -> str:
+    return " ".join(text.split())[:500]
+
+
+def _scrub_summary(summary: str, texts: set[str]) -> str:
+    """A kb_changes summary without the user's texts (quoted as Python reprs there)."""
+    for text in texts:
+        if text in summary or repr(text) in summary:
+            summary = summary.replace(repr(text), repr(ERASED_TEXT)).replace(text, ERASED_TEXT)
+    head, sep, tail = summary.partition(": ")
+    if sep and len(tail) >= 16 and any(repr(t).startswith(tail) for t in texts):  # cut at the length limit
+        summary = head + sep + repr(ERASED_TEXT)
+    return summary
+
+
+def _scrub_entry(data: dict[str, Any] | None, texts: set[str]) -> dict[str, Any] | None:
+    """An entry snapshot (kb_changes.before / after, a draft) without phrasings that are the user's texts."""
+    if not data or not isinstance(data.get("phrasings"), list):
+        return data
+    kept = [p for p in data["phrasings"] if not (isinstance(p, str) and _same(p) in texts)]
+    return data if len(kept) == len(data["phrasings"]) else {**data, "phrasings": kept}
+
+
+async def _scrub_kb_copies(session: AsyncSession, texts: set[str], entry_ids: set[str]) -> None:
+    """The user's question texts copied into the knowledge base's audit trail (a learned
+    phrasing reviewed or accepted: the summary quotes it, later snapshots list it) and
+    into staff members' KB drafts. The change records stay, without the text."""
+    if not texts:
+        return
+    query = select(KbChange).where(
+        or_(KbChange.action.in_(("review", "phrase")), KbChange.entry_id.in_(entry_ids) if entry_ids else false())
+    )
+    for change in (await session.scalars(query.with_for_update())).all():
+        summary = _scrub_summary(change.summary, texts)
+        if summary != change.summary:
+            change.summary = summary
+        if change.entry_id in entry_ids:
+            before, after = _scrub_entry(change.before, texts), _scrub_entry(change.after, texts)
+            if before is not change.before:
+                change.before = before
+            if after is not change.after:
+                change.after = after
+    for draft in (await session.scalars(select(KbDraft).with_for_update())).all():
+        data = _scrub_entry(draft.data, texts)
+        if data is not draft.data:
+            draft.data = data
+
+
+async def _erase_staff_traces(session: AsyncSession, result: Erasure, *, staff_id: int, policy: Policy | None, now: datetime) -> None:
+    """A staff member's traces: their own row and KB drafts go; every record of what they
+    did (KB changes, case events and replies, answers to feedback, moderation) stays
+    with the anonymous id as its actor; cases they held are released or anonymised."""
+    anon_id = result.anonymous_id
+    await session.execute(delete(KbDraft).where(KbDraft.staff_id == staff_id))
+    member = await session.get(StaffMember, staff_id)
+    if member is None:
+        return  # never acted as staff (every staff action records the row): nothing else to look for
+    result.staff = True
+    if member.first_name:  # "assigned to <name>" notes of the cases they were given
+        await session.execute(
+            update(TicketEvent).where(TicketEvent.note == f"assigned to {member.first_name}").values(note="assigned to a staff member")
+        )
+    await session.delete(member)
+    await session.execute(update(KbChange).where(KbChange.actor_id == staff_id).values(actor_id=anon_id))
+    if policy is None:  # no SLA calendar to release with: the link is anonymised, the cases stay where they are
+        await session.execute(update(Ticket).where(Ticket.assignee_id == staff_id).values(assignee_id=anon_id))
+    else:
+        for ticket in await tickets_service.unassign_erased(session, policy, staff_id=staff_id, anonymous_id=anon_id, now=now):
+            if ticket.assignee_id is None:
+                result.released_tickets.append(ticket.id)
+            if ticket.staff_chat_id is not None and ticket.id not in result.tickets:
+                result.tickets.append(ticket.id)
+    answered = (await session.scalars(select(Feedback.id).where(Feedback.answered_by == staff_id, Feedback.staff_message_id.is_not(None)))).all()
+    result.feedback_cards.extend(i for i in answered if i not in result.feedback_cards)
+    for column in (
+        Feedback.answered_by, TicketEvent.actor_id, TicketMessage.sender_id, CannedReply.created_by, Strike.moderator_id,
+        AdEvent.actor_id, UserEvent.actor_id, AdReport.decided_by, Ad.decided_by,
+    ):
+        await session.execute(update(column.class_).where(column == staff_id).values({column.key: anon_id}))
+
+
+async def erase_user(
+    session: AsyncSession, *, user_id: int, now: datetime, by: int | None = None, policy: Policy | None = None
+) -> Erasure | None:
     """Erase or anonymise everything about the user (see the module's docstring).
-    ``by``: the admin who asked (None: the user). None when the user is unknown."""
+    ``by``: the admin who asked (None: the user). ``policy``: releases the open cases of
+    a staff member being erased (the SLA clock needs it). None when nothing is stored
+    about them (no user row, no staff row)."""
     if user_id < 0:
         return None  # an anonymous row already
     user = await session.get(User, user_id, with_for_update=True)
-    if user is None:
+    if user is None and await session.get(StaffMember, user_id) is None:
         return None
     anon_id = -(secrets.randbelow(2**62) + 1)
-    session.add(User(
-        id=anon_id, first_name="", status=UserStatus.ACTIVE, first_seen=user.first_seen, last_seen=user.last_seen, deleted_at=now,
-    ))
-    await session.flush()
     result = Erasure(user_id=user_id, anonymous_id=anon_id)
+    if user is not None:
+        session.add(User(
+            id=anon_id, first_name="", status=UserStatus.ACTIVE, first_seen=user.first_seen, last_seen=user.last_seen, deleted_at=now,
+        ))
+        await session.flush()
+        await _erase_user_content(session, result, user_id=user_id, now=now, by=by)
+    await _erase_staff_traces(session, result, staff_id=user_id, policy=policy, now=now)
+    # what their next message was for (a /feedback prompt, a staff answer): nothing to keep
+    await session.execute(delete(PendingInput).where(PendingInput.user_id == user_id))
+    # the dedupe markers of their private chat (chat id = user id): bookkeeping only
+    await session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.chat_id == user_id))
+    await session.flush()
+    session.expire_all()
 
+    # the account itself: gone, or a tombstone that keeps a ban in force
+    user = await session.get(User, user_id, populate_existing=True)
+    if user is not None and user.status in KEEP_TOMBSTONE:
+        user.first_name, user.last_name, user.username = "", None, None
+        user.language_code = user.locale = user.status_reason = None
+        user.deleted_at = now
+        result.tombstone = True
+    elif user is not None:
+        await session.delete(user)
+    return result
+
+
+async def _erase_user_content(session: AsyncSession, result: Erasure, *, user_id: int, now: datetime, by: int | None) -> None:
+    """What they wrote and did as a user: moved to the anonymous id, texts blanked."""
+    anon_id = result.anonymous_id
     # questions: the text goes, the figures stay; phrasings learned from them go too
-    texts = [" ".join(t.split())[:500] for t in (await session.scalars(select(Question.text).where(Question.user_id == user_id))).all()]
-    subjects = [" ".join(t.split())[:500] for t in (await session.scalars(select(Ticket.subject).where(Ticket.user_id == user_id))).all()]
-    learned = [t for t in texts + subjects if t]
+    texts = [_same(t) for t in (await session.scalars(select(Question.text).where(Question.user_id == user_id))).all()]
+    subjects = [_same(t) for t in (await session.scalars(select(Ticket.subject).where(Ticket.user_id == user_id))).all()]
+    learned = {t for t in texts + subjects if t}
+    entry_ids = set((await session.scalars(
+        select(Ticket.learned_entry_id).where(Ticket.user_id == user_id, Ticket.learned_entry_id.is_not(None))
+    )).all())
     if learned:
         gone = await session.execute(
-            delete(KbPhrasing).where(KbPhrasing.source == PhrasingSource.LEARNED, KbPhrasing.text.in_(learned)).returning(KbPhrasing.status)
+            delete(KbPhrasing).where(KbPhrasing.source == PhrasingSource.LEARNED, KbPhrasing.text.in_(learned))
+            .returning(KbPhrasing.status, KbPhrasing.entry_id)
         )
-        if any(status == PhrasingStatus.ACTIVE for (status,) in gone.all()):
+        rows = gone.all()
+        entry_ids.update(entry_id for _, entry_id in rows)
+        if any(status == PhrasingStatus.ACTIVE for status, _ in rows):
             from kb.service import bump_revision
 
             await bump_revision(session)
             result.kb_changed = True
+        await _scrub_kb_copies(session, learned, entry_ids)
     await session.execute(update(Question).where(Question.user_id == user_id).values(user_id=anon_id, text=""))
 
     # tickets: open ones closed; every text of the case blanked
@@ -255,21 +426,15 @@ async def erase_user(session: AsyncSession, *, user_id: int, now: datetime, by: 
     await session.execute(update(Strike).where(Strike.user_id == user_id).values(user_id=anon_id))
     await session.execute(update(AdEvent).where(AdEvent.user_id == user_id).values(user_id=anon_id))
     await session.execute(update(UserEvent).where(UserEvent.user_id == user_id).values(user_id=anon_id))
+
+    # feedback: text and answer blanked, the rating stays; its staff card is redrawn,
+    # and a staff member's pending "Answer" to it is dropped (nobody to send it to)
+    feedback = (await session.execute(select(Feedback.id, Feedback.staff_message_id).where(Feedback.user_id == user_id))).all()
+    result.feedback_cards.extend(i for i, card in feedback if card is not None)
     await session.execute(
         update(Feedback).where(Feedback.user_id == user_id).values(user_id=anon_id, text="", answer=None)
     )
-    # what their next message was for (a /feedback prompt): nothing to keep
-    await session.execute(delete(PendingInput).where(PendingInput.user_id == user_id))
-    await session.flush()
-    session.expire_all()
-
-    # the account itself: gone, or a tombstone that keeps a ban in force
-    user = await session.get(User, user_id, populate_existing=True)
-    if user is not None and user.status in KEEP_TOMBSTONE:
-        user.first_name, user.last_name, user.username = "", None, None
-        user.language_code = user.locale = user.status_reason = None
-        user.deleted_at = now
-        result.tombstone = True
-    elif user is not None:
-        await session.delete(user)
-    return result
+    if feedback:
+        await session.execute(
+            delete(PendingInput).where(PendingInput.kind == WAIT_ANSWER, PendingInput.ref_id.in_([i for i, _ in feedback]))
+        )

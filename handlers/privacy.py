@@ -17,8 +17,9 @@ from telegram.error import TelegramError
 from bot import privacy
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
+from escalation import feedback as feedback_service
 from escalation import service
-from handlers import casework
+from handlers import casework, feedback
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_desk_admin
 from handlers.ui import main_menu, set_markup, toast
@@ -72,7 +73,7 @@ async def on_user_button(update: Update, context: HelpdeskContext) -> None:
         await _edit(query, context.render("privacy/kept.html"))
         return
     async with unit_of_work(context.desk.sessions) as session:
-        result = await privacy.erase_user(session, user_id=user_id, now=context.now())
+        result = await privacy.erase_user(session, user_id=user_id, now=context.now(), policy=context.desk.policy)
     await toast(query)  # type: ignore[arg-type]
     if result is None:
         await _edit(query, context.render("privacy/nothing_stored.html"))
@@ -126,6 +127,11 @@ async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> N
             )
         except TelegramError as exc:
             log.info("could not update moderation card %s/%s: %s", chat_id, message_id, exc)
+    for feedback_id in result.feedback_cards:  # the cards showed their name and text (or the staff member's)
+        async with unit_of_work(desk.sessions) as session:
+            item = await feedback_service.view(session, feedback_id)
+        if item is not None:
+            await feedback.refresh_card(context, item)  # logs (and survives) a card Telegram no longer has
     if result.kb_changed:
         await refresh_kb(context)
 
@@ -211,7 +217,9 @@ async def on_staff_button(update: Update, context: HelpdeskContext) -> None:
         await set_markup(query, None)  # type: ignore[arg-type]
         return
     async with unit_of_work(context.desk.sessions) as session:
-        result = await privacy.erase_user(session, user_id=user_id, now=context.now(), by=query.from_user.id)  # type: ignore[union-attr]
+        result = await privacy.erase_user(  # type: ignore[union-attr]
+            session, user_id=user_id, now=context.now(), by=query.from_user.id, policy=context.desk.policy  # type: ignore[union-attr]
+        )
     if result is None:  # erased already, or never known
         await toast(query, casework.slabel(context, "toast_expired"))  # type: ignore[arg-type]
         return
