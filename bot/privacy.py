@@ -216,7 +216,9 @@ class Erasure:
     closed_tickets: list[int] = field(default_factory=list)
     tickets: list[int] = field(default_factory=list)  # every case that reached staff (cards to redraw)
     unpublished: list[tuple[int, int]] = field(default_factory=list)  # channel posts to delete
-    mod_cards: list[tuple[int, int]] = field(default_factory=list)  # moderation cards of withdrawn ads
+    # moderation cards of their ads (chat, message, ad, withdrawn by this erasure): redrawn without them
+    mod_cards: list[tuple[int, int, int, bool]] = field(default_factory=list)
+    report_cards: list[int] = field(default_factory=list)  # ad reports whose card names them (reporter or owner)
     feedback_cards: list[int] = field(default_factory=list)  # feedback whose staff card shows them (redraw)
     released_tickets: list[int] = field(default_factory=list)  # open cases a staff member held, back in the queue
     tombstone: bool = False
@@ -410,9 +412,10 @@ async def _erase_user_content(session: AsyncSession, result: Erasure, *, user_id
             continue
         if ad.status == AdStatus.APPROVED and ad.published_chat_id and ad.published_message_id:
             result.unpublished.append((ad.published_chat_id, ad.published_message_id))
-        if ad.status == AdStatus.SUBMITTED and ad.mod_chat_id and ad.mod_message_id:
-            result.mod_cards.append((ad.mod_chat_id, ad.mod_message_id))
-        if ad.status in (AdStatus.APPROVED, AdStatus.SUBMITTED, AdStatus.CHANGES):
+        withdrawn = ad.status in (AdStatus.APPROVED, AdStatus.SUBMITTED, AdStatus.CHANGES)
+        if ad.mod_chat_id and ad.mod_message_id:  # every moderation card shows the owner's name and the ad
+            result.mod_cards.append((ad.mod_chat_id, ad.mod_message_id, ad.id, withdrawn))
+        if withdrawn:
             ad.status = AdStatus.DELETED
             session.add(AdEvent(ad_id=ad.id, user_id=anon_id, category=ad.category, kind=AdEventKind.DELETED, at=now))
         ad.published_chat_id = ad.published_message_id = None
@@ -422,6 +425,11 @@ async def _erase_user_content(session: AsyncSession, result: Erasure, *, user_id
     if kept:
         await session.execute(delete(AdPhoto).where(AdPhoto.ad_id.in_(kept)))
         await session.execute(update(AdCheck).where(AdCheck.ad_id.in_(kept)).values(detail={}))
+    ad_ids = [a.id for a in ads]
+    about = or_(AdReport.reporter_id == user_id, AdReport.ad_id.in_(ad_ids)) if ad_ids else AdReport.reporter_id == user_id
+    result.report_cards.extend(
+        (await session.scalars(select(AdReport.id).where(about, AdReport.card_message_id.is_not(None)).order_by(AdReport.id))).all()
+    )
     await session.execute(update(AdReport).where(AdReport.reporter_id == user_id).values(reporter_id=anon_id))
     await session.execute(update(Strike).where(Strike.user_id == user_id).values(user_id=anon_id))
     await session.execute(update(AdEvent).where(AdEvent.user_id == user_id).values(user_id=anon_id))

@@ -19,7 +19,7 @@ from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from escalation import feedback as feedback_service
 from escalation import service
-from handlers import casework, feedback
+from handlers import ads, casework, feedback
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_desk_admin
 from handlers.ui import main_menu, set_markup, toast
@@ -120,13 +120,16 @@ async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> N
             await context.bot.delete_message(chat_id, message_id)
         except TelegramError as exc:
             log.info("could not delete channel post %s/%s: %s", chat_id, message_id, exc)
-    for chat_id, message_id in result.mod_cards:
+    for chat_id, message_id, ad_id, withdrawn in result.mod_cards:
         try:
             await context.bot.edit_message_text(
-                casework.srender(context, "privacy/staff_ad_withdrawn.html"), chat_id=chat_id, message_id=message_id, reply_markup=None
+                casework.srender(context, "privacy/staff_ad_withdrawn.html", number=ad_id, withdrawn=withdrawn),
+                chat_id=chat_id, message_id=message_id, reply_markup=None,
             )
         except TelegramError as exc:
             log.info("could not update moderation card %s/%s: %s", chat_id, message_id, exc)
+    for report_id in result.report_cards:
+        await ads.redraw_report_card(context, report_id)
     for feedback_id in result.feedback_cards:  # the cards showed their name and text (or the staff member's)
         async with unit_of_work(desk.sessions) as session:
             item = await feedback_service.view(session, feedback_id)

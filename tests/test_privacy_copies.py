@@ -12,7 +12,8 @@ from bot.schema import metadata
 from tests.support import STAFF_CHAT
 from tests.test_escalation import card, open_ticket, staff_pair
 from tests.test_feedback import feedback_card, give_feedback
-from tests.test_privacy import everything, the_file
+from tests.test_ads_flow import mod_card
+from tests.test_privacy import CHANNEL, a_full_history, everything, the_file
 
 QUESTION = "my payment went through twice and I was charged R98"
 OTHER_QUESTION = "can I pay my featured ad with eBucks points"
@@ -204,4 +205,25 @@ async def test_feedback_card_in_the_forum_topic_is_redrawn(desk, staff_forum):
     shown = feedback_card(desk, number)
     assert shown.thread_id == desk.tg.topic_named(STAFF_CHAT, "Feedback")
     assert "Nomvula" not in shown.text and "nice touch" not in shown.text and "(erased user)" in shown.text
+    assert desk.tg.errors() == []
+
+
+@pytest.mark.parametrize("extra_chats", [[(CHANNEL, "SayPro ads", False)]])
+@pytest.mark.parametrize("settings_overrides", [{"ads": {"channel_id": CHANNEL}}])
+async def test_moderation_and_report_cards_are_redrawn(desk, extra_chats, settings_overrides):
+    h = await a_full_history(desk)
+    report_card = tuple((await desk.rows("SELECT card_chat_id, card_message_id FROM ad_reports"))[0])
+    assert "Lerato" in desk.tg.messages[report_card].text
+    live_card = mod_card(desk, h["live"])
+    assert "Lerato" in live_card.text and "VW Polo" in live_card.text
+    await erase(desk, h["user"])
+    shown = desk.tg.messages[(live_card.chat_id, live_card.message_id)].text
+    assert shown == f"🗑 Ad #{h['live']} was withdrawn: its owner's personal data was erased."
+    shown = desk.tg.messages[report_card]
+    assert "Lerato" not in shown.text and "reported by (erased user) · owner Other seller" in shown.text
+    assert shown.button_texts  # still open: a moderator decides it
+    # the owner of the reported ad erases their data too: the card loses the ad's text
+    await erase(desk, desk.tg.user(6001, "Other seller", username="other_seller"))
+    shown = desk.tg.messages[report_card].text
+    assert "Other seller" not in shown and "(the ad's text was erased)" in shown and "6001" not in shown
     assert desk.tg.errors() == []
