@@ -22,8 +22,25 @@ anonymous figures the reports count. What happens to each table:
   removed; a live or waiting ad is withdrawn (``deleted``).
   ``ad_events`` of their ads move to the anonymous id (a withdrawal is recorded).
 - ``ad_reports`` they made, ``strikes`` against them, ``user_events`` (penalties),
-  ``feedback`` (text and answer blanked, rating kept): moved to the anonymous id.
+  ``feedback`` (text and answer blanked, rating kept): moved to the anonymous id. A staff
+  member's pending "Answer" to their feedback is dropped; the feedback can no longer be
+  answered.
+- Copies of their questions: ``kb_changes`` keep the record of a learned phrasing's
+  review (and later edits of the entry) with the text replaced by ``(erased)`` in the
+  summary and left out of the entry snapshots; staff members' ``kb_drafts`` lose
+  phrasings that are their questions.
+- ``pending_inputs`` of theirs and ``processed_updates`` of their private chat (dedupe
+  markers: chat id = user id) are deleted.
 
+A staff member (a ``staff_members`` row) erased the same way also loses that row and
+their ``kb_drafts``; what they did stays with the anonymous id as actor
+(``kb_changes.actor_id``, ticket events and replies, feedback answers, strikes, ad and
+user events, report decisions, saved replies). Cases they held that are still open go
+back to the queue (released, as ``/release`` does); finished ones keep the anonymous id
+as assignee, so past per-staff figures stay, without a name.
+
+``Erasure`` lists the staff-chat cards that showed the person (cases, feedback,
+moderation and report cards): the handler redraws them after the commit, best effort.
 Copies Telegram keeps (the user's own chat, messages relayed into the staff chat) are
 not in the database; staff remove those in Telegram if asked.
 
@@ -221,6 +238,7 @@ class Erasure:
     report_cards: list[int] = field(default_factory=list)  # ad reports whose card names them (reporter or owner)
     feedback_cards: list[int] = field(default_factory=list)  # feedback whose staff card shows them (redraw)
     released_tickets: list[int] = field(default_factory=list)  # open cases a staff member held, back in the queue
+    assigned_cards: list[int] = field(default_factory=list)  # other people's cases whose card named the staff member
     tombstone: bool = False
     kb_changed: bool = False
     staff: bool = False  # they were a staff member (their staff-side traces were anonymised too)
@@ -297,7 +315,7 @@ async def _erase_staff_traces(session: AsyncSession, result: Erasure, *, staff_i
             if ticket.assignee_id is None:
                 result.released_tickets.append(ticket.id)
             if ticket.staff_chat_id is not None and ticket.id not in result.tickets:
-                result.tickets.append(ticket.id)
+                result.assigned_cards.append(ticket.id)
     answered = (await session.scalars(select(Feedback.id).where(Feedback.answered_by == staff_id, Feedback.staff_message_id.is_not(None)))).all()
     result.feedback_cards.extend(i for i in answered if i not in result.feedback_cards)
     for column in (

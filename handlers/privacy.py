@@ -50,7 +50,7 @@ async def cmd_mydata(update: Update, context: HelpdeskContext) -> None:
         caption=context.render(
             "privacy/mydata.html",
             tickets=len(doc["tickets"]), ads=len(doc["ads"]), questions=len(doc["questions"]),
-            reports=len(doc["reports_made"]), strikes=len(doc["strikes"]), feedback=len(doc["feedback"]),
+            reports=len(doc["reports_made"]), strikes=len(doc["strikes"]), feedback=len(doc["feedback"]), staff=doc["staff"],
         ),
     )
 
@@ -79,7 +79,10 @@ async def on_user_button(update: Update, context: HelpdeskContext) -> None:
         await _edit(query, context.render("privacy/nothing_stored.html"))
         return
     log.info("personal data of user %s erased at their request", user_id)
-    text = context.render("privacy/deleted.html", tombstone=result.tombstone, tickets=len(result.closed_tickets))
+    text = context.render(
+        "privacy/deleted.html", tombstone=result.tombstone, tickets=len(result.closed_tickets), staff=result.staff,
+        released=len(result.released_tickets),
+    )
     await _edit(query, text)
     await finish_erasure(context, result)
     try:
@@ -115,6 +118,12 @@ async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> N
         if ticket_id in result.closed_tickets:
             await casework.tell_staff(context, ticket, casework.srender(context, "privacy/staff_ticket_closed.html", number=ticket_id))
             await casework.set_topic_open(context, ticket, False)
+    for ticket_id in result.assigned_cards:  # cases the erased staff member held: redrawn (and back in the queue)
+        await casework.refresh_card(context, ticket_id)
+        if ticket_id in result.released_tickets:
+            async with unit_of_work(desk.sessions) as session:
+                ticket = await service.get_ticket(session, ticket_id)
+            await casework.tell_staff(context, ticket, casework.srender(context, "privacy/staff_ticket_released.html", number=ticket_id))
     for chat_id, message_id in result.unpublished:
         try:
             await context.bot.delete_message(chat_id, message_id)

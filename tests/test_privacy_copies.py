@@ -121,7 +121,8 @@ async def test_feedback_cards_are_redrawn_and_a_lost_card_does_not_stop_the_eras
     assert await desk.scalar("SELECT count(*) FROM feedback WHERE answer IS NOT NULL") == 0
 
 
-async def test_a_staff_member_erasing_themselves_leaves_records_without_them(desk):
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_a_staff_member_erasing_themselves_leaves_records_without_them(desk, staff_forum):
     thandi, sipho = staff_pair(desk)
     lerato = desk.tg.user(5103, "Lerato", username="lerato_m")
     held = await open_ticket(desk, lerato)
@@ -138,7 +139,8 @@ async def test_a_staff_member_erasing_themselves_leaves_records_without_them(des
     assert "Thandi" in card(desk, held).text and "Thandi" in feedback_card(desk, number).text
     # her /mydata lists what the desk keeps about her as staff
     await thandi.send("/mydata")
-    _, doc = the_file(desk, 800001)
+    msg, doc = the_file(desk, 800001)
+    assert "As a staff member: your staff profile, 1 knowledge-base draft(s), 1 knowledge-base change(s) and 2 case(s)" in msg.text
     staff = doc["staff"]
     assert staff["member"]["username"] == "thandi_support"
     assert [d["step"] for d in staff["kb_drafts"]] == ["answer"]
@@ -149,6 +151,8 @@ async def test_a_staff_member_erasing_themselves_leaves_records_without_them(des
     events_before = await desk.scalar("SELECT count(*) FROM ticket_events")
     changes_before = await desk.scalar("SELECT count(*) FROM kb_changes")
     await erase(desk, thandi)
+    said = [m.text for m in desk.tg.chat_messages(800001) if m.from_bot][-2]
+    assert "Your staff profile and knowledge-base drafts are gone" in said and "the 1 open case(s) you held are back in the queue" in said
     assert await desk.scalar("SELECT count(*) FROM staff_members WHERE id = 800001") == 0
     assert await desk.scalar("SELECT count(*) FROM kb_drafts") == 0
     assert await desk.scalar("SELECT count(*) FROM kb_changes") == changes_before
@@ -173,6 +177,9 @@ async def test_a_staff_member_erasing_themselves_leaves_records_without_them(des
     assert "Thandi" not in card(desk, held).text and "🆕 new" in card(desk, held).text
     shown = feedback_card(desk, number).text
     assert "Thandi" not in shown and "Answered by (a staff member whose data was erased)" in shown
+    assert any(f"Case #{held} is back in the queue" in m.text for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot)
+    if staff_forum:  # the case's topic still names its user (only the staff member was erased)
+        assert desk.tg.topic_named(STAFF_CHAT, f"#{held} · Lerato")
     # the case is Sipho's to take
     await sipho.press("Claim", card(desk, held))
     assert await desk.scalar("SELECT assignee_id FROM tickets WHERE id = :i", i=held) == 800002
