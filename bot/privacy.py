@@ -29,8 +29,9 @@ anonymous figures the reports count. What happens to each table:
   review (and later edits of the entry) with the text replaced by ``(erased)`` in the
   summary and left out of the entry snapshots; staff members' ``kb_drafts`` lose
   phrasings that are their questions.
-- ``pending_inputs`` of theirs and ``processed_updates`` of their private chat (dedupe
-  markers: chat id = user id) are deleted.
+- ``pending_inputs`` of theirs are deleted; ``processed_updates`` of their private chat
+  (dedupe markers: chat id = user id) lose the chat and message ids and keep only the
+  update id, which still recognises a re-delivered update.
 
 A staff member (a ``staff_members`` row) erased the same way also loses that row and
 their ``kb_drafts``; what they did stays with the anonymous id as actor
@@ -348,8 +349,12 @@ async def erase_user(
     await _erase_staff_traces(session, result, staff_id=user_id, policy=policy, now=now)
     # what their next message was for (a /feedback prompt, a staff answer): nothing to keep
     await session.execute(delete(PendingInput).where(PendingInput.user_id == user_id))
-    # the dedupe markers of their private chat (chat id = user id): bookkeeping only
-    await session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.chat_id == user_id))
+    # the dedupe markers of their private chat (chat id = user id) no longer say which chat
+    # or message: the update id alone still stops a re-delivered update (Telegram re-sends
+    # unconfirmed ones after a crash) from storing their words and name again
+    await session.execute(
+        update(ProcessedUpdate).where(ProcessedUpdate.chat_id == user_id).values(chat_id=None, message_id=None)
+    )
     await session.flush()
     session.expire_all()
 

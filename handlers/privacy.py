@@ -102,6 +102,8 @@ async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> N
     """The Telegram side of an erasure: closed cases' cards and topics, withdrawn ads."""
     desk = context.desk
     desk.accounts.pop(result.user_id, None)
+    if desk.pending is not None:  # the index of pending_inputs: their rows are gone
+        desk.pending = {key for key in desk.pending if key[1] != result.user_id}
     for ticket_id in result.tickets:  # cards and topic names showed the user's name
         await casework.refresh_card(context, ticket_id)
         async with unit_of_work(desk.sessions) as session:
