@@ -102,6 +102,36 @@ async def find_user(session: AsyncSession, ref: str) -> User | None:
     return await session.scalar(select(User).where(func.lower(User.username) == name).order_by(User.last_seen.desc()).limit(1))
 
 
+@dataclass(frozen=True)
+class Person:
+    """Whom ``/userdata`` and ``/forget`` are about: a user, or a staff member who never
+    wrote to the bot privately (a ``staff_members`` row only)."""
+
+    id: int
+    display_name: str
+
+
+async def find_person(session: AsyncSession, ref: str) -> Person | None:
+    """A user (see :func:`find_user`), else a staff member by id or @username."""
+    user = await find_user(session, ref)
+    if user is not None:
+        return Person(user.id, user.display_name)
+    ref = ref.strip()
+    digits = ref.lstrip("-")
+    if digits.isascii() and digits.isdigit():
+        member = await session.get(StaffMember, int(ref)) if len(digits) <= 18 else None
+    else:
+        name = ref.lstrip("@").lower()
+        if not name or len(name) > 64:
+            return None
+        member = await session.scalar(
+            select(StaffMember).where(func.lower(StaffMember.username) == name).order_by(StaffMember.last_seen.desc()).limit(1)
+        )
+    if member is None:
+        return None
+    return Person(member.id, member.first_name or (f"@{member.username}" if member.username else str(member.id)))
+
+
 async def export_user(session: AsyncSession, *, user_id: int, now: datetime) -> dict[str, Any] | None:
     """Everything stored about the user, as one JSON-ready document (None: unknown user).
 

@@ -173,7 +173,7 @@ async def _target(update: Update, context: HelpdeskContext, command: str) -> Any
         await message.reply_html(casework.srender(context, "privacy/staff_usage.html", command=command))  # type: ignore[union-attr]
         return None
     async with unit_of_work(context.desk.sessions) as session:
-        user = await privacy.find_user(session, args[0])
+        user = await privacy.find_person(session, args[0])
     if user is None or user.id < 0:
         await message.reply_html(casework.srender(context, "privacy/staff_unknown_user.html", ref=args[0][:64]))  # type: ignore[union-attr]
         return None

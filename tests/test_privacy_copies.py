@@ -13,7 +13,7 @@ from tests.support import STAFF_CHAT
 from tests.test_escalation import card, open_ticket, staff_pair
 from tests.test_feedback import feedback_card, give_feedback
 from tests.test_ads_flow import mod_card
-from tests.test_privacy import CHANNEL, a_full_history, everything, the_file
+from tests.test_privacy import ADMIN_ID, CHANNEL, a_full_history, everything, the_file
 
 QUESTION = "my payment went through twice and I was charged R98"
 OTHER_QUESTION = "can I pay my featured ad with eBucks points"
@@ -240,4 +240,28 @@ async def test_moderation_and_report_cards_are_redrawn(desk, extra_chats, settin
     await erase(desk, desk.tg.user(6001, "Other seller", username="other_seller"))
     shown = desk.tg.messages[report_card].text
     assert "Other seller" not in shown and "(the ad's text was erased)" in shown and "6001" not in shown
+    assert desk.tg.errors() == []
+
+
+async def test_admins_reach_a_staff_member_who_never_wrote_to_the_bot(desk):
+    thandi, sipho = staff_pair(desk)
+    admin = desk.tg.user(ADMIN_ID, "Admin")
+    number = await open_ticket(desk, desk.tg.user(5108, "Musa"))
+    await sipho.press("Claim", card(desk, number))
+    assert await desk.scalar("SELECT count(*) FROM users WHERE id = 800002") == 0  # staff chat only
+    await admin.send("/userdata @sipho_support", chat_id=STAFF_CHAT)
+    msg, doc = the_file(desk, STAFF_CHAT)
+    assert "Personal data of Sipho (id 800002)" in msg.text
+    assert doc["user"] is None and doc["staff"]["member"]["username"] == "sipho_support"
+    assert [t["id"] for t in doc["staff"]["tickets_assigned"]] == [number]
+    await admin.send("/forget 800002", chat_id=STAFF_CHAT)
+    confirm = desk.tg.last_bot_message(STAFF_CHAT)
+    assert "Erase the personal data of Sipho" in confirm.text
+    await admin.press("Erase", confirm)
+    assert "Personal data of user 800002 erased by Admin" in desk.tg.messages[(STAFF_CHAT, confirm.message_id)].text
+    assert await desk.scalar("SELECT count(*) FROM staff_members WHERE id = 800002") == 0
+    assert tuple((await desk.rows("SELECT status, assignee_id FROM tickets WHERE id = :i", i=number))[0]) == ("new", None)
+    assert await desk.scalar("SELECT count(*) FROM users WHERE deleted_at IS NOT NULL") == 0  # no anonymous user for a staff-only person
+    await admin.send("/forget 800002", chat_id=STAFF_CHAT)
+    assert "I don't know the user 800002" in desk.tg.last_bot_message(STAFF_CHAT).text
     assert desk.tg.errors() == []
