@@ -280,10 +280,13 @@ def _same(text: str) -> str:
 
 
 def _scrub_summary(summary: str, texts: set[str]) -> str:
-    """A kb_changes summary without the user's texts (quoted as Python reprs there)."""
+    """A kb_changes summary without the user's texts. Summaries quote a phrasing as a
+    Python repr, and only that quoted form is replaced: a bare search would cut a short
+    question ("ad") out of the middle of other words."""
     for text in texts:
-        if text in summary or repr(text) in summary:
-            summary = summary.replace(repr(text), repr(ERASED_TEXT)).replace(text, ERASED_TEXT)
+        quoted = repr(text)
+        if quoted in summary:
+            summary = summary.replace(quoted, repr(ERASED_TEXT))
     head, sep, tail = summary.partition(": ")
     if sep and len(tail) >= 16 and any(repr(t).startswith(tail) for t in texts):  # cut at the length limit
         summary = head + sep + repr(ERASED_TEXT)

@@ -265,3 +265,18 @@ async def test_admins_reach_a_staff_member_who_never_wrote_to_the_bot(desk):
     await admin.send("/forget 800002", chat_id=STAFF_CHAT)
     assert "I don't know the user 800002" in desk.tg.last_bot_message(STAFF_CHAT).text
     assert desk.tg.errors() == []
+
+
+def test_a_short_question_is_replaced_only_where_it_is_quoted():
+    from bot.privacy import _scrub_summary
+
+    texts = {"ad", "sell my car"}
+    assert _scrub_summary("phrasing added: 'ad'", texts) == "phrasing added: '(erased)'"
+    assert _scrub_summary("learned phrasing accepted: 'sell my car'", texts) == "learned phrasing accepted: '(erased)'"
+    assert _scrub_summary("added 'Featured ads' (3 phrasings)", texts) == "added 'Featured ads' (3 phrasings)"
+    assert _scrub_summary("phrasing added: 'how do I post an ad'", texts) == "phrasing added: 'how do I post an ad'"
+    # a summary cut at its length limit in the middle of the quoted text
+    long = "my payment went through twice and I was charged R98 " * 9
+    texts = {" ".join(long.split())}
+    cut = ("learned phrasing accepted: " + repr(" ".join(long.split())))[:200]
+    assert _scrub_summary(cut, texts) == "learned phrasing accepted: '(erased)'"
