@@ -1094,14 +1094,16 @@ async def on_report_decision(update: Update, context: HelpdeskContext) -> None:
     if result.unpublish is not None:
         await unpublish(context, *result.unpublish)
     ad = result.ad
+    # a negative id is the anonymous row of an erased person: there is nobody to tell
     try:
-        await context.bot.send_message(
-            result.report.reporter_id,
-            context.desk.templates.render("ads/report_outcome.html", await casework.user_locale(context, result.report.reporter_id), upheld=uphold, number=ad.id if ad else "?"),
-        )
+        if result.report.reporter_id > 0:
+            await context.bot.send_message(
+                result.report.reporter_id,
+                context.desk.templates.render("ads/report_outcome.html", await casework.user_locale(context, result.report.reporter_id), upheld=uphold, number=ad.id if ad else "?"),
+            )
     except TelegramError as exc:
         log.info("could not tell the reporter: %s", exc)
-    if uphold and ad is not None:
+    if uphold and ad is not None and ad.user_id > 0:
         locale = await casework.user_locale(context, ad.user_id)
         reason = context.desk.templates.label(locale, f"report_reason_{result.report.reason}")
         try:

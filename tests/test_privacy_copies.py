@@ -240,6 +240,11 @@ async def test_moderation_and_report_cards_are_redrawn(desk, extra_chats, settin
     await erase(desk, desk.tg.user(6001, "Other seller", username="other_seller"))
     shown = desk.tg.messages[report_card].text
     assert "Other seller" not in shown and "(the ad's text was erased)" in shown and "6001" not in shown
+    # a moderator still decides it; nobody is left to tell (no message to an anonymous id)
+    calls = len(desk.tg.calls)
+    await h["mo"].press("✅ Uphold: take down", desk.tg.messages[report_card])
+    assert "Upheld by Moderator Mo" in desk.tg.messages[report_card].text
+    assert not [c for c in desk.tg.calls[calls:] if c.method == "sendMessage" and int(c.params["chat_id"]) < -10**15]
     assert desk.tg.errors() == []
 
 
