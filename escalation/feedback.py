@@ -34,6 +34,7 @@ class Status(StrEnum):
     NOT_FOUND = "not_found"
     NOT_YOURS = "not_yours"
     ALREADY = "already"  # rated / answered before
+    ERASED = "erased"  # the author's personal data was erased: there is nobody to answer
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class FeedbackView:
     username: str | None
     user_locale: str | None
     user_language_code: str | None
+    erased: bool = False  # the author's personal data was erased: no name, no text, no answer possible
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,13 @@ async def view(session: AsyncSession, feedback_id: int) -> FeedbackView | None:
         answer=fb.answer,
         answered_by=fb.answered_by,
         answered_at=fb.answered_at,
-        answered_by_name=staff_name or (str(fb.answered_by) if fb.answered_by else None),
+        # None for a staff member whose personal data was erased (a negative, anonymous id)
+        answered_by_name=staff_name or (str(fb.answered_by) if fb.answered_by and fb.answered_by > 0 else None),
         user_name=user.display_name,
         username=user.username,
         user_locale=user.locale,
         user_language_code=user.language_code,
+        erased=user.deleted_at is not None,
     )
 
 
@@ -219,6 +223,8 @@ async def ask_for_answer(session: AsyncSession, *, feedback_id: int, chat_id: in
         return Outcome(Status.NOT_FOUND)
     if fb.answer is not None:
         return Outcome(Status.ALREADY, fb)
+    if fb.erased:
+        return Outcome(Status.ERASED, fb)
     await pending.expect(session, chat_id=chat_id, user_id=staff_id, kind=WAIT_ANSWER, ref_id=feedback_id, thread_id=thread_id, now=now)
     return Outcome(Status.OK, fb)
 
@@ -233,6 +239,11 @@ async def answer(session: AsyncSession, *, feedback_id: int, chat_id: int, staff
     """Store the staff answer, once: of two answers at once exactly one is kept. The
     staff member's "Answer" (if any) in this chat is done with."""
     await pending.forget(session, chat_id=chat_id, user_id=staff_id, kinds=[WAIT_ANSWER])
+    erased = await session.scalar(
+        select(User.deleted_at.is_not(None)).join(Feedback, Feedback.user_id == User.id).where(Feedback.id == feedback_id)
+    )
+    if erased:
+        return Outcome(Status.ERASED, await view(session, feedback_id))
     done = await session.scalar(
         update(Feedback)
         .where(Feedback.id == feedback_id, Feedback.answer.is_(None))

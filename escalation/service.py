@@ -769,6 +769,24 @@ async def release(session: AsyncSession, policy: Policy, *, ticket_id: int, staf
     return ticket
 
 
+async def unassign_erased(session: AsyncSession, policy: Policy, *, staff_id: int, anonymous_id: int, now: datetime) -> list[Ticket]:
+    """A staff member's personal data is erased: their open cases go back to the queue
+    (released, as ``/release`` does: a ghost assignee would hold them and nobody would
+    be pinged); finished ones keep the anonymous id as assignee, so the per-staff
+    figures of past periods stay (without a name). The tickets changed, for their cards."""
+    tickets = (await session.scalars(select(Ticket).where(Ticket.assignee_id == staff_id).order_by(Ticket.id).with_for_update())).all()
+    for ticket in tickets:
+        if ticket.status in TRANSITIONS["release"][0]:
+            old = ticket.status
+            _resume_clock(ticket, policy, now)
+            _needs_reply(ticket, policy, now)
+            ticket.status, ticket.assignee_id = S.NEW, None
+            _event(session, ticket, None, "system", old, "released: the assignee's personal data was erased", now)
+        else:
+            ticket.assignee_id = anonymous_id
+    return list(tickets)
+
+
 async def assign(session: AsyncSession, *, ticket_id: int, username: str, staff_id: int, now: datetime) -> tuple[Ticket, StaffMember]:
     ticket = await get_ticket(session, ticket_id, lock=True)
     _check(ticket, "assign")

@@ -25,6 +25,7 @@ from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from bot.models import User
 from bot.users import get_state, set_state
+from escalation import service as escalation_service
 from handlers import casework, delivery
 from handlers.staffauth import is_moderator
 from handlers.ui import main_menu, set_markup, toast
@@ -1017,18 +1018,52 @@ async def report_card(context: HelpdeskContext, report_id: int, state: str = "�
     text = casework.srender(
         context, "ads/report_card.html", report=report, ad=ad, state=state,
         reason=casework.slabel(context, f"report_reason_{report.reason}"),  # type: ignore[union-attr]
-        reporter=reporter.display_name if reporter else "?", owner=owner.display_name if owner else "?",
+        reporter=_shown_name(context, reporter), owner=_shown_name(context, owner),
     )
     return text, report
+
+
+def _shown_name(context: HelpdeskContext, user: User | None) -> str:
+    if user is None:
+        return "?"
+    return casework.slabel(context, "erased_user") if user.deleted_at is not None else user.display_name
+
+
+def _report_buttons(context: HelpdeskContext, report_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[
+        InlineKeyboardButton(casework.slabel(context, "btn_uphold"), callback_data=f"rep:up:{report_id}"),
+        InlineKeyboardButton(casework.slabel(context, "btn_dismiss"), callback_data=f"rep:no:{report_id}"),
+    ]])
+
+
+async def redraw_report_card(context: HelpdeskContext, report_id: int) -> None:
+    """Draw a report's card again from the database (after an erasure: without the
+    erased person's name, or their ad's text). Best effort: a card Telegram no longer
+    has is logged and left."""
+    from ads.models import AdReport
+
+    async with unit_of_work(context.desk.sessions) as session:
+        report = await session.get(AdReport, report_id)
+        if report is None or report.card_chat_id is None or report.card_message_id is None:
+            return
+        names = await escalation_service.staff_names(session, [report.decided_by] if report.decided_by else [])
+    if report.status == "open":
+        state, markup = "⏳ open", _report_buttons(context, report_id)
+    else:
+        by = names.get(report.decided_by or 0) or casework.slabel(context, "erased_staff")
+        when = casework.local_time(context, report.decided_at) if report.decided_at else ""
+        state, markup = f"{'✅ Upheld' if report.status == 'upheld' else '✖️ Dismissed'} by {by} at {when}", None
+    text, _ = await report_card(context, report_id, state=state)
+    try:
+        await context.bot.edit_message_text(text, chat_id=report.card_chat_id, message_id=report.card_message_id, reply_markup=markup)
+    except TelegramError as exc:
+        log.info("could not redraw the card of report %s: %s", report_id, exc)
 
 
 async def post_report_card(context: HelpdeskContext, report_id: int, *, moved: bool = False) -> None:
     chat_id, topic = await moderation_place(context)
     text, report = await report_card(context, report_id)
-    buttons = InlineKeyboardMarkup([[
-        InlineKeyboardButton(casework.slabel(context, "btn_uphold"), callback_data=f"rep:up:{report_id}"),
-        InlineKeyboardButton(casework.slabel(context, "btn_dismiss"), callback_data=f"rep:no:{report_id}"),
-    ]])
+    buttons = _report_buttons(context, report_id)
     try:
         card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=buttons)
     except ChatMigrated as exc:
@@ -1075,14 +1110,16 @@ async def on_report_decision(update: Update, context: HelpdeskContext) -> None:
     if result.unpublish is not None:
         await unpublish(context, *result.unpublish)
     ad = result.ad
+    # a negative id is the anonymous row of an erased person: there is nobody to tell
     try:
-        await context.bot.send_message(
-            result.report.reporter_id,
-            context.desk.templates.render("ads/report_outcome.html", await casework.user_locale(context, result.report.reporter_id), upheld=uphold, number=ad.id if ad else "?"),
-        )
+        if result.report.reporter_id > 0:
+            await context.bot.send_message(
+                result.report.reporter_id,
+                context.desk.templates.render("ads/report_outcome.html", await casework.user_locale(context, result.report.reporter_id), upheld=uphold, number=ad.id if ad else "?"),
+            )
     except TelegramError as exc:
         log.info("could not tell the reporter: %s", exc)
-    if uphold and ad is not None:
+    if uphold and ad is not None and ad.user_id > 0:
         locale = await casework.user_locale(context, ad.user_id)
         reason = context.desk.templates.label(locale, f"report_reason_{result.report.reason}")
         try:

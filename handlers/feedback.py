@@ -224,10 +224,12 @@ def card(context: HelpdeskContext, item: FeedbackView) -> tuple[str, InlineKeybo
         rating=item.rating,
         text=item.text,
         answer=clip(item.answer, CARD_ANSWER_MAX) if item.answer else None,
-        answered_by=item.answered_by_name,
+        answered_by=item.answered_by_name or slabel(context, "erased_staff"),
         answered_at=local_time(context, item.answered_at),
+        erased=item.erased,
+        erased_name=slabel(context, "erased_user"),
     )
-    if item.answer is not None:
+    if item.answer is not None or item.erased:
         return text, None
     return text, InlineKeyboardMarkup([[InlineKeyboardButton(slabel(context, "btn_answer"), callback_data=f"fb:a:{item.id}")]])
 
@@ -346,6 +348,10 @@ async def on_answer_button(update: Update, context: HelpdeskContext) -> None:
         await toast(query, slabel(context, "toast_feedback_answered", name=outcome.feedback.answered_by_name))  # type: ignore[arg-type, union-attr]
         await refresh_card(context, outcome.feedback)  # type: ignore[arg-type]
         return
+    if outcome.status == Status.ERASED:
+        await toast(query, slabel(context, "toast_feedback_erased"))  # type: ignore[arg-type]
+        await refresh_card(context, outcome.feedback)  # type: ignore[arg-type]
+        return
     await toast(query)  # type: ignore[arg-type]
     await context.bot.send_message(
         message.chat.id,  # type: ignore[union-attr]
@@ -400,6 +406,9 @@ async def take_staff_answer(update: Update, context: HelpdeskContext) -> bool:
     item: FeedbackView = outcome.feedback  # type: ignore[assignment]
     if outcome.status == Status.ALREADY:
         await _say(message, srender(context, "feedback/answer_problem.html", number=feedback_id, problem="already", by=item.answered_by_name))
+        return True
+    if outcome.status == Status.ERASED:
+        await _say(message, srender(context, "feedback/answer_problem.html", number=feedback_id, problem="erased"))
         return True
     delivered, error = await _deliver(context, item)
     await refresh_card(context, item)

@@ -145,7 +145,9 @@ async def _show(update: Update, context: HelpdeskContext, message: Message, args
         async with unit_of_work(context.desk.sessions) as session:
             entry = await editing.get_entry(session, args[0])
             actor = None
-            if entry.last_change and entry.last_change.actor_id:
+            if entry.last_change and entry.last_change.actor_id and entry.last_change.actor_id < 0:
+                actor = slabel(context, "erased_staff")  # the anonymous id of an erased staff member
+            elif entry.last_change and entry.last_change.actor_id:
                 actor = (await escalation_service.staff_names(session, [entry.last_change.actor_id])).get(entry.last_change.actor_id)
     except EditError as exc:
         await message.reply_html(_error(context, exc))

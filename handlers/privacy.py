@@ -17,8 +17,9 @@ from telegram.error import TelegramError
 from bot import privacy
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
+from escalation import feedback as feedback_service
 from escalation import service
-from handlers import casework
+from handlers import ads, casework, feedback
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_desk_admin
 from handlers.ui import main_menu, set_markup, toast
@@ -49,7 +50,7 @@ async def cmd_mydata(update: Update, context: HelpdeskContext) -> None:
         caption=context.render(
             "privacy/mydata.html",
             tickets=len(doc["tickets"]), ads=len(doc["ads"]), questions=len(doc["questions"]),
-            reports=len(doc["reports_made"]), strikes=len(doc["strikes"]), feedback=len(doc["feedback"]),
+            reports=len(doc["reports_made"]), strikes=len(doc["strikes"]), feedback=len(doc["feedback"]), staff=doc["staff"],
         ),
     )
 
@@ -72,13 +73,16 @@ async def on_user_button(update: Update, context: HelpdeskContext) -> None:
         await _edit(query, context.render("privacy/kept.html"))
         return
     async with unit_of_work(context.desk.sessions) as session:
-        result = await privacy.erase_user(session, user_id=user_id, now=context.now())
+        result = await privacy.erase_user(session, user_id=user_id, now=context.now(), policy=context.desk.policy)
     await toast(query)  # type: ignore[arg-type]
     if result is None:
         await _edit(query, context.render("privacy/nothing_stored.html"))
         return
     log.info("personal data of user %s erased at their request", user_id)
-    text = context.render("privacy/deleted.html", tombstone=result.tombstone, tickets=len(result.closed_tickets))
+    text = context.render(
+        "privacy/deleted.html", tombstone=result.tombstone, tickets=len(result.closed_tickets), staff=result.staff,
+        released=len(result.released_tickets),
+    )
     await _edit(query, text)
     await finish_erasure(context, result)
     try:
@@ -98,6 +102,8 @@ async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> N
     """The Telegram side of an erasure: closed cases' cards and topics, withdrawn ads."""
     desk = context.desk
     desk.accounts.pop(result.user_id, None)
+    if desk.pending is not None:  # the index of pending_inputs: their rows are gone
+        desk.pending = {key for key in desk.pending if key[1] != result.user_id}
     for ticket_id in result.tickets:  # cards and topic names showed the user's name
         await casework.refresh_card(context, ticket_id)
         async with unit_of_work(desk.sessions) as session:
@@ -114,18 +120,32 @@ async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> N
         if ticket_id in result.closed_tickets:
             await casework.tell_staff(context, ticket, casework.srender(context, "privacy/staff_ticket_closed.html", number=ticket_id))
             await casework.set_topic_open(context, ticket, False)
+    for ticket_id in result.assigned_cards:  # cases the erased staff member held: redrawn (and back in the queue)
+        await casework.refresh_card(context, ticket_id)
+        if ticket_id in result.released_tickets:
+            async with unit_of_work(desk.sessions) as session:
+                ticket = await service.get_ticket(session, ticket_id)
+            await casework.tell_staff(context, ticket, casework.srender(context, "privacy/staff_ticket_released.html", number=ticket_id))
     for chat_id, message_id in result.unpublished:
         try:
             await context.bot.delete_message(chat_id, message_id)
         except TelegramError as exc:
             log.info("could not delete channel post %s/%s: %s", chat_id, message_id, exc)
-    for chat_id, message_id in result.mod_cards:
+    for chat_id, message_id, ad_id, withdrawn in result.mod_cards:
         try:
             await context.bot.edit_message_text(
-                casework.srender(context, "privacy/staff_ad_withdrawn.html"), chat_id=chat_id, message_id=message_id, reply_markup=None
+                casework.srender(context, "privacy/staff_ad_withdrawn.html", number=ad_id, withdrawn=withdrawn),
+                chat_id=chat_id, message_id=message_id, reply_markup=None,
             )
         except TelegramError as exc:
             log.info("could not update moderation card %s/%s: %s", chat_id, message_id, exc)
+    for report_id in result.report_cards:
+        await ads.redraw_report_card(context, report_id)
+    for feedback_id in result.feedback_cards:  # the cards showed their name and text (or the staff member's)
+        async with unit_of_work(desk.sessions) as session:
+            item = await feedback_service.view(session, feedback_id)
+        if item is not None:
+            await feedback.refresh_card(context, item)  # logs (and survives) a card Telegram no longer has
     if result.kb_changed:
         await refresh_kb(context)
 
@@ -153,7 +173,7 @@ async def _target(update: Update, context: HelpdeskContext, command: str) -> Any
         await message.reply_html(casework.srender(context, "privacy/staff_usage.html", command=command))  # type: ignore[union-attr]
         return None
     async with unit_of_work(context.desk.sessions) as session:
-        user = await privacy.find_user(session, args[0])
+        user = await privacy.find_person(session, args[0])
     if user is None or user.id < 0:
         await message.reply_html(casework.srender(context, "privacy/staff_unknown_user.html", ref=args[0][:64]))  # type: ignore[union-attr]
         return None
@@ -211,7 +231,9 @@ async def on_staff_button(update: Update, context: HelpdeskContext) -> None:
         await set_markup(query, None)  # type: ignore[arg-type]
         return
     async with unit_of_work(context.desk.sessions) as session:
-        result = await privacy.erase_user(session, user_id=user_id, now=context.now(), by=query.from_user.id)  # type: ignore[union-attr]
+        result = await privacy.erase_user(  # type: ignore[union-attr]
+            session, user_id=user_id, now=context.now(), by=query.from_user.id, policy=context.desk.policy  # type: ignore[union-attr]
+        )
     if result is None:  # erased already, or never known
         await toast(query, casework.slabel(context, "toast_expired"))  # type: ignore[arg-type]
         return

@@ -393,7 +393,8 @@ async def kb_gaps(session: AsyncSession, period: Period) -> dict[str, Any]:
             .limit(GAP_MAX_QUESTIONS)
         )
     ).scalars().all()
-    return {"questions": len(rows), "clusters": cluster_questions(list(rows))}
+    # an erased user's questions still count, but have no text to show or group
+    return {"questions": len(rows), "clusters": cluster_questions([t for t in rows if t.strip()])}
 
 
 def cluster_questions(texts: list[str], threshold: int = GAP_SIMILARITY) -> list[dict[str, Any]]:
@@ -518,7 +519,7 @@ async def ticket_metrics(session: AsyncSession, period: Period) -> dict[str, Any
     names = await _names(session, list(people))
     staff = sorted(
         (
-            {"id": i, "name": names.get(i, str(i)), "resolved": p["resolved"], "first_responses": len(p["first"]), "first_response_median": median(p["first"])}
+            {"id": i, "name": names.get(i, str(i) if i > 0 else "(erased)"), "resolved": p["resolved"], "first_responses": len(p["first"]), "first_response_median": median(p["first"])}
             for i, p in people.items()
         ),
         key=lambda r: (-r["resolved"], -r["first_responses"], r["name"]),
