@@ -131,6 +131,12 @@ class GramVocab:
         known = self._hashes[pos] == hashes
         return np.where(known, self._ids[pos], 0), known
 
+    def hashes_by_id(self) -> np.ndarray:
+        """The hash of every id (``size`` values)."""
+        out = np.zeros(self.size, dtype=np.uint64)
+        out[self._ids] = self._hashes
+        return out
+
     def extended(self, hashes: np.ndarray) -> tuple[GramVocab, np.ndarray]:
         """(vocabulary including ``hashes``, their ids)."""
         ids, known = self.lookup(hashes)
@@ -158,9 +164,17 @@ class CharIndex:
 
     __slots__ = ("n_entries", "vocab", "_matrix", "_idf", "_idf_max", "_live")
 
-    def __init__(self, vocab: GramVocab, entry_ids: Sequence[np.ndarray], entry_counts: Sequence[np.ndarray]) -> None:
+    def __init__(
+        self,
+        vocab: GramVocab,
+        entry_ids: Sequence[np.ndarray],
+        entry_counts: Sequence[np.ndarray],
+        prior: np.ndarray | None = None,
+    ) -> None:
         """``entry_ids[e]`` / ``entry_counts[e]``: distinct n-gram ids of entry
-        ``e`` (from ``vocab``) and how often each occurs in its phrasings."""
+        ``e`` (from ``vocab``) and how often each occurs in its phrasings.
+        ``prior``: optional positive factor per n-gram id multiplied into the
+        IDF (the matcher's general-language rarity of the n-gram)."""
         n_e = len(entry_ids)
         n_v = vocab.size
         self.n_entries = n_e
@@ -180,6 +194,8 @@ class CharIndex:
         df = np.diff(m.indptr)
         live = df > 0
         idf = 1.0 + np.log((1.0 + n_e) / (1.0 + df))
+        if prior is not None:
+            idf *= prior
         idf_max = float(idf[live].max())
         idf[~live] = idf_max  # n-grams of removed entries count as unknown
         rows = np.repeat(np.arange(n_v), df)

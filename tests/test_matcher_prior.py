@@ -1,0 +1,62 @@
+"""The matcher's general-language prior (kb.english): how rare a word is in
+English decides between entries that a tiny knowledge base cannot tell apart,
+and real English words are not "corrected" into knowledge-base words."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kb import charvec, english
+from kb.matcher import build_matcher
+
+
+def test_english_rarity_orders_words_and_ngrams():
+    assert english.word_rarity("the") < english.word_rarity("tell") < english.word_rarity("alarm")
+    assert english.word_rarity("qzxvbnwq") == english.UNSEEN_RARITY
+    assert english.MIN_RARITY <= english.word_rarity("the")
+    # n-grams of a very common word are common; most of a nonsense word's
+    # are unseen in English words
+    the = english.gram_rarity(charvec.ngram_hashes("the"))
+    nonsense = english.gram_rarity(charvec.ngram_hashes("qzxqj"))
+    assert the.max() < 2.0
+    assert np.median(nonsense) == english.UNSEEN_RARITY
+
+
+def test_rare_shared_word_beats_common_shared_word():
+    # One phrasing per entry: both entries share one word with the query, the
+    # knowledge base's own IDF cannot tell them apart; "jazz" is the
+    # informative one.
+    m = build_matcher([("news", ["tell me the news"]), ("jazz", ["put on the jazz station"])])
+    hits = m.match("tell jazz", limit=2)
+    assert [h.entry_id for h in hits] == ["jazz", "news"]
+
+
+def test_real_word_is_not_corrected_into_a_knowledge_base_word():
+    m = build_matcher([("cart", ["view my shopping cart"]), ("hours", ["opening hours"])])
+    # "card" is an English word, not a typo of "cart": no word evidence.
+    sig = m.signals("i lost my card")
+    assert sig is not None and not sig["word"].any()
+    # A misspelling that is no English word is still corrected.
+    sig = m.signals("whats in my shoping kart")
+    assert sig is not None and sig["word"][0] > 0.0
+    assert m.match("whats in my shoping kart", limit=1)[0].entry_id == "cart"
+
+
+def test_knowledge_base_outside_the_word_list_still_matches():
+    # Words missing from the English list all get the same prior: no effect.
+    m = build_matcher(
+        [
+            ("delivery", ["как отследить доставку заказа"]),
+            ("refund", ["как вернуть деньги за товар"]),
+        ]
+    )
+    assert m.match("отследить доставку", limit=1)[0].entry_id == "delivery"
+    assert m.match("вернуть деньги", limit=1)[0].entry_id == "refund"
+
+
+def test_update_equals_rebuild_with_the_prior():
+    base = [("a", ["tell me the news"]), ("b", ["put on the jazz station"])]
+    edited = build_matcher(base).with_entry("c", ["set an alarm for six", "wake me up at six"])
+    rebuilt = build_matcher([*base, ("c", ["set an alarm for six", "wake me up at six"])])
+    for q in ("tell jazz", "alarm at six", "news please", "wake up"):
+        assert edited.match(q, limit=3) == rebuilt.match(q, limit=3)
