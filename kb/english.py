@@ -83,7 +83,27 @@ def _load_grams() -> tuple[np.ndarray, np.ndarray]:
                 mass /= weight.sum()
                 rarity = np.clip(-np.log10(np.maximum(mass, 1e-30)), MIN_RARITY, UNSEEN_RARITY)
                 _grams = (uniq, rarity)
+                _release_loading_memory()
     return _grams
+
+
+def _release_loading_memory() -> None:
+    """Loading leaves tens of MB of freed temporary memory (wordfreq's decoded list, the
+    per-word n-gram arrays) in the C heap, where the process's resident size keeps it:
+    drop wordfreq's cached copies (the dict above is kept) and, with glibc, hand the free
+    heap back to the system (measured: 118 -> 82 MB right after loading)."""
+    import wordfreq
+
+    for cached in (wordfreq.get_frequency_list, wordfreq.get_frequency_dict):
+        cache_clear = getattr(cached, "cache_clear", None)
+        if cache_clear is not None:
+            cache_clear()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): the memory is reused later instead
+        pass
 
 
 def gram_rarity(hashes: np.ndarray) -> np.ndarray:
