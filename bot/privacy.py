@@ -258,6 +258,10 @@ async def erase_user(session: AsyncSession, *, user_id: int, now: datetime, by: 
     await session.execute(
         update(Feedback).where(Feedback.user_id == user_id).values(user_id=anon_id, text="", answer=None)
     )
+    # the notices sent to them (texts about their cases and ads): gone; unsent ones never go out
+    from bot.outbox import erase_user as erase_notices
+
+    await erase_notices(session, user_id=user_id)
     # what their next message was for (a /feedback prompt): nothing to keep
     await session.execute(delete(PendingInput).where(PendingInput.user_id == user_id))
     await session.flush()
