@@ -667,16 +667,17 @@ async def ban_from_card(update: Update, context: HelpdeskContext, ad_id: int) ->
 async def on_appeal(update: Update, context: HelpdeskContext) -> None:
     """``ap:new``: an appeal against a penalty becomes a ticket of category "appeal"."""
     from escalation import service as tickets
-    from handlers.tickets import after_intake
+    from handlers.tickets import after_intake, queue_intake
 
     query = update.callback_query
     async with unit_of_work(context.desk.sessions) as session:
         intake = await tickets.open_request(
             session, context.desk.policy, user_id=query.from_user.id, category="appeal", question_id=None, now=context.now()  # type: ignore[union-attr]
         )
+        queued = await queue_intake(context, session, intake)
     await toast(query)  # type: ignore[arg-type]
     await set_markup(query, None)  # type: ignore[arg-type]
-    await after_intake(update, context, intake)
+    await after_intake(update, context, intake, queued)
 
 
 async def banned_gate(update: Update, context: HelpdeskContext) -> bool:
@@ -983,7 +984,7 @@ async def cmd_report(update: Update, context: HelpdeskContext) -> None:
 async def on_report_button(update: Update, context: HelpdeskContext) -> None:
     """``rp:<ad>:<reason>`` and ``rp:dispute:<ad>``."""
     from escalation import service as tickets
-    from handlers.tickets import after_intake
+    from handlers.tickets import after_intake, queue_intake
 
     query = update.callback_query
     _, first, second = query.data.split(":")  # type: ignore[union-attr]
@@ -999,9 +1000,10 @@ async def on_report_button(update: Update, context: HelpdeskContext) -> None:
             intake = await tickets.open_request(
                 session, context.desk.policy, user_id=user_id, category="dispute", question_id=None, now=context.now(), subject=subject
             )
+            queued = await queue_intake(context, session, intake)
         await toast(query)  # type: ignore[arg-type]
         await set_markup(query, None)  # type: ignore[arg-type]
-        await after_intake(update, context, intake)
+        await after_intake(update, context, intake, queued)
         return
     ad_id, reason = int(first), second
     async with unit_of_work(context.desk.sessions) as session:

@@ -12,7 +12,7 @@ from typing import Any
 
 import regex
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
-from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError, TimedOut
+from telegram.error import BadRequest, ChatMigrated, TelegramError, TimedOut
 
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
@@ -367,7 +367,8 @@ async def relay_to_staff(
 async def _relay_failed(context: HelpdeskContext, relay: service.Relay, fail: delivery.Failure) -> None:
     async with unit_of_work(context.desk.sessions) as session:
         await service.delivery_failed(session, message_id=relay.message.id, error=fail.reason, blocked=False, now=context.now())
-    await notify_user(context, relay.ticket, "ticket/not_delivered.html")
+        queued = await queue_notice(context, session, relay.ticket, "ticket/not_delivered.html")
+    await notices.send_all(context, [queued])
 
 
 async def relay_to_user(context: HelpdeskContext, post: service.StaffPost, source: Message | None, staff_name: str) -> bool:
@@ -438,39 +439,14 @@ async def user_locale(context: HelpdeskContext, user_id: int) -> str:
     return context.desk.templates.locale_of(cached[0].locale, cached[0].language_code)
 
 
-async def notify_user(context: HelpdeskContext, ticket: Ticket, template: str, markup: Any = None, **values: Any) -> Message | None:
-    """A notice about the case to the user. A user who blocked the bot is recorded on the
-    ticket (staff are told once; the case goes on); a timeout is not sent again."""
-    locale = await user_locale(context, ticket.user_id)
-    try:
-        sent = await context.bot.send_message(
-            ticket.user_id, context.desk.templates.render(template, locale, number=ticket.id, **values), reply_markup=markup
-        )
-    except Forbidden as exc:
-        log.info("user of #%s has blocked the bot: %s", ticket.id, exc)
-        async with unit_of_work(context.desk.sessions) as session:
-            first_time = await service.user_blocked_bot(session, ticket_id=ticket.id, error=str(exc), now=context.now())
-        if first_time:
-            fail = delivery.failure(exc)
-            await tell_staff(context, ticket, srender(context, "staff/not_delivered.html", **delivery.describe({"number": ticket.id, "text": None}, fail)))
-    except TimedOut:
-        log.warning("a notice to the user of #%s timed out; it may have arrived, not sent again", ticket.id)
-    except TelegramError as exc:
-        log.warning("could not tell the user of #%s: %s", ticket.id, exc)
-    else:
-        async with unit_of_work(context.desk.sessions) as session:
-            await service.record_bot_message(session, ticket_id=ticket.id, text=sent.text or "", user_message_id=sent.message_id, now=context.now())
-        return sent
-    return None
-
-
 async def queue_notice(
     context: HelpdeskContext, session, ticket: Ticket, template: str, markup: Any = None, *, kind: str | None = None, **values: Any  # type: ignore[no-untyped-def]
 ) -> notices.Queued:
     """A notice about the case, rendered in the user's language and queued in the unit
     of work of the transition that causes it (``session``); sent after the commit
-    (:func:`handlers.notices.send_all`: a reply to it targets the case, a user who blocked
-    the bot is recorded on the ticket as with :func:`notify_user`), or by the sweep."""
+    (:func:`handlers.notices.send_all`: a reply to it targets the case; a user who blocked
+    the bot is recorded on the ticket, staff are told once, the case goes on; a timeout
+    is not sent again), or by the sweep after a crash."""
     locale = await user_locale(context, ticket.user_id)
     text = context.desk.templates.render(template, locale, number=ticket.id, **values)
     kind = kind or "ticket_" + template.rsplit("/", 1)[-1].split(".", 1)[0]

@@ -169,17 +169,17 @@ async def test_resolution_crash_after_commit_sends_notice_and_survey_once_and_th
         await desk.tg.feed(update)
     assert await desk.scalar("SELECT status FROM tickets") == "resolved"
     assert [n[:3] for n in await notices(desk, 5101)] == [
-        ("ticket_claimed", f"ticket:{number}", "sent"), ("ticket_resolved", f"ticket:{number}", "pending"), ("csat", f"ticket:{number}", "pending"),
+        ("ticket_created", f"ticket:{number}", "sent"), ("ticket_claimed", f"ticket:{number}", "sent"), ("ticket_resolved", f"ticket:{number}", "pending"), ("csat", f"ticket:{number}", "pending"),
     ]
     await desk.tg.feed(update)  # re-delivered: dropped
-    assert await desk.scalar("SELECT count(*) FROM notices") == 3
+    assert await desk.scalar("SELECT count(*) FROM notices") == 4
     desk.clock.advance(minutes=3)
     await sweep(desk)
     await sweep(desk)
     assert len(texts(desk, 5101, "has been marked as solved")) == 1
     [survey] = [m for m in desk.tg.chat_messages(5101) if m.from_bot and m.button_texts and m.button_texts[0].startswith("⭐")]
     assert await desk.scalar("SELECT survey_message_id FROM ratings") == survey.message_id
-    assert [n[2] for n in await notices(desk, 5101)] == ["sent", "sent", "sent"]
+    assert [n[2] for n in await notices(desk, 5101)] == ["sent"] * 4
     await user.press("5⭐", survey)
     assert await desk.scalar("SELECT stars FROM ratings") == 5
     # a reply to the repaired "solved" notice still reaches the case (it reopens it)
@@ -196,8 +196,11 @@ async def test_user_who_blocked_the_bot_gets_failed_notices_the_ticket_records_i
     await thandi.press("Claim", card(desk, number))
     await thandi.press("Resolve", card(desk, number))
     assert await desk.scalar("SELECT status FROM tickets") == "resolved"  # the case goes on
-    assert [n[2] for n in await notices(desk, 5102)] == ["failed", "failed", "failed"]
-    assert all("blocked" in n[4] for n in await notices(desk, 5102))
+    assert [n[:3] for n in await notices(desk, 5102)] == [
+        ("ticket_created", f"ticket:{number}", "sent"), ("ticket_claimed", f"ticket:{number}", "failed"),
+        ("ticket_resolved", f"ticket:{number}", "failed"), ("csat", f"ticket:{number}", "failed"),
+    ]
+    assert all("blocked" in n[4] for n in (await notices(desk, 5102))[1:])
     assert await desk.scalar("SELECT user_blocked_bot FROM tickets") in (1, True)
     told = [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and "Not delivered to the user" in m.text]
     assert len(told) == 1  # once per ticket, not once per notice
@@ -209,13 +212,13 @@ async def test_notice_refused_for_the_flood_limit_goes_back_to_the_outbox_and_th
     number = await open_ticket(desk, user)
     desk.tg.fail("sendMessage", "flood", chat_id=5103, times=10)
     await thandi.press("Claim", card(desk, number))
-    [(kind, _, state, _, error)] = await notices(desk, 5103)
+    [_, (kind, _, state, _, error)] = await notices(desk, 5103)
     assert (kind, state) == ("ticket_claimed", "pending") and "flood" in error
     desk.tg.faults.clear()
     desk.clock.advance(minutes=3)
     await sweep(desk)
     assert len(texts(desk, 5103, "Thandi")) == 1
-    assert (await notices(desk, 5103))[0][2] == "sent"
+    assert [n[2] for n in await notices(desk, 5103)] == ["sent", "sent"]
 
 
 # ------------------------------------------------------------------ feedback answers
