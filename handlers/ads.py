@@ -920,25 +920,29 @@ async def unpublish(context: HelpdeskContext, chat_id: int, message_id: int) -> 
 
 
 async def expiry_job(context: HelpdeskContext) -> None:
-    """JobQueue: remind owners before expiry, expire ads, once each (marked in the database)."""
+    """JobQueue: remind owners before expiry, expire ads, once each (marked in the
+    database, with the owner's notice queued in the same transaction)."""
+    templates = context.desk.templates
+    queued: list[notices.Queued] = []
     async with unit_of_work(context.desk.sessions) as session:
         items = await service.expiry_sweep(session, rules(context), now=context.now())
-    for item in items:
-        ad = item.ad
-        locale = await casework.user_locale(context, ad.user_id)
-        templates = context.desk.templates
-        renew = InlineKeyboardMarkup([[InlineKeyboardButton(templates.label(locale, "btn_renew"), callback_data=f"my:renew:{ad.id}")]])
-        template = "ads/expiry_reminder.html" if item.action == service.ExpiryAction.REMIND else "ads/expired.html"
-        text = templates.render(
-            template, locale, number=ad.id, title=ad.title, expires=casework.local_time(context, ad.expires_at),
-            days=context.desk.settings.ads.expiry_days,
-        )
+        for item in items:
+            ad = item.ad
+            locale = await casework.user_locale(context, ad.user_id)
+            renew = InlineKeyboardMarkup([[InlineKeyboardButton(templates.label(locale, "btn_renew"), callback_data=f"my:renew:{ad.id}")]])
+            remind = item.action == service.ExpiryAction.REMIND
+            text = templates.render(
+                "ads/expiry_reminder.html" if remind else "ads/expired.html", locale, number=ad.id, title=ad.title,
+                expires=casework.local_time(context, ad.expires_at), days=context.desk.settings.ads.expiry_days,
+            )
+            queued.append(await notices.queue(
+                context, session, chat_id=ad.user_id, kind="ad_expiry_reminder" if remind else "ad_expired", ref=f"ad:{ad.id}",
+                text=text, markup=renew,
+            ))
+    for item, notice in zip(items, queued, strict=True):
         if item.unpublish is not None:
             await unpublish(context, *item.unpublish)
-        try:
-            await context.bot.send_message(ad.user_id, text, reply_markup=renew)
-        except TelegramError as exc:
-            log.info("could not tell the owner of ad %s about its expiry: %s", ad.id, exc)
+        await notices.send_all(context, [notice])
 
 
 async def cmd_modqueue(update: Update, context: HelpdeskContext) -> None:
