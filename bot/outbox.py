@@ -102,11 +102,13 @@ async def record(
     session: AsyncSession, *, notice_id: int, state: NoticeState, now: datetime, message_id: int | None = None, error: str | None = None
 ) -> bool:
     """The outcome of a claimed notice: ``sent`` (with Telegram's message id), ``failed``
-    or ``maybe`` (with the reason). False when it was not being sent (given up as stuck
-    meanwhile, or erased)."""
+    or ``maybe`` (with the reason). A send that Telegram confirmed is recorded as sent
+    even if a sweep gave it up as stuck meanwhile. False when it was not being sent
+    (erased, or already recorded)."""
+    states = [NoticeState.SENDING, NoticeState.MAYBE] if state == NoticeState.SENT else [NoticeState.SENDING]
     done = await session.scalar(
         update(Notice)
-        .where(Notice.id == notice_id, Notice.state == NoticeState.SENDING)
+        .where(Notice.id == notice_id, Notice.state.in_(states))
         .values(state=state, sent_at=now if state == NoticeState.SENT else None, message_id=message_id, error=error[:1000] if error else None)
         .returning(Notice.id)
     )

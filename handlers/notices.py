@@ -98,9 +98,10 @@ async def _record(context: HelpdeskContext, notice: outbox.Notice, outcome: Outc
     first_block = False
     async with unit_of_work(context.desk.sessions, effect=False) as session:
         if sent is not None:
-            if not await outbox.record(session, notice_id=notice.id, state=NoticeState.SENT, message_id=sent.message_id, now=context.now()):
-                log.warning("notice %s was sent but had been given up meanwhile; recorded as sent", notice.id)
-            if ticket_id is not None:  # a reply to the notice targets the case
+            recorded = await outbox.record(session, notice_id=notice.id, state=NoticeState.SENT, message_id=sent.message_id, now=context.now())
+            if not recorded:
+                log.warning("notice %s was sent, but its row is gone (erased meanwhile)", notice.id)
+            elif ticket_id is not None:  # a reply to the notice targets the case
                 await tickets.record_bot_message(session, ticket_id=ticket_id, text=sent.text or "", user_message_id=sent.message_id, now=context.now())
                 if notice.kind == "csat":
                     await tickets.set_survey_message(session, ticket_id=ticket_id, message_id=sent.message_id)
