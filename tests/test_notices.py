@@ -18,7 +18,7 @@ import pytest
 from bot.outbox import STUCK_ERROR
 from tests.support import STAFF_CHAT
 from tests.test_ads_flow import mod_card, moderators, post_ad
-from tests.test_escalation import card, open_ticket, staff_pair
+from tests.test_escalation import UNKNOWN, card, open_ticket, staff_pair
 from tests.test_feedback import feedback_card, give_feedback
 from tests.test_repair import sweep
 
@@ -262,3 +262,26 @@ async def test_deleteme_erases_the_users_notices(desk):
     confirm = desk.tg.last_bot_message(OWNER)
     await user.press(confirm.button_texts[0], confirm)
     assert await desk.scalar("SELECT count(*) FROM notices WHERE chat_id = :c", c=OWNER) == 0
+
+
+async def test_new_case_crash_after_commit_the_sweep_posts_the_card_and_tells_the_user_once(desk):
+    user = desk.tg.user(5104, "Naledi")
+    staff_pair(desk)
+    await user.send(UNKNOWN)
+    if any("Not helpful" in b for b in desk.tg.last_bot_message(5104).button_texts[:2]):
+        await user.press("Not helpful")
+    await user.press("Talk to a person")
+    kill_at(desk, "answerCallbackQuery")  # the category press: the ticket is committed, nothing sent
+    with pytest.raises(Killed):
+        await user.press("Payments")
+    number = await desk.scalar("SELECT max(id) FROM tickets")
+    assert [n[:3] for n in await notices(desk, 5104)] == [("ticket_created", f"ticket:{number}", "pending")]
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    assert len(texts(desk, 5104, f"Your case #{number}")) == 1
+    assert card(desk, number).text.startswith(f"🎫 #{number} ")
+    # the case works: a staff reply reaches the user, the user's reply to the notice reaches staff
+    thandi = desk.tg.staff(800001, "Thandi", STAFF_CHAT)
+    await thandi.send("Looking into it.", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    assert "Looking into it." in desk.tg.last_bot_message(5104).text
