@@ -502,3 +502,7 @@ async def _erase_user_content(session: AsyncSession, result: Erasure, *, user_id
         await session.execute(
             delete(PendingInput).where(PendingInput.kind == WAIT_ANSWER, PendingInput.ref_id.in_([i for i, _ in feedback]))
         )
+    # the notices sent to them (texts about their cases and ads): gone; unsent ones never go out
+    from bot.outbox import erase_user as erase_notices
+
+    await erase_notices(session, user_id=user_id)

@@ -26,7 +26,7 @@ from bot.db import unit_of_work
 from bot.models import User
 from bot.users import get_state, set_state
 from escalation import service as escalation_service
-from handlers import casework, delivery
+from handlers import casework, delivery, notices
 from handlers.staffauth import is_moderator
 from handlers.ui import main_menu, set_markup, toast
 
@@ -230,6 +230,7 @@ async def on_ad_button(update: Update, context: HelpdeskContext) -> None:
         return
     error: FieldError | None = None
     result = None
+    approved = None
     parent = None
     async with unit_of_work(context.desk.sessions) as session:
         ad = await service.current_draft(session, user_id=user_id)
@@ -251,6 +252,8 @@ async def on_ad_button(update: Update, context: HelpdeskContext) -> None:
                 await service.photos_done(session, r, ad=ad, now=now)
             elif action == "submit":
                 result = await service.submit(session, r, ad=ad, now=now)
+                if result.outcome == SubmitOutcome.APPROVED:  # trusted and clean: live at once, the owner hears it
+                    approved = await owner_notice(context, session, result.ad, Decision.APPROVE, None)
             elif action == "edit" and arg is None:
                 pass
             elif action == "edit":
@@ -284,7 +287,7 @@ async def on_ad_button(update: Update, context: HelpdeskContext) -> None:
         await context.bot.send_message(chat_id, context.render("ads/cancelled.html"), reply_markup=main_menu(context))
     elif action == "submit":
         await set_markup(query, None)  # type: ignore[arg-type]
-        await after_submit(update, context, result)  # type: ignore[arg-type]
+        await after_submit(update, context, result, approved)  # type: ignore[arg-type]
     else:
         await set_markup(query, None)  # type: ignore[arg-type]
         await prompt(context, chat_id, ad)
@@ -299,7 +302,9 @@ def finding_texts(context: HelpdeskContext, findings: list[Any], severities: tup
     ]
 
 
-async def after_submit(update: Update, context: HelpdeskContext, result: service.SubmitResult) -> None:
+async def after_submit(
+    update: Update, context: HelpdeskContext, result: service.SubmitResult, approved: notices.Queued | None = None
+) -> None:
     chat_id = update.effective_chat.id  # type: ignore[union-attr]
     hints = finding_texts(context, result.findings, ("hint",))
     if result.outcome == SubmitOutcome.BLOCKED:
@@ -308,7 +313,7 @@ async def after_submit(update: Update, context: HelpdeskContext, result: service
         await context.bot.send_message(chat_id, context.render("ads/blocked_findings.html", findings=blocks, hints=hints), reply_markup=buttons)
         return
     if result.outcome == SubmitOutcome.APPROVED:
-        await tell_owner(context, result.ad, Decision.APPROVE, None)
+        await notices.send_all(context, [approved])
     else:
         await context.bot.send_message(chat_id, context.render("ads/submitted.html", number=result.ad.id, hints=hints))
     await post_for_moderation(context, result.ad.id)
@@ -490,6 +495,11 @@ async def apply_decision(
                     moderator_id=moderator.id, now=context.now(),
                 )
             pattern = await strikes.rejections_for_reason(session, user_id=result.ad.user_id, reason=reason_cfg.id, now=context.now())
+        queued = []
+        if result.won:  # the owner hears it: queued with the decision, sent after the commit
+            queued.append(await owner_notice(context, session, result.ad, decision, reason, note))
+            if penalty is not None and penalty.action is not None:
+                queued.append(await penalty_notice(context, session, result.ad.user_id, penalty, reason_cfg.label, reason_cfg.rule))  # type: ignore[union-attr]
     if not result.won:
         refusal = casework.slabel(context, "toast_decided", status=result.ad.status, name=names.get(result.ad.decided_by or 0, "someone"))
         if query is not None:
@@ -508,10 +518,9 @@ async def apply_decision(
             await context.bot.edit_message_text(text, chat_id=ad.mod_chat_id, message_id=ad.mod_message_id, reply_markup=None)
     except TelegramError as exc:
         log.warning("could not update the moderation card of ad %s: %s", ad_id, exc)
-    await tell_owner(context, ad, decision, reason, note)
     if penalty is not None and penalty.action is not None:
         context.desk.accounts.pop(ad.user_id, None)  # the cached status is stale now
-        await tell_penalty(context, ad.user_id, penalty, reason_cfg.label, reason_cfg.rule)  # type: ignore[union-attr]
+    await notices.send_all(context, queued)
     if pattern >= strikes.PATTERN_COUNT:
         chat_id, topic = await moderation_place(context)
         async with unit_of_work(context.desk.sessions) as session:
@@ -603,17 +612,21 @@ def appeal_button(context: HelpdeskContext, locale: str) -> InlineKeyboardMarkup
     return InlineKeyboardMarkup([[InlineKeyboardButton(context.desk.templates.label(locale, "btn_appeal"), callback_data="ap:new")]])
 
 
-async def tell_penalty(context: HelpdeskContext, user_id: int, penalty: strikes.Penalty, reason: str, rule: str | None) -> None:
+async def penalty_notice(
+    context: HelpdeskContext, session, user_id: int, penalty: strikes.Penalty, reason: str, rule: str | None,  # type: ignore[no-untyped-def]
+    *, ref: str | None = None,
+) -> notices.Queued:
+    """The user hears a penalty (warning, posting blocked, ban) with an Appeal button:
+    queued in the unit of work of the strike (``session``), sent after the commit."""
     locale = await casework.user_locale(context, user_id)
     text = context.desk.templates.render(
         "ads/penalty.html", locale, action=penalty.action, strikes=penalty.strikes, reason=reason, rule=rule,
         until=casework.local_time(context, penalty.until) if penalty.until else None, days=context.desk.settings.ads.strike_days,
     )
     markup = appeal_button(context, locale) if penalty.action in ("block", "ban", "warn") else None
-    try:
-        await context.bot.send_message(user_id, text, reply_markup=markup)
-    except TelegramError as exc:
-        log.info("could not tell user %s about a penalty: %s", user_id, exc)
+    return await notices.queue(
+        context, session, chat_id=user_id, kind=f"penalty_{penalty.action}", ref=ref or f"strike:{penalty.strike_id}", text=text, markup=markup
+    )
 
 
 async def ban_from_card(update: Update, context: HelpdeskContext, ad_id: int) -> None:
@@ -634,6 +647,11 @@ async def ban_from_card(update: Update, context: HelpdeskContext, ad_id: int) ->
             session, user_id=ad.user_id, reason=f"ad #{ad_id}: banned by a moderator", now=context.now(),
             moderator_id=update.effective_user.id,  # type: ignore[union-attr]
         )
+        locale = await casework.user_locale(context, ad.user_id)
+        text = context.desk.templates.render("ads/banned_notice.html", locale, reason=user.status_reason if user else None)
+        queued = await notices.queue(
+            context, session, chat_id=ad.user_id, kind="penalty_ban", ref=f"ad:{ad_id}", text=text, markup=appeal_button(context, locale)
+        )
     if live is not None and live[1] is not None:
         await unpublish(context, *live[1])
     context.desk.accounts.pop(ad.user_id, None)
@@ -644,30 +662,23 @@ async def ban_from_card(update: Update, context: HelpdeskContext, ad_id: int) ->
         await query.edit_message_text(text, reply_markup=None)  # type: ignore[union-attr]
     except TelegramError as exc:
         log.warning("could not update the moderation card of ad %s: %s", ad_id, exc)
-    locale = await casework.user_locale(context, ad.user_id)
-    try:
-        await context.bot.send_message(
-            ad.user_id,
-            context.desk.templates.render("ads/banned_notice.html", locale, reason=user.status_reason if user else None),
-            reply_markup=appeal_button(context, locale),
-        )
-    except TelegramError as exc:
-        log.info("could not tell user %s about the ban: %s", ad.user_id, exc)
+    await notices.send_all(context, [queued])
 
 
 async def on_appeal(update: Update, context: HelpdeskContext) -> None:
     """``ap:new``: an appeal against a penalty becomes a ticket of category "appeal"."""
     from escalation import service as tickets
-    from handlers.tickets import after_intake
+    from handlers.tickets import after_intake, queue_intake
 
     query = update.callback_query
     async with unit_of_work(context.desk.sessions) as session:
         intake = await tickets.open_request(
             session, context.desk.policy, user_id=query.from_user.id, category="appeal", question_id=None, now=context.now()  # type: ignore[union-attr]
         )
+        queued = await queue_intake(context, session, intake)
     await toast(query)  # type: ignore[arg-type]
     await set_markup(query, None)  # type: ignore[arg-type]
-    await after_intake(update, context, intake)
+    await after_intake(update, context, intake, queued)
 
 
 async def banned_gate(update: Update, context: HelpdeskContext) -> bool:
@@ -703,7 +714,11 @@ async def _names(session, ids: list[int | None]) -> dict[int, str]:  # type: ign
     return await staff_names(session, [i for i in ids if i])
 
 
-async def tell_owner(context: HelpdeskContext, ad: Ad, decision: Decision, reason_id: str | None, note: str | None = None) -> None:
+async def owner_notice(
+    context: HelpdeskContext, session, ad: Ad, decision: Decision, reason_id: str | None, note: str | None = None  # type: ignore[no-untyped-def]
+) -> notices.Queued:
+    """The owner hears the decision: queued in the decision's unit of work (``session``),
+    rendered in their language; sent after the commit (:func:`handlers.notices.send_all`)."""
     locale = await casework.user_locale(context, ad.user_id)
     templates = context.desk.templates
     reason = context.desk.settings.ads.reason(reason_id) if reason_id else None
@@ -721,10 +736,8 @@ async def tell_owner(context: HelpdeskContext, ad: Ad, decision: Decision, reaso
             template, locale, reason=reason.label if reason else (note or ""), rule=reason.rule if reason else "",
             fix=reason.fix if reason else "", **values,
         )
-    try:
-        await context.bot.send_message(ad.user_id, text, reply_markup=markup)
-    except TelegramError as exc:
-        log.warning("could not tell the owner of ad %s: %s", ad.id, exc)
+    kind = {Decision.APPROVE: "ad_approved", Decision.REJECT: "ad_rejected", Decision.CHANGES: "ad_changes"}[decision]
+    return await notices.queue(context, session, chat_id=ad.user_id, kind=kind, ref=f"ad:{ad.id}", text=text, markup=markup)
 
 
 async def publish(context: HelpdeskContext, ad_id: int) -> None:
@@ -805,8 +818,9 @@ async def cmd_warn(update: Update, context: HelpdeskContext) -> None:
     reason = casework.clip(" ".join((context.args or [])[1:]).strip(), 500) or "warned by a moderator"
     async with unit_of_work(context.desk.sessions) as session:
         penalty = await strikes.warn(session, rules(context), user_id=user.id, reason=reason, moderator_id=update.effective_user.id, now=context.now())  # type: ignore[union-attr]
+        queued = await penalty_notice(context, session, user.id, penalty, reason, None)
     context.desk.accounts.pop(user.id, None)
-    await tell_penalty(context, user.id, penalty, reason, None)
+    await notices.send_all(context, [queued])
     await update.effective_message.reply_html(casework.srender(context, "ads/mod_result.html", icon="⚠️", text=f"{user.display_name}: strike #{penalty.strike_id}, {penalty.strikes} active, {penalty.action or 'no penalty'}"))  # type: ignore[union-attr]
 
 
@@ -907,25 +921,29 @@ async def unpublish(context: HelpdeskContext, chat_id: int, message_id: int) -> 
 
 
 async def expiry_job(context: HelpdeskContext) -> None:
-    """JobQueue: remind owners before expiry, expire ads, once each (marked in the database)."""
+    """JobQueue: remind owners before expiry, expire ads, once each (marked in the
+    database, with the owner's notice queued in the same transaction)."""
+    templates = context.desk.templates
+    queued: list[notices.Queued] = []
     async with unit_of_work(context.desk.sessions) as session:
         items = await service.expiry_sweep(session, rules(context), now=context.now())
-    for item in items:
-        ad = item.ad
-        locale = await casework.user_locale(context, ad.user_id)
-        templates = context.desk.templates
-        renew = InlineKeyboardMarkup([[InlineKeyboardButton(templates.label(locale, "btn_renew"), callback_data=f"my:renew:{ad.id}")]])
-        template = "ads/expiry_reminder.html" if item.action == service.ExpiryAction.REMIND else "ads/expired.html"
-        text = templates.render(
-            template, locale, number=ad.id, title=ad.title, expires=casework.local_time(context, ad.expires_at),
-            days=context.desk.settings.ads.expiry_days,
-        )
+        for item in items:
+            ad = item.ad
+            locale = await casework.user_locale(context, ad.user_id)
+            renew = InlineKeyboardMarkup([[InlineKeyboardButton(templates.label(locale, "btn_renew"), callback_data=f"my:renew:{ad.id}")]])
+            remind = item.action == service.ExpiryAction.REMIND
+            text = templates.render(
+                "ads/expiry_reminder.html" if remind else "ads/expired.html", locale, number=ad.id, title=ad.title,
+                expires=casework.local_time(context, ad.expires_at), days=context.desk.settings.ads.expiry_days,
+            )
+            queued.append(await notices.queue(
+                context, session, chat_id=ad.user_id, kind="ad_expiry_reminder" if remind else "ad_expired", ref=f"ad:{ad.id}",
+                text=text, markup=renew,
+            ))
+    for item, notice in zip(items, queued, strict=True):
         if item.unpublish is not None:
             await unpublish(context, *item.unpublish)
-        try:
-            await context.bot.send_message(ad.user_id, text, reply_markup=renew)
-        except TelegramError as exc:
-            log.info("could not tell the owner of ad %s about its expiry: %s", ad.id, exc)
+        await notices.send_all(context, [notice])
 
 
 async def cmd_modqueue(update: Update, context: HelpdeskContext) -> None:
@@ -971,7 +989,7 @@ async def cmd_report(update: Update, context: HelpdeskContext) -> None:
 async def on_report_button(update: Update, context: HelpdeskContext) -> None:
     """``rp:<ad>:<reason>`` and ``rp:dispute:<ad>``."""
     from escalation import service as tickets
-    from handlers.tickets import after_intake
+    from handlers.tickets import after_intake, queue_intake
 
     query = update.callback_query
     _, first, second = query.data.split(":")  # type: ignore[union-attr]
@@ -987,9 +1005,10 @@ async def on_report_button(update: Update, context: HelpdeskContext) -> None:
             intake = await tickets.open_request(
                 session, context.desk.policy, user_id=user_id, category="dispute", question_id=None, now=context.now(), subject=subject
             )
+            queued = await queue_intake(context, session, intake)
         await toast(query)  # type: ignore[arg-type]
         await set_markup(query, None)  # type: ignore[arg-type]
-        await after_intake(update, context, intake)
+        await after_intake(update, context, intake, queued)
         return
     ad_id, reason = int(first), second
     async with unit_of_work(context.desk.sessions) as session:
@@ -1100,6 +1119,23 @@ async def on_report_decision(update: Update, context: HelpdeskContext) -> None:
                 session, rules(context), user_id=result.ad.user_id, reason=f"upheld report: {reason}", ad_id=result.ad.id,
                 moderator_id=moderator.id, now=context.now(),
             )
+        queued: list[notices.Queued] = []
+        if result is not None and result.won:  # queued with the verdict, sent after the commit
+            ad = result.ad
+            reporter = result.report.reporter_id
+            # a negative id is the anonymous row of an erased person: there is nobody to tell
+            if reporter > 0:
+                text = context.desk.templates.render(
+                    "ads/report_outcome.html", await casework.user_locale(context, reporter), upheld=uphold, number=ad.id if ad else "?"
+                )
+                queued.append(await notices.queue(context, session, chat_id=reporter, kind="report_outcome", ref=f"report:{number}", text=text))
+            if uphold and ad is not None and ad.user_id > 0:
+                locale = await casework.user_locale(context, ad.user_id)
+                owner_reason = context.desk.templates.label(locale, f"report_reason_{result.report.reason}")
+                text = context.desk.templates.render("ads/taken_down.html", locale, number=ad.id, title=ad.title, reason=owner_reason)
+                queued.append(await notices.queue(context, session, chat_id=ad.user_id, kind="ad_taken_down", ref=f"ad:{ad.id}", text=text))
+                if penalty is not None and penalty.action is not None:
+                    queued.append(await penalty_notice(context, session, ad.user_id, penalty, f"upheld report: {owner_reason}", None))
     if result is None or not result.won:
         await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
         return
@@ -1109,26 +1145,9 @@ async def on_report_decision(update: Update, context: HelpdeskContext) -> None:
     await query.edit_message_text(text, reply_markup=None)  # type: ignore[union-attr]
     if result.unpublish is not None:
         await unpublish(context, *result.unpublish)
-    ad = result.ad
-    # a negative id is the anonymous row of an erased person: there is nobody to tell
-    try:
-        if result.report.reporter_id > 0:
-            await context.bot.send_message(
-                result.report.reporter_id,
-                context.desk.templates.render("ads/report_outcome.html", await casework.user_locale(context, result.report.reporter_id), upheld=uphold, number=ad.id if ad else "?"),
-            )
-    except TelegramError as exc:
-        log.info("could not tell the reporter: %s", exc)
-    if uphold and ad is not None and ad.user_id > 0:
-        locale = await casework.user_locale(context, ad.user_id)
-        reason = context.desk.templates.label(locale, f"report_reason_{result.report.reason}")
-        try:
-            await context.bot.send_message(ad.user_id, context.desk.templates.render("ads/taken_down.html", locale, number=ad.id, title=ad.title, reason=reason))
-        except TelegramError as exc:
-            log.info("could not tell the owner: %s", exc)
-        if penalty is not None and penalty.action is not None:
-            context.desk.accounts.pop(ad.user_id, None)
-            await tell_penalty(context, ad.user_id, penalty, f"upheld report: {reason}", None)
+    if penalty is not None and penalty.action is not None and result.ad is not None:
+        context.desk.accounts.pop(result.ad.user_id, None)
+    await notices.send_all(context, queued)
 
 
 async def on_take_down(update: Update, context: HelpdeskContext) -> None:
@@ -1141,6 +1160,10 @@ async def on_take_down(update: Update, context: HelpdeskContext) -> None:
         return
     async with unit_of_work(context.desk.sessions) as session:
         done = await service.take_down(session, ad_id=ad_id, moderator_id=moderator.id, now=context.now())
+        if done is not None:
+            locale = await casework.user_locale(context, done[0].user_id)
+            text = context.desk.templates.render("ads/taken_down.html", locale, number=done[0].id, title=done[0].title, reason=None)
+            queued = await notices.queue(context, session, chat_id=done[0].user_id, kind="ad_taken_down", ref=f"ad:{ad_id}", text=text)
     if done is None:
         await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
         return
@@ -1150,8 +1173,4 @@ async def on_take_down(update: Update, context: HelpdeskContext) -> None:
         await unpublish(context, *published)
     text, _ = await mod_card(context, ad_id, decision=f"🚫 Taken down by {moderator.first_name} at {casework.local_time(context, context.now())}")
     await query.edit_message_text(text, reply_markup=None)  # type: ignore[union-attr]
-    locale = await casework.user_locale(context, ad.user_id)
-    try:
-        await context.bot.send_message(ad.user_id, context.desk.templates.render("ads/taken_down.html", locale, number=ad.id, title=ad.title, reason=None))
-    except TelegramError as exc:
-        log.info("could not tell the owner: %s", exc)
+    await notices.send_all(context, [queued])

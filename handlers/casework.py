@@ -12,14 +12,14 @@ from typing import Any
 
 import regex
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
-from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError, TimedOut
+from telegram.error import BadRequest, ChatMigrated, TelegramError, TimedOut
 
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from bot.telegram_html import utf16_length
 from escalation import service
 from escalation.models import Direction, Ticket, TicketStatus
-from handlers import delivery
+from handlers import delivery, notices
 from handlers.ui import short
 
 log = logging.getLogger(__name__)
@@ -367,7 +367,8 @@ async def relay_to_staff(
 async def _relay_failed(context: HelpdeskContext, relay: service.Relay, fail: delivery.Failure) -> None:
     async with unit_of_work(context.desk.sessions) as session:
         await service.delivery_failed(session, message_id=relay.message.id, error=fail.reason, blocked=False, now=context.now())
-    await notify_user(context, relay.ticket, "ticket/not_delivered.html")
+        queued = await queue_notice(context, session, relay.ticket, "ticket/not_delivered.html")
+    await notices.send_all(context, [queued])
 
 
 async def relay_to_user(context: HelpdeskContext, post: service.StaffPost, source: Message | None, staff_name: str) -> bool:
@@ -438,45 +439,44 @@ async def user_locale(context: HelpdeskContext, user_id: int) -> str:
     return context.desk.templates.locale_of(cached[0].locale, cached[0].language_code)
 
 
-async def notify_user(context: HelpdeskContext, ticket: Ticket, template: str, markup: Any = None, **values: Any) -> Message | None:
-    """A notice about the case to the user. A user who blocked the bot is recorded on the
-    ticket (staff are told once; the case goes on); a timeout is not sent again."""
+async def queue_notice(
+    context: HelpdeskContext, session, ticket: Ticket, template: str, markup: Any = None, *, kind: str | None = None, **values: Any  # type: ignore[no-untyped-def]
+) -> notices.Queued:
+    """A notice about the case, rendered in the user's language and queued in the unit
+    of work of the transition that causes it (``session``); sent after the commit
+    (:func:`handlers.notices.send_all`: a reply to it targets the case; a user who blocked
+    the bot is recorded on the ticket, staff are told once, the case goes on; a timeout
+    is not sent again), or by the sweep after a crash."""
     locale = await user_locale(context, ticket.user_id)
-    try:
-        sent = await context.bot.send_message(
-            ticket.user_id, context.desk.templates.render(template, locale, number=ticket.id, **values), reply_markup=markup
-        )
-    except Forbidden as exc:
-        log.info("user of #%s has blocked the bot: %s", ticket.id, exc)
-        async with unit_of_work(context.desk.sessions) as session:
-            first_time = await service.user_blocked_bot(session, ticket_id=ticket.id, error=str(exc), now=context.now())
-        if first_time:
-            fail = delivery.failure(exc)
-            await tell_staff(context, ticket, srender(context, "staff/not_delivered.html", **delivery.describe({"number": ticket.id, "text": None}, fail)))
-    except TimedOut:
-        log.warning("a notice to the user of #%s timed out; it may have arrived, not sent again", ticket.id)
-    except TelegramError as exc:
-        log.warning("could not tell the user of #%s: %s", ticket.id, exc)
-    else:
-        async with unit_of_work(context.desk.sessions) as session:
-            await service.record_bot_message(session, ticket_id=ticket.id, text=sent.text or "", user_message_id=sent.message_id, now=context.now())
-        return sent
-    return None
+    text = context.desk.templates.render(template, locale, number=ticket.id, **values)
+    kind = kind or "ticket_" + template.rsplit("/", 1)[-1].split(".", 1)[0]
+    return await notices.queue(context, session, chat_id=ticket.user_id, kind=kind, ref=f"ticket:{ticket.id}", text=text, markup=markup)
 
 
-async def after_resolve(context: HelpdeskContext, result: service.Resolution, *, auto: bool = False) -> None:
-    """The user hears that the case is solved, and gets the satisfaction survey."""
+async def queue_resolved(context: HelpdeskContext, session, result: service.Resolution, *, auto: bool = False) -> list[notices.Queued]:  # type: ignore[no-untyped-def]
+    """The user hears that the case is solved, and gets the satisfaction survey: both
+    queued in the resolution's unit of work; :func:`after_resolve` sends them."""
     ticket = result.ticket
     locale = await user_locale(context, ticket.user_id)
     labels = context.desk.templates
     markup = InlineKeyboardMarkup([[InlineKeyboardButton(labels.label(locale, "btn_still_need_help"), callback_data=f"tk:reopen:{ticket.id}")]])
-    await notify_user(context, ticket, "ticket/resolved.html", markup, auto=auto, reopen_days=context.desk.settings.support.reopen_days)
+    queued = [
+        await queue_notice(
+            context, session, ticket, "ticket/resolved.html", markup, kind="ticket_resolved", auto=auto,
+            reopen_days=context.desk.settings.support.reopen_days,
+        )
+    ]
     if result.survey:
         stars = [InlineKeyboardButton("⭐" * n if n <= 1 else f"{n}⭐", callback_data=f"r:{ticket.id}:{n}") for n in range(1, 6)]
-        survey = await notify_user(context, ticket, "ticket/csat.html", InlineKeyboardMarkup([stars]))
-        if survey is not None:
-            async with unit_of_work(context.desk.sessions) as session:
-                await service.set_survey_message(session, ticket_id=ticket.id, message_id=survey.message_id)
+        queued.append(await queue_notice(context, session, ticket, "ticket/csat.html", InlineKeyboardMarkup([stars]), kind="csat"))
+    return queued
+
+
+async def after_resolve(context: HelpdeskContext, result: service.Resolution, queued: list[notices.Queued]) -> None:
+    """After the commit of a resolution: the notices :func:`queue_resolved` queued go to
+    the user (the survey's message id is kept for the rating), the card and topic follow."""
+    ticket = result.ticket
+    await notices.send_all(context, queued)
     await refresh_card(context, ticket.id)
     await set_topic_open(context, ticket, False)
 

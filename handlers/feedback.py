@@ -13,7 +13,7 @@ import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError, TimedOut
+from telegram.error import BadRequest, ChatMigrated, TelegramError, TimedOut
 
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
@@ -21,7 +21,7 @@ from bot.users import get_state, set_state
 from escalation import feedback as service
 from escalation import service as tickets_service
 from escalation.feedback import FeedbackView, Status
-from handlers import delivery
+from handlers import delivery, notices
 from handlers.casework import clip, local_time, slabel, srender
 from handlers.staffauth import is_staff
 from handlers.ui import set_markup, short, toast
@@ -400,6 +400,8 @@ async def take_staff_answer(update: Update, context: HelpdeskContext) -> bool:
         return True
     async with unit_of_work(context.desk.sessions) as session:
         outcome = await service.answer(session, feedback_id=feedback_id, chat_id=message.chat_id, staff_id=user.id, text=text, now=context.now())
+        # the user hears the answer: queued with it (sent below, or by the sweep after a crash)
+        queued = await _queue_answer(context, session, outcome.feedback) if outcome.status == Status.OK else None
     _indexed(context, message.chat_id, user.id, False)
     if outcome.status == Status.NOT_FOUND:
         return False
@@ -410,25 +412,28 @@ async def take_staff_answer(update: Update, context: HelpdeskContext) -> bool:
     if outcome.status == Status.ERASED:
         await _say(message, srender(context, "feedback/answer_problem.html", number=feedback_id, problem="erased"))
         return True
-    delivered, error = await _deliver(context, item)
+    delivered, error = await _deliver(context, queued)  # type: ignore[arg-type]
     await refresh_card(context, item)
     await _say(message, srender(context, "feedback/answer_sent.html", number=item.id, name=item.user_name, delivered=delivered, error=error))
     return True
 
 
-async def _deliver(context: HelpdeskContext, item: FeedbackView) -> tuple[bool, str | None]:
-    """The answer to the user, in their language. (delivered, why not)."""
+async def _queue_answer(context: HelpdeskContext, session, item: FeedbackView) -> notices.Queued:  # type: ignore[no-untyped-def]
+    """The answer to the user, in their language, queued in the answer's unit of work."""
     templates = context.desk.templates
     locale = templates.locale_of(item.user_locale, item.user_language_code)
     html = templates.render("feedback/answer.html", locale, number=item.id, text=clip(item.text, QUOTE_MAX), answer=item.answer)
-    try:
-        await context.bot.send_message(item.user_id, html)
-    except Forbidden:
+    return await notices.queue(context, session, chat_id=item.user_id, kind="feedback_answer", ref=f"feedback:{item.id}", text=html)
+
+
+async def _deliver(context: HelpdeskContext, queued: notices.Queued) -> tuple[bool, str | None]:
+    """Send the queued answer. (delivered, why not)."""
+    outcome = await notices.send(context, queued.id)
+    if outcome is None or outcome.failure is None:
+        return True, None
+    if outcome.failure.blocked:
         return False, "blocked"
-    except TelegramError as exc:
-        log.warning("could not deliver the answer to feedback #%s: %s", item.id, exc)
-        return False, short(str(exc), 200)
-    return True, None
+    return False, short(outcome.failure.reason, 200)
 
 
 async def _say(message: Message, html: str) -> None:

@@ -18,7 +18,7 @@ from bot.db import unit_of_work
 from escalation import service
 from escalation.models import Direction, SendState, TicketStatus
 from escalation.service import SlaAction, TicketError
-from handlers import casework, delivery, feedback
+from handlers import casework, delivery, feedback, notices
 from handlers.casework import slabel, srender
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_admin, is_staff
@@ -154,13 +154,15 @@ async def post_to_ticket(update: Update, context: HelpdeskContext, ticket_id: in
                 session, context.desk.policy, ticket=ticket, staff_id=user.id, kind=kind, text=text,  # type: ignore[union-attr]
                 file_id=file_id, chat_id=message.chat_id, staff_message_id=message.message_id, note=note, now=context.now(),
             )
+            if post.claimed:  # the first reply claims the case: the user hears who has it
+                claimed = await casework.queue_notice(context, session, post.ticket, "ticket/claimed.html", staff_name=user.first_name)  # type: ignore[union-attr]
     except TicketError as exc:
         await message.reply_html(_error_text(context, exc))
         return
     if post.is_note:
         return
     if post.claimed:
-        await casework.notify_user(context, post.ticket, "ticket/claimed.html", staff_name=user.first_name)  # type: ignore[union-attr]
+        await notices.send_all(context, [claimed])
     await casework.relay_to_user(context, post, message, user.first_name)  # type: ignore[union-attr]
     if post.changed:
         await casework.refresh_card(context, post.ticket.id)
@@ -203,16 +205,20 @@ async def on_ticket_button(update: Update, context: HelpdeskContext) -> None:
                 result = await service.claim(session, ticket_id=ticket_id, staff_id=staff.id, now=context.now())
                 holder = (await service.staff_names(session, [result.ticket.assignee_id]))  # type: ignore[list-item]
                 ticket = result.ticket
+                if result.won:
+                    queued = [await casework.queue_notice(context, session, ticket, "ticket/claimed.html", staff_name=staff.first_name)]
             elif action == "release":
                 admin = await is_admin(context, staff.id, update.effective_chat.id)  # type: ignore[union-attr]
                 ticket = await service.release(session, desk.policy, ticket_id=ticket_id, staff_id=staff.id, is_admin=admin, now=context.now())
             elif action == "resolve":
                 resolution = await service.resolve(session, desk.policy, ticket_id=ticket_id, staff_id=staff.id, now=context.now())
                 ticket = resolution.ticket
+                queued = await casework.queue_resolved(context, session, resolution)
             elif action == "spam":
                 ticket = await service.close_as_spam(session, ticket_id=ticket_id, staff_id=staff.id, now=context.now())
             else:  # reopen
                 ticket = await service.reopen_by_staff(session, desk.policy, ticket_id=ticket_id, staff_id=staff.id, now=context.now())
+                queued = [await casework.queue_notice(context, session, ticket, "ticket/reopened.html")]
     except TicketError as exc:
         await toast(query, short(_error_text(context, exc).removeprefix("⚠️ "), 190))  # type: ignore[arg-type]
         await casework.refresh_card(context, ticket_id)
@@ -223,13 +229,13 @@ async def on_ticket_button(update: Update, context: HelpdeskContext) -> None:
         return
     await toast(query, slabel(context, "toast_claimed" if action == "claim" else "toast_done"))  # type: ignore[arg-type]
     if action == "claim":
-        await casework.notify_user(context, ticket, "ticket/claimed.html", staff_name=staff.first_name)
+        await notices.send_all(context, queued)
         await casework.refresh_card(context, ticket.id)
     elif action == "resolve":
         await offer_learning(context, ticket)  # before after_resolve closes the topic
-        await casework.after_resolve(context, resolution)
+        await casework.after_resolve(context, resolution, queued)
     elif action == "reopen":
-        await casework.notify_user(context, ticket, "ticket/reopened.html")
+        await notices.send_all(context, queued)
         await casework.set_topic_open(context, ticket, True)
         await casework.refresh_card(context, ticket.id)
     else:
@@ -380,10 +386,11 @@ async def cmd_assign(update: Update, context: HelpdeskContext) -> None:
     try:
         async with unit_of_work(context.desk.sessions) as session:
             ticket, member = await service.assign(session, ticket_id=number, username=args[1], staff_id=update.effective_user.id, now=context.now())  # type: ignore[union-attr]
+            queued = await casework.queue_notice(context, session, ticket, "ticket/claimed.html", staff_name=member.first_name)
     except TicketError as exc:
         await update.effective_message.reply_html(_error_text(context, exc))  # type: ignore[union-attr]
         return
-    await casework.notify_user(context, ticket, "ticket/claimed.html", staff_name=member.first_name)
+    await notices.send_all(context, [queued])
     await casework.refresh_card(context, ticket.id)
     await update.effective_message.reply_html(srender(context, "staff/event.html", icon="✋", number=ticket.id, text=f"assigned to {member.first_name}"))  # type: ignore[union-attr]
 
@@ -410,6 +417,7 @@ async def cmd_resolve(update: Update, context: HelpdeskContext) -> None:
     try:
         async with unit_of_work(context.desk.sessions) as session:
             resolution = await service.resolve(session, context.desk.policy, ticket_id=number, staff_id=update.effective_user.id, now=context.now(), entry_id=entry_id)  # type: ignore[union-attr]
+            queued = await casework.queue_resolved(context, session, resolution)
     except TicketError as exc:
         await update.effective_message.reply_html(_error_text(context, exc))  # type: ignore[union-attr]
         return
@@ -417,7 +425,7 @@ async def cmd_resolve(update: Update, context: HelpdeskContext) -> None:
     await update.effective_message.reply_html(srender(context, "staff/event.html", icon="✅", number=number, text=note))  # type: ignore[union-attr]
     if not resolution.learned:
         await offer_learning(context, resolution.ticket)
-    await casework.after_resolve(context, resolution)
+    await casework.after_resolve(context, resolution, queued)
 
 
 async def cmd_reopen(update: Update, context: HelpdeskContext) -> None:
@@ -433,10 +441,11 @@ async def cmd_reopen(update: Update, context: HelpdeskContext) -> None:
     try:
         async with unit_of_work(context.desk.sessions) as session:
             ticket = await service.reopen_by_staff(session, context.desk.policy, ticket_id=number, staff_id=update.effective_user.id, now=context.now())  # type: ignore[union-attr]
+            queued = await casework.queue_notice(context, session, ticket, "ticket/reopened.html")
     except TicketError as exc:
         await update.effective_message.reply_html(_error_text(context, exc))  # type: ignore[union-attr]
         return
-    await casework.notify_user(context, ticket, "ticket/reopened.html")
+    await notices.send_all(context, [queued])
     await casework.set_topic_open(context, ticket, True)
     await casework.refresh_card(context, ticket.id)
     await update.effective_message.reply_html(srender(context, "staff/event.html", icon="🔁", number=number, text="reopened"))  # type: ignore[union-attr]
@@ -495,10 +504,11 @@ async def cmd_transfer(update: Update, context: HelpdeskContext) -> None:
     try:
         async with unit_of_work(context.desk.sessions) as session:
             moved = await service.transfer(session, ticket_id=number, department=args[0], staff_id=update.effective_user.id, policy=context.desk.policy, now=context.now())  # type: ignore[union-attr]
+            label = context.desk.settings.support.departments[args[0]].label or args[0]
+            queued = await casework.queue_notice(context, session, moved.ticket, "ticket/transferred.html", department=label)
     except TicketError as exc:
         await update.effective_message.reply_html(_error_text(context, exc))  # type: ignore[union-attr]
         return
-    label = context.desk.settings.support.departments[args[0]].label or args[0]
     if moved.old_chat is not None:
         # the old place says where the ticket went, and stops taking actions
         try:
@@ -525,9 +535,7 @@ async def cmd_transfer(update: Update, context: HelpdeskContext) -> None:
             render = lambda piece: srender(context, "staff/event.html", icon="📜", number=number, text="history:\n" + piece)  # noqa: E731
             for piece in casework.split_text(lines, casework.text_budget(render, casework.TEXT_LIMIT)):
                 await casework.tell_staff(context, ticket, render(piece))
-    async with unit_of_work(context.desk.sessions) as session:
-        ticket = await service.get_ticket(session, number)
-    await casework.notify_user(context, ticket, "ticket/transferred.html", department=label)
+    await notices.send_all(context, [queued])
 
 
 async def review_card(context: HelpdeskContext) -> tuple[str, InlineKeyboardMarkup | None]:
@@ -577,7 +585,8 @@ async def cmd_help(update: Update, context: HelpdeskContext) -> None:
 
 async def sla_sweep(context: HelpdeskContext) -> None:
     """JobQueue, every ``sla.sweep_seconds``: send what a crash left unsent (cards,
-    relays: :func:`handlers.casework.repair`), then act on what is due, marked in the
+    relays: :func:`handlers.casework.repair`; feedback cards; notices to users:
+    :func:`handlers.notices.repair`), then act on what is due, marked in the
     database."""
     desk = context.desk
     try:
@@ -588,9 +597,17 @@ async def sla_sweep(context: HelpdeskContext) -> None:
         await feedback.repair_cards(context)
     except Exception:
         log.exception("repairing unposted feedback cards failed; the next sweep tries again")
+    try:
+        await notices.repair(context)
+    except Exception:
+        log.exception("repairing unsent notices to users failed; the next sweep tries again")
     async with unit_of_work(desk.sessions) as session:
         items = await service.sweep(session, desk.policy, now=context.now())
         names = await service.staff_names(session, [i.ticket.assignee_id for i in items if i.ticket.assignee_id])
+        solved = {  # the user hears it: queued with the auto-resolution, sent below
+            i.ticket.id: await casework.queue_resolved(context, session, service.Resolution(i.ticket, i.survey), auto=True)
+            for i in items if i.action == SlaAction.AUTO_RESOLVE
+        }
     sla = desk.settings.sla
     for item in items:
         t = item.ticket
@@ -610,6 +627,6 @@ async def sla_sweep(context: HelpdeskContext) -> None:
         elif item.action == SlaAction.PING:
             await casework.tell_staff(context, t, srender(context, "staff/ping.html", number=t.id, assignee_id=t.assignee_id, assignee=names.get(t.assignee_id, "agent"), target=target))  # type: ignore[arg-type]
         elif item.action == SlaAction.AUTO_RESOLVE:
-            await casework.after_resolve(context, service.Resolution(t, item.survey), auto=True)
+            await casework.after_resolve(context, service.Resolution(t, item.survey), solved[t.id])
         elif item.action == SlaAction.CLOSE:
             await casework.refresh_card(context, t.id)

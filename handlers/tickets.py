@@ -9,7 +9,7 @@ from bot.db import unit_of_work
 from escalation import service
 from escalation.models import TicketStatus
 from escalation.service import IntakeOutcome, RateStatus, TicketError
-from handlers import casework
+from handlers import casework, notices
 from handlers.ui import set_markup, short, toast
 
 S = TicketStatus
@@ -54,6 +54,7 @@ async def on_category(update: Update, context: HelpdeskContext) -> None:
             intake = await service.open_request(
                 session, desk.policy, user_id=query.from_user.id, category=category, question_id=int(qid) or None, now=context.now()  # type: ignore[union-attr]
             )
+            queued = await queue_intake(context, session, intake)
     except TicketError as exc:
         if exc.code != "too_many_open":
             await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
@@ -66,32 +67,38 @@ async def on_category(update: Update, context: HelpdeskContext) -> None:
         return
     await toast(query)  # type: ignore[arg-type]
     await set_markup(query, None)  # type: ignore[arg-type]
-    await after_intake(update, context, intake)
+    await after_intake(update, context, intake, queued)
 
 
-async def after_intake(update: Update, context: HelpdeskContext, intake: service.Intake) -> None:
-    chat_id = update.effective_chat.id  # type: ignore[union-attr]
+async def queue_intake(context: HelpdeskContext, session, intake: service.Intake) -> notices.Queued:  # type: ignore[no-untyped-def]
+    """What the user hears about a new (or joined) case, queued in the unit of work that
+    opened it (``session``); :func:`after_intake` sends it after the commit."""
     ticket = intake.ticket
-    label = casework.category_label(context, ticket.category)
     if intake.outcome == IntakeOutcome.NEED_DESCRIPTION:
         cancel = InlineKeyboardMarkup([[InlineKeyboardButton(context.label("btn_cancel"), callback_data=f"tk:cancel:{ticket.id}")]])
-        await casework.notify_user(context, ticket, "ticket/describe.html", cancel)
+        return await casework.queue_notice(context, session, ticket, "ticket/describe.html", cancel)
+    label = casework.category_label(context, ticket.category)
+    if intake.outcome == IntakeOutcome.JOINED:
+        return await casework.queue_notice(context, session, ticket, "ticket/joined.html", category=label)
+    sla = context.desk.settings.sla
+    return await casework.queue_notice(
+        context, session, ticket, "ticket/created.html", category=label,
+        response_time=casework.human_minutes(sla.minutes("first_response", ticket.priority)), business_hours=sla.business_hours,
+    )
+
+
+async def after_intake(update: Update, context: HelpdeskContext, intake: service.Intake, queued: notices.Queued) -> None:
+    """After the commit: the notice :func:`queue_intake` queued, then the message that
+    joined a case goes to staff, or a new case's card is posted."""
+    ticket = intake.ticket
+    await notices.send_all(context, [queued])
+    if intake.outcome == IntakeOutcome.NEED_DESCRIPTION:
         return
     if intake.outcome == IntakeOutcome.JOINED:
-        await casework.notify_user(context, ticket, "ticket/joined.html", category=label)
         if intake.message is not None:
             relay = service.Relay(ticket, intake.message)
             await casework.relay_to_staff(context, relay, update.effective_message, update.effective_user.first_name)  # type: ignore[arg-type, union-attr]
         return
-    sla = context.desk.settings.sla
-    await casework.notify_user(
-        context,
-        ticket,
-        "ticket/created.html",
-        category=label,
-        response_time=casework.human_minutes(sla.minutes("first_response", ticket.priority)),
-        business_hours=sla.business_hours,
-    )
     await casework.post_alert(context, ticket.id)
 
 
@@ -142,12 +149,13 @@ async def on_close(update: Update, context: HelpdeskContext) -> None:
     try:
         async with unit_of_work(context.desk.sessions) as session:
             ticket = await service.close_by_user(session, ticket_id=ticket_id, user_id=query.from_user.id, now=context.now())  # type: ignore[union-attr]
+            queued = await casework.queue_notice(context, session, ticket, "ticket/closed_by_user.html")
     except TicketError as exc:
         await toast(query, context.label("toast_not_yours" if exc.code == "not_yours" else "toast_expired"))  # type: ignore[arg-type]
         return
     await toast(query, context.label("toast_done"))  # type: ignore[arg-type]
     await set_markup(query, None)  # type: ignore[arg-type]
-    await casework.notify_user(context, ticket, "ticket/closed_by_user.html")
+    await notices.send_all(context, [queued])
     await casework.tell_staff(context, ticket, casework.srender(context, "staff/event.html", icon="🔒", number=ticket.id, text="closed by the user"))
     await casework.refresh_card(context, ticket.id)
     await casework.set_topic_open(context, ticket, False)
@@ -160,12 +168,13 @@ async def on_reopen(update: Update, context: HelpdeskContext) -> None:
     try:
         async with unit_of_work(context.desk.sessions) as session:
             ticket = await service.reopen_by_user(session, context.desk.policy, ticket_id=ticket_id, user_id=query.from_user.id, now=context.now())  # type: ignore[union-attr]
+            queued = await casework.queue_notice(context, session, ticket, "ticket/reopened.html")
     except TicketError as exc:
         await toast(query, context.label("toast_not_yours" if exc.code == "not_yours" else "toast_expired"))  # type: ignore[arg-type]
         return
     await toast(query)  # type: ignore[arg-type]
     await set_markup(query, None)  # type: ignore[arg-type]
-    await casework.notify_user(context, ticket, "ticket/reopened.html")
+    await notices.send_all(context, [queued])
     await casework.set_topic_open(context, ticket, True)
     await casework.tell_staff(context, ticket, casework.srender(context, "staff/event.html", icon="🔁", number=ticket.id, text="reopened by the user"))
     await casework.refresh_card(context, ticket.id)
@@ -184,6 +193,11 @@ async def on_rate(update: Update, context: HelpdeskContext) -> None:
         return
     async with unit_of_work(context.desk.sessions) as session:
         result = await service.rate(session, ticket_id=int(ticket_id), user_id=user_id, stars=int(value), now=context.now())
+        comment = None
+        if result.status == RateStatus.OK and result.ask_comment:  # the optional comment: asked once the rating is shown
+            skip = InlineKeyboardMarkup([[InlineKeyboardButton(context.label("btn_skip"), callback_data=f"r:{ticket_id}:skip")]])
+            ticket = await service.get_ticket(session, int(ticket_id))
+            comment = await casework.queue_notice(context, session, ticket, "ticket/csat_comment.html", skip)
     if result.status == RateStatus.ALREADY:
         await toast(query, context.label("toast_already_rated"))  # type: ignore[arg-type]
         return
@@ -192,11 +206,7 @@ async def on_rate(update: Update, context: HelpdeskContext) -> None:
         return
     await toast(query, context.label("toast_rated"))  # type: ignore[arg-type]
     await query.edit_message_text(context.render("ticket/csat_rated.html", number=int(ticket_id), stars=int(value)))  # type: ignore[union-attr]
-    if result.ask_comment:
-        skip = InlineKeyboardMarkup([[InlineKeyboardButton(context.label("btn_skip"), callback_data=f"r:{ticket_id}:skip")]])
-        async with unit_of_work(context.desk.sessions) as session:
-            ticket = await service.get_ticket(session, int(ticket_id))
-        await casework.notify_user(context, ticket, "ticket/csat_comment.html", skip)
+    await notices.send_all(context, [comment])
 
 
 def message_kind(message: Message) -> tuple[str, str | None]:
@@ -221,25 +231,29 @@ async def route_private(update: Update, context: HelpdeskContext) -> bool:
     text = message.text or message.caption or ""
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None
     relay = intake = rating_ticket = None
+    queued: notices.Queued | None = None
     async with unit_of_work(desk.sessions) as session:
         case = await service.user_case(session, desk.policy, user_id=user.id, reply_to=reply_to, now=context.now())  # type: ignore[union-attr]
         if case.pending_rating is not None and kind == "text":
             await service.save_comment(session, rating=case.pending_rating, text=text)
             rating_ticket = await service.get_ticket(session, case.pending_rating.ticket_id)
+            queued = await casework.queue_notice(context, session, rating_ticket, "ticket/csat_comment_thanks.html")
         elif case.draft is not None and kind == "text":
             intake = await service.describe(session, desk.policy, ticket=case.draft, user_id=user.id, text=text, now=context.now())  # type: ignore[union-attr]
+            queued = await queue_intake(context, session, intake)
         elif case.active is not None:
             relay = await service.user_message(
                 session, desk.policy, ticket=case.active, user_id=user.id, kind=kind, text=text,  # type: ignore[union-attr]
                 file_id=file_id, user_message_id=message.message_id, now=context.now(),
             )
+            if relay.reopened:  # a message within the reopen window reopened the case
+                queued = await casework.queue_notice(context, session, relay.ticket, "ticket/reopened.html")
     if rating_ticket is not None:
-        await casework.notify_user(context, rating_ticket, "ticket/csat_comment_thanks.html")
+        await notices.send_all(context, [queued])
     elif intake is not None:
-        await after_intake(update, context, intake)
+        await after_intake(update, context, intake, queued)  # type: ignore[arg-type]
     elif relay is not None:
-        if relay.reopened:
-            await casework.notify_user(context, relay.ticket, "ticket/reopened.html")
+        await notices.send_all(context, [queued])
         await casework.relay_to_staff(context, relay, message, user.first_name)  # type: ignore[union-attr]
     else:
         return False

@@ -1,0 +1,166 @@
+"""The user-notice outbox: what the bot must tell a user because of a decision.
+
+A notice (an ad decision, a penalty, a ticket's "solved" and its survey, the answer
+to a feedback...) is written as a row of ``notices`` in the same transaction as the
+decision that causes it, already rendered in the user's language (handlers render;
+this module never imports telegram: buttons are stored as the Bot API's JSON). Then:
+
+- right after the commit, the handler claims it (pending -> sending, atomically: one
+  sender) and sends it, and records the outcome: ``sent`` with the message id;
+  ``failed`` with the reason (a user who blocked the bot: the flow goes on);
+  ``maybe`` when the request timed out (it may have arrived: never sent again);
+- the periodic sweep sends pending notices older than the repair grace (the bot
+  stopped between the commit and the send), and marks notices claimed longer than
+  ``telegram.stuck_send_minutes`` ago as ``maybe`` (the bot stopped mid-send) without
+  sending them again.
+
+So a crash at any point loses no notice and sends none twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Index, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.db import Base, SafeString, SafeText
+
+
+class NoticeState(StrEnum):
+    PENDING = "pending"  # stored with its decision, not sent yet
+    SENDING = "sending"  # claimed by one sender; the outcome is not recorded yet
+    SENT = "sent"
+    FAILED = "failed"  # surely not delivered (``error`` says why); not sent again
+    MAYBE = "maybe"  # timed out, or the sender stopped mid-send: may have arrived; not sent again
+
+
+class Notice(Base):
+    """A message to a user, queued in the transaction of the decision that causes it."""
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_state", "state"), Index("ix_notices_chat_id", "chat_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[int]  # the user's private chat (their Telegram id)
+    kind: Mapped[str] = mapped_column(SafeString(32))  # e.g. ad_approved, ticket_resolved, csat, penalty
+    ref: Mapped[str | None] = mapped_column(SafeString(64))  # what it is about: "ticket:12", "ad:5", "feedback:3"
+    text: Mapped[str] = mapped_column(SafeText)  # the rendered HTML, in the user's language
+    reply_markup: Mapped[dict[str, Any] | None]  # the Bot API's JSON of the buttons
+    state: Mapped[str] = mapped_column(SafeString(8), default=NoticeState.PENDING)
+    created_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    message_id: Mapped[int | None]  # Telegram's id of the message sent
+    error: Mapped[str | None] = mapped_column(SafeText)
+
+
+# The error recorded on a notice whose sender stopped between claiming and recording the outcome.
+STUCK_ERROR = "the bot stopped while sending it; it may have arrived"
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A notice to send after the commit (its id) and what it is about."""
+
+    id: int
+    chat_id: int
+    kind: str
+    ref: str | None
+
+
+async def queue(
+    session: AsyncSession, *, chat_id: int, kind: str, text: str, now: datetime, ref: str | None = None,
+    reply_markup: dict[str, Any] | None = None,
+) -> Queued:
+    """Store a notice in the caller's transaction (sent after the commit, or by the sweep)."""
+    notice = Notice(chat_id=chat_id, kind=kind, ref=ref, text=text, reply_markup=reply_markup, state=NoticeState.PENDING, created_at=now)
+    session.add(notice)
+    await session.flush()
+    return Queued(notice.id, chat_id, kind, ref)
+
+
+async def claim(session: AsyncSession, *, notice_id: int, now: datetime) -> Notice | None:
+    """pending -> sending, atomically: the notice for exactly one sender (None: another
+    sender has it, or had it)."""
+    claimed = await session.scalar(
+        update(Notice)
+        .where(Notice.id == notice_id, Notice.state == NoticeState.PENDING)
+        .values(state=NoticeState.SENDING, claimed_at=now)
+        .returning(Notice.id)
+    )
+    if claimed is None:
+        return None
+    return await session.get(Notice, notice_id, populate_existing=True)
+
+
+async def record(
+    session: AsyncSession, *, notice_id: int, state: NoticeState, now: datetime, message_id: int | None = None, error: str | None = None
+) -> bool:
+    """The outcome of a claimed notice: ``sent`` (with Telegram's message id), ``failed``
+    or ``maybe`` (with the reason). A send that Telegram confirmed is recorded as sent
+    even if a sweep gave it up as stuck meanwhile. False when it was not being sent
+    (erased, or already recorded)."""
+    states = [NoticeState.SENDING, NoticeState.MAYBE] if state == NoticeState.SENT else [NoticeState.SENDING]
+    done = await session.scalar(
+        update(Notice)
+        .where(Notice.id == notice_id, Notice.state.in_(states))
+        .values(state=state, sent_at=now if state == NoticeState.SENT else None, message_id=message_id, error=error[:1000] if error else None)
+        .returning(Notice.id)
+    )
+    return done is not None
+
+
+async def release(session: AsyncSession, *, notice_id: int, error: str) -> None:
+    """A claimed notice surely not sent (Telegram's flood limit after every retry): back
+    to pending, so that the next sweep sends it."""
+    await session.execute(
+        update(Notice)
+        .where(Notice.id == notice_id, Notice.state == NoticeState.SENDING)
+        .values(state=NoticeState.PENDING, claimed_at=None, error=error[:1000])
+    )
+
+
+async def pending(session: AsyncSession, *, before: datetime, limit: int = 100) -> list[int]:
+    """Notices stored before ``before`` and never claimed: the bot stopped between the
+    commit and the send. Oldest first."""
+    rows = await session.scalars(
+        select(Notice.id).where(Notice.state == NoticeState.PENDING, Notice.created_at <= before).order_by(Notice.id).limit(limit)
+    )
+    return list(rows.all())
+
+
+async def give_up_stuck(session: AsyncSession, *, before: datetime) -> list[Notice]:
+    """Notices claimed before ``before`` whose outcome was never recorded (the sender
+    stopped mid-send): marked *maybe delivered*, never sent again. Atomic: of racing
+    sweeps one marks each. Returns those marked."""
+    claimed = func.coalesce(Notice.claimed_at, Notice.created_at)
+    ids = (await session.scalars(
+        update(Notice)
+        .where(Notice.state == NoticeState.SENDING, claimed <= before)
+        .values(state=NoticeState.MAYBE, error=STUCK_ERROR)
+        .returning(Notice.id)
+    )).all()
+    if not ids:
+        return []
+    rows = await session.scalars(select(Notice).where(Notice.id.in_(ids)).order_by(Notice.id).execution_options(populate_existing=True))
+    return list(rows.all())
+
+
+async def get(session: AsyncSession, notice_id: int) -> Notice | None:
+    return await session.get(Notice, notice_id)
+
+
+async def for_user(session: AsyncSession, *, user_id: int) -> list[Notice]:
+    """The user's notices, oldest first (for /mydata)."""
+    return list((await session.scalars(select(Notice).where(Notice.chat_id == user_id).order_by(Notice.id))).all())
+
+
+async def erase_user(session: AsyncSession, *, user_id: int) -> int:
+    """/deleteme: the user's notices go (what was not sent yet never will be)."""
+    result = await session.execute(delete(Notice).where(Notice.chat_id == user_id))
+    return result.rowcount or 0  # type: ignore[attr-defined]

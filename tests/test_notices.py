@@ -1,0 +1,287 @@
+"""The user-notice outbox: a crash at any point loses no notice and sends none twice.
+
+Notices to users (ad decisions, penalties, a ticket's claim / solution and survey, the
+answer to a feedback) are written in the transaction of the decision (``notices``),
+then claimed and sent after the commit. The bot is "killed" by making the fake Bot API
+raise an exception no handler catches (:class:`Killed`, a ``BaseException`` as a dying
+process would leave it): at the first call after the commit (the moderator's or
+agent's button answer), the notice was stored but never claimed; at the notice's own
+``sendMessage``, it was claimed but its outcome never recorded. The re-delivered update
+is dropped as a duplicate; the sweep sends what was never claimed, exactly once, and
+marks what was being sent as maybe delivered without sending it again.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.outbox import STUCK_ERROR
+from tests.support import STAFF_CHAT
+from tests.test_ads_flow import mod_card, moderators, post_ad
+from tests.test_escalation import UNKNOWN, card, open_ticket, staff_pair
+from tests.test_feedback import feedback_card, give_feedback
+from tests.test_repair import sweep
+
+OWNER = 6301
+
+
+class Killed(BaseException):
+    """The bot process died here (no handler, no error handler runs after it)."""
+
+
+def kill_at(desk, method):
+    desk.tg.fail_next.append((method, Killed()))  # type: ignore[arg-type]
+
+
+async def notices(desk, chat_id):
+    return [
+        tuple(r) for r in await desk.rows(
+            "SELECT kind, ref, state, message_id IS NOT NULL, error FROM notices WHERE chat_id = :c ORDER BY id", c=chat_id
+        )
+    ]
+
+
+def texts(desk, chat_id, needle):
+    return [m for m in desk.tg.chat_messages(chat_id) if m.from_bot and needle in m.text]
+
+
+async def press_once(desk, person, data, message):
+    """A button press as one update (with a fixed id, so that it can be delivered again)."""
+    update = {"update_id": next(desk.tg._update_ids), **person.callback_update(data, message)}
+    return update, await desk.tg.feed(update)
+
+
+# ------------------------------------------------------------------ ad decisions
+
+
+async def test_ad_decision_crash_after_commit_the_sweep_sends_the_notice_once(desk):
+    user = desk.tg.user(OWNER, "Sello")
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, user)
+    kill_at(desk, "answerCallbackQuery")  # the first call after the decision's commit
+    update = {"update_id": next(desk.tg._update_ids), **mo.callback_update(f"m:ok:{ad_id}", mod_card(desk, ad_id))}
+    with pytest.raises(Killed):
+        await desk.tg.feed(update)
+    assert await desk.scalar("SELECT status FROM ads") == "approved"
+    assert await notices(desk, OWNER) == [("ad_approved", f"ad:{ad_id}", "pending", False, None)]
+    assert texts(desk, OWNER, "🎉 Your ad") == []
+    # Telegram delivers the press again after the restart: a duplicate, no second notice
+    await desk.tg.feed(update)
+    assert await desk.scalar("SELECT count(*) FROM notices") == 1
+    await sweep(desk)  # too fresh: the handler may be sending it right now
+    assert texts(desk, OWNER, "🎉 Your ad") == []
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    live = texts(desk, OWNER, f"Your ad #{ad_id} is live")
+    assert len(live) == 1
+    row = (await desk.rows("SELECT state, message_id, sent_at IS NOT NULL FROM notices"))[0]
+    assert tuple(row) == ("sent", live[0].message_id, True)
+    desk.clock.advance(minutes=30)
+    await sweep(desk)
+    await sweep(desk)
+    assert len(texts(desk, OWNER, "🎉 Your ad")) == 1
+
+
+async def test_rejection_with_a_strike_crash_after_commit_both_notices_arrive_once_in_order(desk):
+    user = desk.tg.user(OWNER, "Sello")
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, user)
+    await mo.press("Reject", mod_card(desk, ad_id))
+    kill_at(desk, "answerCallbackQuery")
+    with pytest.raises(Killed):
+        await mo.press("Prohibited item", mod_card(desk, ad_id))
+    assert [n[:3] for n in await notices(desk, OWNER)] == [
+        ("ad_rejected", f"ad:{ad_id}", "pending"), ("penalty_warn", f"strike:{await desk.scalar('SELECT id FROM strikes')}", "pending"),
+    ]
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    mine = [m for m in desk.tg.chat_messages(OWNER) if m.from_bot]
+    assert "was not approved" in mine[-2].text and mine[-2].button_texts == ["✏️ Edit and resubmit"]
+    assert "⚠️ Warning: this counts as a strike" in mine[-1].text and mine[-1].button_texts == ["📣 Appeal"]
+    assert len(texts(desk, OWNER, "was not approved")) == 1 and len(texts(desk, OWNER, "counts as a strike")) == 1
+    # the buttons stored as data work: the draft reopens
+    await user.press("Edit and resubmit", mine[-2])
+    assert "Preview" in desk.tg.last_bot_message(OWNER).text
+
+
+async def test_ad_notice_that_timed_out_is_recorded_maybe_delivered_and_never_sent_again(desk):
+    user = desk.tg.user(OWNER, "Sello")
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, user)
+    desk.tg.fail("sendMessage", "timeout", chat_id=OWNER, delivered=True)
+    await mo.press("Approve", mod_card(desk, ad_id))
+    assert await notices(desk, OWNER) == [("ad_approved", f"ad:{ad_id}", "maybe", False, "the request timed out; it may have arrived")]
+    for _ in range(3):
+        desk.clock.advance(minutes=20)
+        await sweep(desk)
+    assert len(texts(desk, OWNER, "🎉 Your ad")) == 1  # it did arrive; never a second time
+    assert (await notices(desk, OWNER))[0][2] == "maybe"
+
+
+async def test_owner_who_blocked_the_bot_is_recorded_failed_and_the_ad_goes_live(desk):
+    user = desk.tg.user(OWNER, "Sello")
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, user)
+    desk.tg.blocked_by.add(OWNER)
+    await mo.press("Approve", mod_card(desk, ad_id))
+    [(kind, _, state, has_id, error)] = await notices(desk, OWNER)
+    assert (kind, state, has_id) == ("ad_approved", "failed", False) and "blocked" in error
+    assert await desk.scalar("SELECT status FROM ads") == "approved"
+    assert "✅ Approved by Moderator Mo" in mod_card(desk, ad_id).text
+    desk.clock.advance(minutes=20)
+    await sweep(desk)
+    assert (await notices(desk, OWNER))[0][2] == "failed"  # not retried: it surely did not arrive, and never will
+
+
+async def test_notice_being_sent_when_the_bot_died_is_marked_maybe_delivered_not_resent(desk):
+    user = desk.tg.user(OWNER, "Sello")
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, user)
+    sends = len(desk.tg.sent("sendMessage", OWNER))
+    kill_at(desk, "sendMessage")  # the notice's own send: claimed, outcome never recorded
+    with pytest.raises(Killed):
+        await mo.press("Approve", mod_card(desk, ad_id))
+    assert (await notices(desk, OWNER))[0][2] == "sending"
+    desk.clock.advance(minutes=3)
+    await sweep(desk)  # claimed recently: maybe still being sent
+    assert (await notices(desk, OWNER))[0][2] == "sending"
+    desk.clock.advance(minutes=10)  # telegram.stuck_send_minutes
+    await sweep(desk)
+    assert await notices(desk, OWNER) == [("ad_approved", f"ad:{ad_id}", "maybe", False, STUCK_ERROR)]
+    desk.clock.advance(minutes=20)
+    await sweep(desk)
+    assert len(desk.tg.sent("sendMessage", OWNER)) == sends + 1  # only the killed try: never sent again
+    assert texts(desk, OWNER, "🎉 Your ad") == []
+
+
+# ------------------------------------------------------------------ tickets
+
+
+async def test_resolution_crash_after_commit_sends_notice_and_survey_once_and_the_survey_works(desk):
+    user = desk.tg.user(5101, "Lerato")
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, user)
+    await thandi.press("Claim", card(desk, number))
+    update = {"update_id": next(desk.tg._update_ids), **thandi.callback_update(f"t:resolve:{number}", card(desk, number))}
+    kill_at(desk, "answerCallbackQuery")
+    with pytest.raises(Killed):
+        await desk.tg.feed(update)
+    assert await desk.scalar("SELECT status FROM tickets") == "resolved"
+    assert [n[:3] for n in await notices(desk, 5101)] == [
+        ("ticket_created", f"ticket:{number}", "sent"), ("ticket_claimed", f"ticket:{number}", "sent"), ("ticket_resolved", f"ticket:{number}", "pending"), ("csat", f"ticket:{number}", "pending"),
+    ]
+    await desk.tg.feed(update)  # re-delivered: dropped
+    assert await desk.scalar("SELECT count(*) FROM notices") == 4
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    assert len(texts(desk, 5101, "has been marked as solved")) == 1
+    [survey] = [m for m in desk.tg.chat_messages(5101) if m.from_bot and m.button_texts and m.button_texts[0].startswith("⭐")]
+    assert await desk.scalar("SELECT survey_message_id FROM ratings") == survey.message_id
+    assert [n[2] for n in await notices(desk, 5101)] == ["sent"] * 4
+    await user.press("5⭐", survey)
+    assert await desk.scalar("SELECT stars FROM ratings") == 5
+    # a reply to the repaired "solved" notice still reaches the case (it reopens it)
+    solved = texts(desk, 5101, "has been marked as solved")[0]
+    await user.send("It happened again", reply_to=solved)
+    assert await desk.scalar("SELECT status FROM tickets") == "claimed"
+
+
+async def test_user_who_blocked_the_bot_gets_failed_notices_the_ticket_records_it_once(desk):
+    user = desk.tg.user(5102, "Gone")
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, user)
+    desk.tg.blocked_by.add(5102)
+    await thandi.press("Claim", card(desk, number))
+    await thandi.press("Resolve", card(desk, number))
+    assert await desk.scalar("SELECT status FROM tickets") == "resolved"  # the case goes on
+    assert [n[:3] for n in await notices(desk, 5102)] == [
+        ("ticket_created", f"ticket:{number}", "sent"), ("ticket_claimed", f"ticket:{number}", "failed"),
+        ("ticket_resolved", f"ticket:{number}", "failed"), ("csat", f"ticket:{number}", "failed"),
+    ]
+    assert all("blocked" in n[4] for n in (await notices(desk, 5102))[1:])
+    assert await desk.scalar("SELECT user_blocked_bot FROM tickets") in (1, True)
+    told = [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and "Not delivered to the user" in m.text]
+    assert len(told) == 1  # once per ticket, not once per notice
+
+
+async def test_notice_refused_for_the_flood_limit_goes_back_to_the_outbox_and_the_sweep_sends_it(desk):
+    user = desk.tg.user(5103, "Busi")
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, user)
+    desk.tg.fail("sendMessage", "flood", chat_id=5103, times=10)
+    await thandi.press("Claim", card(desk, number))
+    [_, (kind, _, state, _, error)] = await notices(desk, 5103)
+    assert (kind, state) == ("ticket_claimed", "pending") and "flood" in error
+    desk.tg.faults.clear()
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert len(texts(desk, 5103, "Thandi")) == 1
+    assert [n[2] for n in await notices(desk, 5103)] == ["sent", "sent"]
+
+
+# ------------------------------------------------------------------ feedback answers
+
+
+async def test_feedback_answer_being_sent_when_the_bot_died_is_maybe_delivered_and_answered_once(desk):
+    user = desk.tg.user(7101, "Lerato")
+    thandi = desk.tg.staff(800001, "Thandi", STAFF_CHAT)
+    number = await give_feedback(desk, user)
+    kill_at(desk, "sendMessage")
+    with pytest.raises(Killed):
+        await thandi.send("Search by town is coming.", chat_id=STAFF_CHAT, reply_to=feedback_card(desk, number))
+    assert await desk.scalar("SELECT answer FROM feedback") == "Search by town is coming."
+    assert await notices(desk, 7101) == [("feedback_answer", f"feedback:{number}", "sending", False, None)]
+    desk.clock.advance(minutes=15)
+    await sweep(desk)
+    assert (await notices(desk, 7101))[0][2:] == ("maybe", False, STUCK_ERROR)
+    assert texts(desk, 7101, "Our team answered your feedback") == []
+
+
+async def test_feedback_answer_is_a_sent_notice_with_its_message_id(desk):
+    user = desk.tg.user(7102, "Lerato")
+    thandi = desk.tg.staff(800001, "Thandi", STAFF_CHAT)
+    number = await give_feedback(desk, user)
+    await thandi.send("Thanks!", chat_id=STAFF_CHAT, reply_to=feedback_card(desk, number))
+    answer = desk.tg.last_bot_message(7102)
+    assert await notices(desk, 7102) == [("feedback_answer", f"feedback:{number}", "sent", True, None)]
+    assert await desk.scalar("SELECT message_id FROM notices") == answer.message_id
+
+
+# ------------------------------------------------------------------ privacy
+
+
+async def test_deleteme_erases_the_users_notices(desk):
+    user = desk.tg.user(OWNER, "Sello")
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, user)
+    await mo.press("Approve", mod_card(desk, ad_id))
+    assert await desk.scalar("SELECT count(*) FROM notices WHERE chat_id = :c", c=OWNER) == 1
+    await user.send("/deleteme")
+    confirm = desk.tg.last_bot_message(OWNER)
+    await user.press(confirm.button_texts[0], confirm)
+    assert await desk.scalar("SELECT count(*) FROM notices WHERE chat_id = :c", c=OWNER) == 0
+
+
+async def test_new_case_crash_after_commit_the_sweep_posts_the_card_and_tells_the_user_once(desk):
+    user = desk.tg.user(5104, "Naledi")
+    staff_pair(desk)
+    await user.send(UNKNOWN)
+    if any("Not helpful" in b for b in desk.tg.last_bot_message(5104).button_texts[:2]):
+        await user.press("Not helpful")
+    await user.press("Talk to a person")
+    kill_at(desk, "answerCallbackQuery")  # the category press: the ticket is committed, nothing sent
+    with pytest.raises(Killed):
+        await user.press("Payments")
+    number = await desk.scalar("SELECT max(id) FROM tickets")
+    assert [n[:3] for n in await notices(desk, 5104)] == [("ticket_created", f"ticket:{number}", "pending")]
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    assert len(texts(desk, 5104, f"Your case #{number}")) == 1
+    assert card(desk, number).text.startswith(f"🎫 #{number} ")
+    # the case works: a staff reply reaches the user, the user's reply to the notice reaches staff
+    thandi = desk.tg.staff(800001, "Thandi", STAFF_CHAT)
+    await thandi.send("Looking into it.", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    assert "Looking into it." in desk.tg.last_bot_message(5104).text
