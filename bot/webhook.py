@@ -178,10 +178,6 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
 
 async def serve(application: Application, tg: TelegramSettings, *, allowed_updates: list[str] | None = None) -> int:  # type: ignore[type-arg]
     """Run the bot on the webhook until SIGTERM / SIGINT; the exit status."""
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
     # a webhook request answers as soon as its update is queued (bot/updates.py)
     application.update_queue.wait_for_handlers = False  # type: ignore[attr-defined]
     server = HTTPServer(
@@ -190,19 +186,25 @@ async def serve(application: Application, tg: TelegramSettings, *, allowed_updat
         body_timeout=30,
         idle_connection_timeout=120,
     )
-    await application.initialize()
     try:
-        if application.post_init:
-            await application.post_init(application)
+        # first: a busy port fails before anything else started; an update that comes
+        # early waits in the queue until the application runs
+        server.listen(tg.webhook_port, tg.webhook_listen)
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s", tg.webhook_listen, tg.webhook_port, exc.strerror or exc)
+        return 1
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await application.initialize()
         try:
-            server.listen(tg.webhook_port, tg.webhook_listen)
-        except OSError as exc:
-            log.error("cannot listen on %s:%s: %s", tg.webhook_listen, tg.webhook_port, exc.strerror or exc)
-            return 1
-        try:
+            if application.post_init:
+                await application.post_init(application)
             await application.start()
             try:
-                # only now: Telegram posts as soon as the webhook is set, and we are listening
+                # only now: Telegram posts as soon as the webhook is set
                 await application.bot.set_webhook(
                     url=tg.webhook_url,
                     secret_token=tg.webhook_secret,
@@ -220,11 +222,11 @@ async def serve(application: Application, tg: TelegramSettings, *, allowed_updat
                 if application.post_stop:
                     await application.post_stop(application)
         finally:
-            server.stop()
+            await application.shutdown()
+            if application.post_shutdown:
+                await application.post_shutdown(application)
     finally:
-        await application.shutdown()
-        if application.post_shutdown:
-            await application.post_shutdown(application)
+        server.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return 0

@@ -293,3 +293,28 @@ async def test_the_secret_is_compared_with_hmac_compare_digest_on_bytes(desk, mo
         await server.close_all_connections()
     assert len(desk.tg.sent("sendMessage", 3301)) == 1
     assert await desk.rows("SELECT text FROM questions WHERE user_id = 3301") == [("how do I renew my ad",)]
+
+
+def test_a_busy_port_is_one_clear_line_and_no_webhook_is_set(tmp_path):
+    tg = FakeTelegram()
+    with socket.socket() as taken, FakeBotServer(tg, TOKEN) as server:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = write_config(tmp_path, server)
+        cfg.write_text(
+            cfg.read_text().replace(
+                "[telegram]\n",
+                f'[telegram]\nwebhook_url = "http://127.0.0.1:{port}/hook"\nwebhook_listen = "127.0.0.1"\nwebhook_port = {port}\n',
+            )
+        )
+        env = {**os.environ, "HELPDESK_BOT_TOKEN": TOKEN, "HELPDESK_WEBHOOK_SECRET": SECRET}
+        env.pop("HELPDESK_CONFIG", None)
+        result = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "--config", str(cfg), "run", "--webhook"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert server.webhook is None  # Telegram was not told to post to a server that is not there
