@@ -112,7 +112,7 @@ class _Updates(_Quiet):
         if length is None:
             return
         if not length.isdigit():
-            self._refuse(400, f"Content-Length {length[:20]!r}")
+            self._refuse(*(self.refusal or (400, f"Content-Length {length[:20]!r}")))
         if self.refusal is None and int(length) > self.max_body:
             self.refusal = (413, f"a body of {length} bytes")
         if int(length) > DRAIN_LIMIT:  # not worth reading: answer now, drop the connection
@@ -160,7 +160,7 @@ class _Updates(_Quiet):
 
 def web_app(application: Application, secret: str, path: str, *, max_body: int = MAX_BODY) -> tornado.web.Application:  # type: ignore[type-arg]
     """The routes: updates on ``/<path>``, ``/healthz``, 404 elsewhere."""
-    path = path.strip("/")
+    path = path.lstrip("/")  # a trailing slash is kept: Telegram posts to the URL as given
     routes: list[Any] = [
         (f"/{re.escape(path)}" if path else "/", _Updates, {"ptb": application, "secret": secret.encode(), "max_body": max_body}),
     ]
