@@ -1,9 +1,12 @@
 """``helpdesk run --webhook``: the real process receives updates over HTTP from "Telegram"
-(here: this test, with or without the secret header) and answers through the fake Bot API."""
+(here: this test, with or without the secret header) and answers through the fake Bot API.
+The server is ours (bot/webhook.py), not PTB's run_webhook."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import http.client
 import json
 import os
 import signal
@@ -14,11 +17,15 @@ import sys
 import urllib.error
 import urllib.request
 
+import httpx
 import pytest
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
 
 from bot.config import ConfigError, load_settings
 from bot.fake_bot_server import FakeBotServer
 from bot.fake_telegram import FakeTelegram
+from bot.webhook import MAX_BODY, SECRET_HEADER, web_app
 from tests.test_run_process import ROOT, TOKEN, wait_for, write_config
 
 SECRET = "s3cret_Webhook-token"
@@ -145,3 +152,169 @@ def test_secret_from_the_environment_overrides_the_file_and_is_checked_too(tmp_p
     monkeypatch.setenv("HELPDESK_WEBHOOK_SECRET", "no/slashes")
     with pytest.raises(ConfigError):
         load_settings(path)
+
+
+def start_webhook_bot(tmp_path, server: FakeBotServer, port: int) -> subprocess.Popen:  # type: ignore[type-arg]
+    """``helpdesk run --webhook`` on ``port``, hook path /telegram/hook, once the webhook is set."""
+    cfg = write_config(tmp_path, server)
+    hook = f"http://127.0.0.1:{port}/telegram/hook"
+    cfg.write_text(
+        cfg.read_text().replace(
+            "[telegram]\n", f'[telegram]\nwebhook_url = "{hook}"\nwebhook_listen = "127.0.0.1"\nwebhook_port = {port}\n'
+        )
+    )
+    env = {**os.environ, "HELPDESK_BOT_TOKEN": TOKEN, "HELPDESK_WEBHOOK_SECRET": SECRET, "PYTHONUNBUFFERED": "1"}
+    env.pop("HELPDESK_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "--config", str(cfg), "run", "--webhook"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    if not wait_for(lambda: server.webhook is not None and listening(port), timeout=60):
+        proc.kill()
+        raise AssertionError(f"no webhook was set: {proc.communicate()[0]}")
+    return proc
+
+
+def raw(port: int, method: str, path: str, body: bytes = b"", *, secret: str | None = SECRET, chunked: bool = False) -> tuple[int, bytes]:
+    """One HTTP request, exactly as given (http.client: no retries, no redirects)."""
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers[SECRET_HEADER] = secret
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        if chunked:  # no Content-Length: the size is known only while reading
+            pieces = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+            conn.request(method, path, body=iter(pieces), headers=headers, encode_chunked=True)
+        else:
+            conn.request(method, path, body=body if method not in ("GET", "HEAD") else None, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_bad_requests_are_refused_without_details_and_sigterm_drains_then_exits_0(tmp_path):
+    tg = FakeTelegram()
+    port = free_port()
+    hook = "/telegram/hook"
+    with FakeBotServer(tg, TOKEN) as server:
+        proc = start_webhook_bot(tmp_path, server, port)
+        try:
+            user = tg.user(3201, "Ayanda")
+            valid = json.dumps(next_update(tg, user, "is it safe to meet a buyer")).encode()
+            # the secret: one character off at the end, a prefix, longer, empty: all 403,
+            # whatever the body; the check comes before the body is even looked at
+            for wrong in (SECRET[:-1] + ("x" if SECRET[-1] != "x" else "y"), SECRET[:-1], SECRET + "n", ""):
+                assert raw(port, "POST", hook, valid, secret=wrong) == (403, b""), wrong
+            assert raw(port, "POST", hook, b"x" * (MAX_BODY + 1), secret="nope") == (403, b"")
+            # not JSON, not UTF-8, JSON but not an update, an update PTB cannot read: 400
+            for body in (b"{not json", b"\xff\xfe{}", b"", b"[1, 2]", b'"text"', b'{"message": {}}',
+                         b'{"update_id": "7"}', b'{"update_id": 7, "message": "hello"}', b'{"update_id": 8, "message": {}}'):
+                assert raw(port, "POST", hook, body) == (400, b""), body
+            # over the limit, with a Content-Length or streamed in chunks: 413
+            assert raw(port, "POST", hook, b" " * (MAX_BODY + 1)) == (413, b"")
+            assert raw(port, "POST", hook, b" " * (MAX_BODY + 1), chunked=True) == (413, b"")
+            assert raw(port, "POST", hook, b" " * MAX_BODY) == (400, b"")  # the limit itself is allowed
+            # a Content-Length far too large: answered at once, nothing is read
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                s.sendall(f"POST {hook} HTTP/1.1\r\nHost: x\r\n{SECRET_HEADER}: {SECRET}\r\nContent-Length: 100000000\r\n\r\n".encode())
+                assert s.recv(100).startswith(b"HTTP/1.1 413 ")
+            # only POST, only on the hook's path
+            assert raw(port, "GET", hook)[0] == 405
+            assert raw(port, "PUT", hook, valid)[0] == 405
+            assert raw(port, "POST", "/telegram/hook/other", valid) == (404, b"")
+            assert raw(port, "POST", "/", valid) == (404, b"")
+            assert raw(port, "GET", "/healthz", secret=None) == (200, b"ok")
+            assert proc.poll() is None, "a bad request crashed the bot"
+            assert not tg.sent("sendMessage", 3201)
+
+            # a good update is answered 200 at once, while its handler is still busy
+            answer = server.hold("sendMessage", lambda p: str(p.get("chat_id")) == "3201")
+            assert raw(port, "POST", hook, valid) == (200, b"")
+            assert answer.wait(60), "the update was not handled"
+            # SIGTERM: the server stops first (no new updates), the busy handler finishes
+            proc.send_signal(signal.SIGTERM)
+            assert wait_for(lambda: not listening(port), timeout=30), "the server still listens"
+            assert proc.poll() is None, "the bot exited before its handler finished"
+            answer.release()
+            output, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                output, _ = proc.communicate()
+    assert proc.returncode == 0, output
+    assert len(tg.sent("sendMessage", 3201)) == 1
+    assert "meet a buyer or seller safely" in tg.sent("sendMessage", 3201)[0].params["text"]
+    with sqlite3.connect(tmp_path / "run.db") as db:
+        assert [r[0] for r in db.execute("SELECT text FROM questions WHERE user_id = 3201")] == ["is it safe to meet a buyer"]
+    assert "Traceback" not in output
+    assert SECRET not in output and TOKEN not in output and SECRET[:-1] not in output
+    assert output.count("helpdesk.webhook: refused") == 13, output  # the 400s and 413s, with the reason
+    assert "a body that is not JSON" in output and "JSON that is not an update" in output
+
+
+async def test_the_secret_is_compared_with_hmac_compare_digest_on_bytes(desk, monkeypatch):
+    """In process, on each database: every request's secret goes through
+    hmac.compare_digest (constant time) as bytes, and a right one reaches the handlers."""
+    compared: list[tuple[object, object]] = []
+    real = hmac.compare_digest
+
+    def spy(a, b):  # type: ignore[no-untyped-def]
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    desk.app.update_queue.wait_for_handlers = False  # as in webhook mode
+    sock, port = bind_unused_port()
+    server = HTTPServer(web_app(desk.app, SECRET, "/telegram/hook"))
+    server.add_sockets([sock])
+    user = desk.tg.user(3301, "Zanele")
+    desk.tg.app = None  # the fake queues the update instead of feeding it: we post it
+    await user.send("how do I renew my ad")
+    update = desk.tg.pending.pop()
+    url = f"http://127.0.0.1:{port}/telegram/hook"
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            for wrong in (SECRET[:-1] + "X", SECRET + "X", SECRET[:-1], "ä".encode("latin-1")):
+                response = await client.post(url, json=update, headers={SECRET_HEADER: wrong})
+                assert (response.status_code, response.content) == (403, b"")
+            assert (await client.post(url, json=update)).status_code == 403
+            assert len(compared) == 5
+            assert all(type(a) is bytes and b == SECRET.encode() for a, b in compared)
+
+            assert (await client.post(url, json=update, headers={SECRET_HEADER: SECRET})).status_code == 200
+            assert len(compared) == 6
+        for _ in range(200):
+            if desk.tg.sent("sendMessage", 3301):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        server.stop()
+        await server.close_all_connections()
+    assert len(desk.tg.sent("sendMessage", 3301)) == 1
+    assert await desk.rows("SELECT text FROM questions WHERE user_id = 3301") == [("how do I renew my ad",)]
+
+
+def test_a_busy_port_is_one_clear_line_and_no_webhook_is_set(tmp_path):
+    tg = FakeTelegram()
+    with socket.socket() as taken, FakeBotServer(tg, TOKEN) as server:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = write_config(tmp_path, server)
+        cfg.write_text(
+            cfg.read_text().replace(
+                "[telegram]\n",
+                f'[telegram]\nwebhook_url = "http://127.0.0.1:{port}/hook"\nwebhook_listen = "127.0.0.1"\nwebhook_port = {port}\n',
+            )
+        )
+        env = {**os.environ, "HELPDESK_BOT_TOKEN": TOKEN, "HELPDESK_WEBHOOK_SECRET": SECRET}
+        env.pop("HELPDESK_CONFIG", None)
+        result = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "--config", str(cfg), "run", "--webhook"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert server.webhook is None  # Telegram was not told to post to a server that is not there
