@@ -6,12 +6,14 @@ the queued updates. :class:`ConfirmAfterProcessing` makes the updater wait until
 update it queued has been handled, so an update is confirmed only once its effect is in
 the database; a crash before that makes Telegram deliver it again, and the marker written
 with its effect (``processed_updates``, see :func:`bot.db.unit_of_work`) makes the second
-delivery a no-op.
+delivery a no-op. A webhook request is answered (and so confirmed) once its own update
+was handled: :meth:`ConfirmAfterProcessing.put_and_wait`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from datetime import datetime
 
 from sqlalchemy import and_, delete, func, or_, select
@@ -24,17 +26,54 @@ from bot.models import ProcessedUpdate
 class ConfirmAfterProcessing(asyncio.Queue):  # type: ignore[type-arg]
     """The application's update queue: putting an update returns once it was processed
     (``Application`` calls ``task_done`` after the handlers), so the updater's next
-    ``getUpdates`` (which confirms the batch) waits for the handlers."""
+    ``getUpdates`` (which confirms the batch) waits for the handlers.
 
-    #: Off in webhook mode: each update is an HTTP request of its own, which must not
-    #: wait for the whole queue (Telegram would time out and deliver it again); what a
-    #: re-delivery does is already harmless (``processed_updates``).
+    In webhook mode (``wait_for_handlers`` off) each update is an HTTP request of its own:
+    :meth:`put_and_wait` returns when that update alone was handled, not the whole queue,
+    and the webhook answers 200 (which confirms it to Telegram) only then. The application
+    handles one update at a time, in order (PTB's default, which the bot keeps), so the
+    ``task_done`` that follows a ``get`` belongs to the update that ``get`` returned."""
+
+    #: Off in webhook mode: a request must not wait for the whole queue (Telegram would
+    #: time out and deliver it again); it waits for its own update (:meth:`put_and_wait`).
     wait_for_handlers = True
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        self._taken: deque[object] = deque()  # taken by the application, not yet done
+        self._waiting: dict[int, asyncio.Future[bool]] = {}  # id(update) -> handled
 
     async def put(self, item: object) -> None:
         await super().put(item)
         if self.wait_for_handlers and isinstance(item, Update):
             await self.join()
+
+    async def put_and_wait(self, update: Update, timeout: float) -> bool | None:
+        """Queue ``update`` and wait until the application has handled it: True; not
+        handled within ``timeout`` seconds (it stays queued): None."""
+        handled = asyncio.get_running_loop().create_future()
+        self._waiting[id(update)] = handled
+        try:
+            await super().put(update)
+            return await asyncio.wait_for(asyncio.shield(handled), timeout)
+        except TimeoutError:
+            return None
+        finally:
+            self._waiting.pop(id(update), None)
+
+    async def get(self) -> object:
+        item = await super().get()
+        self._taken.append(item)
+        return item
+
+    def task_done(self) -> None:
+        super().task_done()
+        # the application's own get() precedes each task_done; at shutdown it drops what
+        # is left with get_nowait(), which is not recorded: those are never "handled"
+        if self._taken:
+            handled = self._waiting.pop(id(self._taken.popleft()), None)
+            if handled is not None and not handled.done():
+                handled.set_result(True)
 
 
 async def was_processed(session: AsyncSession, *, update_id: int, chat_id: int | None, message_id: int | None) -> bool:

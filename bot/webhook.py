@@ -15,15 +15,18 @@ One route, ``POST /<path of telegram.webhook_url>``:
   the client gets its answer rather than a reset connection;
 - a body that is not JSON, or not an update: 400, logged (without the body: it holds
   users' messages), never a crash;
-- an update: queued, then 200 at once. The HTTP answer does not wait for the handlers
-  (``ConfirmAfterProcessing.wait_for_handlers`` is off): Telegram would time out and send
-  it again; a re-delivery is harmless anyway (``processed_updates``).
+- an update: queued, and answered 200 once the application has handled it
+  (``ConfirmAfterProcessing.put_and_wait``): the 200 confirms the update to Telegram, so
+  a crash before its effect is in the database makes Telegram send it again, and a
+  re-delivery is harmless (``processed_updates``). It waits for its own update, not the
+  whole queue, and at most :data:`HANDLING_WAIT` seconds.
 
 Error answers carry a status line and no body. ``GET /healthz`` answers 200 ``ok`` for a
 load balancer. Any other path: 404; another method: 405.
 
 SIGTERM / SIGINT: the server stops first (no new connections, open ones closed: a request
-cut short was not answered 200, so Telegram sends it again), then the application handles
+cut short was not answered 200, so Telegram sends it again; its update is still handled,
+and the marker of its effect makes the repeat a no-op), then the application handles
 every update already queued and the running jobs finish (``Application.stop``), then the
 database is closed, and the process exits 0.
 """
@@ -53,6 +56,9 @@ MAX_BODY = 1024 * 1024
 #: its answer; beyond it the connection is simply closed.
 DRAIN_LIMIT = 8 * MAX_BODY
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+#: How long a request waits for its update to be handled before answering 200 anyway
+#: (a handler busy that long is a fault; Telegram would otherwise time out and resend).
+HANDLING_WAIT = 50.0
 #: What PTB's run_webhook passed to setWebhook (Telegram's default is 40 too).
 MAX_CONNECTIONS = 40
 
@@ -147,8 +153,11 @@ class _Updates(_Quiet):
                 bot.insert_callback_data(update)  # as PTB's own webhook handler does
         except Exception as exc:  # noqa: BLE001 (whatever PTB makes of a malformed update)
             self._refuse(400, f"update {data['update_id']} that PTB could not read: {exc.__class__.__name__}: {exc}")
-        # returns at once: wait_for_handlers is off in webhook mode (bot/updates.py)
-        await self.ptb.update_queue.put(update)
+        # 200 confirms the update to Telegram: only once its handlers ran (its effect is in
+        # the database), so a crash before that makes Telegram send it again
+        handled = await self.ptb.update_queue.put_and_wait(update, HANDLING_WAIT)  # type: ignore[attr-defined]
+        if handled is None:
+            log.warning("update %s not handled after %s s; answered 200, it stays queued", update.update_id, HANDLING_WAIT)
         self.set_status(200)
 
     def _refuse(self, status: int, what: str | None) -> NoReturn:
@@ -178,7 +187,7 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
 
 async def serve(application: Application, tg: TelegramSettings, *, allowed_updates: list[str] | None = None) -> int:  # type: ignore[type-arg]
     """Run the bot on the webhook until SIGTERM / SIGINT; the exit status."""
-    # a webhook request answers as soon as its update is queued (bot/updates.py)
+    # a webhook request waits for its own update, not the whole queue (bot/updates.py)
     application.update_queue.wait_for_handlers = False  # type: ignore[attr-defined]
     server = HTTPServer(
         web_app(application, tg.webhook_secret, tg.webhook_path),

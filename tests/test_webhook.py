@@ -14,11 +14,14 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 
 import httpx
 import pytest
+from telegram import Update
+from telegram.ext import TypeHandler
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
@@ -228,16 +231,31 @@ def test_bad_requests_are_refused_without_details_and_sigterm_drains_then_exits_
             assert proc.poll() is None, "a bad request crashed the bot"
             assert not tg.sent("sendMessage", 3201)
 
-            # a good update is answered 200 at once, while its handler is still busy
+            # a good update is not answered while its handler is busy (the 200 confirms it)
             answer = server.hold("sendMessage", lambda p: str(p.get("chat_id")) == "3201")
-            assert raw(port, "POST", hook, valid) == (200, b"")
+            outcome: list[object] = []
+
+            def request() -> None:
+                try:
+                    outcome.append(raw(port, "POST", hook, valid))
+                except (OSError, http.client.HTTPException) as exc:  # cut by the shutdown
+                    outcome.append(exc)
+
+            poster = threading.Thread(target=request)
+            poster.start()
             assert answer.wait(60), "the update was not handled"
+            poster.join(0.5)
+            assert poster.is_alive() and not outcome, f"answered before its handler finished: {outcome}"
             # SIGTERM: the server stops first (no new updates), the busy handler finishes
             proc.send_signal(signal.SIGTERM)
             assert wait_for(lambda: not listening(port), timeout=30), "the server still listens"
             assert proc.poll() is None, "the bot exited before its handler finished"
             answer.release()
             output, _ = proc.communicate(timeout=60)
+            poster.join(30)
+            # the request got its 200 after the handler, or was cut without one (then
+            # Telegram sends it again and the marker of its effect makes that a no-op)
+            assert outcome and (outcome[0] == (200, b"") or isinstance(outcome[0], Exception)), outcome
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -293,6 +311,46 @@ async def test_the_secret_is_compared_with_hmac_compare_digest_on_bytes(desk, mo
         await server.close_all_connections()
     assert len(desk.tg.sent("sendMessage", 3301)) == 1
     assert await desk.rows("SELECT text FROM questions WHERE user_id = 3301") == [("how do I renew my ad",)]
+
+
+async def test_a_webhook_update_is_answered_only_after_it_was_handled(desk):
+    """The 200 confirms the update to Telegram: it comes once the handlers ran and the
+    effect is in the database, never while they are still busy."""
+    gate, reached = asyncio.Event(), asyncio.Event()
+
+    async def busy(update: Update, context: object) -> None:  # holds this user's update
+        if update.effective_user is not None and update.effective_user.id == 3302:
+            reached.set()
+            await gate.wait()
+
+    desk.app.add_handler(TypeHandler(Update, busy), group=-10)
+    desk.app.update_queue.wait_for_handlers = False  # as in webhook mode
+    sock, port = bind_unused_port()
+    server = HTTPServer(web_app(desk.app, SECRET, "/telegram/hook"))
+    server.add_sockets([sock])
+    user = desk.tg.user(3302, "Lindiwe")
+    desk.tg.app = None  # the fake queues the update instead of feeding it: we post it
+    await user.send("how do I renew my ad")
+    update = desk.tg.pending.pop()
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            posting = asyncio.create_task(
+                client.post(f"http://127.0.0.1:{port}/telegram/hook", json=update, headers={SECRET_HEADER: SECRET})
+            )
+            await asyncio.wait_for(reached.wait(), 30)
+            await asyncio.sleep(0.3)
+            assert not posting.done(), "answered while the update's handlers were still busy"
+            assert not desk.tg.sent("sendMessage", 3302)
+            gate.set()
+            response = await asyncio.wait_for(posting, 30)
+        # by the time of the 200, the answer was sent and the question recorded
+        assert response.status_code == 200
+        assert len(desk.tg.sent("sendMessage", 3302)) == 1
+        assert await desk.rows("SELECT text FROM questions WHERE user_id = 3302") == [("how do I renew my ad",)]
+    finally:
+        gate.set()
+        server.stop()
+        await server.close_all_connections()
 
 
 def test_a_busy_port_is_one_clear_line_and_no_webhook_is_set(tmp_path):
