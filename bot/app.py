@@ -38,7 +38,7 @@ from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
 from bot.templates import Templates
 from bot.updates import ConfirmAfterProcessing
 from bot.chats import chat_moves
-from handlers import ads, common, dedupe, faq, feedback, guides, jobs, kbedit, limits, privacy, staff, tickets
+from handlers import ads, common, dedupe, faq, feedback, guides, jobs, kbedit, limits, notices, privacy, staff, tickets
 from handlers.delivery import apply_chat_moves, chat_moved, config_keys
 from handlers import reports as report_handlers
 from kb.kbfile import KbFileError, load_kb
@@ -221,6 +221,10 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
     jq.run_repeating(  # type: ignore[union-attr]
         dedupe.prune, interval=dedupe.PRUNE_SECONDS, first=dedupe.PRUNE_SECONDS, name="prune_updates",
         job_kwargs={"misfire_grace_time": dedupe.PRUNE_SECONDS},
+    )
+    jq.run_repeating(  # type: ignore[union-attr]
+        notices.prune, interval=notices.PRUNE_SECONDS, first=notices.PRUNE_SECONDS, name="prune_notices",
+        job_kwargs={"misfire_grace_time": notices.PRUNE_SECONDS},
     )
     # the monthly / quarterly report: sent when due, once (report_runs in the database)
     every = report_handlers.REPORT_SWEEP_SECONDS

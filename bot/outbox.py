@@ -164,3 +164,12 @@ async def erase_user(session: AsyncSession, *, user_id: int) -> int:
     """/deleteme: the user's notices go (what was not sent yet never will be)."""
     result = await session.execute(delete(Notice).where(Notice.chat_id == user_id))
     return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+async def prune(session: AsyncSession, *, before: datetime) -> int:
+    """Forget finished notices (sent, failed, maybe delivered) created before ``before``:
+    their rendered texts are personal data with no use once the outcome is recorded on
+    the case, ad or feedback. Pending and sending ones stay for the sweep."""
+    finished = (NoticeState.SENT, NoticeState.FAILED, NoticeState.MAYBE)
+    result = await session.execute(delete(Notice).where(Notice.state.in_(finished), Notice.created_at < before))
+    return result.rowcount or 0  # type: ignore[attr-defined]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from telegram import InlineKeyboardMarkup, Message
 from telegram.error import TelegramError
@@ -147,3 +148,17 @@ async def repair(context: HelpdeskContext) -> tuple[int, int]:
             notice.id, notice.kind, notice.ref, notice.chat_id,
         )
     return sent, len(stuck)
+
+
+#: Finished notices are kept this long (what a user was told, for staff questions about
+#: it), then forgotten by :func:`prune`.
+KEEP = timedelta(days=30)
+PRUNE_SECONDS = 3600
+
+
+async def prune(context: HelpdeskContext) -> None:
+    """JobQueue, hourly: forget finished notices older than :data:`KEEP`."""
+    async with unit_of_work(context.desk.sessions) as session:
+        removed = await outbox.prune(session, before=context.now() - KEEP)
+    if removed:
+        log.info("forgot %d finished notices older than %s", removed, KEEP)

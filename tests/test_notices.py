@@ -285,3 +285,28 @@ async def test_new_case_crash_after_commit_the_sweep_posts_the_card_and_tells_th
     thandi = desk.tg.staff(800001, "Thandi", STAFF_CHAT)
     await thandi.send("Looking into it.", chat_id=STAFF_CHAT, reply_to=card(desk, number))
     assert "Looking into it." in desk.tg.last_bot_message(5104).text
+
+
+# ------------------------------------------------------------------ retention
+
+
+async def test_finished_notices_are_forgotten_after_30_days_pending_ones_are_kept(desk):
+    user = desk.tg.user(OWNER, "Sello")
+    mo, _ = moderators(desk)
+    first = await post_ad(desk, user)
+    await press_once(desk, mo, f"m:ok:{first}", mod_card(desk, first))
+    assert await notices(desk, OWNER) == [("ad_approved", f"ad:{first}", "sent", True, None)]
+    [job] = desk.app.job_queue.get_jobs_by_name("prune_notices")
+    await job.run(desk.app)
+    assert len(await notices(desk, OWNER)) == 1  # recent: kept
+    desk.clock.advance(days=20)
+    second = await post_ad(desk, user)
+    kill_at(desk, "answerCallbackQuery")  # the second approval's notice stays pending
+    with pytest.raises(Killed):
+        await press_once(desk, mo, f"m:ok:{second}", mod_card(desk, second))
+    desk.clock.advance(days=11)
+    await job.run(desk.app)
+    # the sent one (31 days old) is gone; the pending one is left for the sweep
+    assert await notices(desk, OWNER) == [("ad_approved", f"ad:{second}", "pending", False, None)]
+    await sweep(desk)
+    assert len(texts(desk, OWNER, f"Your ad #{second} is live")) == 1
