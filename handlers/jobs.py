@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from bot.context import HelpdeskContext
-from bot.db import unit_of_work
+from bot.db import offloaded, unit_of_work
 from kb import service
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,8 @@ async def refresh_kb(context: HelpdeskContext) -> None:
         version = await service.kb_version(session)
         if version <= desk.kb_version:
             return
-        doc = await service.export_kb(session)
+        with offloaded():  # the whole knowledge base: read in SQLite's thread, off the loop
+            doc = await service.export_kb(session)
     snapshot = await asyncio.to_thread(service.refresh_snapshot, desk.kb, doc, desk.synonyms)
     if version <= desk.kb_version:
         log.info("knowledge base revision %d built, but %d is in use already: dropped", version, desk.kb_version)
