@@ -261,6 +261,8 @@ async def submit(session: AsyncSession, rules: Rules, *, ad: Ad, now: datetime) 
     ]
     ad.status, ad.step, ad.submitted_at, ad.updated_at = AdStatus.SUBMITTED, None, now, now
     ad.decided_at = ad.decided_by = ad.decision_reason = ad.decision_note = None
+    # a new round gets a new card: the last round's (decided, buttons gone) is not it
+    ad.mod_chat_id = ad.mod_message_id = ad.card_claimed_at = None
     record(session, ad, AdEventKind.RESUBMITTED if ad.resubmissions else AdEventKind.SUBMITTED, now=now)
     if rules.settings.auto_approve_trusted and not ad.checks and await _trusted(session, rules, ad.user_id, now):
         _approve(ad, rules, moderator_id=None, now=now)
@@ -357,23 +359,67 @@ async def attach_moderation_card(session: AsyncSession, *, ad_id: int, chat_id: 
     await session.execute(update(Ad).where(Ad.id == ad_id).values(mod_chat_id=chat_id, mod_message_id=message_id))
 
 
+# The moderation card is posted after the submission commits. Posting it is claimed
+# first (``ads.card_claimed_at``), like a ticket's card: of the handler and any number of
+# repair sweeps exactly one posts it. A card Telegram surely refused releases the claim
+# (the next sweep posts it); a timed-out one may have arrived and keeps it (never twice).
+
+
+async def claim_moderation_card(session: AsyncSession, *, ad_id: int, now: datetime) -> bool:
+    """Claim posting the moderation card of this submission: True for exactly one
+    caller. Only an ad waiting for a moderator (or auto-approved: the spot-check card)
+    whose card is neither known nor claimed."""
+    claimed = await session.scalar(
+        update(Ad)
+        .where(
+            Ad.id == ad_id,
+            (Ad.status == AdStatus.SUBMITTED) | ((Ad.status == AdStatus.APPROVED) & Ad.auto_approved.is_(True)),
+            Ad.mod_message_id.is_(None),
+            Ad.card_claimed_at.is_(None),
+        )
+        .values(card_claimed_at=now)
+        .returning(Ad.id)
+    )
+    return claimed is not None
+
+
+async def release_moderation_card(session: AsyncSession, *, ad_id: int) -> None:
+    """The card surely did not arrive (Telegram refused it): the next sweep tries again."""
+    await session.execute(update(Ad).where(Ad.id == ad_id, Ad.mod_message_id.is_(None)).values(card_claimed_at=None))
+
+
+async def ads_without_card(session: AsyncSession, *, before: datetime, limit: int = 20) -> list[int]:
+    """Ads waiting for a moderator since before ``before`` whose card was never claimed:
+    the bot stopped between the submission and its card, Telegram refused the card, or
+    the staff chat moved. Oldest first."""
+    rows = await session.scalars(
+        select(Ad.id)
+        .where(Ad.status == AdStatus.SUBMITTED, Ad.submitted_at <= before, Ad.mod_message_id.is_(None), Ad.card_claimed_at.is_(None))
+        .order_by(Ad.submitted_at, Ad.id)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
 async def move_cards(session: AsyncSession, *, old_chat_id: int) -> tuple[list[int], list[int]]:
     """The staff chat moved to a new id: the moderation cards of ads still waiting and
-    the cards of open reports stayed in the old chat, out of reach. Their place is
-    cleared; returns (ad ids, report ids) whose card must be posted again."""
+    the cards of open reports stayed in the old chat, out of reach. Their place and
+    their claim are cleared, in the transaction that records the move, so each card is
+    posted again in the new chat by whoever claims it first (the caller right after the
+    commit, or the repair sweep if the bot stops before). Returns (ad ids, report ids)."""
     from ads.models import AdReport
 
     ads = await session.scalars(
         update(Ad)
         .where(Ad.mod_chat_id == old_chat_id, Ad.status == AdStatus.SUBMITTED)
-        .values(mod_chat_id=None, mod_message_id=None)
+        .values(mod_chat_id=None, mod_message_id=None, card_claimed_at=None)
         .returning(Ad.id)
     )
     ad_ids = sorted(ads.all())
     reports = await session.scalars(
         update(AdReport)
         .where(AdReport.card_chat_id == old_chat_id, AdReport.status == "open")
-        .values(card_chat_id=None, card_message_id=None)
+        .values(card_chat_id=None, card_message_id=None, card_claimed_at=None)
         .returning(AdReport.id)
     )
     return ad_ids, sorted(reports.all())
@@ -561,6 +607,44 @@ async def attach_report_card(session: AsyncSession, *, report_id: int, chat_id: 
     from ads.models import AdReport
 
     await session.execute(update(AdReport).where(AdReport.id == report_id).values(card_chat_id=chat_id, card_message_id=message_id))
+
+
+async def claim_report_card(session: AsyncSession, *, report_id: int, now: datetime) -> bool:
+    """Claim posting an open report's card (as :func:`claim_moderation_card`)."""
+    from ads.models import AdReport
+
+    claimed = await session.scalar(
+        update(AdReport)
+        .where(AdReport.id == report_id, AdReport.status == "open", AdReport.card_message_id.is_(None), AdReport.card_claimed_at.is_(None))
+        .values(card_claimed_at=now)
+        .returning(AdReport.id)
+    )
+    return claimed is not None
+
+
+async def release_report_card(session: AsyncSession, *, report_id: int) -> None:
+    """The report's card surely did not arrive: the next sweep tries again."""
+    from ads.models import AdReport
+
+    await session.execute(
+        update(AdReport).where(AdReport.id == report_id, AdReport.card_message_id.is_(None)).values(card_claimed_at=None)
+    )
+
+
+async def reports_without_card(session: AsyncSession, *, before: datetime, limit: int = 20) -> list[int]:
+    """Open reports made before ``before`` whose card was never claimed. Oldest first."""
+    from ads.models import AdReport
+
+    rows = await session.scalars(
+        select(AdReport.id)
+        .where(
+            AdReport.status == "open", AdReport.created_at <= before,
+            AdReport.card_message_id.is_(None), AdReport.card_claimed_at.is_(None),
+        )
+        .order_by(AdReport.created_at, AdReport.id)
+        .limit(limit)
+    )
+    return list(rows.all())
 
 
 @dataclass(frozen=True)

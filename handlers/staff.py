@@ -18,7 +18,7 @@ from bot.db import unit_of_work
 from escalation import service
 from escalation.models import Direction, SendState, TicketStatus
 from escalation.service import SlaAction, TicketError
-from handlers import casework, delivery, feedback
+from handlers import ads, casework, delivery, feedback
 from handlers.casework import slabel, srender
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_admin, is_staff
@@ -577,8 +577,9 @@ async def cmd_help(update: Update, context: HelpdeskContext) -> None:
 
 async def sla_sweep(context: HelpdeskContext) -> None:
     """JobQueue, every ``sla.sweep_seconds``: send what a crash left unsent (cards,
-    relays: :func:`handlers.casework.repair`), then act on what is due, marked in the
-    database."""
+    relays: :func:`handlers.casework.repair`; feedback, moderation and report cards:
+    :func:`handlers.feedback.repair_cards`, :func:`handlers.ads.repair_cards`), then act
+    on what is due, marked in the database."""
     desk = context.desk
     try:
         await casework.repair(context)
@@ -588,6 +589,10 @@ async def sla_sweep(context: HelpdeskContext) -> None:
         await feedback.repair_cards(context)
     except Exception:
         log.exception("repairing unposted feedback cards failed; the next sweep tries again")
+    try:
+        await ads.repair_cards(context)
+    except Exception:
+        log.exception("repairing unposted moderation and report cards failed; the next sweep tries again")
     async with unit_of_work(desk.sessions) as session:
         items = await service.sweep(session, desk.policy, now=context.now())
         names = await service.staff_names(session, [i.ticket.assignee_id for i in items if i.ticket.assignee_id])
