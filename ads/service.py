@@ -457,11 +457,21 @@ class History:
 
 
 async def user_history(session: AsyncSession, *, user_id: int, now: datetime) -> History:
-    rows = dict(
-        (await session.execute(select(Ad.status, func.count()).where(Ad.user_id == user_id).group_by(Ad.status))).all()
+    """The owner's record on the moderation card, from ``ad_events`` (the ads table keeps
+    only each ad's latest state: a rejected ad resubmitted, or approved and then expired,
+    sold or taken down, would not count there). Approved: distinct ads ever approved (by
+    a moderator or automatically); rejected: every rejection, also of the same ad again.
+    Read through ``ix_ad_events_user_kind``."""
+    approved = await session.scalar(
+        select(func.count(func.distinct(AdEvent.ad_id))).where(
+            AdEvent.user_id == user_id, AdEvent.kind.in_((AdEventKind.APPROVED, AdEventKind.AUTO_APPROVED))
+        )
+    )
+    rejected = await session.scalar(
+        select(func.count()).select_from(AdEvent).where(AdEvent.user_id == user_id, AdEvent.kind == AdEventKind.REJECTED)
     )
     strikes = await count_active_strikes(session, user_id=user_id, now=now)
-    return History(int(rows.get(AdStatus.APPROVED, 0)), int(rows.get(AdStatus.REJECTED, 0)), strikes)
+    return History(int(approved or 0), int(rejected or 0), strikes)
 
 
 async def get_ad(session: AsyncSession, ad_id: int) -> Ad | None:
