@@ -70,8 +70,12 @@ class Ad(Base):
     decision_note: Mapped[str | None] = mapped_column(SafeText)
     auto_approved: Mapped[bool] = mapped_column(default=False)
     resubmissions: Mapped[int] = mapped_column(default=0)
+    # the moderation card of the current submission (cleared at each submission)
     mod_chat_id: Mapped[int | None]
     mod_message_id: Mapped[int | None]
+    # when posting that card was started (claimed): of the handler and the repair sweep
+    # only one posts it; NULL again when Telegram refused it (the sweep tries again)
+    card_claimed_at: Mapped[datetime | None]
     published_chat_id: Mapped[int | None]
     published_message_id: Mapped[int | None]
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
@@ -130,6 +134,7 @@ class AdReport(Base):
     """A user's report of a published ad, waiting for a moderator's decision."""
 
     __tablename__ = "ad_reports"
+    __table_args__ = (Index("ix_ad_reports_status_created", "status", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ad_id: Mapped[int] = mapped_column(ForeignKey("ads.id", ondelete="CASCADE"), index=True)
@@ -141,6 +146,7 @@ class AdReport(Base):
     decided_at: Mapped[datetime | None]
     card_chat_id: Mapped[int | None]
     card_message_id: Mapped[int | None]
+    card_claimed_at: Mapped[datetime | None]  # posting the card was started (as for ads)
 
 
 class AdEventKind(StrEnum):
@@ -172,6 +178,8 @@ class AdEvent(Base):
     __table_args__ = (
         Index("ix_ad_events_at", "at"),
         Index("ix_ad_events_ad_at", "ad_id", "at"),
+        # a user's history on the moderation card, the pattern alert's rejections
+        Index("ix_ad_events_user_kind", "user_id", "kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

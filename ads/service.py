@@ -261,6 +261,8 @@ async def submit(session: AsyncSession, rules: Rules, *, ad: Ad, now: datetime) 
     ]
     ad.status, ad.step, ad.submitted_at, ad.updated_at = AdStatus.SUBMITTED, None, now, now
     ad.decided_at = ad.decided_by = ad.decision_reason = ad.decision_note = None
+    # a new round gets a new card: the last round's (decided, buttons gone) is not it
+    ad.mod_chat_id = ad.mod_message_id = ad.card_claimed_at = None
     record(session, ad, AdEventKind.RESUBMITTED if ad.resubmissions else AdEventKind.SUBMITTED, now=now)
     if rules.settings.auto_approve_trusted and not ad.checks and await _trusted(session, rules, ad.user_id, now):
         _approve(ad, rules, moderator_id=None, now=now)
@@ -357,23 +359,67 @@ async def attach_moderation_card(session: AsyncSession, *, ad_id: int, chat_id: 
     await session.execute(update(Ad).where(Ad.id == ad_id).values(mod_chat_id=chat_id, mod_message_id=message_id))
 
 
+# The moderation card is posted after the submission commits. Posting it is claimed
+# first (``ads.card_claimed_at``), like a ticket's card: of the handler and any number of
+# repair sweeps exactly one posts it. A card Telegram surely refused releases the claim
+# (the next sweep posts it); a timed-out one may have arrived and keeps it (never twice).
+
+
+async def claim_moderation_card(session: AsyncSession, *, ad_id: int, now: datetime) -> bool:
+    """Claim posting the moderation card of this submission: True for exactly one
+    caller. Only an ad waiting for a moderator (or auto-approved: the spot-check card)
+    whose card is neither known nor claimed."""
+    claimed = await session.scalar(
+        update(Ad)
+        .where(
+            Ad.id == ad_id,
+            (Ad.status == AdStatus.SUBMITTED) | ((Ad.status == AdStatus.APPROVED) & Ad.auto_approved.is_(True)),
+            Ad.mod_message_id.is_(None),
+            Ad.card_claimed_at.is_(None),
+        )
+        .values(card_claimed_at=now)
+        .returning(Ad.id)
+    )
+    return claimed is not None
+
+
+async def release_moderation_card(session: AsyncSession, *, ad_id: int) -> None:
+    """The card surely did not arrive (Telegram refused it): the next sweep tries again."""
+    await session.execute(update(Ad).where(Ad.id == ad_id, Ad.mod_message_id.is_(None)).values(card_claimed_at=None))
+
+
+async def ads_without_card(session: AsyncSession, *, before: datetime, limit: int = 20) -> list[int]:
+    """Ads waiting for a moderator since before ``before`` whose card was never claimed:
+    the bot stopped between the submission and its card, Telegram refused the card, or
+    the staff chat moved. Oldest first."""
+    rows = await session.scalars(
+        select(Ad.id)
+        .where(Ad.status == AdStatus.SUBMITTED, Ad.submitted_at <= before, Ad.mod_message_id.is_(None), Ad.card_claimed_at.is_(None))
+        .order_by(Ad.submitted_at, Ad.id)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
 async def move_cards(session: AsyncSession, *, old_chat_id: int) -> tuple[list[int], list[int]]:
     """The staff chat moved to a new id: the moderation cards of ads still waiting and
-    the cards of open reports stayed in the old chat, out of reach. Their place is
-    cleared; returns (ad ids, report ids) whose card must be posted again."""
+    the cards of open reports stayed in the old chat, out of reach. Their place and
+    their claim are cleared, in the transaction that records the move, so each card is
+    posted again in the new chat by whoever claims it first (the caller right after the
+    commit, or the repair sweep if the bot stops before). Returns (ad ids, report ids)."""
     from ads.models import AdReport
 
     ads = await session.scalars(
         update(Ad)
         .where(Ad.mod_chat_id == old_chat_id, Ad.status == AdStatus.SUBMITTED)
-        .values(mod_chat_id=None, mod_message_id=None)
+        .values(mod_chat_id=None, mod_message_id=None, card_claimed_at=None)
         .returning(Ad.id)
     )
     ad_ids = sorted(ads.all())
     reports = await session.scalars(
         update(AdReport)
         .where(AdReport.card_chat_id == old_chat_id, AdReport.status == "open")
-        .values(card_chat_id=None, card_message_id=None)
+        .values(card_chat_id=None, card_message_id=None, card_claimed_at=None)
         .returning(AdReport.id)
     )
     return ad_ids, sorted(reports.all())
@@ -411,11 +457,21 @@ class History:
 
 
 async def user_history(session: AsyncSession, *, user_id: int, now: datetime) -> History:
-    rows = dict(
-        (await session.execute(select(Ad.status, func.count()).where(Ad.user_id == user_id).group_by(Ad.status))).all()
+    """The owner's record on the moderation card, from ``ad_events`` (the ads table keeps
+    only each ad's latest state: a rejected ad resubmitted, or approved and then expired,
+    sold or taken down, would not count there). Approved: distinct ads ever approved (by
+    a moderator or automatically); rejected: every rejection, also of the same ad again.
+    Read through ``ix_ad_events_user_kind``."""
+    approved = await session.scalar(
+        select(func.count(func.distinct(AdEvent.ad_id))).where(
+            AdEvent.user_id == user_id, AdEvent.kind.in_((AdEventKind.APPROVED, AdEventKind.AUTO_APPROVED))
+        )
+    )
+    rejected = await session.scalar(
+        select(func.count()).select_from(AdEvent).where(AdEvent.user_id == user_id, AdEvent.kind == AdEventKind.REJECTED)
     )
     strikes = await count_active_strikes(session, user_id=user_id, now=now)
-    return History(int(rows.get(AdStatus.APPROVED, 0)), int(rows.get(AdStatus.REJECTED, 0)), strikes)
+    return History(int(approved or 0), int(rejected or 0), strikes)
 
 
 async def get_ad(session: AsyncSession, ad_id: int) -> Ad | None:
@@ -561,6 +617,44 @@ async def attach_report_card(session: AsyncSession, *, report_id: int, chat_id: 
     from ads.models import AdReport
 
     await session.execute(update(AdReport).where(AdReport.id == report_id).values(card_chat_id=chat_id, card_message_id=message_id))
+
+
+async def claim_report_card(session: AsyncSession, *, report_id: int, now: datetime) -> bool:
+    """Claim posting an open report's card (as :func:`claim_moderation_card`)."""
+    from ads.models import AdReport
+
+    claimed = await session.scalar(
+        update(AdReport)
+        .where(AdReport.id == report_id, AdReport.status == "open", AdReport.card_message_id.is_(None), AdReport.card_claimed_at.is_(None))
+        .values(card_claimed_at=now)
+        .returning(AdReport.id)
+    )
+    return claimed is not None
+
+
+async def release_report_card(session: AsyncSession, *, report_id: int) -> None:
+    """The report's card surely did not arrive: the next sweep tries again."""
+    from ads.models import AdReport
+
+    await session.execute(
+        update(AdReport).where(AdReport.id == report_id, AdReport.card_message_id.is_(None)).values(card_claimed_at=None)
+    )
+
+
+async def reports_without_card(session: AsyncSession, *, before: datetime, limit: int = 20) -> list[int]:
+    """Open reports made before ``before`` whose card was never claimed. Oldest first."""
+    from ads.models import AdReport
+
+    rows = await session.scalars(
+        select(AdReport.id)
+        .where(
+            AdReport.status == "open", AdReport.created_at <= before,
+            AdReport.card_message_id.is_(None), AdReport.card_claimed_at.is_(None),
+        )
+        .order_by(AdReport.created_at, AdReport.id)
+        .limit(limit)
+    )
+    return list(rows.all())
 
 
 @dataclass(frozen=True)

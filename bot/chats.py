@@ -58,7 +58,9 @@ async def move_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int
     keyed by the old id, in the caller's one transaction: tickets, waits for a person's
     next message (a feedback answer, a typed "Other…" reason), ``/kb`` drafts, and the
     cards of unanswered feedback, ads waiting for moderation and open reports (which the
-    old chat keeps, out of reach: posted again in the new one). Forum topic ids of the
+    old chat keeps, out of reach: their place and claim are cleared here, so each is
+    posted again in the new one once, by the caller after the commit or by the
+    repair sweep if the bot stops first). Forum topic ids of the
     old chat mean nothing in the new one and are dropped."""
     from ads import service as ads_service
     from escalation import feedback as feedback_service

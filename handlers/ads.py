@@ -16,7 +16,7 @@ from telegram import (
     ReplyKeyboardMarkup,
     Update,
 )
-from telegram.error import ChatMigrated, TelegramError
+from telegram.error import ChatMigrated, TelegramError, TimedOut
 
 from ads import service, strikes
 from ads.models import Ad, AdStatus, Step
@@ -386,29 +386,76 @@ def mod_keyboard(context: HelpdeskContext, ad: Ad) -> InlineKeyboardMarkup | Non
     ])
 
 
-async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bool = False) -> None:
-    """The ad's moderation card (after its photos). A staff chat that became a supergroup
-    is followed (``moved``: it was already, once)."""
+async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bool = False) -> bool:
+    """The ad's moderation card (after its photos). Posting is claimed first
+    (``ads.card_claimed_at``), so that of this handler and the sweep
+    (:func:`repair_cards`) only one posts it. A card Telegram surely refused is left for
+    the sweep; one that timed out may have arrived and is not posted again; a staff chat
+    that became a supergroup is followed once (``moved``: it was already). The photos
+    are best effort: a refused photo does not keep the card back. True when posted."""
     chat_id, topic = await moderation_place(context)
-    text, ad = await mod_card(context, ad_id)
+    text, ad = await mod_card(context, ad_id)  # drawn before the claim: after it, only sends
+    async with unit_of_work(context.desk.sessions) as session:
+        if not await service.claim_moderation_card(session, ad_id=ad_id, now=context.now()):
+            log.info("the moderation card of ad #%s is posted by another sender (or was): not posted again", ad_id)
+            return False
     try:
-        if len(ad.photos) == 1:
-            await context.bot.send_photo(chat_id, ad.photos[0].file_id, message_thread_id=topic)
-        elif ad.photos:
-            await context.bot.send_media_group(chat_id, [InputMediaPhoto(p.file_id) for p in ad.photos], message_thread_id=topic)
+        try:
+            if len(ad.photos) == 1:
+                await context.bot.send_photo(chat_id, ad.photos[0].file_id, message_thread_id=topic)
+            elif ad.photos:
+                await context.bot.send_media_group(chat_id, [InputMediaPhoto(p.file_id) for p in ad.photos], message_thread_id=topic)
+        except ChatMigrated:
+            raise
+        except TelegramError as exc:
+            log.warning("could not post the photos of ad #%s for moderation (the card follows): %s", ad_id, exc)
         card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=mod_keyboard(context, ad))
     except ChatMigrated as exc:
+        await _release_moderation_card(context, ad_id)  # surely not there
         if moved:
-            log.error("the staff chat moved twice in a row; ad #%s is not posted for moderation", ad_id)
-            return
+            log.error("the staff chat moved twice in a row; ad #%s is left for the sweep", ad_id)
+            return False
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
-        await post_for_moderation(context, ad_id, moved=True)  # the settings now name the new chat
-        return
+        return await post_for_moderation(context, ad_id, moved=True)  # the settings now name the new chat
+    except TimedOut as exc:  # it may have arrived: never posted twice
+        log.error("posting ad #%s for moderation timed out; it may have arrived (it is in /modqueue): %s", ad_id, exc)
+        return False
     except TelegramError as exc:
-        log.error("could not post ad #%s for moderation: %s", ad_id, exc)
-        return
+        log.error("could not post ad #%s for moderation (the sweep tries again): %s", ad_id, exc)
+        await _release_moderation_card(context, ad_id)
+        return False
     async with unit_of_work(context.desk.sessions) as session:
         await service.attach_moderation_card(session, ad_id=ad_id, chat_id=chat_id, message_id=card.message_id)
+    return True
+
+
+async def _release_moderation_card(context: HelpdeskContext, ad_id: int) -> None:
+    async with unit_of_work(context.desk.sessions) as session:
+        await service.release_moderation_card(session, ad_id=ad_id)
+
+
+async def repair_cards(context: HelpdeskContext) -> tuple[int, int]:
+    """The sweep: post the moderation card of every ad waiting for a moderator, and the
+    card of every open report, that never got one (the bot stopped between the commit
+    and the card, Telegram refused it, or the staff chat moved and the bot stopped
+    before posting it again). Older than the repair grace only, so that a handler
+    posting one right now goes first; claimed first, so nothing is posted twice.
+    Returns (moderation cards, report cards) posted."""
+    desk = context.desk
+    before = context.now() - casework.repair_grace(context)
+    async with unit_of_work(desk.sessions) as session:
+        ad_ids = await service.ads_without_card(session, before=before)
+        report_ids = await service.reports_without_card(session, before=before)
+    ads = reports = 0
+    for ad_id in ad_ids:
+        log.warning("ad #%s waits for moderation with no card (the bot stopped before posting it, or it was refused): posting it now", ad_id)
+        if await post_for_moderation(context, ad_id):
+            ads += 1
+    for report_id in report_ids:
+        log.warning("report %s has no card (the bot stopped before posting it, or it was refused): posting it now", report_id)
+        if await post_report_card(context, report_id):
+            reports += 1
+    return ads, reports
 
 
 async def on_mod_button(update: Update, context: HelpdeskContext) -> None:
@@ -1079,24 +1126,40 @@ async def redraw_report_card(context: HelpdeskContext, report_id: int) -> None:
         log.info("could not redraw the card of report %s: %s", report_id, exc)
 
 
-async def post_report_card(context: HelpdeskContext, report_id: int, *, moved: bool = False) -> None:
+async def post_report_card(context: HelpdeskContext, report_id: int, *, moved: bool = False) -> bool:
+    """An open report's card for the moderators: claimed, refused, timed out and moved
+    exactly like :func:`post_for_moderation`. True when posted."""
     chat_id, topic = await moderation_place(context)
-    text, report = await report_card(context, report_id)
+    text, report = await report_card(context, report_id)  # drawn before the claim: after it, only sends
     buttons = _report_buttons(context, report_id)
+    async with unit_of_work(context.desk.sessions) as session:
+        if not await service.claim_report_card(session, report_id=report_id, now=context.now()):
+            log.info("the card of report %s is posted by another sender (or was): not posted again", report_id)
+            return False
     try:
         card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=buttons)
     except ChatMigrated as exc:
+        await _release_report_card(context, report_id)
         if moved:
-            log.error("the staff chat moved twice in a row; report %s is not posted", report_id)
-            return
+            log.error("the staff chat moved twice in a row; report %s is left for the sweep", report_id)
+            return False
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
-        await post_report_card(context, report_id, moved=True)
-        return
+        return await post_report_card(context, report_id, moved=True)
+    except TimedOut as exc:  # it may have arrived: never posted twice
+        log.error("posting report %s timed out; it may have arrived: %s", report_id, exc)
+        return False
     except TelegramError as exc:
-        log.error("could not post report %s: %s", report_id, exc)
-        return
+        log.error("could not post report %s (the sweep tries again): %s", report_id, exc)
+        await _release_report_card(context, report_id)
+        return False
     async with unit_of_work(context.desk.sessions) as session:
         await service.attach_report_card(session, report_id=report_id, chat_id=chat_id, message_id=card.message_id)
+    return True
+
+
+async def _release_report_card(context: HelpdeskContext, report_id: int) -> None:
+    async with unit_of_work(context.desk.sessions) as session:
+        await service.release_report_card(session, report_id=report_id)
 
 
 async def on_report_decision(update: Update, context: HelpdeskContext) -> None:

@@ -12,7 +12,9 @@
   points the settings and the staff-chat filter at the new id, logs loudly, tells the
   admins in the new chat and posts there again the cards moderators need (ads waiting,
   open reports; tickets and feedback get theirs from the repair sweep); the caller
-  sends the failed message again there.
+  sends the failed message again there. The move clears those cards and their claims in
+  its transaction, so a card posted again here is claimed like any other: if the bot
+  stops before posting it, the repair sweep does, once.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ async def chat_moved(context: HelpdeskContext, old_chat_id: int, new_chat_id: in
     except TelegramError as exc:
         log.error("could not tell the admins in chat %s about its new id: %s", new_chat_id, exc)
     if moved.ads or moved.reports:  # their cards stayed in the old chat: moderators need them here
+        # (cleared and unclaimed by the move: whichever of this and the sweep claims first posts)
         from handlers import ads  # handlers.ads imports this module
 
         for ad_id in moved.ads:

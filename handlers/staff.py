@@ -18,7 +18,7 @@ from bot.db import unit_of_work
 from escalation import service
 from escalation.models import Direction, SendState, TicketStatus
 from escalation.service import SlaAction, TicketError
-from handlers import casework, delivery, feedback, notices
+from handlers import ads, casework, delivery, feedback, notices
 from handlers.casework import slabel, srender
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_admin, is_staff
@@ -585,8 +585,9 @@ async def cmd_help(update: Update, context: HelpdeskContext) -> None:
 
 async def sla_sweep(context: HelpdeskContext) -> None:
     """JobQueue, every ``sla.sweep_seconds``: send what a crash left unsent (cards,
-    relays: :func:`handlers.casework.repair`; feedback cards; notices to users:
-    :func:`handlers.notices.repair`), then act on what is due, marked in the
+    relays: :func:`handlers.casework.repair`; feedback, moderation and report cards:
+    :func:`handlers.feedback.repair_cards`, :func:`handlers.ads.repair_cards`; notices to
+    users: :func:`handlers.notices.repair`), then act on what is due, marked in the
     database."""
     desk = context.desk
     try:
@@ -597,6 +598,10 @@ async def sla_sweep(context: HelpdeskContext) -> None:
         await feedback.repair_cards(context)
     except Exception:
         log.exception("repairing unposted feedback cards failed; the next sweep tries again")
+    try:
+        await ads.repair_cards(context)
+    except Exception:
+        log.exception("repairing unposted moderation and report cards failed; the next sweep tries again")
     try:
         await notices.repair(context)
     except Exception:

@@ -217,9 +217,31 @@ async def test_reject_with_reason_then_edit_and_resubmit(desk):
     assert await desk.scalar("SELECT status FROM ads") == "submitted"
     assert await desk.scalar("SELECT resubmissions FROM ads") == 1
     card = mod_card(desk, ad_id)
-    assert "⏳ pending" in card.text and "resubmitted 1×" in card.text and "rejected 0" in card.text
+    # the first round's rejection counts although the ad is waiting again (from ad_events)
+    assert "⏳ pending" in card.text and "resubmitted 1×" in card.text and "approved 0, rejected 1, strikes" in card.text
     await mo.press("Approve", card)
     assert "is live" in desk.tg.last_bot_message(6009).text
+
+
+async def test_the_card_history_counts_every_rejection_and_every_ad_ever_approved(desk):
+    """From ad_events: the same ad rejected twice is two rejections, and an ad approved
+    and then sold still counts as approved (the ads table keeps only the latest state)."""
+    user = desk.tg.user(6019, "Lwazi")
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, user)
+    for round_ in (1, 2):
+        await mo.press("Reject", mod_card(desk, ad_id))
+        await mo.press("Contact details in text", mod_card(desk, ad_id))
+        await user.press("Edit and resubmit", desk.tg.last_bot_message(6019))
+        await user.send(DESCRIPTION + " Second owner." * round_)
+        await user.press("Submit")
+        assert f"approved 0, rejected {round_}, strikes 0" in mod_card(desk, ad_id).text
+    await mo.press("Approve", mod_card(desk, ad_id))
+    await user.send("/myads")
+    await user.press(f"Sold #{ad_id}", desk.tg.last_bot_message(6019))
+    assert await desk.scalar("SELECT status FROM ads WHERE id = :i", i=ad_id) == "sold"
+    second = await post_ad(desk, user, description="Mountain bike, 29 inch wheels, hydraulic brakes, ridden twice, like new.")
+    assert second != ad_id and "approved 1, rejected 2, strikes 0" in mod_card(desk, second).text
 
 
 async def test_request_changes_reopens_the_draft_at_the_field(desk):

@@ -294,3 +294,84 @@ def test_sigkill_between_commit_and_send_is_repaired_by_the_sweep(tmp_path: Path
         logs = "".join((tmp_path / f"run{i}.log").read_text() for i in (1, 2, 3))
         assert "Traceback" not in logs.replace("handled before", ""), logs
         assert "has no staff card" in logs and "was stored but never sent" in logs
+
+
+def test_sigkill_between_an_ads_commit_and_its_card_is_repaired_once(tmp_path: Path) -> None:
+    """An ad's submission committed and the bot died before its moderation card: the
+    sweep after the restart posts the card once, and it works. A report card that
+    Telegram took while the bot died waiting for the answer is never posted again."""
+    tg = FakeTelegram()
+    tg.add_group(STAFF, "Support staff")
+    seller, buyer = tg.user(3401, "Sello"), tg.user(3402, "Buyer")
+    mo = tg.staff(3203, "Moderator Mo", STAFF, status="administrator")
+    db = tmp_path / "run.db"
+    with FakeBotServer(tg, TOKEN) as server:
+        cfg = write_config(tmp_path, server)
+        cfg.write_text(cfg.read_text() + f"[sla]\nsweep_seconds = {SWEEP}\n")
+        bot = BotProcess(cfg, server, tmp_path / "run1.log")
+        try:
+            run(seller.send("/newad"))
+            assert wait_for(lambda: bot_texts(tg, seller.id, "step 1 of 7"), WAIT), bot.output()
+            run(seller.press("Electronics"))
+            assert wait_for(lambda: has_button(tg, seller.id, "Phones"), WAIT), bot.output()
+            for step, action in (
+                ("Step 2 of 7", lambda: seller.press("Phones")),
+                ("Step 3 of 7", lambda: seller.send("Samsung Galaxy A54 128 GB")),
+                ("Step 4 of 7", lambda: seller.send("Used for a year, no scratches, with the original box and charger.")),
+                ("Step 5 of 7", lambda: seller.send("R 4 500")),
+                ("Step 6 of 7", lambda: seller.send("Soweto, Johannesburg")),
+                ("Step 7 of 7", lambda: seller.press("Skip photos")),
+                ("Preview", lambda: seller.send("💬 Through the bot")),
+            ):
+                run(action())
+                assert wait_for(lambda s=step: bot_texts(tg, seller.id, s), WAIT), bot.output()
+
+            # --- kill 1: the submission is in the database; the bot dies while telling
+            # the seller, before it claims and posts the moderation card
+            told = server.hold("sendMessage", lambda p: str(p.get("chat_id")) == str(seller.id) and "is with our moderators" in str(p.get("text")))
+            run(seller.press("Submit"))
+            submitted = last_update_id(tg)
+            assert told.wait(WAIT), bot.output()
+            bot.kill()
+            told.release(drop=True)
+            ((ad_id, status, card_id, claimed),) = db_rows(db, "SELECT id, status, mod_message_id, card_claimed_at FROM ads")
+            assert (status, card_id, claimed) == ("submitted", None, None) and not bot_texts(tg, STAFF, "📋 Ad")
+            backdate(db, "UPDATE ads SET submitted_at = ? WHERE id = ?", ad_id)
+
+            bot = BotProcess(cfg, server, tmp_path / "run2.log")
+            assert wait_for(lambda: server.confirmed(submitted), WAIT), bot.output()
+            assert wait_for(lambda: bot_texts(tg, STAFF, f"📋 Ad #{ad_id} "), WAIT), bot.output()
+            assert not wait_for(lambda: len(bot_texts(tg, STAFF, f"📋 Ad #{ad_id} ")) > 1, 2.5 * SWEEP)
+            with tg.lock:
+                card = next(m for m in tg.chat_messages(STAFF) if m.from_bot and m.text.startswith(f"📋 Ad #{ad_id} "))
+            assert db_rows(db, "SELECT mod_message_id FROM ads") == [(card.message_id,)]
+            run(mo.press("Approve", card))  # the repaired card works
+            assert wait_for(lambda: bot_texts(tg, seller.id, "is live"), WAIT), bot.output()
+            assert db_rows(db, "SELECT status FROM ads") == [("approved",)]
+
+            # --- kill 2: the report's card reached the staff chat, the bot never heard back
+            run(buyer.send(f"/report {ad_id}"))
+            assert wait_for(lambda: has_button(tg, buyer.id, "Wrong category"), WAIT), bot.output()
+            posted = server.hold("sendMessage", lambda p: str(p.get("chat_id")) == str(STAFF) and "Report #" in str(p.get("text")), after=True)
+            run(buyer.press("Wrong category"))
+            reported = last_update_id(tg)
+            assert posted.wait(WAIT), bot.output()
+            bot.kill()
+            posted.release(drop=True)
+            assert len(bot_texts(tg, STAFF, "🚩 Report #")) == 1
+            ((card_id, claimed),) = db_rows(db, "SELECT card_message_id, card_claimed_at FROM ad_reports")
+            assert card_id is None and claimed is not None  # maybe arrived (it did): claimed, never posted again
+            backdate(db, "UPDATE ad_reports SET created_at = ?")
+
+            bot = BotProcess(cfg, server, tmp_path / "run3.log")
+            assert wait_for(lambda: server.confirmed(reported), WAIT), bot.output()
+            assert not wait_for(lambda: len(bot_texts(tg, STAFF, "🚩 Report #")) > 1, 2.5 * SWEEP)
+            assert db_rows(db, "SELECT count(*) FROM ad_reports") == [(1,)]
+            assert bot.stop() == 0, bot.output()
+        finally:
+            if bot.proc.poll() is None:
+                bot.proc.kill()
+                bot.proc.wait(30)
+        logs = "".join((tmp_path / f"run{i}.log").read_text() for i in (1, 2, 3))
+        assert "Traceback" not in logs.replace("handled before", ""), logs
+        assert "waits for moderation with no card" in logs
