@@ -187,7 +187,32 @@ class InlineSQLite(aiosqlite.Connection):
                 if not _is_busy(exc):
                     raise
         # a failed statement has no effect in SQLite: repeating it is safe
-        return await super()._execute(_patiently, self._connection, partial(fn, *args, **kwargs))
+        call = asyncio.ensure_future(super()._execute(_patiently, self._connection, partial(fn, *args, **kwargs)))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            # The thread goes on with the call (e.g. a BEGIN IMMEDIATE waiting for the
+            # lock). Left alone, it would use the connection beside whoever gets it next
+            # from the pool, and a BEGIN that succeeds later would leave it in the pool
+            # holding the write lock for good. So: wait for the call, undo a transaction
+            # it began (SQLAlchemy never learnt of it, or drops the connection anyway),
+            # then let the cancellation through.
+            await _settled(call)
+            if self._connection is not None and self._connection.in_transaction:
+                self._connection.rollback()
+            raise
+
+
+async def _settled(call: asyncio.Future[Any]) -> None:
+    """Wait until ``call`` is done, whatever it ends with; a cancellation of the waiting
+    task does not stop the wait (it lasts at most the busy timeout)."""
+    while not call.done():
+        try:
+            await asyncio.wait({call})
+        except asyncio.CancelledError:
+            continue
+    if not call.cancelled():
+        call.exception()  # retrieved: no "exception never retrieved" warning
 
 
 def _inline_sqlite(url: str) -> Callable[[], Awaitable[InlineSQLite]]:

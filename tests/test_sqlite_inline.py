@@ -73,3 +73,45 @@ async def test_a_writer_waits_for_the_lock_without_stalling_the_loop(tmp_path: P
     finally:
         release.set()
         await engine.dispose()
+
+
+async def test_a_writer_cancelled_while_waiting_for_the_lock_leaves_no_transaction_behind(tmp_path: Path) -> None:
+    """The cancelled writer's BEGIN IMMEDIATE goes on in the thread and takes the lock once
+    the holder is done: that transaction must not stay open on a pooled connection (it
+    held the write lock for good: every later writer failed with 'database is locked'
+    and the connection itself with 'cannot start a transaction within a transaction')."""
+    engine = await _engine(tmp_path)
+    sessions = make_sessionmaker(engine)
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with unit_of_work(sessions) as session:
+            await session.execute(text("INSERT INTO notes (body) VALUES ('first')"))
+            holding.set()
+            await release.wait()
+
+    async def writer(body: str) -> None:
+        async with unit_of_work(sessions) as session:
+            await session.execute(text("INSERT INTO notes (body) VALUES (:body)"), {"body": body})
+
+    try:
+        first = asyncio.create_task(holder())
+        await holding.wait()
+        cancelled = asyncio.create_task(writer("cancelled"))
+        await asyncio.sleep(0.1)  # its BEGIN IMMEDIATE waits in the thread
+        cancelled.cancel()
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.wait_for(first, timeout=10)
+        try:
+            await asyncio.wait_for(cancelled, timeout=10)
+        except asyncio.CancelledError:
+            pass
+        for n in range(3):  # whichever pooled connection they get
+            await asyncio.wait_for(writer(f"after {n}"), timeout=5)
+        async with sessions() as session:
+            bodies = (await session.execute(text("SELECT body FROM notes ORDER BY id"))).scalars().all()
+        assert bodies == ["first", "after 0", "after 1", "after 2"]
+    finally:
+        release.set()
+        await engine.dispose()
