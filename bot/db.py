@@ -181,12 +181,16 @@ class InlineSQLite(aiosqlite.Connection):
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
         if not _offload.get():
+            changes = self._connection.total_changes
             try:
                 return fn(*args, **kwargs)
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
+                # A failed statement has no effect in SQLite: repeating it is safe. Not so
+                # for an executemany that failed on its n-th row (outside a transaction the
+                # rows before it are in; a repeat would store them twice, or skip rows of
+                # an iterator): a call that changed rows is not repeated.
+                if not _is_busy(exc) or self._connection.total_changes != changes:
                     raise
-        # a failed statement has no effect in SQLite: repeating it is safe
         call = asyncio.ensure_future(super()._execute(_patiently, self._connection, partial(fn, *args, **kwargs)))
         try:
             return await asyncio.shield(call)
