@@ -396,7 +396,12 @@ async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bo
         if moved:
             log.error("the staff chat moved twice in a row; ad #%s is not posted for moderation", ad_id)
             return
-        await delivery.chat_moved(context, chat_id, exc.new_chat_id)
+        new_chat_id = await delivery.chat_moved(context, chat_id, exc.new_chat_id)
+        async with unit_of_work(context.desk.sessions) as session:
+            ad = await service.get_ad(session, ad_id)
+            posted = ad is not None and ad.mod_chat_id == new_chat_id
+        if posted:  # a resubmitted ad still named its first card's chat: the move posted it again
+            return
         await post_for_moderation(context, ad_id, moved=True)  # the settings now name the new chat
         return
     except TelegramError as exc:
