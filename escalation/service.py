@@ -322,6 +322,15 @@ async def user_case(session: AsyncSession, policy: Policy, *, user_id: int, repl
     return UserCase(rating, draft, active)
 
 
+def _reopened_status(ticket: Ticket) -> str:
+    """A reopened case goes back to its assignee, or to the queue. An anonymous (negative)
+    assignee is a staff member whose personal data was erased (:func:`unassign_erased`
+    keeps it on finished cases for the figures): nobody would answer, so the queue."""
+    if ticket.assignee_id is not None and ticket.assignee_id < 0:
+        ticket.assignee_id = None
+    return S.CLAIMED if ticket.assignee_id else S.NEW
+
+
 def _reopenable(ticket: Ticket, policy: Policy, now: datetime) -> bool:
     return ticket.resolved_at is not None and now - ticket.resolved_at <= timedelta(days=policy.settings.support.reopen_days)
 
@@ -355,7 +364,7 @@ async def user_message(
     old = ticket.status
     ticket.user_blocked_bot = False  # they write to the bot: not blocked (any more)
     if ticket.status == S.RESOLVED:
-        ticket.status = S.CLAIMED if ticket.assignee_id else S.NEW
+        ticket.status = _reopened_status(ticket)
         ticket.resolved_at = None
         ticket.reopen_count += 1
         ticket.sla_level = 0
@@ -398,7 +407,7 @@ async def reopen_by_user(session: AsyncSession, policy: Policy, *, ticket_id: in
 async def _reopen(session: AsyncSession, policy: Policy, ticket: Ticket, actor: int, kind: str, now: datetime) -> Ticket:
     _check(ticket, "reopen")
     old = ticket.status
-    ticket.status = S.CLAIMED if ticket.assignee_id else S.NEW
+    ticket.status = _reopened_status(ticket)
     ticket.resolved_at = ticket.closed_at = None
     ticket.close_reason = None
     ticket.reopen_count += 1
