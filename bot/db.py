@@ -202,8 +202,11 @@ class InlineSQLite(aiosqlite.Connection):
             # it began (SQLAlchemy never learnt of it, or drops the connection anyway),
             # then let the cancellation through.
             await _settled(call)
-            if self._connection is not None and self._connection.in_transaction:
-                self._connection.rollback()
+            try:
+                if self._connection is not None and self._connection.in_transaction:
+                    self._connection.rollback()
+            except sqlite3.Error:
+                pass  # the cancellation goes through all the same; SQLAlchemy drops the connection
             raise
 
 
