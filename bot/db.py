@@ -181,13 +181,45 @@ class InlineSQLite(aiosqlite.Connection):
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
         if not _offload.get():
+            changes = self._connection.total_changes
             try:
                 return fn(*args, **kwargs)
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
+                # A failed statement has no effect in SQLite: repeating it is safe. Not so
+                # for an executemany that failed on its n-th row (outside a transaction the
+                # rows before it are in; a repeat would store them twice, or skip rows of
+                # an iterator): a call that changed rows is not repeated.
+                if not _is_busy(exc) or self._connection.total_changes != changes:
                     raise
-        # a failed statement has no effect in SQLite: repeating it is safe
-        return await super()._execute(_patiently, self._connection, partial(fn, *args, **kwargs))
+        call = asyncio.ensure_future(super()._execute(_patiently, self._connection, partial(fn, *args, **kwargs)))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            # The thread goes on with the call (e.g. a BEGIN IMMEDIATE waiting for the
+            # lock). Left alone, it would use the connection beside whoever gets it next
+            # from the pool, and a BEGIN that succeeds later would leave it in the pool
+            # holding the write lock for good. So: wait for the call, undo a transaction
+            # it began (SQLAlchemy never learnt of it, or drops the connection anyway),
+            # then let the cancellation through.
+            await _settled(call)
+            try:
+                if self._connection is not None and self._connection.in_transaction:
+                    self._connection.rollback()
+            except sqlite3.Error:
+                pass  # the cancellation goes through all the same; SQLAlchemy drops the connection
+            raise
+
+
+async def _settled(call: asyncio.Future[Any]) -> None:
+    """Wait until ``call`` is done, whatever it ends with; a cancellation of the waiting
+    task does not stop the wait (it lasts at most the busy timeout)."""
+    while not call.done():
+        try:
+            await asyncio.wait({call})
+        except asyncio.CancelledError:
+            continue
+    if not call.cancelled():
+        call.exception()  # retrieved: no "exception never retrieved" warning
 
 
 def _inline_sqlite(url: str) -> Callable[[], Awaitable[InlineSQLite]]:

@@ -322,6 +322,15 @@ async def user_case(session: AsyncSession, policy: Policy, *, user_id: int, repl
     return UserCase(rating, draft, active)
 
 
+def _reopened_status(ticket: Ticket) -> str:
+    """A reopened case goes back to its assignee, or to the queue. An anonymous (negative)
+    assignee is a staff member whose personal data was erased (:func:`unassign_erased`
+    keeps it on finished cases for the figures): nobody would answer, so the queue."""
+    if ticket.assignee_id is not None and ticket.assignee_id < 0:
+        ticket.assignee_id = None
+    return S.CLAIMED if ticket.assignee_id else S.NEW
+
+
 def _reopenable(ticket: Ticket, policy: Policy, now: datetime) -> bool:
     return ticket.resolved_at is not None and now - ticket.resolved_at <= timedelta(days=policy.settings.support.reopen_days)
 
@@ -355,7 +364,7 @@ async def user_message(
     old = ticket.status
     ticket.user_blocked_bot = False  # they write to the bot: not blocked (any more)
     if ticket.status == S.RESOLVED:
-        ticket.status = S.CLAIMED if ticket.assignee_id else S.NEW
+        ticket.status = _reopened_status(ticket)
         ticket.resolved_at = None
         ticket.reopen_count += 1
         ticket.sla_level = 0
@@ -398,7 +407,7 @@ async def reopen_by_user(session: AsyncSession, policy: Policy, *, ticket_id: in
 async def _reopen(session: AsyncSession, policy: Policy, ticket: Ticket, actor: int, kind: str, now: datetime) -> Ticket:
     _check(ticket, "reopen")
     old = ticket.status
-    ticket.status = S.CLAIMED if ticket.assignee_id else S.NEW
+    ticket.status = _reopened_status(ticket)
     ticket.resolved_at = ticket.closed_at = None
     ticket.close_reason = None
     ticket.reopen_count += 1
@@ -524,7 +533,10 @@ async def stuck_relays(session: AsyncSession, *, before: datetime, limit: int = 
 async def give_up_stuck_relay(session: AsyncSession, *, message_id: int, now: datetime) -> Ticket | None:
     """A stuck relay is recorded as *maybe delivered* (never sent again: it may have
     arrived) with a ticket event; atomically, so that one sweep reports it. None when
-    it is not stuck any more (its sender recorded the outcome, or another sweep did)."""
+    it is not stuck any more (its sender recorded the outcome, or another sweep did).
+    The event is recorded once: a relay put back by :func:`stuck_relay_unreported`
+    (its error still says so) has it already."""
+    before = await session.scalar(select(TicketMessage.error).where(TicketMessage.id == message_id))
     done = await session.scalar(
         update(TicketMessage)
         .where(TicketMessage.id == message_id, TicketMessage.send_state == SendState.SENDING)
@@ -535,7 +547,7 @@ async def give_up_stuck_relay(session: AsyncSession, *, message_id: int, now: da
         return None
     message = await session.get(TicketMessage, message_id)
     ticket = await session.get(Ticket, message.ticket_id)  # type: ignore[union-attr]
-    if ticket is not None:
+    if ticket is not None and before != STUCK_ERROR:
         to = "the user" if message.direction in (Direction.OUT, Direction.BOT) else "staff"  # type: ignore[union-attr]
         _event(session, ticket, None, "system", ticket.status, f"maybe not delivered to {to}: {STUCK_ERROR}", now)
     return ticket
@@ -543,11 +555,13 @@ async def give_up_stuck_relay(session: AsyncSession, *, message_id: int, now: da
 
 async def stuck_relay_unreported(session: AsyncSession, *, message_id: int) -> None:
     """Staff could not be told about a stuck relay (Telegram refused the notice): it is
-    stuck again, so that the next sweep tries again."""
+    stuck again, so that the next sweep tries again. Its error stays: the ticket's
+    event about it is recorded already (:func:`give_up_stuck_relay` does not add another
+    on every sweep)."""
     await session.execute(
         update(TicketMessage)
         .where(TicketMessage.id == message_id, TicketMessage.send_state == SendState.SENT, TicketMessage.error == STUCK_ERROR)
-        .values(send_state=SendState.SENDING, error=None)
+        .values(send_state=SendState.SENDING)
     )
 
 

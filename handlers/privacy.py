@@ -104,6 +104,13 @@ async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> N
     desk.accounts.pop(result.user_id, None)
     if desk.pending is not None:  # the index of pending_inputs: their rows are gone
         desk.pending = {key for key in desk.pending if key[1] != result.user_id}
+    # first the public channel: once the erasure committed, nothing records where its
+    # posts are, so a restart during the (rate-limited) card redraws below would leave them
+    for chat_id, message_id in result.unpublished:
+        try:
+            await context.bot.delete_message(chat_id, message_id)
+        except TelegramError as exc:
+            log.info("could not delete channel post %s/%s: %s", chat_id, message_id, exc)
     for ticket_id in result.tickets:  # cards and topic names showed the user's name
         await casework.refresh_card(context, ticket_id)
         async with unit_of_work(desk.sessions) as session:
@@ -126,11 +133,6 @@ async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> N
             async with unit_of_work(desk.sessions) as session:
                 ticket = await service.get_ticket(session, ticket_id)
             await casework.tell_staff(context, ticket, casework.srender(context, "privacy/staff_ticket_released.html", number=ticket_id))
-    for chat_id, message_id in result.unpublished:
-        try:
-            await context.bot.delete_message(chat_id, message_id)
-        except TelegramError as exc:
-            log.info("could not delete channel post %s/%s: %s", chat_id, message_id, exc)
     for chat_id, message_id, ad_id, withdrawn in result.mod_cards:
         try:
             await context.bot.edit_message_text(

@@ -34,8 +34,10 @@ async def _send(context: HelpdeskContext, chat_id: int, report: Report, thread_i
 
 async def _build(context: HelpdeskContext, period: Period) -> Report:
     desk = context.desk
-    with offloaded():  # a month of figures: long reads, kept off the event loop
-        async with unit_of_work(desk.sessions) as session:
+    # a month of figures: long reads, kept off the event loop, in one read-only snapshot
+    # (no SQLite write lock held meanwhile: updates go on writing while it runs)
+    with offloaded():
+        async with unit_of_work(desk.sessions, read_only=True) as session:
             figures = await collect(session, period)
     return await finish(figures, desk.settings, now=context.now())  # drawn outside the transaction
 

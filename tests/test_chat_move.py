@@ -132,3 +132,23 @@ async def test_an_open_ad_report_gets_its_card_again_in_the_new_chat(desk):
     await mo.press("Dismiss", cards[0])
     assert await desk.scalar("SELECT status FROM ad_reports") == "dismissed"
     assert desk.tg.errors() == []
+
+
+@pytest.mark.parametrize("settings_overrides", [MOVED])
+async def test_an_ad_resubmitted_after_changes_gets_one_card_when_its_post_finds_the_upgrade(desk):
+    """The resubmitted ad still names its first card's place (the old chat): the move
+    posted its card again, and then the interrupted post of the resubmission posted it
+    a second time."""
+    desk.tg.chats[OLD_CHAT]["type"] = "group"
+    mo = desk.tg.staff(810001, "Moderator Mo", OLD_CHAT, status="administrator")
+    seller = desk.tg.user(6017, "Lerato")
+    ad_id = await post_ad(desk, seller)
+    await mo.press("Request changes", bot_messages(desk, OLD_CHAT, f"📋 Ad #{ad_id} ")[-1])
+    await mo.press("Unrealistic price", bot_messages(desk, OLD_CHAT, f"📋 Ad #{ad_id} ")[-1])
+    await seller.press("Change it", desk.tg.last_bot_message(6017))
+    await seller.send("R 95 000")
+    desk.tg.migrate_chat(OLD_CHAT, NEW_CHAT)  # no service message reached the bot
+    await seller.press("Submit")  # its card bounces off the old id: the bot moves
+    assert await desk.scalar("SELECT status FROM ads WHERE id = :i", i=ad_id) == "submitted"
+    assert len(bot_messages(desk, NEW_CHAT, f"📋 Ad #{ad_id} ")) == 1
+    assert await desk.scalar("SELECT mod_chat_id FROM ads WHERE id = :i", i=ad_id) == NEW_CHAT

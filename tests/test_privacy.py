@@ -243,3 +243,18 @@ async def test_erasure_scrubs_the_name_from_the_staff_cards_and_topics(desk, sta
     assert "Nomvula" not in shown and "nomvula_d" not in shown and "Dlamini" not in shown
     assert "closed" in shown
     assert desk.tg.errors() == []
+
+
+async def test_erasure_takes_the_channel_post_down_before_redrawing_staff_cards(desk):
+    """The post in the public channel is the one copy everybody sees, and its place is
+    not kept once the erasure committed: a restart while the staff chat's cards are
+    being redrawn (20 edits a minute per group) would leave it up for good. It goes
+    first."""
+    h = await a_full_history(desk)
+    start = len(desk.tg.calls)
+    await h["user"].send("/deleteme")
+    await h["user"].press("Yes, erase my data")
+    calls = desk.tg.calls[start:]
+    deleted = [i for i, c in enumerate(calls) if c.method == "deleteMessage" and int(c.params["chat_id"]) == CHANNEL]
+    staff = [i for i, c in enumerate(calls) if c.method != "answerCallbackQuery" and int(c.params.get("chat_id", 0)) == STAFF_CHAT]
+    assert deleted and staff and max(deleted) < min(staff)

@@ -285,3 +285,23 @@ def test_a_short_question_is_replaced_only_where_it_is_quoted():
     texts = {" ".join(long.split())}
     cut = ("learned phrasing accepted: " + repr(" ".join(long.split())))[:200]
     assert _scrub_summary(cut, texts) == "learned phrasing accepted: '(erased)'"
+
+
+async def test_a_case_solved_by_an_erased_staff_member_reopens_into_the_queue(desk):
+    """A solved case keeps the anonymous id as its assignee (past figures); when its user
+    replies, it must come back as new, not claimed by that ghost (nobody would answer)."""
+    thandi, sipho = staff_pair(desk)
+    user = desk.tg.user(5105, "Dineo")
+    number = await open_ticket(desk, user)
+    await thandi.send("Done, refunded.", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    await thandi.press("Resolve", card(desk, number))
+    notice = next(m for m in desk.tg.chat_messages(5105) if "marked as solved" in m.text)
+    await erase(desk, thandi)
+    assert await desk.scalar("SELECT assignee_id FROM tickets WHERE id = :i", i=number) < 0
+    await user.send("The refund has not arrived", reply_to=notice)
+    assert tuple((await desk.rows("SELECT status, assignee_id FROM tickets WHERE id = :i", i=number))[0]) == ("new", None)
+    await sipho.press("Claim", card(desk, number))
+    assert await desk.scalar("SELECT assignee_id FROM tickets WHERE id = :i", i=number) == 800002
+    await sipho.send(f"/resolve {number}", chat_id=STAFF_CHAT)
+    await sipho.send(f"/reopen {number}", chat_id=STAFF_CHAT)  # a staff reopen: the assignee is real
+    assert await desk.scalar("SELECT status FROM tickets WHERE id = :i", i=number) == "claimed"

@@ -431,3 +431,25 @@ async def test_interrupted_relay_of_a_ticket_without_a_place_in_the_staff_chat_i
     await sweep(desk)
     told = [m for m in desk.tg.chat_messages(STAFF_CHAT) if "card ending 4242" in m.text]
     assert len(told) == 1 and f"(#{number}) may not have reached this chat" in told[0].text
+
+
+async def test_an_interrupted_relay_whose_notice_keeps_being_refused_records_its_event_once(desk):
+    """Each sweep that fails to tell staff puts the relay back for the next one; the
+    ticket's history must say 'maybe not delivered' once, not once per sweep (the sweep
+    runs every minute: a topic staff deleted made that an event a minute, forever)."""
+    staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    message_id = await crashed_user_message(desk, number, "receipt RC-19 attached", 5205)
+    await crashed_mid_send(desk, message_id)
+    desk.tg.fail("sendMessage", "parse", chat_id=STAFF_CHAT, times=3)
+    for _ in range(3):
+        desk.clock.advance(minutes=11)
+        await sweep(desk)
+    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE id = :i", i=message_id) == "sending"
+    desk.clock.advance(minutes=1)
+    await sweep(desk)
+    assert len([m for m in desk.tg.chat_messages(STAFF_CHAT) if "RC-19" in m.text]) == 1
+    assert await desk.scalar(
+        "SELECT count(*) FROM ticket_events WHERE ticket_id = :n AND note LIKE 'maybe not delivered%'", n=number
+    ) == 1

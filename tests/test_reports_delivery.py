@@ -178,3 +178,31 @@ async def test_disabled_reports_are_never_sent(desk):
     desk.clock.now = datetime(2026, 11, 1, 9, tzinfo=UTC)
     await run_job(desk.app)
     assert documents(desk.tg) == [] and await _runs(desk.app) == []
+
+
+async def test_building_a_report_takes_no_write_lock(desk):
+    """A month of figures is a long read, run off the event loop (offloaded) while
+    updates go on: it must not hold SQLite's write lock meanwhile (every update's effect
+    would wait for it, and fail after the busy timeout), nor need it to start. Here
+    another writer holds the lock for the whole build."""
+    import asyncio
+    import sqlite3
+
+    from bot.context import HelpdeskContext
+    from handlers.reports import _build
+    from reports import parse_period
+
+    await s.seed(desk.sessions)
+    settings = desk.app.bot_data["desk"].settings
+    period = parse_period("2026-10", settings.report_tz)
+    writer = None
+    if desk.db.backend == "sqlite":
+        writer = sqlite3.connect(desk.db.url.split(":///", 1)[1], isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+    try:
+        report = await asyncio.wait_for(_build(HelpdeskContext(desk.app), period), timeout=5)
+    finally:
+        if writer is not None:
+            writer.rollback()
+            writer.close()
+    assert "Help desk report: October 2026" in report.summary
