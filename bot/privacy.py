@@ -350,7 +350,16 @@ async def _erase_staff_traces(session: AsyncSession, result: Erasure, *, staff_i
                 result.released_tickets.append(ticket.id)
             if ticket.staff_chat_id is not None and ticket.id not in result.tickets:
                 result.assigned_cards.append(ticket.id)
-    answered = (await session.scalars(select(Feedback.id).where(Feedback.answered_by == staff_id, Feedback.staff_message_id.is_not(None)))).all()
+    # the cards of feedback they answered named them: the latest ones are redrawn (each edit
+    # counts against Telegram's 20 per minute in a group; older cards keep the name)
+    answered = (
+        await session.scalars(
+            select(Feedback.id)
+            .where(Feedback.answered_by == staff_id, Feedback.staff_message_id.is_not(None))
+            .order_by(Feedback.id.desc())
+            .limit(20)
+        )
+    ).all()
     result.feedback_cards.extend(i for i in answered if i not in result.feedback_cards)
     for column in (
         Feedback.answered_by, TicketEvent.actor_id, TicketMessage.sender_id, CannedReply.created_by, Strike.moderator_id,

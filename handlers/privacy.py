@@ -98,6 +98,10 @@ async def _edit(query: Any, text: str) -> None:
         log.info("could not edit the confirmation: %s", exc)
 
 
+#: Finished cases of an erased staff member whose cards are redrawn (the latest ones).
+MAX_FINISHED_REDRAWS = 20
+
+
 async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> None:
     """The Telegram side of an erasure: closed cases' cards and topics, withdrawn ads."""
     desk = context.desk
@@ -127,7 +131,17 @@ async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> N
         if ticket_id in result.closed_tickets:
             await casework.tell_staff(context, ticket, casework.srender(context, "privacy/staff_ticket_closed.html", number=ticket_id))
             await casework.set_topic_open(context, ticket, False)
-    for ticket_id in result.assigned_cards:  # cases the erased staff member held: redrawn (and back in the queue)
+    # cases the erased staff member held: redrawn (the open ones back in the queue). Each
+    # edit counts against Telegram's 20 per minute in a group, and the update is confirmed
+    # only when this is done: the cases they released and the latest finished ones only.
+    released = set(result.released_tickets)
+    finished = sorted(set(result.assigned_cards) - released, reverse=True)
+    if len(finished) > MAX_FINISHED_REDRAWS:
+        log.info(
+            "erasure of staff member %s: %d older finished cases keep their card as drawn (only the %d latest are redrawn)",
+            result.user_id, len(finished) - MAX_FINISHED_REDRAWS, MAX_FINISHED_REDRAWS,
+        )
+    for ticket_id in [t for t in result.assigned_cards if t in released] + finished[:MAX_FINISHED_REDRAWS]:
         await casework.refresh_card(context, ticket_id)
         if ticket_id in result.released_tickets:
             async with unit_of_work(desk.sessions) as session:

@@ -305,3 +305,25 @@ async def test_a_case_solved_by_an_erased_staff_member_reopens_into_the_queue(de
     await sipho.send(f"/resolve {number}", chat_id=STAFF_CHAT)
     await sipho.send(f"/reopen {number}", chat_id=STAFF_CHAT)  # a staff reopen: the assignee is real
     assert await desk.scalar("SELECT status FROM tickets WHERE id = :i", i=number) == "claimed"
+
+
+async def test_a_staff_member_with_many_finished_cases_gets_only_the_latest_cards_redrawn(desk, monkeypatch):
+    """Each card edit counts against Telegram's 20 per minute in a group, and the erasure's
+    update waits for them: the held cases and the latest finished ones are redrawn."""
+    import handlers.privacy
+
+    monkeypatch.setattr(handlers.privacy, "MAX_FINISHED_REDRAWS", 2)
+    thandi, _ = staff_pair(desk)
+    finished = []
+    for i in range(4):
+        number = await open_ticket(desk, desk.tg.user(5120 + i, f"User{i}"), text=f"my payment number {i} failed")
+        await thandi.press("Claim", card(desk, number))
+        await thandi.send(f"/resolve {number}", chat_id=STAFF_CHAT)
+        finished.append(number)
+    held = await open_ticket(desk, desk.tg.user(5130, "Lerato"))
+    await thandi.press("Claim", card(desk, held))
+    assert all("Thandi" in card(desk, n).text for n in [*finished, held])
+    await erase(desk, thandi)
+    assert "Thandi" not in card(desk, held).text  # held: back in the queue, redrawn
+    assert ["Thandi" in card(desk, n).text for n in finished] == [True, True, False, False]
+    assert desk.tg.errors() == []
