@@ -16,7 +16,7 @@ from telegram.error import TelegramError
 
 from bot import privacy
 from bot.context import HelpdeskContext
-from bot.db import unit_of_work
+from bot.db import offloaded, unit_of_work
 from escalation import feedback as feedback_service
 from escalation import service
 from handlers import ads, casework, feedback
@@ -38,8 +38,9 @@ def _document(doc: dict[str, Any], user_id: int, day: str) -> InputFile:
 async def cmd_mydata(update: Update, context: HelpdeskContext) -> None:
     """/mydata: everything stored about the user, as a JSON file."""
     user_id = update.effective_user.id  # type: ignore[union-attr]
-    async with unit_of_work(context.desk.sessions) as session:
-        doc = await privacy.export_user(session, user_id=user_id, now=context.now())
+    with offloaded():  # a long history reads in SQLite's thread, without the write lock
+        async with unit_of_work(context.desk.sessions, read_only=True) as session:
+            doc = await privacy.export_user(session, user_id=user_id, now=context.now())
     message = update.effective_message
     if doc is None:  # the account could not be recorded (track_user apologised)
         await message.reply_html(context.render("privacy/nothing_stored.html"))  # type: ignore[union-attr]
@@ -208,8 +209,9 @@ async def cmd_userdata(update: Update, context: HelpdeskContext) -> None:
     user = await _target(update, context, "userdata")
     if user is None:
         return
-    async with unit_of_work(context.desk.sessions) as session:
-        doc = await privacy.export_user(session, user_id=user.id, now=context.now())
+    with offloaded():
+        async with unit_of_work(context.desk.sessions, read_only=True) as session:
+            doc = await privacy.export_user(session, user_id=user.id, now=context.now())
     log.info("admin %s exported the personal data of user %s", update.effective_user.id, user.id)  # type: ignore[union-attr]
     await context.bot.send_document(
         update.effective_chat.id,  # type: ignore[union-attr]
