@@ -126,11 +126,8 @@ async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> N
             async with unit_of_work(desk.sessions) as session:
                 ticket = await service.get_ticket(session, ticket_id)
             await casework.tell_staff(context, ticket, casework.srender(context, "privacy/staff_ticket_released.html", number=ticket_id))
-    for chat_id, message_id in result.unpublished:
-        try:
-            await context.bot.delete_message(chat_id, message_id)
-        except TelegramError as exc:
-            log.info("could not delete channel post %s/%s: %s", chat_id, message_id, exc)
+    for ad_id in result.unpublished:  # what fails here, the sweep removes later
+        await ads.unpublish(context, ad_id)
     for chat_id, message_id, ad_id, withdrawn in result.mod_cards:
         try:
             await context.bot.edit_message_text(

@@ -18,7 +18,7 @@ from bot.db import unit_of_work
 from escalation import service
 from escalation.models import Direction, SendState, TicketStatus
 from escalation.service import SlaAction, TicketError
-from handlers import casework, delivery, feedback, notices
+from handlers import ads, casework, delivery, feedback, notices
 from handlers.casework import slabel, srender
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_admin, is_staff
@@ -586,7 +586,8 @@ async def cmd_help(update: Update, context: HelpdeskContext) -> None:
 async def sla_sweep(context: HelpdeskContext) -> None:
     """JobQueue, every ``sla.sweep_seconds``: send what a crash left unsent (cards,
     relays: :func:`handlers.casework.repair`; feedback cards; notices to users:
-    :func:`handlers.notices.repair`), then act on what is due, marked in the
+    :func:`handlers.notices.repair`; the ads channel: :func:`handlers.ads.repair_channel`),
+    then act on what is due, marked in the
     database."""
     desk = context.desk
     try:
@@ -601,6 +602,10 @@ async def sla_sweep(context: HelpdeskContext) -> None:
         await notices.repair(context)
     except Exception:
         log.exception("repairing unsent notices to users failed; the next sweep tries again")
+    try:
+        await ads.repair_channel(context)
+    except Exception:
+        log.exception("repairing the ads channel (unposted ads, posts to remove) failed; the next sweep tries again")
     async with unit_of_work(desk.sessions) as session:
         items = await service.sweep(session, desk.policy, now=context.now())
         names = await service.staff_names(session, [i.ticket.assignee_id for i in items if i.ticket.assignee_id])
