@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Numeric
+from sqlalchemy import ForeignKey, Index, Numeric, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.db import Base, SafeString, SafeText
@@ -80,6 +80,7 @@ class Ad(Base):
     # photo sent before the text, so that a retry does not send it again; refusals in a
     # row (bounded logs). Not approved but with post ids: a post still to remove.
     publish_claimed_at: Mapped[datetime | None]
+    publish_uncertain: Mapped[bool] = mapped_column(default=False, server_default=false())  # timed out / poster died: maybe posted
     published_photo_id: Mapped[int | None]
     channel_failures: Mapped[int] = mapped_column(default=0, server_default="0")
     expires_at: Mapped[datetime | None] = mapped_column(index=True)

@@ -301,6 +301,15 @@ def _approve(ad: Ad, rules: Rules, *, moderator_id: int | None, now: datetime) -
     ad.decided_at, ad.decided_by = now, moderator_id
     ad.expires_at = now + timedelta(days=rules.settings.expiry_days)
     ad.reminded_at = None
+    ad.updated_at = now  # the sweep's grace for posting it counts from here
+    _new_post(ad)
+
+
+def _new_post(ad: Ad) -> None:
+    """A fresh approval is a fresh post: a claim left by an earlier post that timed out
+    (it may have arrived, in an earlier life of the ad) no longer holds it back."""
+    if ad.published_message_id is None and ad.published_photo_id is None:
+        ad.publish_claimed_at, ad.publish_uncertain = None, False
 
 
 # ------------------------------------------------------------------ moderation
@@ -423,6 +432,28 @@ async def set_published(session: AsyncSession, *, ad_id: int, chat_id: int, mess
     return await session.scalar(select(Ad.status).where(Ad.id == ad_id)) == AdStatus.APPROVED
 
 
+async def publish_uncertain(session: AsyncSession, *, ad_id: int) -> None:
+    """The post timed out (it may have arrived): it stays claimed, never posted again."""
+    await session.execute(update(Ad).where(Ad.id == ad_id).values(publish_uncertain=True))
+
+
+async def stuck_posts(session: AsyncSession, *, before: datetime) -> list[int]:
+    """Ads claimed for posting before ``before`` whose poster stopped mid-post (the bot
+    died): the post may have arrived, so it is marked uncertain, never posted again."""
+    ids = (
+        await session.scalars(
+            update(Ad)
+            .where(
+                Ad.status == AdStatus.APPROVED, Ad.published_message_id.is_(None), Ad.publish_claimed_at < before,
+                Ad.publish_uncertain.is_(False),
+            )
+            .values(publish_uncertain=True)
+            .returning(Ad.id)
+        )
+    ).all()
+    return sorted(ids)
+
+
 async def release_publish(session: AsyncSession, *, ad_id: int) -> int:
     """The channel refused the post: a later sweep tries again. Refusals in a row."""
     failures = await session.scalar(
@@ -487,7 +518,10 @@ async def post_removed(session: AsyncSession, *, ad_id: int, chat_id: int, messa
             Ad.id == ad_id, Ad.status != AdStatus.APPROVED, Ad.published_chat_id == chat_id,
             Ad.published_message_id.is_(None) if message_id is None else Ad.published_message_id == message_id,
         )
-        .values(published_chat_id=None, published_message_id=None, published_photo_id=None, publish_claimed_at=None, channel_failures=0)
+        .values(
+            published_chat_id=None, published_message_id=None, published_photo_id=None, publish_claimed_at=None, publish_uncertain=False,
+            channel_failures=0,
+        )
     )
 
 
@@ -572,6 +606,8 @@ async def owner_action(session: AsyncSession, rules: Rules, *, ad_id: int, user_
         ad.status = AdStatus.DELETED
         record(session, ad, AdEventKind.DELETED, now=now)
     elif action == "renew" and ad.status in (AdStatus.APPROVED, AdStatus.EXPIRED):
+        if ad.status == AdStatus.EXPIRED:
+            _new_post(ad)
         ad.status = AdStatus.APPROVED
         ad.expires_at = max(now, ad.expires_at or now) + timedelta(days=rules.settings.expiry_days)
         ad.reminded_at = None

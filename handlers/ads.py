@@ -772,9 +772,11 @@ async def publish(context: HelpdeskContext, ad_id: int) -> bool:
         report = InlineKeyboardMarkup([[InlineKeyboardButton(desk.templates.label(desk.templates.default, "btn_report_ad"), url=link)]])
         posted = await context.bot.send_message(channel, text, reply_markup=report)
     except TimedOut:
+        async with unit_of_work(desk.sessions, effect=False) as session:
+            await service.publish_uncertain(session, ad_id=ad_id)
         log.error(
             "posting ad %s to the channel %s timed out (%s); it may have arrived: left as being posted, never posted again "
-            "(if it is not in the channel, a moderator can take it down and the owner renew it)", ad_id, channel, step,
+            "(posted afresh only after the ad is approved or renewed again)", ad_id, channel, step,
         )
         return False
     except TelegramError as exc:
@@ -838,8 +840,9 @@ async def unpublish(context: HelpdeskContext, ad_id: int) -> bool:
 async def repair_channel(context: HelpdeskContext) -> tuple[int, int]:
     """From the periodic sweep: post the approved ads a crash or a refusal left unposted
     (approved longer than the repair grace ago: the handler posting one right now goes
-    first; while the channel refuses, one ad per sweep probes it), then remove the posts
-    of ads no longer approved. Each ad is tried at most once per sweep.
+    first; while the channel refuses, one ad per sweep probes it); mark the posts whose
+    poster died mid-post as uncertain (logged once, never posted again); then remove the
+    posts of ads no longer approved. Each ad is tried at most once per sweep.
     Returns (ads posted, posts removed)."""
     desk = context.desk
     before = context.now() - casework.repair_grace(context)
@@ -851,6 +854,13 @@ async def repair_channel(context: HelpdeskContext) -> tuple[int, int]:
         for ad_id in ids:
             log.info("approved ad %s is not in the channel yet: posting it now", ad_id)
             posted += await publish(context, ad_id)
+    async with unit_of_work(desk.sessions) as session:
+        stuck = await service.stuck_posts(session, before=context.now() - casework.stuck_grace(context))
+    for ad_id in stuck:
+        log.error(
+            "ad %s was being posted to the channel when the bot stopped; it may have arrived: marked uncertain, never posted again",
+            ad_id,
+        )
     async with unit_of_work(desk.sessions, read_only=True) as session:
         ids = await service.posts_to_remove(session, before=before)
     for ad_id in ids:

@@ -181,3 +181,27 @@ async def test_renewal_of_an_expired_ad_posts_it_again_once(desk):
     desk.clock.advance(minutes=3)
     await sweep(desk)
     assert len(posts(desk)) == 2
+
+
+async def test_post_being_sent_when_the_bot_died_is_marked_uncertain_never_posted_again(desk, caplog):
+    user = desk.tg.user(OWNER, "Sello")
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, user)
+    kill_at(desk, "sendPhoto")  # claimed, then the bot died while posting
+    with pytest.raises(Killed):
+        await mo.press("Approve", mod_card(desk, ad_id))
+    desk.clock.advance(minutes=3)
+    await sweep(desk)  # claimed: not posted by the sweep
+    assert posts(desk) == []
+    desk.clock.advance(hours=2)
+    await sweep(desk)
+    await sweep(desk)
+    stuck = [r for r in caplog.records if "was being posted to the channel when the bot stopped" in r.getMessage()]
+    assert len(stuck) == 1 and posts(desk) == []
+    assert await desk.scalar("SELECT publish_uncertain FROM ads") in (True, 1)
+    # taken back to edit and approved again: a fresh post
+    await user.send("/myads")
+    await user.press(f"Edit #{ad_id}")
+    await user.press("Submit")
+    await mo.press("Approve", mod_card(desk, ad_id))
+    assert [m.kind for m in posts(desk)] == ["photo", "text"]
