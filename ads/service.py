@@ -307,9 +307,10 @@ def _approve(ad: Ad, rules: Rules, *, moderator_id: int | None, now: datetime) -
 
 def _new_post(ad: Ad) -> None:
     """A fresh approval is a fresh post: a claim left by an earlier post that timed out
-    (it may have arrived, in an earlier life of the ad) no longer holds it back."""
-    if ad.published_message_id is None and ad.published_photo_id is None:
-        ad.publish_claimed_at, ad.publish_uncertain = None, False
+    (it may have arrived, in an earlier life of the ad) no longer holds it back, and a
+    post of an earlier life still in the channel (its removal refused so far) becomes
+    one to remove (approved, posted, unclaimed) before the ad is posted again."""
+    ad.publish_claimed_at, ad.publish_uncertain = None, False
 
 
 # ------------------------------------------------------------------ moderation
@@ -396,6 +397,21 @@ async def move_cards(session: AsyncSession, *, old_chat_id: int) -> tuple[list[i
 # does the same for what a crash or a refusal left over.
 
 CHANNEL_REFUSED = "ads_channel_refused"  # app_state: staff were told the channel refuses posts
+
+
+def to_remove(ad: Ad) -> bool:
+    """The ad's channel post must go: the ad is no longer approved, or it was approved
+    afresh while the post of its earlier life is still there (no claim: its post is not
+    the current one). A photo alone, of an approved ad, waits for its text (a retry)."""
+    if post_of(ad) is None:
+        return False
+    return ad.status != AdStatus.APPROVED or (ad.publish_claimed_at is None and ad.published_message_id is not None)
+
+
+def _to_remove() -> ColumnElement[bool]:
+    posted = Ad.published_chat_id.is_not(None) & (Ad.published_message_id.is_not(None) | Ad.published_photo_id.is_not(None))
+    stale = Ad.publish_claimed_at.is_(None) & Ad.published_message_id.is_not(None)
+    return posted & ((Ad.status != AdStatus.APPROVED) | stale)
 
 
 def post_of(ad: Ad) -> tuple[int, int] | None:
@@ -497,13 +513,10 @@ async def unposted(session: AsyncSession, *, before: datetime, limit: int = 20) 
 
 
 async def posts_to_remove(session: AsyncSession, *, before: datetime, limit: int = 50) -> list[int]:
-    """Ads no longer approved whose channel post (or photo) is still recorded."""
+    """Ads whose channel post (or photo) is still recorded but must go (:func:`to_remove`)."""
     rows = await session.scalars(
         select(Ad.id)
-        .where(
-            Ad.status != AdStatus.APPROVED, Ad.published_chat_id.is_not(None),
-            (Ad.published_message_id.is_not(None)) | (Ad.published_photo_id.is_not(None)), Ad.updated_at < before,
-        )
+        .where(_to_remove(), Ad.updated_at < before)
         .order_by(Ad.updated_at, Ad.id)
         .limit(limit)
     )
@@ -511,11 +524,11 @@ async def posts_to_remove(session: AsyncSession, *, before: datetime, limit: int
 
 
 async def post_removed(session: AsyncSession, *, ad_id: int, chat_id: int, message_id: int | None, photo_id: int | None) -> None:
-    """The post is off the channel: forget its ids (unless the ad is live again)."""
+    """The post is off the channel: forget its ids (unless it became the live post meanwhile)."""
     await session.execute(
         update(Ad)
         .where(
-            Ad.id == ad_id, Ad.status != AdStatus.APPROVED, Ad.published_chat_id == chat_id,
+            Ad.id == ad_id, _to_remove(), Ad.published_chat_id == chat_id,
             Ad.published_message_id.is_(None) if message_id is None else Ad.published_message_id == message_id,
         )
         .values(
@@ -606,7 +619,7 @@ async def owner_action(session: AsyncSession, rules: Rules, *, ad_id: int, user_
         ad.status = AdStatus.DELETED
         record(session, ad, AdEventKind.DELETED, now=now)
     elif action == "renew" and ad.status in (AdStatus.APPROVED, AdStatus.EXPIRED):
-        if ad.status == AdStatus.EXPIRED:
+        if ad.status == AdStatus.EXPIRED:  # its post was removed at expiry (or is to remove): posted afresh
             _new_post(ad)
         ad.status = AdStatus.APPROVED
         ad.expires_at = max(now, ad.expires_at or now) + timedelta(days=rules.settings.expiry_days)

@@ -756,6 +756,7 @@ async def publish(context: HelpdeskContext, ad_id: int) -> bool:
     channel = desk.settings.ads.channel_id
     if channel is None:
         return False
+    await unpublish(context, ad_id)  # approved afresh while the post of its earlier life is still there
     async with unit_of_work(desk.sessions, effect=False) as session:
         ad = await service.claim_publish(session, ad_id=ad_id, now=context.now())
     if ad is None:  # not approved (any more), posted, or being posted by someone else
@@ -807,14 +808,15 @@ def _post_gone(exc: TelegramError) -> bool:
 
 
 async def unpublish(context: HelpdeskContext, ad_id: int) -> bool:
-    """The ad is no longer approved: its channel post (and photo) are deleted, then its
-    post ids forgotten. A post already gone counts as deleted; another refusal leaves
-    the ids for a later sweep. True when the post is off the channel."""
+    """The ad is no longer approved (or approved afresh with the post of its earlier life
+    still there: :func:`ads.service.to_remove`): its channel post (and photo) are deleted,
+    then its post ids forgotten. A post already gone counts as deleted; another refusal
+    leaves the ids for a later sweep. True when there is no post to remove any more."""
     desk = context.desk
     async with unit_of_work(desk.sessions, read_only=True) as session:
         ad = await service.get_ad(session, ad_id)
-    if ad is None or ad.status == AdStatus.APPROVED or service.post_of(ad) is None:
-        return ad is None or ad.status != AdStatus.APPROVED
+    if ad is None or not service.to_remove(ad):
+        return True
     chat_id, message_id, photo_id = ad.published_chat_id, ad.published_message_id, ad.published_photo_id
     refused: TelegramError | None = None
     for target in (message_id, photo_id):
@@ -838,22 +840,21 @@ async def unpublish(context: HelpdeskContext, ad_id: int) -> bool:
 
 
 async def repair_channel(context: HelpdeskContext) -> tuple[int, int]:
-    """From the periodic sweep: post the approved ads a crash or a refusal left unposted
-    (approved longer than the repair grace ago: the handler posting one right now goes
-    first; while the channel refuses, one ad per sweep probes it); mark the posts whose
-    poster died mid-post as uncertain (logged once, never posted again); then remove the
-    posts of ads no longer approved. Each ad is tried at most once per sweep.
+    """From the periodic sweep: remove the posts that must go (ads no longer approved, or
+    approved afresh with an earlier post still there); mark the posts whose poster died
+    mid-post as uncertain (logged once, never posted again); then post the approved ads a
+    crash or a refusal left unposted (approved longer than the repair grace ago: the
+    handler posting one right now goes first; while the channel refuses, one ad per sweep
+    probes it). Each ad is tried at most once per sweep.
     Returns (ads posted, posts removed)."""
     desk = context.desk
     before = context.now() - casework.repair_grace(context)
     posted = removed = 0
-    if desk.settings.ads.channel_id is not None:
-        async with unit_of_work(desk.sessions, read_only=True) as session:
-            refusing = await service.channel_refusing(session)
-            ids = await service.unposted(session, before=before, limit=1 if refusing else 20)
-        for ad_id in ids:
-            log.info("approved ad %s is not in the channel yet: posting it now", ad_id)
-            posted += await publish(context, ad_id)
+    async with unit_of_work(desk.sessions, read_only=True) as session:
+        ids = await service.posts_to_remove(session, before=before)
+    for ad_id in ids:
+        log.info("the channel post of ad %s must go (the ad is no longer live, or live afresh): removing it now", ad_id)
+        removed += await unpublish(context, ad_id)
     async with unit_of_work(desk.sessions) as session:
         stuck = await service.stuck_posts(session, before=context.now() - casework.stuck_grace(context))
     for ad_id in stuck:
@@ -861,11 +862,13 @@ async def repair_channel(context: HelpdeskContext) -> tuple[int, int]:
             "ad %s was being posted to the channel when the bot stopped; it may have arrived: marked uncertain, never posted again",
             ad_id,
         )
-    async with unit_of_work(desk.sessions, read_only=True) as session:
-        ids = await service.posts_to_remove(session, before=before)
-    for ad_id in ids:
-        log.info("ad %s is no longer live but its channel post is still there: removing it now", ad_id)
-        removed += await unpublish(context, ad_id)
+    if desk.settings.ads.channel_id is not None:
+        async with unit_of_work(desk.sessions, read_only=True) as session:
+            refusing = await service.channel_refusing(session)
+            ids = await service.unposted(session, before=before, limit=1 if refusing else 20)
+        for ad_id in ids:
+            log.info("approved ad %s is not in the channel yet: posting it now", ad_id)
+            posted += await publish(context, ad_id)
     return posted, removed
 
 

@@ -205,3 +205,60 @@ async def test_post_being_sent_when_the_bot_died_is_marked_uncertain_never_poste
     await user.press("Submit")
     await mo.press("Approve", mod_card(desk, ad_id))
     assert [m.kind for m in posts(desk)] == ["photo", "text"]
+
+
+async def test_erasure_keeps_a_post_to_remove_until_the_sweep_deletes_it(desk):
+    user = desk.tg.user(OWNER, "Sello")
+    mo, _ = moderators(desk)
+    ad_id = await approved(desk, user, mo)
+    desk.tg.fail("deleteMessage", "cant_delete", chat_id=CHANNEL, times=4)
+    await user.send("/myads")
+    await user.press(f"Edit #{ad_id}")  # back to a draft: the post is to remove, but Telegram refuses
+    assert await desk.scalar("SELECT status FROM ads") == "draft" and len(posts(desk)) == 2
+    await user.send("/deleteme")
+    await user.press("Yes, erase my data")  # refused again
+    # the draft with a post still in the channel is kept (anonymous, deleted) until it is off
+    assert tuple(await desk.rows("SELECT status, title, user_id < 0 FROM ads"))[0] == ("deleted", "", True)
+    assert len(posts(desk)) == 2
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert posts(desk) == [] and (await post_row(desk))[:3] == (None, None, None)
+
+
+async def test_approved_afresh_while_the_old_post_is_still_there_the_old_goes_first_then_the_new_once(desk):
+    user = desk.tg.user(OWNER, "Sello")
+    mo, _ = moderators(desk)
+    ad_id = await approved(desk, user, mo)
+    old = [m.message_id for m in posts(desk)]
+    desk.tg.fail("deleteMessage", "cant_delete", chat_id=CHANNEL, times=4)
+    await user.send("/myads")
+    await user.press(f"Edit #{ad_id}")  # the old post's removal is refused
+    await user.press("Edit a field")
+    await user.press("Price")
+    await user.send("R 80 000")
+    await user.press("Submit")
+    await mo.press("Approve", mod_card(desk, ad_id))  # refused again: the new post waits for the old one to go
+    assert [m.message_id for m in posts(desk)] == old
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    live = posts(desk)
+    assert [m.kind for m in live] == ["photo", "text"] and not set(old) & {m.message_id for m in live}
+    assert "R 80 000" in live[1].text
+    assert tuple(await post_row(desk)) == (CHANNEL, live[1].message_id, live[0].message_id, True, "approved")
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert len(posts(desk)) == 2
+
+
+async def test_approved_afresh_the_old_post_is_replaced_at_once_when_telegram_allows(desk):
+    user = desk.tg.user(OWNER, "Sello")
+    mo, _ = moderators(desk)
+    ad_id = await approved(desk, user, mo)
+    old = [m.message_id for m in posts(desk)]
+    desk.tg.fail("deleteMessage", "cant_delete", chat_id=CHANNEL, times=2)
+    await user.send("/myads")
+    await user.press(f"Edit #{ad_id}")
+    await user.press("Submit")
+    await mo.press("Approve", mod_card(desk, ad_id))
+    live = posts(desk)
+    assert [m.kind for m in live] == ["photo", "text"] and not set(old) & {m.message_id for m in live}

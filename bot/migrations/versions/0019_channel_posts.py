@@ -31,6 +31,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('published_photo_id', ID, nullable=True))
         batch_op.add_column(sa.Column('channel_failures', ID, server_default='0', nullable=False))
         batch_op.create_index('ix_ads_published_message_id', ['published_message_id'], unique=False)
+    # the ads live in the channel now were posted by their current approval: claimed
+    # (an approved ad with a post but no claim is the post of an earlier life, to remove)
+    op.execute(
+        "UPDATE ads SET publish_claimed_at = COALESCE(decided_at, updated_at) "
+        "WHERE published_message_id IS NOT NULL AND publish_claimed_at IS NULL"
+    )
 
 
 def downgrade() -> None:
