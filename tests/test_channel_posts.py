@@ -262,3 +262,4 @@ async def test_approved_afresh_the_old_post_is_replaced_at_once_when_telegram_al
     await mo.press("Approve", mod_card(desk, ad_id))
     live = posts(desk)
     assert [m.kind for m in live] == ["photo", "text"] and not set(old) & {m.message_id for m in live}
+
