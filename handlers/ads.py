@@ -1018,7 +1018,7 @@ async def on_owner_button(update: Update, context: HelpdeskContext) -> None:
         update.effective_chat.id,  # type: ignore[union-attr]
         context.render("ads/owner_done.html", action=action, number=done.ad.id, expires=casework.local_time(context, done.ad.expires_at)),
     )
-    if action == "renew" and done.ad.published_message_id is None:
+    if action == "renew":  # posted unless it is in the channel already (the claim decides)
         await publish(context, done.ad.id)
 
 
