@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Numeric
+from sqlalchemy import ForeignKey, Index, Numeric, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.db import Base, SafeString, SafeText
@@ -43,6 +43,7 @@ class Ad(Base):
     __table_args__ = (
         Index("ix_ads_user_status", "user_id", "status"),
         Index("ix_ads_status_submitted", "status", "submitted_at"),
+        Index("ix_ads_published_message_id", "published_message_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -78,6 +79,14 @@ class Ad(Base):
     card_claimed_at: Mapped[datetime | None]
     published_chat_id: Mapped[int | None]
     published_message_id: Mapped[int | None]
+    # The channel post's life (handlers.ads.publish / unpublish): claimed before posting
+    # (a timed-out post stays claimed: it may have arrived, never posted twice); the
+    # photo sent before the text, so that a retry does not send it again; refusals in a
+    # row (bounded logs). Not approved but with post ids: a post still to remove.
+    publish_claimed_at: Mapped[datetime | None]
+    publish_uncertain: Mapped[bool] = mapped_column(default=False, server_default=false())  # timed out / poster died: maybe posted
+    published_photo_id: Mapped[int | None]
+    channel_failures: Mapped[int] = mapped_column(default=0, server_default="0")
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
     reminded_at: Mapped[datetime | None]
 

@@ -303,6 +303,16 @@ def _approve(ad: Ad, rules: Rules, *, moderator_id: int | None, now: datetime) -
     ad.decided_at, ad.decided_by = now, moderator_id
     ad.expires_at = now + timedelta(days=rules.settings.expiry_days)
     ad.reminded_at = None
+    ad.updated_at = now  # the sweep's grace for posting it counts from here
+    _new_post(ad)
+
+
+def _new_post(ad: Ad) -> None:
+    """A fresh approval is a fresh post: a claim left by an earlier post that timed out
+    (it may have arrived, in an earlier life of the ad) no longer holds it back, and a
+    post of an earlier life still in the channel (its removal refused so far) becomes
+    one to remove (approved, posted, unclaimed) before the ad is posted again."""
+    ad.publish_claimed_at, ad.publish_uncertain = None, False
 
 
 # ------------------------------------------------------------------ moderation
@@ -425,8 +435,160 @@ async def move_cards(session: AsyncSession, *, old_chat_id: int) -> tuple[list[i
     return ad_ids, sorted(reports.all())
 
 
-async def set_published(session: AsyncSession, *, ad_id: int, chat_id: int, message_id: int) -> None:
-    await session.execute(update(Ad).where(Ad.id == ad_id).values(published_chat_id=chat_id, published_message_id=message_id))
+# ------------------------------------------------------------------ the channel post
+#
+# An approved ad without post ids is to be posted; one that is no longer approved but
+# still has post ids is a post to remove. The decisions only change the status; the
+# handler posts / deletes after the commit and records it here, and the periodic sweep
+# does the same for what a crash or a refusal left over.
+
+CHANNEL_REFUSED = "ads_channel_refused"  # app_state: staff were told the channel refuses posts
+
+
+def to_remove(ad: Ad) -> bool:
+    """The ad's channel post must go: the ad is no longer approved, or it was approved
+    afresh while the post of its earlier life is still there (no claim: its post is not
+    the current one). A photo alone, of an approved ad, waits for its text (a retry)."""
+    if post_of(ad) is None:
+        return False
+    return ad.status != AdStatus.APPROVED or (ad.publish_claimed_at is None and ad.published_message_id is not None)
+
+
+def _to_remove() -> ColumnElement[bool]:
+    posted = Ad.published_chat_id.is_not(None) & (Ad.published_message_id.is_not(None) | Ad.published_photo_id.is_not(None))
+    stale = Ad.publish_claimed_at.is_(None) & Ad.published_message_id.is_not(None)
+    return posted & ((Ad.status != AdStatus.APPROVED) | stale)
+
+
+def post_of(ad: Ad) -> tuple[int, int] | None:
+    """(chat, message) of the ad's channel post (or of its photo) when it has one."""
+    message = ad.published_message_id or ad.published_photo_id
+    return (ad.published_chat_id, message) if ad.published_chat_id and message else None  # type: ignore[return-value]
+
+
+async def claim_publish(session: AsyncSession, *, ad_id: int, now: datetime) -> Ad | None:
+    """The right to post an approved, unposted ad, taken atomically: None when it is not
+    approved, posted already, or being posted (or its post timed out) by someone."""
+    won = await session.scalar(
+        update(Ad)
+        .where(Ad.id == ad_id, Ad.status == AdStatus.APPROVED, Ad.published_message_id.is_(None), Ad.publish_claimed_at.is_(None))
+        .values(publish_claimed_at=now)
+        .returning(Ad.id)
+    )
+    if won is None:
+        return None
+    return await session.get(Ad, ad_id, populate_existing=True)
+
+
+async def set_published_photo(session: AsyncSession, *, ad_id: int, chat_id: int, message_id: int) -> None:
+    await session.execute(update(Ad).where(Ad.id == ad_id).values(published_chat_id=chat_id, published_photo_id=message_id))
+
+
+async def set_published(session: AsyncSession, *, ad_id: int, chat_id: int, message_id: int) -> bool:
+    """Record the post; the channel accepts posts again. False when the ad left the
+    approved state while it was being posted: the post is then one to remove."""
+    await session.execute(
+        update(Ad).where(Ad.id == ad_id).values(published_chat_id=chat_id, published_message_id=message_id, channel_failures=0)
+    )
+    await channel_accepts(session)
+    return await session.scalar(select(Ad.status).where(Ad.id == ad_id)) == AdStatus.APPROVED
+
+
+async def publish_uncertain(session: AsyncSession, *, ad_id: int) -> None:
+    """The post timed out (it may have arrived): it stays claimed, never posted again."""
+    await session.execute(update(Ad).where(Ad.id == ad_id).values(publish_uncertain=True))
+
+
+async def stuck_posts(session: AsyncSession, *, before: datetime) -> list[int]:
+    """Ads claimed for posting before ``before`` whose poster stopped mid-post (the bot
+    died): the post may have arrived, so it is marked uncertain, never posted again."""
+    ids = (
+        await session.scalars(
+            update(Ad)
+            .where(
+                Ad.status == AdStatus.APPROVED, Ad.published_message_id.is_(None), Ad.publish_claimed_at < before,
+                Ad.publish_uncertain.is_(False),
+            )
+            .values(publish_uncertain=True)
+            .returning(Ad.id)
+        )
+    ).all()
+    return sorted(ids)
+
+
+async def release_publish(session: AsyncSession, *, ad_id: int) -> int:
+    """The channel refused the post: a later sweep tries again. Refusals in a row."""
+    failures = await session.scalar(
+        update(Ad).where(Ad.id == ad_id).values(publish_claimed_at=None, channel_failures=Ad.channel_failures + 1).returning(Ad.channel_failures)
+    )
+    return int(failures or 0)
+
+
+async def channel_refuses(session: AsyncSession, *, reason: str) -> bool:
+    """Remember that the channel refuses posts; True the first time (staff are told once)."""
+    from bot.models import AppState
+
+    if await session.get(AppState, CHANNEL_REFUSED) is not None:
+        return False
+    session.add(AppState(key=CHANNEL_REFUSED, value=reason[:500]))
+    return True
+
+
+async def channel_refusing(session: AsyncSession) -> bool:
+    from bot.models import AppState
+
+    return await session.get(AppState, CHANNEL_REFUSED) is not None
+
+
+async def channel_accepts(session: AsyncSession) -> None:
+    from bot.models import AppState
+
+    await session.execute(delete(AppState).where(AppState.key == CHANNEL_REFUSED))
+
+
+async def unposted(session: AsyncSession, *, before: datetime, limit: int = 20) -> list[int]:
+    """Approved ads never posted and not being posted, approved before ``before``
+    (the handler that approved one right now posts it first), oldest first."""
+    rows = await session.scalars(
+        select(Ad.id)
+        .where(Ad.status == AdStatus.APPROVED, Ad.published_message_id.is_(None), Ad.publish_claimed_at.is_(None), Ad.updated_at < before)
+        .order_by(Ad.updated_at, Ad.id)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def posts_to_remove(session: AsyncSession, *, before: datetime, limit: int = 50) -> list[int]:
+    """Ads whose channel post (or photo) is still recorded but must go (:func:`to_remove`)."""
+    rows = await session.scalars(
+        select(Ad.id)
+        .where(_to_remove(), Ad.updated_at < before)
+        .order_by(Ad.updated_at, Ad.id)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def post_removed(session: AsyncSession, *, ad_id: int, chat_id: int, message_id: int | None, photo_id: int | None) -> None:
+    """The post is off the channel: forget its ids (unless it became the live post meanwhile)."""
+    await session.execute(
+        update(Ad)
+        .where(
+            Ad.id == ad_id, _to_remove(), Ad.published_chat_id == chat_id,
+            Ad.published_message_id.is_(None) if message_id is None else Ad.published_message_id == message_id,
+        )
+        .values(
+            published_chat_id=None, published_message_id=None, published_photo_id=None, publish_claimed_at=None, publish_uncertain=False,
+            channel_failures=0,
+        )
+    )
+
+
+async def removal_failed(session: AsyncSession, *, ad_id: int) -> int:
+    failures = await session.scalar(
+        update(Ad).where(Ad.id == ad_id).values(channel_failures=Ad.channel_failures + 1).returning(Ad.channel_failures)
+    )
+    return int(failures or 0)
 
 
 async def reopen_for_edit(session: AsyncSession, *, ad_id: int, user_id: int, step: str | None, now: datetime) -> Ad | None:
@@ -505,7 +667,7 @@ async def owner_action(session: AsyncSession, rules: Rules, *, ad_id: int, user_
         return None
     if action in ("edit", "renew") and await posting_block(session, user_id=user_id, now=now) is not None:
         raise FieldError("posting_blocked")
-    published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
+    published = post_of(ad)
     if action == "sold" and ad.status == AdStatus.APPROVED:
         ad.status = AdStatus.SOLD
         record(session, ad, AdEventKind.SOLD, now=now)
@@ -513,6 +675,8 @@ async def owner_action(session: AsyncSession, rules: Rules, *, ad_id: int, user_
         ad.status = AdStatus.DELETED
         record(session, ad, AdEventKind.DELETED, now=now)
     elif action == "renew" and ad.status in (AdStatus.APPROVED, AdStatus.EXPIRED):
+        if ad.status == AdStatus.EXPIRED:  # its post was removed at expiry (or is to remove): posted afresh
+            _new_post(ad)
         ad.status = AdStatus.APPROVED
         ad.expires_at = max(now, ad.expires_at or now) + timedelta(days=rules.settings.expiry_days)
         ad.reminded_at = None
@@ -526,9 +690,7 @@ async def owner_action(session: AsyncSession, rules: Rules, *, ad_id: int, user_
     else:
         return None
     ad.updated_at = now
-    if action in ("sold", "delete", "edit"):
-        ad.published_chat_id = ad.published_message_id = None
-    else:
+    if action not in ("sold", "delete", "edit"):  # the others take the ad off: the post is removed after the commit
         published = None
     return OwnerAction(ad, published)
 
@@ -563,9 +725,8 @@ async def expiry_sweep(session: AsyncSession, rules: Rules, *, now: datetime) ->
         await session.scalars(select(Ad).where(Ad.status == AdStatus.APPROVED, Ad.expires_at <= now).with_for_update(skip_locked=True))
     ).all()
     for ad in gone:
-        published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
+        published = post_of(ad)
         ad.status, ad.updated_at = AdStatus.EXPIRED, now
-        ad.published_chat_id = ad.published_message_id = None
         record(session, ad, AdEventKind.EXPIRED, now=now)
         items.append(ExpiryItem(ExpiryAction.EXPIRED, ad, published))  # type: ignore[arg-type]
     return items
@@ -684,9 +845,8 @@ async def decide_report(session: AsyncSession, *, report_id: int, moderator_id: 
         return ReportDecision(False, report, ad)
     published = None
     if uphold and ad is not None and ad.status == AdStatus.APPROVED:
-        published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
+        published = post_of(ad)
         ad.status, ad.updated_at = AdStatus.TAKEN_DOWN, now
-        ad.published_chat_id = ad.published_message_id = None
         record(session, ad, AdEventKind.TAKEN_DOWN, now=now, actor_id=moderator_id, reason=report.reason)
     return ReportDecision(True, report, ad, published)  # type: ignore[arg-type]
 
@@ -696,8 +856,7 @@ async def take_down(session: AsyncSession, *, ad_id: int, moderator_id: int, now
     ad = await session.get(Ad, ad_id, with_for_update=True)
     if ad is None or ad.status != AdStatus.APPROVED:
         return None
-    published = (ad.published_chat_id, ad.published_message_id) if ad.published_message_id else None
+    published = post_of(ad)
     ad.status, ad.updated_at, ad.decided_by, ad.decided_at = AdStatus.TAKEN_DOWN, now, moderator_id, now
-    ad.published_chat_id = ad.published_message_id = None
     record(session, ad, AdEventKind.TAKEN_DOWN, now=now, actor_id=moderator_id)
     return ad, published  # type: ignore[return-value]

@@ -75,6 +75,8 @@ FAULTS: dict[str, tuple[int, str]] = {
     "parse": (400, "Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0"),
     "migrated": (400, "Bad Request: group chat was upgraded to a supergroup chat"),
     "timeout": (0, "timed out"),  # no answer at all: PTB raises TimedOut
+    "not_admin": (403, "Forbidden: bot is not a member of the channel chat"),
+    "cant_delete": (400, "Bad Request: message can't be deleted"),
 }
 
 
@@ -273,7 +275,8 @@ class FakeTelegram(BaseRequest):
         """Make the next ``times`` calls of ``method`` (to ``chat_id``; default any chat)
         fail the way Telegram fails them. ``kind``: ``flood`` (429 with ``retry_after``),
         ``timeout`` (no answer; ``delivered=True``: the call took effect all the same),
-        ``blocked`` (403), ``too_long`` / ``parse`` (400), ``migrated`` (400 with
+        ``blocked`` (403), ``not_admin`` (403 from a channel), ``too_long`` / ``parse`` /
+        ``cant_delete`` (400), ``migrated`` (400 with
         ``migrate_to_chat_id``; see also :meth:`migrate_chat`). Timeouts act in-process
         only (through :meth:`do_request`), not through the HTTP fake server."""
         if kind not in FAULTS:

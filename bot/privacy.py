@@ -263,7 +263,7 @@ class Erasure:
     anonymous_id: int
     closed_tickets: list[int] = field(default_factory=list)
     tickets: list[int] = field(default_factory=list)  # every case that reached staff (cards to redraw)
-    unpublished: list[tuple[int, int]] = field(default_factory=list)  # channel posts to delete
+    unpublished: list[int] = field(default_factory=list)  # ads whose channel post is to delete
     # moderation cards of their ads (chat, message, ad, withdrawn by this erasure): redrawn without them
     mod_cards: list[tuple[int, int, int, bool]] = field(default_factory=list)
     report_cards: list[int] = field(default_factory=list)  # ad reports whose card names them (reporter or owner)
@@ -472,18 +472,20 @@ async def _erase_user_content(session: AsyncSession, result: Erasure, *, user_id
     # ads: drafts go; the rest keep their figures, withdrawn if still live or waiting
     ads = (await session.scalars(select(Ad).where(Ad.user_id == user_id).with_for_update())).all()
     for ad in ads:
-        if ad.status == AdStatus.DRAFT:
+        posted = ad.published_chat_id is not None and (ad.published_message_id or ad.published_photo_id)
+        if ad.status == AdStatus.DRAFT and not posted:
             await session.delete(ad)
             continue
-        if ad.status == AdStatus.APPROVED and ad.published_chat_id and ad.published_message_id:
-            result.unpublished.append((ad.published_chat_id, ad.published_message_id))
-        withdrawn = ad.status in (AdStatus.APPROVED, AdStatus.SUBMITTED, AdStatus.CHANGES)
+        # a draft still posted (a live ad taken back to edit whose post is not removed yet)
+        # is kept as deleted until its post is off the channel
+        withdrawn = ad.status in (AdStatus.APPROVED, AdStatus.SUBMITTED, AdStatus.CHANGES, AdStatus.DRAFT)
         if ad.mod_chat_id and ad.mod_message_id:  # every moderation card shows the owner's name and the ad
             result.mod_cards.append((ad.mod_chat_id, ad.mod_message_id, ad.id, withdrawn))
         if withdrawn:
             ad.status = AdStatus.DELETED
             session.add(AdEvent(ad_id=ad.id, user_id=anon_id, category=ad.category, kind=AdEventKind.DELETED, at=now))
-        ad.published_chat_id = ad.published_message_id = None
+        if posted:  # the post ids stay (no personal data) until the post is off the channel
+            result.unpublished.append(ad.id)
         ad.user_id, ad.title, ad.description, ad.location, ad.phone = anon_id, "", "", "", None
         ad.decision_note, ad.step, ad.updated_at = None, None, now
     kept = [a.id for a in ads if a.status != AdStatus.DRAFT]

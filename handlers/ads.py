@@ -16,7 +16,7 @@ from telegram import (
     ReplyKeyboardMarkup,
     Update,
 )
-from telegram.error import ChatMigrated, TelegramError, TimedOut
+from telegram.error import ChatMigrated, RetryAfter, TelegramError, TimedOut
 
 from ads import service, strikes
 from ads.models import Ad, AdStatus, Step
@@ -700,7 +700,7 @@ async def ban_from_card(update: Update, context: HelpdeskContext, ad_id: int) ->
             context, session, chat_id=ad.user_id, kind="penalty_ban", ref=f"ad:{ad_id}", text=text, markup=appeal_button(context, locale)
         )
     if live is not None and live[1] is not None:
-        await unpublish(context, *live[1])
+        await unpublish(context, ad_id)
     context.desk.accounts.pop(ad.user_id, None)
     await toast(query, casework.slabel(context, "toast_done"))  # type: ignore[arg-type]
     line = f"⛔ User banned by {moderator.first_name} at {casework.local_time(context, context.now())}"
@@ -787,27 +787,136 @@ async def owner_notice(
     return await notices.queue(context, session, chat_id=ad.user_id, kind=kind, ref=f"ad:{ad.id}", text=text, markup=markup)
 
 
-async def publish(context: HelpdeskContext, ad_id: int) -> None:
-    """An approved ad goes to the channel, when one is configured."""
-    channel = context.desk.settings.ads.channel_id
+def _bounded(failures: int) -> int:
+    """Log level for the n-th refusal in a row of one ad's post: loud at the 1st, 10th,
+    100th... quiet in between (a channel that keeps refusing is retried every sweep)."""
+    return logging.WARNING if failures > 0 and 10 ** len(str(failures)) // 10 == failures else logging.DEBUG
+
+
+async def publish(context: HelpdeskContext, ad_id: int) -> bool:
+    """An approved ad goes to the channel, when one is configured: claimed first (one
+    poster), the photo (if any) then the text, each recorded as sent. A refusal releases
+    the claim for a later sweep (staff are told once that the channel refuses posts); a
+    timeout leaves it claimed: the post may have arrived, it is never posted twice.
+    True when the ad is posted now."""
+    desk = context.desk
+    channel = desk.settings.ads.channel_id
     if channel is None:
-        return
-    async with unit_of_work(context.desk.sessions) as session:
-        ad = await service.get_ad(session, ad_id)
-    text = context.desk.templates.render("ads/ad.html", context.desk.templates.default, **ad_values(context, ad))  # type: ignore[arg-type]
+        return False
+    await unpublish(context, ad_id)  # approved afresh while the post of its earlier life is still there
+    async with unit_of_work(desk.sessions, effect=False) as session:
+        ad = await service.claim_publish(session, ad_id=ad_id, now=context.now())
+    if ad is None:  # not approved (any more), posted, or being posted by someone else
+        return False
+    text = desk.templates.render("ads/ad.html", desk.templates.default, **ad_values(context, ad))
+    step = "photo"
     try:
-        if ad.photos:  # type: ignore[union-attr]
-            await context.bot.send_photo(channel, ad.photos[0].file_id)  # type: ignore[union-attr]
+        if ad.photos and ad.published_photo_id is None:  # a retry after a refused text keeps the photo posted before
+            photo = await context.bot.send_photo(channel, ad.photos[0].file_id)
+            async with unit_of_work(desk.sessions, effect=False) as session:
+                await service.set_published_photo(session, ad_id=ad_id, chat_id=channel, message_id=photo.message_id)
+        step = "text"
         link = f"https://t.me/{context.bot.username}?start=report-{ad_id}"
-        report = InlineKeyboardMarkup([[InlineKeyboardButton(context.desk.templates.label(context.desk.templates.default, "btn_report_ad"), url=link)]])
+        report = InlineKeyboardMarkup([[InlineKeyboardButton(desk.templates.label(desk.templates.default, "btn_report_ad"), url=link)]])
         posted = await context.bot.send_message(channel, text, reply_markup=report)
+    except TimedOut:
+        async with unit_of_work(desk.sessions, effect=False) as session:
+            await service.publish_uncertain(session, ad_id=ad_id)
+        log.error(
+            "posting ad %s to the channel %s timed out (%s); it may have arrived: left as being posted, never posted again "
+            "(posted afresh only after the ad is approved or renewed again)", ad_id, channel, step,
+        )
+        return False
     except TelegramError as exc:
-        log.error("could not publish ad %s to %s: %s", ad_id, channel, exc)
-        return
-    async with unit_of_work(context.desk.sessions) as session:
-        await service.set_published(session, ad_id=ad_id, chat_id=channel, message_id=posted.message_id)
+        async with unit_of_work(desk.sessions, effect=False) as session:
+            failures = await service.release_publish(session, ad_id=ad_id)
+            first = not isinstance(exc, RetryAfter) and await service.channel_refuses(session, reason=exc.message)
+        log.log(_bounded(failures), "the channel %s refused ad %s (%s, %d times in a row): %s; the sweep tries again", channel, ad_id, step, failures, exc.message)
+        if first:
+            await _tell_moderators(context, casework.srender(context, "ads/channel_refused.html", channel=channel, number=ad_id, reason=exc.message))
+        return False
+    async with unit_of_work(desk.sessions, effect=False) as session:
+        live = await service.set_published(session, ad_id=ad_id, chat_id=channel, message_id=posted.message_id)
+    if not live:  # taken off while it was being posted: off the channel again
+        await unpublish(context, ad_id)
+    return live
 
 
+async def _tell_moderators(context: HelpdeskContext, html: str) -> None:
+    chat_id, topic = await moderation_place(context)
+    try:
+        await delivery.to_staff_chat(context, chat_id, lambda chat: context.bot.send_message(chat, html, message_thread_id=topic))
+    except TelegramError as exc:
+        log.error("could not tell the moderators in chat %s: %s", chat_id, exc)
+
+
+def _post_gone(exc: TelegramError) -> bool:
+    return "message to delete not found" in exc.message.lower()
+
+
+async def unpublish(context: HelpdeskContext, ad_id: int) -> bool:
+    """The ad is no longer approved (or approved afresh with the post of its earlier life
+    still there: :func:`ads.service.to_remove`): its channel post (and photo) are deleted,
+    then its post ids forgotten. A post already gone counts as deleted; another refusal
+    leaves the ids for a later sweep. True when there is no post to remove any more."""
+    desk = context.desk
+    async with unit_of_work(desk.sessions, read_only=True) as session:
+        ad = await service.get_ad(session, ad_id)
+    if ad is None or not service.to_remove(ad):
+        return True
+    chat_id, message_id, photo_id = ad.published_chat_id, ad.published_message_id, ad.published_photo_id
+    refused: TelegramError | None = None
+    for target in (message_id, photo_id):
+        if target is None:
+            continue
+        try:
+            await context.bot.delete_message(chat_id, target)  # type: ignore[arg-type]
+        except TelegramError as exc:
+            if not _post_gone(exc):
+                refused = exc
+    async with unit_of_work(desk.sessions, effect=False) as session:
+        if refused is None:
+            await service.post_removed(session, ad_id=ad_id, chat_id=chat_id, message_id=message_id, photo_id=photo_id)  # type: ignore[arg-type]
+            return True
+        failures = await service.removal_failed(session, ad_id=ad_id)
+    log.log(
+        _bounded(failures), "could not delete the channel post of ad %s (%s/%s, %d times in a row): %s; the sweep tries again",
+        ad_id, chat_id, message_id or photo_id, failures, refused.message,
+    )
+    return False
+
+
+async def repair_channel(context: HelpdeskContext) -> tuple[int, int]:
+    """From the periodic sweep: remove the posts that must go (ads no longer approved, or
+    approved afresh with an earlier post still there); mark the posts whose poster died
+    mid-post as uncertain (logged once, never posted again); then post the approved ads a
+    crash or a refusal left unposted (approved longer than the repair grace ago: the
+    handler posting one right now goes first; while the channel refuses, one ad per sweep
+    probes it). Each ad is tried at most once per sweep.
+    Returns (ads posted, posts removed)."""
+    desk = context.desk
+    before = context.now() - casework.repair_grace(context)
+    posted = removed = 0
+    async with unit_of_work(desk.sessions, read_only=True) as session:
+        ids = await service.posts_to_remove(session, before=before)
+    for ad_id in ids:
+        log.info("the channel post of ad %s must go (the ad is no longer live, or live afresh): removing it now", ad_id)
+        removed += await unpublish(context, ad_id)
+    async with unit_of_work(desk.sessions) as session:
+        stuck = await service.stuck_posts(session, before=context.now() - casework.stuck_grace(context))
+    for ad_id in stuck:
+        log.error(
+            "ad %s was being posted to the channel when the bot stopped; it may have arrived: marked uncertain, never posted again",
+            ad_id,
+        )
+    if desk.settings.ads.channel_id is not None:
+        async with unit_of_work(desk.sessions, read_only=True) as session:
+            refusing = await service.channel_refusing(session)
+            ids = await service.unposted(session, before=before, limit=1 if refusing else 20)
+        for ad_id in ids:
+            log.info("approved ad %s is not in the channel yet: posting it now", ad_id)
+            posted += await publish(context, ad_id)
+    return posted, removed
 
 
 # ------------------------------------------------------------------ moderator commands
@@ -948,7 +1057,7 @@ async def on_owner_button(update: Update, context: HelpdeskContext) -> None:
     await toast(query, context.label("toast_done"))  # type: ignore[arg-type]
     await set_markup(query, None)  # type: ignore[arg-type]
     if done.unpublish is not None:
-        await unpublish(context, *done.unpublish)
+        await unpublish(context, done.ad.id)
     if action == "edit":
         await prompt(context, update.effective_chat.id, done.ad)  # type: ignore[union-attr]
         return
@@ -956,15 +1065,8 @@ async def on_owner_button(update: Update, context: HelpdeskContext) -> None:
         update.effective_chat.id,  # type: ignore[union-attr]
         context.render("ads/owner_done.html", action=action, number=done.ad.id, expires=casework.local_time(context, done.ad.expires_at)),
     )
-    if action == "renew" and done.ad.published_message_id is None:
+    if action == "renew":  # posted unless it is in the channel already (the claim decides)
         await publish(context, done.ad.id)
-
-
-async def unpublish(context: HelpdeskContext, chat_id: int, message_id: int) -> None:
-    try:
-        await context.bot.delete_message(chat_id, message_id)
-    except TelegramError as exc:  # older than 48 hours, or already gone: say so on the post instead
-        log.info("could not delete channel post %s/%s: %s", chat_id, message_id, exc)
 
 
 async def expiry_job(context: HelpdeskContext) -> None:
@@ -989,7 +1091,7 @@ async def expiry_job(context: HelpdeskContext) -> None:
             ))
     for item, notice in zip(items, queued, strict=True):
         if item.unpublish is not None:
-            await unpublish(context, *item.unpublish)
+            await unpublish(context, item.ad.id)
         await notices.send_all(context, [notice])
 
 
@@ -1207,7 +1309,7 @@ async def on_report_decision(update: Update, context: HelpdeskContext) -> None:
     text, _ = await report_card(context, int(number), state=line)
     await query.edit_message_text(text, reply_markup=None)  # type: ignore[union-attr]
     if result.unpublish is not None:
-        await unpublish(context, *result.unpublish)
+        await unpublish(context, result.ad.id)  # type: ignore[union-attr]
     if penalty is not None and penalty.action is not None and result.ad is not None:
         context.desk.accounts.pop(result.ad.user_id, None)
     await notices.send_all(context, queued)
@@ -1233,7 +1335,7 @@ async def on_take_down(update: Update, context: HelpdeskContext) -> None:
     ad, published = done
     await toast(query, casework.slabel(context, "toast_done"))  # type: ignore[arg-type]
     if published is not None:
-        await unpublish(context, *published)
+        await unpublish(context, ad.id)
     text, _ = await mod_card(context, ad_id, decision=f"🚫 Taken down by {moderator.first_name} at {casework.local_time(context, context.now())}")
     await query.edit_message_text(text, reply_markup=None)  # type: ignore[union-attr]
     await notices.send_all(context, [queued])

@@ -109,13 +109,10 @@ async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> N
     desk.accounts.pop(result.user_id, None)
     if desk.pending is not None:  # the index of pending_inputs: their rows are gone
         desk.pending = {key for key in desk.pending if key[1] != result.user_id}
-    # first the public channel: once the erasure committed, nothing records where its
-    # posts are, so a restart during the (rate-limited) card redraws below would leave them
-    for chat_id, message_id in result.unpublished:
-        try:
-            await context.bot.delete_message(chat_id, message_id)
-        except TelegramError as exc:
-            log.info("could not delete channel post %s/%s: %s", chat_id, message_id, exc)
+    # first the public channel (the post ids stay recorded until the post is gone: what
+    # fails here, or is cut short by a restart, the sweep removes later)
+    for ad_id in result.unpublished:
+        await ads.unpublish(context, ad_id)
     for ticket_id in result.tickets:  # cards and topic names showed the user's name
         await casework.refresh_card(context, ticket_id)
         async with unit_of_work(desk.sessions) as session:

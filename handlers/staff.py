@@ -587,7 +587,8 @@ async def sla_sweep(context: HelpdeskContext) -> None:
     """JobQueue, every ``sla.sweep_seconds``: send what a crash left unsent (cards,
     relays: :func:`handlers.casework.repair`; feedback, moderation and report cards:
     :func:`handlers.feedback.repair_cards`, :func:`handlers.ads.repair_cards`; notices to
-    users: :func:`handlers.notices.repair`), then act on what is due, marked in the
+    users: :func:`handlers.notices.repair`; the ads channel:
+    :func:`handlers.ads.repair_channel`), then act on what is due, marked in the
     database."""
     desk = context.desk
     try:
@@ -606,6 +607,10 @@ async def sla_sweep(context: HelpdeskContext) -> None:
         await notices.repair(context)
     except Exception:
         log.exception("repairing unsent notices to users failed; the next sweep tries again")
+    try:
+        await ads.repair_channel(context)
+    except Exception:
+        log.exception("repairing the ads channel (unposted ads, posts to remove) failed; the next sweep tries again")
     async with unit_of_work(desk.sessions) as session:
         items = await service.sweep(session, desk.policy, now=context.now())
         names = await service.staff_names(session, [i.ticket.assignee_id for i in items if i.ticket.assignee_id])

@@ -172,3 +172,20 @@ def test_models_and_migrations_agree(empty_db):
             await engine.dispose()
 
     assert asyncio.run(diff()) == []
+
+
+def test_migration_0020_marks_the_posts_live_today_as_claimed(empty_db):
+    """Live posts made before 0020 are the current posts (claimed), not ones to remove."""
+    url, schema = empty_db
+    upgrade(url, schema, "0019")
+    asyncio.run(_with_connection(url, schema, _fill))
+
+    def post(c):
+        c.execute(sa.text("UPDATE ads SET status = 'approved', published_chat_id = -100, published_message_id = 7, decided_at = updated_at WHERE id = 1"))
+
+    asyncio.run(_with_connection(url, schema, post))
+    upgrade(url, schema, "0020")
+    rows = asyncio.run(_with_connection(url, schema, lambda c: c.execute(sa.text(
+        "SELECT id, publish_claimed_at IS NOT NULL, publish_uncertain, channel_failures FROM ads ORDER BY id"
+    )).all()))
+    assert [tuple(r) for r in rows] == [(1, True, False, 0), (2, False, False, 0)]
