@@ -325,7 +325,7 @@ async def test_cards_posted_again_at_once_after_a_chat_move_are_not_posted_again
 
 
 async def test_migration_backfills_the_claims_of_cards_already_posted(empty_db):
-    """0018: an ad or a report whose card is known counts as claimed (the sweep leaves
+    """0019: an ad or a report whose card is known counts as claimed (the sweep leaves
     it); one waiting without a card is not (the first sweep posts it)."""
     url, schema = empty_db
     await asyncio.to_thread(upgrade, url, schema, "0017")
