@@ -22,7 +22,7 @@ class TicketStatus(StrEnum):
 
 
 OPEN_STATUSES = (TicketStatus.NEW, TicketStatus.CLAIMED, TicketStatus.WAITING)
-# The condition of the partial index behind /queue (migration 0009): OPEN_STATUSES as SQL.
+# The condition of the partial index behind /queue (migration 0015): OPEN_STATUSES as SQL.
 OPEN_TICKETS = f"status IN ({', '.join(repr(s.value) for s in OPEN_STATUSES)})"
 
 
