@@ -1,6 +1,6 @@
 """Re-delivered updates: recognised before any handler runs, and never acted on twice.
 
-Group -3 (:func:`drop_duplicates`), for every update: an update recorded as processed is
+Group -4 (:func:`drop_duplicates`), for every update: an update recorded as processed is
 dropped; otherwise it is remembered (``bot.db.current_update``) so that the first unit of
 work that writes also records it, in the same transaction as its effect. The last group
 (:func:`end_of_update`) forgets it. :func:`prune` forgets old records.
@@ -45,7 +45,7 @@ def _seen(context: HelpdeskContext) -> Seen:
 
 
 async def drop_duplicates(update: Update, context: HelpdeskContext) -> None:
-    """Group -3: stop an update handled before; remember this one for its first effect."""
+    """Group -4: stop an update handled before; remember this one for its first effect."""
     current_update.set(None)
     message = update.message  # only new incoming messages have a (chat, message) to record
     chat_id = message.chat_id if message is not None else None

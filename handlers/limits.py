@@ -1,4 +1,4 @@
-"""Group -2: the per-user flood limit (``limits.messages_per_minute``).
+"""Group -3: the per-user flood limit (``limits.messages_per_minute``).
 
 Each user of a private chat has a token bucket: it holds ``messages_per_minute``
 tokens and refills at that rate; every message, edit or button press takes one. A user
@@ -92,7 +92,7 @@ def _gate(context: HelpdeskContext) -> FloodGate:
 
 
 async def flood_guard(update: Update, context: HelpdeskContext) -> None:
-    """Group -2, every update: let it through, or drop it (raising ApplicationHandlerStop)."""
+    """Group -3, every update: let it through, or drop it (raising ApplicationHandlerStop)."""
     user, chat = update.effective_user, update.effective_chat
     if user is None or chat is None or chat.type != ChatType.PRIVATE:
         return  # staff chats (groups) are exempt; updates without a user are not floods
