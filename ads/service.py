@@ -548,22 +548,26 @@ async def channel_accepts(session: AsyncSession) -> None:
 
 async def unposted(session: AsyncSession, *, before: datetime, limit: int = 20) -> list[int]:
     """Approved ads never posted and not being posted, approved before ``before``
-    (the handler that approved one right now posts it first), oldest first."""
+    (the handler that approved one right now posts it first): those refused least often
+    first, then oldest first, so that an ad the channel refuses for good (the sweep
+    probes one ad per sweep while the channel refuses) does not keep the others out."""
     rows = await session.scalars(
         select(Ad.id)
         .where(Ad.status == AdStatus.APPROVED, Ad.published_message_id.is_(None), Ad.publish_claimed_at.is_(None), Ad.updated_at < before)
-        .order_by(Ad.updated_at, Ad.id)
+        .order_by(Ad.channel_failures, Ad.updated_at, Ad.id)
         .limit(limit)
     )
     return list(rows.all())
 
 
 async def posts_to_remove(session: AsyncSession, *, before: datetime, limit: int = 50) -> list[int]:
-    """Ads whose channel post (or photo) is still recorded but must go (:func:`to_remove`)."""
+    """Ads whose channel post (or photo) is still recorded but must go (:func:`to_remove`):
+    those refused least often first, so that posts Telegram will not delete (it refuses
+    to delete posts older than 48 hours) do not keep the others within ``limit`` out."""
     rows = await session.scalars(
         select(Ad.id)
         .where(_to_remove(), Ad.updated_at < before)
-        .order_by(Ad.updated_at, Ad.id)
+        .order_by(Ad.channel_failures, Ad.updated_at, Ad.id)
         .limit(limit)
     )
     return list(rows.all())

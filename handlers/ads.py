@@ -399,12 +399,13 @@ async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bo
         if not await service.claim_moderation_card(session, ad_id=ad_id, now=context.now()):
             log.info("the moderation card of ad #%s is posted by another sender (or was): not posted again", ad_id)
             return False
+    album: list[Message] = []  # taken down again if the card is refused: the retry posts them again
     try:
         try:
             if len(ad.photos) == 1:
-                await context.bot.send_photo(chat_id, ad.photos[0].file_id, message_thread_id=topic)
+                album = [await context.bot.send_photo(chat_id, ad.photos[0].file_id, message_thread_id=topic)]
             elif ad.photos:
-                await context.bot.send_media_group(chat_id, [InputMediaPhoto(p.file_id) for p in ad.photos], message_thread_id=topic)
+                album = list(await context.bot.send_media_group(chat_id, [InputMediaPhoto(p.file_id) for p in ad.photos], message_thread_id=topic))
         except ChatMigrated:
             raise
         except TelegramError as exc:
@@ -422,6 +423,11 @@ async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bo
         return False
     except TelegramError as exc:
         log.error("could not post ad #%s for moderation (the sweep tries again): %s", ad_id, exc)
+        for photo in album:  # else every retry would leave one more album in the staff chat
+            try:
+                await context.bot.delete_message(photo.chat_id, photo.message_id)
+            except TelegramError as gone:
+                log.warning("could not take down photo %s of ad #%s (its card was refused): %s", photo.message_id, ad_id, gone)
         await _release_moderation_card(context, ad_id)
         return False
     async with unit_of_work(context.desk.sessions) as session:

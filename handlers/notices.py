@@ -56,13 +56,17 @@ async def queue(
 
 
 async def send_all(context: HelpdeskContext, queued: Iterable[Queued | None]) -> list[Outcome]:
-    """Send what a committed unit of work queued, in order."""
+    """Send what a committed unit of work queued, in order. After a notice refused for
+    Telegram's flood limit (back in the outbox) the rest stay pending too: sent by the
+    sweep after it, in order (the survey never before its "solved")."""
     outcomes = []
     for item in queued:
         if item is not None:
             outcome = await send(context, item.id)
             if outcome is not None:
                 outcomes.append(outcome)
+                if outcome.failure is not None and outcome.failure.flood:
+                    break
     return outcomes
 
 
@@ -140,6 +144,8 @@ async def repair(context: HelpdeskContext) -> tuple[int, int]:
         outcome = await send(context, notice_id)
         if outcome is not None and outcome.message is not None:
             sent += 1
+        elif outcome is not None and outcome.failure is not None and outcome.failure.flood:
+            break  # the rest wait for the next sweep, in order (and the sweep for the SLA work)
     async with unit_of_work(desk.sessions) as session:
         stuck = await outbox.give_up_stuck(session, before=context.now() - stuck_grace(context))
     for notice in stuck:

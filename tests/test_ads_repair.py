@@ -140,6 +140,21 @@ async def test_moderation_card_refused_is_posted_by_the_sweep_and_a_timed_out_on
     assert await desk.scalar("SELECT status FROM ads WHERE id = :i", i=second) == "approved"
 
 
+async def test_card_refused_after_its_photos_the_sweep_does_not_post_the_album_again(desk):
+    """The photos went up, the card was refused: the photos are taken down again, so the
+    sweep's retry (photos, then card) leaves one album in the staff chat, not one per try."""
+    seller = desk.tg.user(SELLER, "Sello")
+    desk.tg.fail("sendMessage", "too_long", chat_id=STAFF_CHAT, times=2)
+    ad_id = await post_ad(desk, seller)
+    assert mod_cards(desk, ad_id) == [] and photos(desk) == []
+    desk.clock.advance(minutes=3)
+    await sweep(desk)  # refused again
+    assert mod_cards(desk, ad_id) == [] and photos(desk) == []
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert len(mod_cards(desk, ad_id)) == 1 and len(photos(desk)) == 2
+
+
 async def test_refused_photos_do_not_keep_the_card_back(desk):
     seller = desk.tg.user(SELLER, "Sello")
     desk.tg.fail("sendMediaGroup", "parse", chat_id=STAFF_CHAT)

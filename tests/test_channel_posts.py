@@ -263,3 +263,22 @@ async def test_approved_afresh_the_old_post_is_replaced_at_once_when_telegram_al
     live = posts(desk)
     assert [m.kind for m in live] == ["photo", "text"] and not set(old) & {m.message_id for m in live}
 
+
+
+async def test_one_ad_the_channel_keeps_refusing_does_not_keep_the_others_out(desk):
+    """While the channel refuses, the sweep probes one ad per sweep: the one refused
+    least often goes first, so an ad refused for good (say its photo) does not keep every
+    other approved ad out of the channel forever."""
+    mo, _ = moderators(desk)
+    desk.tg.fail("sendPhoto", "not_admin", chat_id=CHANNEL, times=100)
+    first = await approved(desk, desk.tg.user(OWNER, "Sello"), mo)
+    second = await approved(desk, desk.tg.user(OWNER + 1, "Thandi"), mo)
+    photo = {
+        ad_id: await desk.scalar("SELECT file_id FROM ad_photos WHERE ad_id = :a AND position = 0", a=ad_id)
+        for ad_id in (first, second)
+    }
+    for _ in range(3):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    tried = [c.params.get("photo") for c in sends(desk, "sendPhoto")]
+    assert tried.count(photo[first]) == 3 and tried.count(photo[second]) == 2  # approval, then taking turns

@@ -221,6 +221,23 @@ async def test_notice_refused_for_the_flood_limit_goes_back_to_the_outbox_and_th
     assert [n[2] for n in await notices(desk, 5103)] == ["sent", "sent"]
 
 
+async def test_notice_refused_for_the_flood_limit_keeps_the_next_ones_back_so_they_arrive_in_order(desk):
+    """"Solved" refused for the flood limit: the survey queued after it is not sent before
+    it; the sweep sends both, in the order they were queued."""
+    user = desk.tg.user(5104, "Naledi")
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, user)
+    await thandi.press("Claim", card(desk, number))
+    desk.tg.fail("sendMessage", "flood", chat_id=5104, times=4)  # the first send and its 3 retries
+    await thandi.press("Resolve", card(desk, number))
+    assert [n[2] for n in await notices(desk, 5104)] == ["sent", "sent", "pending", "pending"]
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    mine = [m for m in desk.tg.chat_messages(5104) if m.from_bot]
+    assert "has been marked as solved" in mine[-2].text and mine[-1].button_texts[0].startswith("⭐")
+    assert [n[2] for n in await notices(desk, 5104)] == ["sent"] * 4
+
+
 # ------------------------------------------------------------------ feedback answers
 
 
