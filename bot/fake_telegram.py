@@ -109,6 +109,10 @@ class FakeTimeout(Exception):
     """Raised by :meth:`FakeTelegram.dispatch` for an injected timeout."""
 
 
+#: Bots may delete a message only within 48 hours of its sending (deleteMessage).
+DELETE_WINDOW_SECONDS = 48 * 3600
+
+
 @dataclass
 class SentMessage:
     """A message in a chat as Telegram keeps it (the latest version after edits)."""
@@ -733,6 +737,24 @@ class FakeTelegram(BaseRequest):
         self.events.append(Event("edit", msg.chat_id, plain, _button_labels(markup), thread_id=msg.thread_id))
         return self._message_json(msg)
 
+    def api_editMessageCaption(self, params: dict[str, Any]) -> dict[str, Any]:
+        msg = self._edit_target(params)
+        if msg.kind == "text":
+            raise ApiError(400, "Bad Request: there is no caption in the message to edit")
+        html = params.get("caption") or ""
+        plain = self._parse_text(html, params.get("parse_mode"), CAPTION_LIMIT, "message caption") if html else ""
+        markup = self._check_markup(params.get("reply_markup"))
+        if plain == msg.text and markup == msg.reply_markup:
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply markup "
+                "are exactly the same as a current content and reply markup of the message",
+            )
+        msg.text, msg.html, msg.reply_markup = plain, html, markup  # type: ignore[assignment]
+        msg.edits += 1
+        self.events.append(Event("edit", msg.chat_id, plain, _button_labels(markup), thread_id=msg.thread_id))
+        return self._message_json(msg)
+
     def api_editMessageReplyMarkup(self, params: dict[str, Any]) -> dict[str, Any]:
         msg = self._edit_target(params)
         markup = self._check_markup(params.get("reply_markup"))
@@ -752,6 +774,8 @@ class FakeTelegram(BaseRequest):
         msg = self.messages.get((chat["id"], int(params.get("message_id") or 0)))
         if msg is None or msg.deleted:
             raise ApiError(400, "Bad Request: message to delete not found")
+        if self.clock() - msg.date >= DELETE_WINDOW_SECONDS:  # Telegram's rule for bots
+            raise ApiError(400, "Bad Request: message can't be deleted")
         msg.deleted = True
         return True
 

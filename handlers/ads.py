@@ -860,11 +860,36 @@ def _post_gone(exc: TelegramError) -> bool:
     return "message to delete not found" in exc.message.lower()
 
 
+def _too_old_to_delete(exc: TelegramError) -> bool:
+    """Bots may delete a message only within 48 hours of sending it: an ad that expires,
+    sells or is taken down later cannot have its post deleted."""
+    return "message can't be deleted" in exc.message.lower()
+
+
+async def _withdraw_post(context: HelpdeskContext, chat_id: int, message_id: int, number: int, *, photo: bool) -> TelegramError | None:
+    """A post too old to delete is edited instead (bots may edit their own posts at any
+    time): "no longer available" and no Report button; a photo gets that as its caption.
+    None when done (or the post is gone); the error when Telegram refused the edit too."""
+    text = context.desk.templates.render("ads/channel_withdrawn.html", context.desk.templates.default, number=number)
+    try:
+        if photo:
+            await context.bot.edit_message_caption(chat_id=chat_id, message_id=message_id, caption=text, reply_markup=None)
+        else:
+            await context.bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, reply_markup=None)
+    except TelegramError as exc:
+        reason = exc.message.lower()
+        if "message is not modified" in reason or "message to edit not found" in reason:
+            return None  # withdrawn already, or gone
+        return exc
+    return None
+
+
 async def unpublish(context: HelpdeskContext, ad_id: int) -> bool:
     """The ad is no longer approved (or approved afresh with the post of its earlier life
     still there: :func:`ads.service.to_remove`): its channel post (and photo) are deleted,
-    then its post ids forgotten. A post already gone counts as deleted; another refusal
-    leaves the ids for a later sweep. True when there is no post to remove any more."""
+    then its post ids forgotten. A post already gone counts as deleted; one older than
+    Telegram's 48 hours for deleting is edited to "no longer available" instead; another
+    refusal leaves the ids for a later sweep. True when there is no post to remove any more."""
     desk = context.desk
     async with unit_of_work(desk.sessions, read_only=True) as session:
         ad = await service.get_ad(session, ad_id)
@@ -878,7 +903,10 @@ async def unpublish(context: HelpdeskContext, ad_id: int) -> bool:
         try:
             await context.bot.delete_message(chat_id, target)  # type: ignore[arg-type]
         except TelegramError as exc:
-            if not _post_gone(exc):
+            if _too_old_to_delete(exc):
+                failed = await _withdraw_post(context, chat_id, target, ad_id, photo=target == photo_id)  # type: ignore[arg-type]
+                refused = failed or refused
+            elif not _post_gone(exc):
                 refused = exc
     async with unit_of_work(desk.sessions, effect=False) as session:
         if refused is None:

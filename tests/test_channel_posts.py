@@ -142,7 +142,7 @@ async def test_take_down_refused_delete_is_retried_by_the_sweep(desk):
     user = desk.tg.user(OWNER, "Sello")
     mo, _ = moderators(desk)
     ad_id = await approved(desk, user, mo)
-    desk.tg.fail("deleteMessage", "cant_delete", chat_id=CHANNEL, times=2)
+    desk.tg.fail("deleteMessage", "not_admin", chat_id=CHANNEL, times=2)
     await user.send("/myads")
     await user.press(f"Delete #{ad_id}")
     assert await desk.scalar("SELECT status FROM ads") == "deleted" and len(posts(desk)) == 2
@@ -166,21 +166,50 @@ async def test_post_already_gone_counts_as_removed(desk):
     assert len(sends(desk, "deleteMessage")) == 2  # not tried again
 
 
+def live(desk):
+    """The channel's posts that still show an ad (not withdrawn)."""
+    return [m for m in posts(desk) if "no longer available" not in m.text]
+
+
 async def test_renewal_of_an_expired_ad_posts_it_again_once(desk):
+    """Telegram lets a bot delete a message only within 48 hours: the post of an ad that
+    expires after 30 days is edited to "no longer available" (no Report button) instead,
+    and renewing the ad posts it afresh, once."""
     user = desk.tg.user(OWNER, "Sello")
     mo, _ = moderators(desk)
-    await approved(desk, user, mo)
+    ad_id = await approved(desk, user, mo)
+    first = [m.message_id for m in posts(desk)]
     job = desk.app.job_queue.get_jobs_by_name("ad_expiry")[0]
     desk.clock.advance(days=31)
     await job.run(desk.app)
-    assert await desk.scalar("SELECT status FROM ads") == "expired" and posts(desk) == []
+    assert await desk.scalar("SELECT status FROM ads") == "expired" and live(desk) == []
+    withdrawn = posts(desk)
+    assert [m.message_id for m in withdrawn] == first  # too old to delete: edited instead
+    assert all(m.text == f"🚫 Ad #{ad_id} is no longer available." and not m.buttons for m in withdrawn)
     assert tuple(await post_row(desk)) == (None, None, None, False, "expired")
     expired = desk.tg.last_bot_message(OWNER)
     await user.press("Renew", expired)
-    assert [m.kind for m in posts(desk)] == ["photo", "text"]
+    assert [m.kind for m in live(desk)] == ["photo", "text"]
     desk.clock.advance(minutes=3)
     await sweep(desk)
-    assert len(posts(desk)) == 2
+    await sweep(desk)
+    assert len(live(desk)) == 2 and len(sends(desk, "deleteMessage")) == 2  # nothing retried
+    assert [c.method for c in desk.tg.errors()] == ["deleteMessage", "deleteMessage"]  # the two too old to delete
+
+
+async def test_a_post_whose_withdrawal_edit_is_refused_is_retried_by_the_sweep(desk):
+    user = desk.tg.user(OWNER, "Sello")
+    mo, _ = moderators(desk)
+    ad_id = await approved(desk, user, mo)
+    desk.clock.advance(days=3)  # too old to delete
+    desk.tg.fail("editMessageText", "not_admin", chat_id=CHANNEL, times=1)
+    await user.send("/myads")
+    await user.press(f"Sold #{ad_id}")
+    assert await desk.scalar("SELECT status FROM ads") == "sold"
+    assert (await post_row(desk))[1] is not None  # the text's edit was refused: kept for the sweep
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert live(desk) == [] and tuple(await post_row(desk))[:3] == (None, None, None)
 
 
 async def test_post_being_sent_when_the_bot_died_is_marked_uncertain_never_posted_again(desk, caplog):
@@ -211,7 +240,7 @@ async def test_erasure_keeps_a_post_to_remove_until_the_sweep_deletes_it(desk):
     user = desk.tg.user(OWNER, "Sello")
     mo, _ = moderators(desk)
     ad_id = await approved(desk, user, mo)
-    desk.tg.fail("deleteMessage", "cant_delete", chat_id=CHANNEL, times=4)
+    desk.tg.fail("deleteMessage", "not_admin", chat_id=CHANNEL, times=4)
     await user.send("/myads")
     await user.press(f"Edit #{ad_id}")  # back to a draft: the post is to remove, but Telegram refuses
     assert await desk.scalar("SELECT status FROM ads") == "draft" and len(posts(desk)) == 2
@@ -230,7 +259,7 @@ async def test_approved_afresh_while_the_old_post_is_still_there_the_old_goes_fi
     mo, _ = moderators(desk)
     ad_id = await approved(desk, user, mo)
     old = [m.message_id for m in posts(desk)]
-    desk.tg.fail("deleteMessage", "cant_delete", chat_id=CHANNEL, times=4)
+    desk.tg.fail("deleteMessage", "not_admin", chat_id=CHANNEL, times=4)
     await user.send("/myads")
     await user.press(f"Edit #{ad_id}")  # the old post's removal is refused
     await user.press("Edit a field")
@@ -255,7 +284,7 @@ async def test_approved_afresh_the_old_post_is_replaced_at_once_when_telegram_al
     mo, _ = moderators(desk)
     ad_id = await approved(desk, user, mo)
     old = [m.message_id for m in posts(desk)]
-    desk.tg.fail("deleteMessage", "cant_delete", chat_id=CHANNEL, times=2)
+    desk.tg.fail("deleteMessage", "not_admin", chat_id=CHANNEL, times=2)
     await user.send("/myads")
     await user.press(f"Edit #{ad_id}")
     await user.press("Submit")
