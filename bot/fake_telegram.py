@@ -109,6 +109,14 @@ class FakeTimeout(Exception):
     """Raised by :meth:`FakeTelegram.dispatch` for an injected timeout."""
 
 
+def _not_modified() -> ApiError:
+    return ApiError(
+        400,
+        "Bad Request: message is not modified: specified new message content and reply markup "
+        "are exactly the same as a current content and reply markup of the message",
+    )
+
+
 #: Bots may delete a message only within 48 hours of its sending (deleteMessage).
 DELETE_WINDOW_SECONDS = 48 * 3600
 
@@ -724,18 +732,7 @@ class FakeTelegram(BaseRequest):
     def api_editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
         msg = self._edit_target(params)
         html = params.get("text")
-        plain = self._parse_text(html, params.get("parse_mode"), TEXT_LIMIT)
-        markup = self._check_markup(params.get("reply_markup"))
-        if plain == msg.text and markup == msg.reply_markup:
-            raise ApiError(
-                400,
-                "Bad Request: message is not modified: specified new message content and reply markup "
-                "are exactly the same as a current content and reply markup of the message",
-            )
-        msg.text, msg.html, msg.reply_markup = plain, html, markup  # type: ignore[assignment]
-        msg.edits += 1
-        self.events.append(Event("edit", msg.chat_id, plain, _button_labels(markup), thread_id=msg.thread_id))
-        return self._message_json(msg)
+        return self._edit_content(msg, html, self._parse_text(html, params.get("parse_mode"), TEXT_LIMIT), params)
 
     def api_editMessageCaption(self, params: dict[str, Any]) -> dict[str, Any]:
         msg = self._edit_target(params)
@@ -743,13 +740,13 @@ class FakeTelegram(BaseRequest):
             raise ApiError(400, "Bad Request: there is no caption in the message to edit")
         html = params.get("caption") or ""
         plain = self._parse_text(html, params.get("parse_mode"), CAPTION_LIMIT, "message caption") if html else ""
+        return self._edit_content(msg, html, plain, params)
+
+    def _edit_content(self, msg: SentMessage, html: Any, plain: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A message's text (or caption) and buttons replaced, as Telegram refuses a no-op."""
         markup = self._check_markup(params.get("reply_markup"))
         if plain == msg.text and markup == msg.reply_markup:
-            raise ApiError(
-                400,
-                "Bad Request: message is not modified: specified new message content and reply markup "
-                "are exactly the same as a current content and reply markup of the message",
-            )
+            raise _not_modified()
         msg.text, msg.html, msg.reply_markup = plain, html, markup  # type: ignore[assignment]
         msg.edits += 1
         self.events.append(Event("edit", msg.chat_id, plain, _button_labels(markup), thread_id=msg.thread_id))
@@ -759,11 +756,7 @@ class FakeTelegram(BaseRequest):
         msg = self._edit_target(params)
         markup = self._check_markup(params.get("reply_markup"))
         if markup == msg.reply_markup or (not markup and not msg.reply_markup):
-            raise ApiError(
-                400,
-                "Bad Request: message is not modified: specified new message content and reply markup "
-                "are exactly the same as a current content and reply markup of the message",
-            )
+            raise _not_modified()
         msg.reply_markup = markup
         msg.edits += 1
         self.events.append(Event("edit", msg.chat_id, "(buttons changed)", _button_labels(markup), thread_id=msg.thread_id))
