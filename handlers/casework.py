@@ -20,7 +20,7 @@ from bot.telegram_html import utf16_length
 from escalation import service
 from escalation.models import Direction, Ticket, TicketStatus
 from handlers import delivery, notices
-from handlers.ui import short
+from handlers.ui import not_modified, short
 
 log = logging.getLogger(__name__)
 S = TicketStatus
@@ -241,7 +241,7 @@ async def refresh_card(context: HelpdeskContext, ticket_id: int) -> None:
     except ChatMigrated as exc:  # the card stayed in the old chat; a fresh one comes when needed
         await delivery.chat_moved(context, ticket.staff_chat_id, exc.new_chat_id)
     except BadRequest as exc:
-        if "not modified" not in str(exc).lower():
+        if not not_modified(exc):
             log.warning("could not update the card of #%s: %s", ticket_id, exc)
     except TelegramError as exc:
         log.warning("could not update the card of #%s: %s", ticket_id, exc)

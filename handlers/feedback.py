@@ -24,7 +24,7 @@ from escalation.feedback import FeedbackView, Status
 from handlers import delivery, notices
 from handlers.casework import clip, local_time, slabel, srender
 from handlers.staffauth import is_staff
-from handlers.ui import set_markup, short, toast
+from handlers.ui import not_modified, set_markup, short, toast
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ async def _edit(query, html: str) -> None:  # type: ignore[no-untyped-def]
     try:
         await query.edit_message_text(html)
     except BadRequest as exc:
-        if "not modified" not in str(exc).lower():
+        if not not_modified(exc):
             log.info("could not edit a feedback message: %s", exc)
     except TelegramError as exc:
         log.warning("could not edit a feedback message: %s", exc)
@@ -301,7 +301,7 @@ async def refresh_card(context: HelpdeskContext, item: FeedbackView) -> None:
     try:
         await context.bot.edit_message_text(text, chat_id=item.staff_chat_id, message_id=item.staff_message_id, reply_markup=markup)
     except BadRequest as exc:
-        if "not modified" not in str(exc).lower():
+        if not not_modified(exc):
             log.warning("could not update the card of feedback #%s: %s", item.id, exc)
     except TelegramError as exc:
         log.warning("could not update the card of feedback #%s: %s", item.id, exc)

@@ -20,7 +20,7 @@ from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from bot.users import first_visit, set_locale
 from handlers.casework import human_minutes
-from handlers.ui import main_menu, toast
+from handlers.ui import main_menu, not_modified, toast
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ async def on_guide_button(update: Update, context: HelpdeskContext) -> None:
     try:
         await query.edit_message_text(text, reply_markup=markup)  # type: ignore[union-attr]
     except BadRequest as exc:
-        if "not modified" in str(exc).lower():
+        if not_modified(exc):
             return
         # too old to edit (or not ours to edit): show it as a new message instead
         log.info("could not edit a guide message, sending a new one: %s", exc)

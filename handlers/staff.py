@@ -23,7 +23,7 @@ from handlers.casework import slabel, srender
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_admin, is_staff
 from handlers.tickets import message_kind
-from handlers.ui import set_markup, short, toast
+from handlers.ui import not_modified, set_markup, short, toast
 from bot.telegram_html import visible_length
 from kb import service as kb_service
 
@@ -570,7 +570,7 @@ async def on_review_button(update: Update, context: HelpdeskContext) -> None:
     try:
         await query.edit_message_text(text, reply_markup=markup)  # type: ignore[union-attr]
     except BadRequest as exc:  # a stale or forged press on a card that already shows this
-        if "not modified" not in str(exc).lower():
+        if not not_modified(exc):
             log.info("could not update the review card: %s", exc)
 
 

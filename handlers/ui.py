@@ -63,13 +63,18 @@ async def toast(query: CallbackQuery, text: str | None = None) -> None:
         log.info("could not answer callback query: %s", exc)
 
 
+def not_modified(exc: TelegramError) -> bool:
+    """Telegram refused an edit that would change nothing: the message already shows it."""
+    return "not modified" in str(exc).lower()
+
+
 async def set_markup(query: CallbackQuery, markup: InlineKeyboardMarkup | None) -> None:
     """Replace the buttons of the pressed message, best effort: the outcome is already
     stored, so a message that can no longer be edited must not cost the user anything."""
     try:
         await query.edit_message_reply_markup(reply_markup=markup)
     except BadRequest as exc:
-        if "not modified" not in str(exc).lower():
+        if not not_modified(exc):
             log.info("could not change the buttons of a message: %s", exc)
     except TelegramError as exc:
         log.warning("could not change the buttons of a message: %s", exc)
