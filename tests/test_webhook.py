@@ -69,20 +69,8 @@ def test_webhook_refuses_missing_or_wrong_secret_and_answers_the_right_one(tmp_p
     port = free_port()
     hook = f"http://127.0.0.1:{port}/telegram/hook"
     with FakeBotServer(tg, TOKEN) as server:
-        cfg = write_config(tmp_path, server)
-        cfg.write_text(
-            cfg.read_text().replace(
-                "[telegram]\n", f'[telegram]\nwebhook_url = "{hook}"\nwebhook_listen = "127.0.0.1"\nwebhook_port = {port}\n'
-            )
-        )
-        env = {**os.environ, "HELPDESK_BOT_TOKEN": TOKEN, "HELPDESK_WEBHOOK_SECRET": SECRET, "PYTHONUNBUFFERED": "1"}
-        env.pop("HELPDESK_CONFIG", None)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "--config", str(cfg), "run", "--webhook"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
+        proc = start_webhook_bot(tmp_path, server, port)
         try:
-            assert wait_for(lambda: server.webhook is not None and listening(port), timeout=60), "no webhook was set"
             assert server.webhook["url"] == hook
             assert server.webhook["secret_token"] == SECRET
             user = tg.user(3101, "Lindiwe")
