@@ -283,8 +283,9 @@ def extra_chats():
     return [(OLD_CHAT, "Support staff (group)", False)]
 
 
-@pytest.mark.parametrize("settings_overrides", [MOVED])
-async def test_cards_cleared_by_a_chat_move_are_posted_by_the_sweep_when_the_bot_died_before_reposting(desk):
+async def cards_in_the_old_chat(desk):  # type: ignore[no-untyped-def]
+    """In a plain group that Telegram is about to upgrade: an ad waiting for moderation
+    and an open report on a live ad, each with its card. (moderator, live ad, waiting ad, report)"""
     desk.tg.chats[OLD_CHAT]["type"] = "group"
     mo = desk.tg.staff(810001, "Moderator Mo", OLD_CHAT, status="administrator")
     seller, other, buyer = desk.tg.user(SELLER, "Sello"), desk.tg.user(6309, "Nomvula"), desk.tg.user(BUYER, "Buyer")
@@ -294,6 +295,12 @@ async def test_cards_cleared_by_a_chat_move_are_posted_by_the_sweep_when_the_bot
     await buyer.send(f"/report {live}")
     await buyer.press("Wrong category")
     report_id = await desk.scalar("SELECT id FROM ad_reports")
+    return mo, live, waiting, report_id
+
+
+@pytest.mark.parametrize("settings_overrides", [MOVED])
+async def test_cards_cleared_by_a_chat_move_are_posted_by_the_sweep_when_the_bot_died_before_reposting(desk):
+    _, live, waiting, report_id = await cards_in_the_old_chat(desk)
     assert len(mod_cards(desk, waiting, OLD_CHAT)) == 1 and len(report_cards(desk, report_id, OLD_CHAT)) == 1
     # Telegram moves the chat; the bot records the move (the transaction commits) and dies
     desk.tg.migrate_chat(OLD_CHAT, NEW_CHAT)
@@ -318,15 +325,7 @@ async def test_cards_cleared_by_a_chat_move_are_posted_by_the_sweep_when_the_bot
 
 @pytest.mark.parametrize("settings_overrides", [MOVED])
 async def test_cards_posted_again_at_once_after_a_chat_move_are_not_posted_again_by_the_sweep(desk):
-    desk.tg.chats[OLD_CHAT]["type"] = "group"
-    mo = desk.tg.staff(810001, "Moderator Mo", OLD_CHAT, status="administrator")
-    seller, other, buyer = desk.tg.user(SELLER, "Sello"), desk.tg.user(6309, "Nomvula"), desk.tg.user(BUYER, "Buyer")
-    live = await post_ad(desk, seller)
-    await mo.press("Approve", mod_cards(desk, live, OLD_CHAT)[-1])
-    waiting = await post_ad(desk, other)
-    await buyer.send(f"/report {live}")
-    await buyer.press("Wrong category")
-    report_id = await desk.scalar("SELECT id FROM ad_reports")
+    mo, _, waiting, report_id = await cards_in_the_old_chat(desk)
     desk.tg.migrate_chat(OLD_CHAT, NEW_CHAT)
     await desk.tg.announce_migration(OLD_CHAT, NEW_CHAT, by=mo.data)
     assert len(mod_cards(desk, waiting, NEW_CHAT)) == 1 and len(report_cards(desk, report_id, NEW_CHAT)) == 1
