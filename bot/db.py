@@ -355,8 +355,6 @@ def _pending_mark() -> UpdateMark | None:
 
 async def record_update(session: AsyncSession, mark: UpdateMark) -> bool:
     """Insert the update's marker; False when it (or its message) is there already."""
-    from bot.models import ProcessedUpdate
-
     values = {"update_id": mark.update_id, "chat_id": mark.chat_id, "message_id": mark.message_id, "at": mark.at}
     return (await session.execute(_record_statement(session.bind.dialect.name), values)).first() is not None
 

@@ -838,7 +838,6 @@ class FaqMatcher:
         pairs = textnorm.analyze_cleaned_pairs(cleaned)
         if not pairs:
             return None
-        n_e = len(self._entry_ids)
         terms, q_text = self._query_terms(pairs)
         word = self._word_scores(terms, q_text, depth)
         bm25 = self._bm25(terms)
