@@ -36,6 +36,8 @@ __all__ = ["MIN_RARITY", "UNSEEN_RARITY", "gram_rarity", "word_rarity"]
 
 #: wordfreq list: "small" keeps words with at least ~1 use per million.
 WORD_LIST = "small"
+#: The thesaurus (tools/build_thesaurus.py) keeps words of this larger list.
+THESAURUS_WORD_LIST = "large"
 #: Rarity of a word or n-gram missing from the list (just above the rarest
 #: listed word, ~6.0).
 UNSEEN_RARITY = 6.5

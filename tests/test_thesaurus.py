@@ -1,0 +1,88 @@
+"""General-English synonyms (kb.thesaurus, WordNet) in the matcher."""
+
+from __future__ import annotations
+
+import gzip
+from importlib import resources
+
+from kb import textnorm, thesaurus
+from kb.matcher import build_matcher
+
+KB = [
+    ("photos", ["how do i add photos to my ad"]),
+    ("price", ["what does it cost to post an ad"]),
+    ("delete", ["how do i delete my account"]),
+]
+
+
+def stem(word: str) -> str:
+    (s,) = textnorm.analyze(word)
+    return s
+
+
+def test_shipped_file_is_small_sorted_and_single_words():
+    raw = resources.files("kb").joinpath("data", thesaurus.DATA_FILE).read_bytes()
+    assert len(raw) < 600_000
+    lines = gzip.decompress(raw).decode("utf-8").splitlines()
+    heads = [line.split("\t", 1)[0] for line in lines]
+    assert heads == sorted(heads) and len(heads) == len(set(heads)) > 5000
+    for line in lines:
+        head, rest = line.split("\t")
+        # plain words that the matcher's clean-up leaves as they are (kb.thesaurus relies on it)
+        assert textnorm.clean(head) == head and rest and all(textnorm.clean(w) == w != head for w in rest.split())
+    assert resources.files("kb").joinpath("data", "WORDNET-LICENSE").read_text().startswith("WordNet Release 3.0")
+
+
+def test_synonyms_are_stems_both_ways_and_nothing_for_unknown_words():
+    assert stem("photo") in thesaurus.synonyms(stem("pics"))
+    assert stem("picture") in thesaurus.synonyms(stem("photo"))
+    assert stem("advertisement") in thesaurus.synonyms(stem("ad"))
+    assert thesaurus.synonyms("xqzzv") == ()
+    assert thesaurus.synonyms("") == ()
+
+
+def test_a_synonym_lifts_the_entry_that_shares_no_word():
+    kb = KB + [("pickup", ["can i pick up the item myself"])]
+    with_t = build_matcher(kb)
+    without = build_matcher(kb, thesaurus=False)
+    # "advert" ~ "ad": from below the suggestion threshold (0.15) to a suggestion.
+    q = "what is the charge for an advert"
+    assert without.match(q, limit=1)[0].score < 0.15
+    hit = with_t.match(q, limit=1)[0]
+    assert hit.entry_id == "price" and hit.score >= 0.15
+    # "pics" ~ "photos": the same entry, answered with more confidence.
+    a, b = with_t.match("how do i add pics", limit=1)[0], without.match("how do i add pics", limit=1)[0]
+    assert a.entry_id == b.entry_id == "photos" and a.score > b.score + 0.05
+
+
+def test_exact_wording_still_beats_a_thesaurus_synonym():
+    m = build_matcher([("photo", ["upload a photo"]), ("picture", ["upload a picture"])])
+    assert m.match("upload a picture", limit=1)[0].entry_id == "picture"
+    assert m.match("upload a photo", limit=1)[0].entry_id == "photo"
+
+
+def test_thesaurus_setting_survives_incremental_updates():
+    m = build_matcher(KB, thesaurus=False).with_entry("fees", ["how much is the fee"])
+    n = build_matcher(KB + [("fees", ["how much is the fee"])], thesaurus=False)
+    for q in ("what is the charge for an advert", "erase my account", "what is the fee"):
+        assert m.match(q) == n.match(q)
+    m2 = build_matcher(KB).without_entry("price")
+    n2 = build_matcher(KB[:1] + KB[2:])
+    assert m2.match("how do i add pics") == n2.match("how do i add pics")
+
+
+def test_non_english_knowledge_base_is_unaffected():
+    kb = [("a", ["как добавить фото к объявлению"]), ("b", ["как удалить аккаунт"])]
+    assert build_matcher(kb).match("удалить аккаунт") == build_matcher(kb, thesaurus=False).match("удалить аккаунт")
+
+
+def test_synonym_credit_fades_as_entries_get_more_phrasings():
+    """Entries with many wordings of their own get no thesaurus credit at all."""
+    many = [
+        ("price", [f"what does it cost to post ad number {i}" for i in range(30)]),
+        ("photos", [f"how do i add photos to ad number {i}" for i in range(30)]),
+    ]
+    q = "what is the charge for an advert"
+    assert build_matcher(many).match(q) == build_matcher(many, thesaurus=False).match(q)
+    one = [(e, p[:1]) for e, p in many]
+    assert build_matcher(one).match(q) != build_matcher(one, thesaurus=False).match(q)
