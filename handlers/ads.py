@@ -230,7 +230,7 @@ async def on_ad_button(update: Update, context: HelpdeskContext) -> None:
         return
     error: FieldError | None = None
     result = None
-    approved = None
+    told = None  # the seller's notice about the submission, queued with it
     parent = None
     async with unit_of_work(context.desk.sessions) as session:
         ad = await service.current_draft(session, user_id=user_id)
@@ -253,7 +253,9 @@ async def on_ad_button(update: Update, context: HelpdeskContext) -> None:
             elif action == "submit":
                 result = await service.submit(session, r, ad=ad, now=now)
                 if result.outcome == SubmitOutcome.APPROVED:  # trusted and clean: live at once, the owner hears it
-                    approved = await owner_notice(context, session, result.ad, Decision.APPROVE, None)
+                    told = await owner_notice(context, session, result.ad, Decision.APPROVE, None)
+                elif result.outcome == SubmitOutcome.SUBMITTED:  # "with our moderators": a second press is stale, so queued
+                    told = await submitted_notice(context, session, result)
             elif action == "edit" and arg is None:
                 pass
             elif action == "edit":
@@ -287,7 +289,7 @@ async def on_ad_button(update: Update, context: HelpdeskContext) -> None:
         await context.bot.send_message(chat_id, context.render("ads/cancelled.html"), reply_markup=main_menu(context))
     elif action == "submit":
         await set_markup(query, None)  # type: ignore[arg-type]
-        await after_submit(update, context, result, approved)  # type: ignore[arg-type]
+        await after_submit(update, context, result, told)  # type: ignore[arg-type]
     else:
         await set_markup(query, None)  # type: ignore[arg-type]
         await prompt(context, chat_id, ad)
@@ -302,20 +304,27 @@ def finding_texts(context: HelpdeskContext, findings: list[Any], severities: tup
     ]
 
 
-async def after_submit(
-    update: Update, context: HelpdeskContext, result: service.SubmitResult, approved: notices.Queued | None = None
-) -> None:
-    chat_id = update.effective_chat.id  # type: ignore[union-attr]
+async def submitted_notice(context: HelpdeskContext, session, result: service.SubmitResult) -> notices.Queued:  # type: ignore[no-untyped-def]
+    """"Your ad is with our moderators" (and the pre-check's hints), queued in the unit of
+    work of the submission (``session``): the seller's only word that it went through."""
     hints = finding_texts(context, result.findings, ("hint",))
+    text = context.render("ads/submitted.html", number=result.ad.id, hints=hints)
+    return await notices.queue(context, session, chat_id=result.ad.user_id, kind="ad_submitted", ref=f"ad:{result.ad.id}", text=text)
+
+
+async def after_submit(
+    update: Update, context: HelpdeskContext, result: service.SubmitResult, told: notices.Queued | None = None
+) -> None:
+    """After the commit: the blocking findings (a reply: nothing changed, Submit works
+    again), or the notice queued with the submission, then the moderation card."""
+    chat_id = update.effective_chat.id  # type: ignore[union-attr]
     if result.outcome == SubmitOutcome.BLOCKED:
+        hints = finding_texts(context, result.findings, ("hint",))
         blocks = finding_texts(context, result.findings, ("block",))
         buttons = InlineKeyboardMarkup([[InlineKeyboardButton(context.label("btn_edit_field"), callback_data="ad:edit")]])
         await context.bot.send_message(chat_id, context.render("ads/blocked_findings.html", findings=blocks, hints=hints), reply_markup=buttons)
         return
-    if result.outcome == SubmitOutcome.APPROVED:
-        await notices.send_all(context, [approved])
-    else:
-        await context.bot.send_message(chat_id, context.render("ads/submitted.html", number=result.ad.id, hints=hints))
+    await notices.send_all(context, [told])
     await post_for_moderation(context, result.ad.id)
     if result.outcome == SubmitOutcome.APPROVED:
         await publish(context, result.ad.id)
@@ -1078,9 +1087,14 @@ async def on_owner_button(update: Update, context: HelpdeskContext) -> None:
     """``my:(edit|sold|delete|renew):<ad>``."""
     query = update.callback_query
     _, action, number = query.data.split(":")  # type: ignore[union-attr]
+    told = None
     try:
         async with unit_of_work(context.desk.sessions) as session:
             done = await service.owner_action(session, rules(context), ad_id=int(number), user_id=query.from_user.id, action=action, now=context.now())  # type: ignore[union-attr]
+            if done is not None and action != "edit":  # the owner's word that it is done (a second press is stale): queued with it
+                text = context.render("ads/owner_done.html", action=action, number=done.ad.id, expires=casework.local_time(context, done.ad.expires_at))
+                kind = {"sold": "ad_sold", "delete": "ad_deleted", "renew": "ad_renewed"}.get(action, f"ad_{action}")
+                told = await notices.queue(context, session, chat_id=done.ad.user_id, kind=kind, ref=f"ad:{done.ad.id}", text=text)
     except FieldError:
         await toast(query)  # type: ignore[arg-type]
         await newad(update, context)  # explains the block, with the Appeal button
@@ -1095,10 +1109,7 @@ async def on_owner_button(update: Update, context: HelpdeskContext) -> None:
     if action == "edit":
         await prompt(context, update.effective_chat.id, done.ad)  # type: ignore[union-attr]
         return
-    await context.bot.send_message(
-        update.effective_chat.id,  # type: ignore[union-attr]
-        context.render("ads/owner_done.html", action=action, number=done.ad.id, expires=casework.local_time(context, done.ad.expires_at)),
-    )
+    await notices.send_all(context, [told])
     if action == "renew":  # posted unless it is in the channel already (the claim decides)
         await publish(context, done.ad.id)
 

@@ -33,10 +33,13 @@ def kill_at(desk, method):
     desk.tg.fail_next.append((method, Killed()))  # type: ignore[arg-type]
 
 
-async def notices(desk, chat_id):
+async def notices(desk, chat_id, *, submitted=False):
+    """The chat's notices (kind, ref, state, has a message id, error); the seller's "with
+    our moderators" only when ``submitted`` (most tests are about what comes after it)."""
+    skip = "" if submitted else " AND kind != 'ad_submitted'"
     return [
         tuple(r) for r in await desk.rows(
-            "SELECT kind, ref, state, message_id IS NOT NULL, error FROM notices WHERE chat_id = :c ORDER BY id", c=chat_id
+            f"SELECT kind, ref, state, message_id IS NOT NULL, error FROM notices WHERE chat_id = :c{skip} ORDER BY id", c=chat_id
         )
     ]
 
@@ -67,14 +70,14 @@ async def test_ad_decision_crash_after_commit_the_sweep_sends_the_notice_once(de
     assert texts(desk, OWNER, "🎉 Your ad") == []
     # Telegram delivers the press again after the restart: a duplicate, no second notice
     await desk.tg.feed(update)
-    assert await desk.scalar("SELECT count(*) FROM notices") == 1
+    assert await desk.scalar("SELECT count(*) FROM notices WHERE kind = 'ad_approved'") == 1
     await sweep(desk)  # too fresh: the handler may be sending it right now
     assert texts(desk, OWNER, "🎉 Your ad") == []
     desk.clock.advance(minutes=3)
     await sweep(desk)
     live = texts(desk, OWNER, f"Your ad #{ad_id} is live")
     assert len(live) == 1
-    row = (await desk.rows("SELECT state, message_id, sent_at IS NOT NULL FROM notices"))[0]
+    row = (await desk.rows("SELECT state, message_id, sent_at IS NOT NULL FROM notices WHERE kind = 'ad_approved'"))[0]
     assert tuple(row) == ("sent", live[0].message_id, True)
     desk.clock.advance(minutes=30)
     await sweep(desk)
@@ -274,7 +277,7 @@ async def test_deleteme_erases_the_users_notices(desk):
     mo, _ = moderators(desk)
     ad_id = await post_ad(desk, user)
     await mo.press("Approve", mod_card(desk, ad_id))
-    assert await desk.scalar("SELECT count(*) FROM notices WHERE chat_id = :c", c=OWNER) == 1
+    assert await desk.scalar("SELECT count(*) FROM notices WHERE chat_id = :c", c=OWNER) == 2  # "with our moderators" and "live"
     await user.send("/deleteme")
     confirm = desk.tg.last_bot_message(OWNER)
     await user.press(confirm.button_texts[0], confirm)
@@ -327,3 +330,53 @@ async def test_finished_notices_are_forgotten_after_30_days_pending_ones_are_kep
     assert await notices(desk, OWNER) == [("ad_approved", f"ad:{second}", "pending", False, None)]
     await sweep(desk)
     assert len(texts(desk, OWNER, f"Your ad #{second} is live")) == 1
+
+
+# ------------------------------------------------------------------ what the seller hears about their own ad
+
+
+async def test_submission_crash_after_commit_the_sweep_tells_the_seller_once(desk):
+    """Submit is a durable change the seller hears of only by the "with our moderators"
+    notice: a crash after the commit must not lose it (a second press is refused as stale)."""
+    user = desk.tg.user(OWNER, "Sello")
+    moderators(desk)
+    await post_ad(desk, user, submit=False)
+    ad_id = await desk.scalar("SELECT max(id) FROM ads")
+    kill_at(desk, "answerCallbackQuery")  # the Submit press: the ad is submitted, nothing sent yet
+    with pytest.raises(Killed):
+        update, _ = await press_once(desk, user, "ad:submit", desk.tg.last_bot_message(OWNER))
+    assert await desk.scalar("SELECT status FROM ads") == "submitted"
+    assert await notices(desk, OWNER, submitted=True) == [("ad_submitted", f"ad:{ad_id}", "pending", False, None)]
+    assert texts(desk, OWNER, "is with our moderators") == []
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    assert len(texts(desk, OWNER, f"Your ad #{ad_id} is with our moderators")) == 1
+    assert await notices(desk, OWNER, submitted=True) == [("ad_submitted", f"ad:{ad_id}", "sent", True, None)]
+    assert mod_card(desk, ad_id).text.startswith(f"📋 Ad #{ad_id} ")  # and the moderators got the card
+
+
+async def test_submission_notice_arrives_at_once_as_a_sent_notice(desk):
+    user = desk.tg.user(OWNER, "Sello")
+    moderators(desk)
+    ad_id = await post_ad(desk, user)
+    assert f"Your ad #{ad_id} is with our moderators" in desk.tg.last_bot_message(OWNER).text
+    assert await notices(desk, OWNER, submitted=True) == [("ad_submitted", f"ad:{ad_id}", "sent", True, None)]
+
+
+async def test_marked_sold_crash_after_commit_the_sweep_tells_the_owner_once(desk):
+    user = desk.tg.user(OWNER, "Sello")
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, user)
+    await mo.press("Approve", mod_card(desk, ad_id))
+    await user.send("/myads")
+    kill_at(desk, "answerCallbackQuery")
+    with pytest.raises(Killed):
+        await user.press(f"Sold #{ad_id}")
+    assert await desk.scalar("SELECT status FROM ads") == "sold"
+    assert (await notices(desk, OWNER))[-1] == ("ad_sold", f"ad:{ad_id}", "pending", False, None)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    assert len(texts(desk, OWNER, f"Ad #{ad_id} is marked as sold")) == 1
+    assert (await notices(desk, OWNER))[-1][2] == "sent"
