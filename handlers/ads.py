@@ -304,7 +304,7 @@ def finding_texts(context: HelpdeskContext, findings: list[Any], severities: tup
     ]
 
 
-async def submitted_notice(context: HelpdeskContext, session, result: service.SubmitResult) -> notices.Queued:  # type: ignore[no-untyped-def]
+async def submitted_notice(context: HelpdeskContext, session, result: service.SubmitResult) -> notices.Queued | None:  # type: ignore[no-untyped-def]
     """"Your ad is with our moderators" (and the pre-check's hints), queued in the unit of
     work of the submission (``session``): the seller's only word that it went through."""
     hints = finding_texts(context, result.findings, ("hint",))
@@ -562,6 +562,8 @@ async def apply_decision(
             queued.append(await owner_notice(context, session, result.ad, decision, reason, note))
             if penalty is not None and penalty.action is not None:
                 queued.append(await penalty_notice(context, session, result.ad.user_id, penalty, reason_cfg.label, reason_cfg.rule))  # type: ignore[union-attr]
+            if pattern >= strikes.PATTERN_COUNT:  # the moderators hear it too, the same way
+                queued.append(await pattern_alert(context, session, result.ad.user_id, pattern, reason_cfg.label))  # type: ignore[union-attr]
     if not result.won:
         refusal = casework.slabel(context, "toast_decided", status=result.ad.status, name=names.get(result.ad.decided_by or 0, "someone"))
         if query is not None:
@@ -583,17 +585,17 @@ async def apply_decision(
     if penalty is not None and penalty.action is not None:
         context.desk.accounts.pop(ad.user_id, None)  # the cached status is stale now
     await notices.send_all(context, queued)
-    if pattern >= strikes.PATTERN_COUNT:
-        chat_id, topic = await moderation_place(context)
-        async with unit_of_work(context.desk.sessions) as session:
-            owner = await session.get(User, ad.user_id)
-        await context.bot.send_message(
-            chat_id,
-            casework.srender(context, "ads/pattern_alert.html", name=owner.display_name if owner else "?", user_id=ad.user_id, count=pattern, reason=reason_cfg.label),  # type: ignore[union-attr]
-            message_thread_id=topic,
-        )
     if decision == Decision.APPROVE:
         await publish(context, ad_id)
+
+
+async def pattern_alert(context: HelpdeskContext, session, user_id: int, count: int, reason: str) -> notices.Queued | None:  # type: ignore[no-untyped-def]
+    """"⚠️ Pattern": the user's ads were rejected ``count`` times for ``reason`` within a
+    week. Queued for the moderators in the unit of work of the rejection (``session``),
+    so that a crash after its commit does not lose it (the sweep posts it)."""
+    owner = await session.get(User, user_id)
+    text = casework.srender(context, "ads/pattern_alert.html", name=owner.display_name if owner else "?", user_id=user_id, count=count, reason=reason)
+    return await notices.queue_for_moderators(context, session, kind="pattern_alert", text=text, ref=f"user:{user_id}")
 
 
 OTHER_KEY = "mod_other:{chat}:{user}"  # bot.chats.OTHER_REASON moves it with the chat
@@ -677,7 +679,7 @@ def appeal_button(context: HelpdeskContext, locale: str) -> InlineKeyboardMarkup
 async def penalty_notice(
     context: HelpdeskContext, session, user_id: int, penalty: strikes.Penalty, reason: str, rule: str | None,  # type: ignore[no-untyped-def]
     *, ref: str | None = None,
-) -> notices.Queued:
+) -> notices.Queued | None:
     """The user hears a penalty (warning, posting blocked, ban) with an Appeal button:
     queued in the unit of work of the strike (``session``), sent after the commit."""
     locale = await casework.user_locale(context, user_id)
@@ -778,7 +780,7 @@ async def _names(session, ids: list[int | None]) -> dict[int, str]:  # type: ign
 
 async def owner_notice(
     context: HelpdeskContext, session, ad: Ad, decision: Decision, reason_id: str | None, note: str | None = None  # type: ignore[no-untyped-def]
-) -> notices.Queued:
+) -> notices.Queued | None:
     """The owner hears the decision: queued in the decision's unit of work (``session``),
     rendered in their language; sent after the commit (:func:`handlers.notices.send_all`)."""
     locale = await casework.user_locale(context, ad.user_id)
@@ -1329,17 +1331,16 @@ async def on_report_decision(update: Update, context: HelpdeskContext) -> None:
                 session, rules(context), user_id=result.ad.user_id, reason=f"upheld report: {reason}", ad_id=result.ad.id,
                 moderator_id=moderator.id, now=context.now(),
             )
-        queued: list[notices.Queued] = []
+        queued: list[notices.Queued | None] = []
         if result is not None and result.won:  # queued with the verdict, sent after the commit
             ad = result.ad
             reporter = result.report.reporter_id
-            # a negative id is the anonymous row of an erased person: there is nobody to tell
-            if reporter > 0:
-                text = context.desk.templates.render(
-                    "ads/report_outcome.html", await casework.user_locale(context, reporter), upheld=uphold, number=ad.id if ad else "?"
-                )
-                queued.append(await notices.queue(context, session, chat_id=reporter, kind="report_outcome", ref=f"report:{number}", text=text))
-            if uphold and ad is not None and ad.user_id > 0:
+            # an erased person's anonymous id: the outbox queues nothing (nobody to tell)
+            text = context.desk.templates.render(
+                "ads/report_outcome.html", await casework.user_locale(context, reporter), upheld=uphold, number=ad.id if ad else "?"
+            )
+            queued.append(await notices.queue(context, session, chat_id=reporter, kind="report_outcome", ref=f"report:{number}", text=text))
+            if uphold and ad is not None:
                 locale = await casework.user_locale(context, ad.user_id)
                 owner_reason = context.desk.templates.label(locale, f"report_reason_{result.report.reason}")
                 text = context.desk.templates.render("ads/taken_down.html", locale, number=ad.id, title=ad.title, reason=owner_reason)

@@ -12,6 +12,11 @@ Each send is claimed first (one sender), and its outcome recorded:
 - Telegram's flood limit after every retry: surely not sent, so back to ``pending``
   for the next sweep; any other refusal: ``failed`` with Telegram's reason.
 
+Notices to the moderators (the pattern alert: :func:`queue_for_moderators`) go the same
+way to the staff chat's Moderation topic, looked up when sent (a chat that moved is
+followed). A notice to an erased person's anonymous id is never queued nor sent
+(:func:`bot.outbox.addressable`), whichever handler asks.
+
 :func:`repair` (from the periodic sweep) sends notices a crash left pending and marks
 those a crash left ``sending`` as maybe delivered.
 """
@@ -29,7 +34,7 @@ from telegram.error import TelegramError
 from bot import outbox
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
-from bot.outbox import NoticeState, Queued
+from bot.outbox import Audience, NoticeState, Queued
 from handlers import delivery
 
 log = logging.getLogger(__name__)
@@ -47,11 +52,22 @@ class Outcome:
 async def queue(
     context: HelpdeskContext, session, *, chat_id: int, kind: str, text: str, ref: str | None = None,  # type: ignore[no-untyped-def]
     markup: InlineKeyboardMarkup | None = None,
-) -> Queued:
-    """Store a rendered notice in the current unit of work (``session``); send it with
-    :func:`send` after the commit."""
+) -> Queued | None:
+    """Store a rendered notice to a user in the current unit of work (``session``); send
+    it with :func:`send_all` after the commit. None for an erased person's anonymous id
+    (nothing stored: there is nobody to tell)."""
     return await outbox.queue(
         session, chat_id=chat_id, kind=kind, ref=ref, text=text, reply_markup=markup.to_dict() if markup else None, now=context.now()
+    )
+
+
+async def queue_for_moderators(context: HelpdeskContext, session, *, kind: str, text: str, ref: str) -> Queued | None:  # type: ignore[no-untyped-def]
+    """Store a rendered notice to the moderators (the staff chat's Moderation topic,
+    looked up when it is sent). ``ref`` names whom it is about (``user:<id>``: erased
+    with them)."""
+    return await outbox.queue(
+        session, chat_id=context.desk.settings.staff.chat_id, kind=kind, ref=ref, text=text, now=context.now(),  # type: ignore[arg-type]
+        audience=Audience.MODERATORS,
     )
 
 
@@ -79,9 +95,17 @@ async def send(context: HelpdeskContext, notice_id: int) -> Outcome | None:
     if notice is None:
         log.info("notice %s is sent by another sender (or was): not sent again", notice_id)
         return None
+    if not outbox.addressable(notice.audience, notice.chat_id):  # stored before the outbox refused these
+        log.warning("notice %s (%s, %s) is addressed to an erased user's anonymous id: not sent", notice_id, notice.kind, notice.ref)
+        outcome = Outcome(notice_id, failure=delivery.Failure(outbox.ERASED_ERROR))
+        await _record(context, notice, outcome)
+        return outcome
     markup = InlineKeyboardMarkup.de_json(notice.reply_markup, context.bot) if notice.reply_markup else None
     try:
-        sent = await context.bot.send_message(notice.chat_id, notice.text, reply_markup=markup)
+        if notice.audience == Audience.MODERATORS:
+            sent = await _to_moderators(context, notice.text, markup)
+        else:
+            sent = await context.bot.send_message(notice.chat_id, notice.text, reply_markup=markup)
     except TelegramError as exc:
         fail = delivery.failure(exc)
         outcome = Outcome(notice_id, failure=fail)
@@ -93,6 +117,16 @@ async def send(context: HelpdeskContext, notice_id: int) -> Outcome | None:
         outcome = Outcome(notice_id, message=sent)
     await _record(context, notice, outcome)
     return outcome
+
+
+async def _to_moderators(context: HelpdeskContext, text: str, markup: InlineKeyboardMarkup | None) -> Message:
+    """The staff chat's Moderation topic as it is now (a chat Telegram moved is followed)."""
+    from handlers.ads import moderation_place  # handlers.ads imports this module
+
+    chat_id, topic = await moderation_place(context)
+    return await delivery.to_staff_chat(
+        context, chat_id, lambda to: context.bot.send_message(to, text, message_thread_id=topic if to == chat_id else None, reply_markup=markup)
+    )
 
 
 async def _record(context: HelpdeskContext, notice: outbox.Notice, outcome: Outcome) -> None:

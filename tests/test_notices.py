@@ -380,3 +380,114 @@ async def test_marked_sold_crash_after_commit_the_sweep_tells_the_owner_once(des
     await sweep(desk)
     assert len(texts(desk, OWNER, f"Ad #{ad_id} is marked as sold")) == 1
     assert (await notices(desk, OWNER))[-1][2] == "sent"
+
+
+# ------------------------------------------------------------------ the pattern alert to the moderators
+
+
+async def third_rejection_killed(desk, user, mo, reason="Unrealistic price"):
+    """Three rejections of the user's ads for the same reason; the bot dies right after
+    the third decision's commit."""
+    from tests.test_ads_flow import DESCRIPTION
+    from tests.test_ads_strikes import reject
+
+    for i in range(3):
+        ad_id = await post_ad(desk, user, description=DESCRIPTION + f" Version {i} with different words {'x' * i}.")
+        if i < 2:
+            await reject(desk, mo, ad_id, reason)
+    await mo.press("Reject", mod_card(desk, ad_id))
+    kill_at(desk, "answerCallbackQuery")
+    with pytest.raises(Killed):
+        await mo.press(reason, mod_card(desk, ad_id))
+    return ad_id
+
+
+def pattern_alerts(desk):
+    return [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and m.text.startswith("⚠️ Pattern")]
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_pattern_alert_crash_after_commit_the_sweep_posts_it_once(desk, staff_forum):
+    user = desk.tg.user(OWNER, "Repeat")
+    mo, _ = moderators(desk)
+    await third_rejection_killed(desk, user, mo)
+    assert pattern_alerts(desk) == []
+    [(kind, ref, state)] = [tuple(r) for r in await desk.rows("SELECT kind, ref, state FROM notices WHERE audience = 'moderators'")]
+    assert (kind, ref, state) == ("pattern_alert", f"user:{OWNER}", "pending")
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    [alert] = pattern_alerts(desk)
+    assert "Repeat (id 6301) has had 3 rejections for “Unrealistic price”" in alert.text
+    if staff_forum:
+        assert alert.thread_id == desk.tg.topic_named(STAFF_CHAT, "Moderation")
+    assert await desk.scalar("SELECT state FROM notices WHERE audience = 'moderators'") == "sent"
+    assert len(texts(desk, OWNER, "was not approved")) == 3  # the third rejection reached the seller too
+
+
+async def test_pattern_alert_follows_a_staff_chat_that_moved(desk):
+    user = desk.tg.user(OWNER, "Repeat")
+    mo, _ = moderators(desk)
+    await third_rejection_killed(desk, user, mo)
+    new_chat = -1009000000777
+    desk.tg.migrate_chat(STAFF_CHAT, new_chat)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    alerts = [m for m in desk.tg.chat_messages(new_chat) if m.from_bot and m.text.startswith("⚠️ Pattern")]
+    assert len(alerts) == 1 and pattern_alerts(desk) == []
+
+
+async def test_erasure_drops_a_pending_pattern_alert_that_names_the_user(desk):
+    user = desk.tg.user(OWNER, "Repeat")
+    mo, _ = moderators(desk)
+    await third_rejection_killed(desk, user, mo)
+    await user.send("/deleteme")
+    await user.press("Yes, erase my data")
+    assert await desk.scalar("SELECT count(*) FROM notices WHERE text LIKE '%Repeat%'") == 0
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert pattern_alerts(desk) == []
+
+
+# ------------------------------------------------------------------ erased users
+
+
+async def erased(desk, person):
+    await person.send("/deleteme")
+    await person.press("Yes, erase my data")
+    return await desk.scalar("SELECT min(id) FROM users WHERE deleted_at IS NOT NULL AND id < 0")
+
+
+def sends_to_anonymous_ids(desk):
+    return [c for c in desk.tg.calls if c.method == "sendMessage" and int(c.params["chat_id"]) < 0 and int(c.params["chat_id"]) != STAFF_CHAT]
+
+
+async def test_staff_reopening_an_erased_users_solved_case_queues_and_sends_nothing(desk):
+    user = desk.tg.user(5106, "Lerato")
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, user)
+    await thandi.press("Claim", card(desk, number))
+    await thandi.press("Resolve", card(desk, number))
+    anonymous = await erased(desk, user)
+    assert await desk.scalar("SELECT user_id FROM tickets") == anonymous
+    await thandi.send(f"/reopen {number}", chat_id=STAFF_CHAT)
+    assert "reopened" in desk.tg.last_bot_message(STAFF_CHAT).text
+    assert await desk.scalar("SELECT status FROM tickets") in ("new", "claimed")  # the case reopens; nobody to tell
+    assert await desk.scalar("SELECT count(*) FROM notices WHERE chat_id = :a", a=anonymous) == 0
+    assert sends_to_anonymous_ids(desk) == [] and desk.tg.errors() == []
+
+
+async def test_a_stored_notice_to_an_anonymous_id_is_never_sent(desk):
+    """A notice row addressed to an anonymous id (stored before the outbox refused them):
+    the sweep records it failed without calling Telegram."""
+    from datetime import timedelta
+
+    from bot.db import unit_of_work
+    from bot.outbox import Notice
+
+    async with unit_of_work(desk.sessions, effect=False) as session:
+        session.add(Notice(chat_id=-4242424242, kind="ad_approved", ref="ad:1", text="hello", state="pending",
+                           created_at=desk.clock.now - timedelta(minutes=5)))
+    await sweep(desk)
+    assert tuple((await desk.rows("SELECT state, error FROM notices"))[0]) == ("failed", "an erased user's anonymous id: nobody to tell")
+    assert sends_to_anonymous_ids(desk) == [] and desk.tg.errors() == []
