@@ -22,6 +22,11 @@ alert; the staff chat and its Moderation topic are looked up when it is sent, so
 that moved meanwhile is followed). Nothing is ever queued for, or sent to, an anonymous
 id (negative: the row an erased person's history moved to, see :mod:`bot.privacy`):
 :func:`queue` returns None for it, and a stored one is recorded failed, never sent.
+
+Order: a chat's notices go out in the order they were queued. One refused for Telegram's
+flood limit goes back to *pending* with ``retry_at`` (now + Telegram's retry_after);
+until then neither it nor any later notice to the same chat is due (:func:`due`), while
+other chats' notices are.
 """
 
 from __future__ import annotations
@@ -83,6 +88,7 @@ class Notice(Base):
     sent_at: Mapped[datetime | None]
     message_id: Mapped[int | None]  # Telegram's id of the message sent
     error: Mapped[str | None] = mapped_column(SafeText)
+    retry_at: Mapped[datetime | None]  # refused for the flood limit: not due before this
 
 
 
@@ -149,23 +155,39 @@ async def record(
     return done is not None
 
 
-async def release(session: AsyncSession, *, notice_id: int, error: str) -> None:
+async def release(session: AsyncSession, *, notice_id: int, error: str, retry_at: datetime) -> None:
     """A claimed notice surely not sent (Telegram's flood limit after every retry): back
-    to pending, so that the next sweep sends it."""
+    to pending, due again at ``retry_at`` (Telegram's retry_after)."""
     await session.execute(
         update(Notice)
         .where(Notice.id == notice_id, Notice.state == NoticeState.SENDING)
-        .values(state=NoticeState.PENDING, claimed_at=None, error=error[:1000])
+        .values(state=NoticeState.PENDING, claimed_at=None, error=error[:1000], retry_at=retry_at)
     )
 
 
-async def pending(session: AsyncSession, *, before: datetime, limit: int = 100) -> list[int]:
-    """Notices stored before ``before`` and never claimed: the bot stopped between the
-    commit and the send. Oldest first."""
-    rows = await session.scalars(
-        select(Notice.id).where(Notice.state == NoticeState.PENDING, Notice.created_at <= before).order_by(Notice.id).limit(limit)
-    )
-    return list(rows.all())
+async def due(session: AsyncSession, *, before: datetime, now: datetime, limit: int = 100) -> list[Queued]:
+    """Notices to send now, oldest first: pending ones stored before ``before`` (the bot
+    stopped between the commit and the send), each chat in order. A chat waits behind its
+    oldest unfinished notice when that one is not due itself: refused for the flood limit
+    until its ``retry_at``, being sent right now, or too fresh (its handler sends it)."""
+    rows = (await session.execute(
+        select(Notice.id, Notice.chat_id, Notice.kind, Notice.ref, Notice.state, Notice.created_at, Notice.retry_at)
+        .where(Notice.state.in_((NoticeState.PENDING, NoticeState.SENDING)))
+        .order_by(Notice.id)
+        .limit(limit * 2)
+    )).all()
+    held: set[int] = set()
+    found: list[Queued] = []
+    for row in rows:
+        if row.chat_id in held:
+            continue
+        if row.state == NoticeState.SENDING or row.created_at > before or (row.retry_at is not None and row.retry_at > now):
+            held.add(row.chat_id)
+            continue
+        found.append(Queued(row.id, row.chat_id, row.kind, row.ref))
+        if len(found) == limit:
+            break
+    return found
 
 
 async def give_up_stuck(session: AsyncSession, *, before: datetime) -> list[Notice]:

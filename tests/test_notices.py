@@ -13,6 +13,8 @@ marks what was being sent as maybe delivered without sending it again.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from bot.outbox import STUCK_ERROR
@@ -447,6 +449,120 @@ async def test_erasure_drops_a_pending_pattern_alert_that_names_the_user(desk):
     desk.clock.advance(minutes=3)
     await sweep(desk)
     assert pattern_alerts(desk) == []
+
+
+# ------------------------------------------------------------------ the flood limit for one user
+
+
+NO_RETRIES = {"telegram": {"max_retries": 0}}  # the 429 reaches the bot at once (no waiting in tests)
+
+
+def retry_jobs(desk):
+    return desk.app.job_queue.get_jobs_by_name("notice_retry")
+
+
+async def run_retry_jobs(desk):
+    for job in retry_jobs(desk):
+        job.schedule_removal()
+        await job.run(desk.app)
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_flood_for_one_user_in_the_sweep_does_not_hold_back_the_others(desk, settings_overrides):
+    mo, _ = moderators(desk)
+    people = [desk.tg.user(6401 + i, name) for i, name in enumerate(("Ayanda", "Bongani", "Chipo"))]
+    ads = []
+    for person in people:  # three approvals, each left unsent by a crash after its commit
+        ad_id = await post_ad(desk, person)
+        kill_at(desk, "answerCallbackQuery")
+        with pytest.raises(Killed):
+            await press_once(desk, mo, f"m:ok:{ad_id}", mod_card(desk, ad_id))
+        ads.append(ad_id)
+    desk.tg.fail("sendMessage", "flood", chat_id=6401, retry_after=30)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    # Bongani and Chipo hear it in this sweep; Ayanda's waits out her retry_after
+    assert len(texts(desk, 6402, f"Your ad #{ads[1]} is live")) == 1
+    assert len(texts(desk, 6403, f"Your ad #{ads[2]} is live")) == 1
+    assert texts(desk, 6401, "🎉") == []
+    [(state, error, retry_at)] = await desk.rows("SELECT state, error, retry_at IS NOT NULL FROM notices WHERE chat_id = 6401 AND kind = 'ad_approved'")
+    assert (state, retry_at) == ("pending", True) and "flood" in error
+    [job] = retry_jobs(desk)
+    assert 25 <= (job.next_t - datetime.now(timezone.utc)).total_seconds() <= 31  # Telegram's retry_after, in real time
+    desk.clock.advance(seconds=10)  # a sweep before her retry_after does not try again
+    await sweep(desk)
+    assert texts(desk, 6401, "🎉") == []
+    await run_retry_jobs(desk)  # PTB's JobQueue, retry_after seconds later
+    assert len(texts(desk, 6401, f"Your ad #{ads[0]} is live")) == 1
+    desk.clock.advance(minutes=5)
+    await sweep(desk)
+    await run_retry_jobs(desk)
+    assert [len(texts(desk, p.id, "🎉")) for p in people] == [1, 1, 1]
+    assert {r[0] for r in await desk.rows("SELECT state FROM notices WHERE kind = 'ad_approved'")} == {"sent"}
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_flood_for_the_reporter_does_not_hold_back_the_sellers_notices(desk, settings_overrides):
+    from tests.test_ads_reports import report_card
+
+    seller = desk.tg.user(9111, "Seller")
+    buyer = desk.tg.user(9112, "Buyer")
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, seller)
+    await mo.press("Approve", mod_card(desk, ad_id))
+    await buyer.send(f"/report {ad_id}")
+    await buyer.press("Prohibited item")
+    report_id = await desk.scalar("SELECT id FROM ad_reports")
+    desk.tg.fail("sendMessage", "flood", chat_id=9112, retry_after=30)
+    await mo.press("Uphold", report_card(desk, report_id))
+    # the reporter's notice is queued first; the seller's come after it and still go out now
+    seller_texts = [m.text for m in desk.tg.chat_messages(9111) if m.from_bot]
+    assert any("was taken down by a moderator" in t for t in seller_texts) and any("Warning" in t for t in seller_texts)
+    assert texts(desk, 9112, "has been taken down") == []
+    assert await desk.scalar("SELECT state FROM notices WHERE kind = 'report_outcome'") == "pending"
+    await run_retry_jobs(desk)
+    assert len(texts(desk, 9112, "has been taken down")) == 1
+    assert await desk.scalar("SELECT state FROM notices WHERE kind = 'report_outcome'") == "sent"
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_flood_for_the_solved_notice_keeps_the_survey_behind_it_and_the_job_sends_both_in_order(desk, settings_overrides):
+    user = desk.tg.user(5105, "Naledi")
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, user)
+    await thandi.press("Claim", card(desk, number))
+    desk.tg.fail("sendMessage", "flood", chat_id=5105, retry_after=30)
+    await thandi.press("Resolve", card(desk, number))
+    assert [n[2] for n in await notices(desk, 5105)] == ["sent", "sent", "pending", "pending"]
+    desk.clock.advance(minutes=3)  # a sweep meanwhile keeps the survey behind the refused "solved" too
+    desk.tg.fail("sendMessage", "flood", chat_id=5105, retry_after=30)
+    await sweep(desk)
+    assert [n[2] for n in await notices(desk, 5105)] == ["sent", "sent", "pending", "pending"]
+    await run_retry_jobs(desk)
+    mine = [m for m in desk.tg.chat_messages(5105) if m.from_bot]
+    assert "has been marked as solved" in mine[-2].text and mine[-1].button_texts[0].startswith("⭐")
+    assert [n[2] for n in await notices(desk, 5105)] == ["sent"] * 4
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_flood_for_a_second_user_in_one_sweep_stops_it_the_job_sends_the_rest(desk, settings_overrides):
+    """Refused for two different chats in one run: the limit is the bot's, not one chat's;
+    the sweep stops (its SLA work goes on) and the job sends the rest after retry_after."""
+    mo, _ = moderators(desk)
+    people = [desk.tg.user(6411 + i, name) for i, name in enumerate(("Ayanda", "Bongani", "Chipo"))]
+    for person in people:
+        ad_id = await post_ad(desk, person)
+        kill_at(desk, "answerCallbackQuery")
+        with pytest.raises(Killed):
+            await press_once(desk, mo, f"m:ok:{ad_id}", mod_card(desk, ad_id))
+    desk.tg.fail("sendMessage", "flood", retry_after=30, times=2)  # every chat
+    desk.clock.advance(minutes=3)
+    calls = len(desk.tg.calls)
+    await sweep(desk)
+    assert len([c for c in desk.tg.calls[calls:] if c.method == "sendMessage"]) == 2  # refused twice; the third not tried
+    assert [len(texts(desk, p.id, "🎉")) for p in people] == [0, 0, 0]
+    await run_retry_jobs(desk)
+    assert [len(texts(desk, p.id, "🎉")) for p in people] == [1, 1, 1]
 
 
 # ------------------------------------------------------------------ erased users

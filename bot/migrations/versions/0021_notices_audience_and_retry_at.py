@@ -1,5 +1,7 @@
 """notices to the moderators (audience: the pattern alert goes through the outbox too,
-so a crash after the rejection's commit no longer loses it)
+so a crash after the rejection's commit no longer loses it) and the time a notice
+refused for Telegram's flood limit is due again (retry_at: until then it, and the later
+notices to the same chat, wait; other chats' notices do not)
 
 Revision ID: 0021
 Revises: 0020
@@ -21,8 +23,10 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('notices', schema=None) as batch_op:
         batch_op.add_column(sa.Column('audience', bot.db.SafeString(length=16), server_default='user', nullable=False))
+        batch_op.add_column(sa.Column('retry_at', bot.db.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('notices', schema=None) as batch_op:
+        batch_op.drop_column('retry_at')
         batch_op.drop_column('audience')
