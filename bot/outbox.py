@@ -15,10 +15,23 @@ this module never imports telegram: buttons are stored as the Bot API's JSON). T
   sending them again.
 
 So a crash at any point loses no notice and sends none twice.
+
+Notices go to users' private chats (``audience`` *user*: the chat id is the user's
+Telegram id, always positive), or to the moderators (*moderators*: e.g. the pattern
+alert; the staff chat and its Moderation topic are looked up when it is sent, so a chat
+that moved meanwhile is followed). Nothing is ever queued for, or sent to, an anonymous
+id (negative: the row an erased person's history moved to, see :mod:`bot.privacy`):
+:func:`queue` returns None for it, and a stored one is recorded failed, never sent.
+
+Order: a chat's notices go out in the order they were queued. One refused for Telegram's
+flood limit goes back to *pending* with ``retry_at`` (now + Telegram's retry_after);
+until then neither it nor any later notice to the same chat is due (:func:`due`), while
+other chats' notices are.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -30,6 +43,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db import Base, SafeString, SafeText
 
+log = logging.getLogger(__name__)
+
 
 class NoticeState(StrEnum):
     PENDING = "pending"  # stored with its decision, not sent yet
@@ -39,6 +54,21 @@ class NoticeState(StrEnum):
     MAYBE = "maybe"  # timed out, or the sender stopped mid-send: may have arrived; not sent again
 
 
+class Audience(StrEnum):
+    USER = "user"  # the user's private chat (chat_id: their Telegram id)
+    MODERATORS = "moderators"  # the moderators' place in the staff chat (chat_id: the staff chat when queued)
+
+
+# The error recorded on a stored notice to an anonymous id (never sent).
+ERASED_ERROR = "an erased user's anonymous id: nobody to tell"
+
+
+def addressable(audience: str, chat_id: int) -> bool:
+    """Can a notice go there? A user's private chat has their (positive) Telegram id; a
+    negative id in a user notice is an erased person's anonymous row: nobody to tell."""
+    return audience != Audience.USER or chat_id > 0
+
+
 class Notice(Base):
     """A message to a user, queued in the transaction of the decision that causes it."""
 
@@ -46,7 +76,8 @@ class Notice(Base):
     __table_args__ = (Index("ix_notices_state", "state"), Index("ix_notices_chat_id", "chat_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    chat_id: Mapped[int]  # the user's private chat (their Telegram id)
+    chat_id: Mapped[int]  # the user's private chat (their Telegram id); for moderators the staff chat when queued
+    audience: Mapped[str] = mapped_column(SafeString(16), default=Audience.USER, server_default=Audience.USER.value)
     kind: Mapped[str] = mapped_column(SafeString(32))  # e.g. ad_approved, ticket_resolved, csat, penalty
     ref: Mapped[str | None] = mapped_column(SafeString(64))  # what it is about: "ticket:12", "ad:5", "feedback:3"
     text: Mapped[str] = mapped_column(SafeText)  # the rendered HTML, in the user's language
@@ -57,6 +88,8 @@ class Notice(Base):
     sent_at: Mapped[datetime | None]
     message_id: Mapped[int | None]  # Telegram's id of the message sent
     error: Mapped[str | None] = mapped_column(SafeText)
+    retry_at: Mapped[datetime | None]  # refused for the flood limit: not due before this
+
 
 
 # The error recorded on a notice whose sender stopped between claiming and recording the outcome.
@@ -75,10 +108,17 @@ class Queued:
 
 async def queue(
     session: AsyncSession, *, chat_id: int, kind: str, text: str, now: datetime, ref: str | None = None,
-    reply_markup: dict[str, Any] | None = None,
-) -> Queued:
-    """Store a notice in the caller's transaction (sent after the commit, or by the sweep)."""
-    notice = Notice(chat_id=chat_id, kind=kind, ref=ref, text=text, reply_markup=reply_markup, state=NoticeState.PENDING, created_at=now)
+    reply_markup: dict[str, Any] | None = None, audience: Audience = Audience.USER,
+) -> Queued | None:
+    """Store a notice in the caller's transaction (sent after the commit, or by the sweep).
+    None (nothing stored) for an erased person's anonymous id: there is nobody to tell."""
+    if not addressable(audience, chat_id):
+        log.info("notice %s (%s) not queued: %s is an erased user's anonymous id", kind, ref, chat_id)
+        return None
+    notice = Notice(
+        chat_id=chat_id, audience=audience, kind=kind, ref=ref, text=text, reply_markup=reply_markup, state=NoticeState.PENDING,
+        created_at=now,
+    )
     session.add(notice)
     await session.flush()
     return Queued(notice.id, chat_id, kind, ref)
@@ -115,23 +155,39 @@ async def record(
     return done is not None
 
 
-async def release(session: AsyncSession, *, notice_id: int, error: str) -> None:
+async def release(session: AsyncSession, *, notice_id: int, error: str, retry_at: datetime) -> None:
     """A claimed notice surely not sent (Telegram's flood limit after every retry): back
-    to pending, so that the next sweep sends it."""
+    to pending, due again at ``retry_at`` (Telegram's retry_after)."""
     await session.execute(
         update(Notice)
         .where(Notice.id == notice_id, Notice.state == NoticeState.SENDING)
-        .values(state=NoticeState.PENDING, claimed_at=None, error=error[:1000])
+        .values(state=NoticeState.PENDING, claimed_at=None, error=error[:1000], retry_at=retry_at)
     )
 
 
-async def pending(session: AsyncSession, *, before: datetime, limit: int = 100) -> list[int]:
-    """Notices stored before ``before`` and never claimed: the bot stopped between the
-    commit and the send. Oldest first."""
-    rows = await session.scalars(
-        select(Notice.id).where(Notice.state == NoticeState.PENDING, Notice.created_at <= before).order_by(Notice.id).limit(limit)
-    )
-    return list(rows.all())
+async def due(session: AsyncSession, *, before: datetime, now: datetime, limit: int = 100) -> list[Queued]:
+    """Notices to send now, oldest first: pending ones stored before ``before`` (the bot
+    stopped between the commit and the send), each chat in order. A chat waits behind its
+    oldest unfinished notice when that one is not due itself: refused for the flood limit
+    until its ``retry_at``, being sent right now, or too fresh (its handler sends it)."""
+    rows = (await session.execute(
+        select(Notice.id, Notice.chat_id, Notice.kind, Notice.ref, Notice.state, Notice.created_at, Notice.retry_at)
+        .where(Notice.state.in_((NoticeState.PENDING, NoticeState.SENDING)))
+        .order_by(Notice.id)
+        .limit(limit * 2)
+    )).all()
+    held: set[int] = set()
+    found: list[Queued] = []
+    for row in rows:
+        if row.chat_id in held:
+            continue
+        if row.state == NoticeState.SENDING or row.created_at > before or (row.retry_at is not None and row.retry_at > now):
+            held.add(row.chat_id)
+            continue
+        found.append(Queued(row.id, row.chat_id, row.kind, row.ref))
+        if len(found) == limit:
+            break
+    return found
 
 
 async def give_up_stuck(session: AsyncSession, *, before: datetime) -> list[Notice]:
@@ -157,12 +213,15 @@ async def get(session: AsyncSession, notice_id: int) -> Notice | None:
 
 async def for_user(session: AsyncSession, *, user_id: int) -> list[Notice]:
     """The user's notices, oldest first (for /mydata)."""
-    return list((await session.scalars(select(Notice).where(Notice.chat_id == user_id).order_by(Notice.id))).all())
+    mine = select(Notice).where(Notice.audience == Audience.USER, Notice.chat_id == user_id).order_by(Notice.id)
+    return list((await session.scalars(mine)).all())
 
 
 async def erase_user(session: AsyncSession, *, user_id: int) -> int:
-    """/deleteme: the user's notices go (what was not sent yet never will be)."""
-    result = await session.execute(delete(Notice).where(Notice.chat_id == user_id))
+    """/deleteme: the user's notices go (what was not sent yet never will be), and so do
+    the moderators' notices about them (a pattern alert names them)."""
+    about = (Notice.audience == Audience.MODERATORS) & (Notice.ref == f"user:{user_id}")
+    result = await session.execute(delete(Notice).where(((Notice.audience == Audience.USER) & (Notice.chat_id == user_id)) | about))
     return result.rowcount or 0  # type: ignore[attr-defined]
 
 

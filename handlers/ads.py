@@ -230,7 +230,7 @@ async def on_ad_button(update: Update, context: HelpdeskContext) -> None:
         return
     error: FieldError | None = None
     result = None
-    approved = None
+    told = None  # the seller's notice about the submission, queued with it
     parent = None
     async with unit_of_work(context.desk.sessions) as session:
         ad = await service.current_draft(session, user_id=user_id)
@@ -253,7 +253,9 @@ async def on_ad_button(update: Update, context: HelpdeskContext) -> None:
             elif action == "submit":
                 result = await service.submit(session, r, ad=ad, now=now)
                 if result.outcome == SubmitOutcome.APPROVED:  # trusted and clean: live at once, the owner hears it
-                    approved = await owner_notice(context, session, result.ad, Decision.APPROVE, None)
+                    told = await owner_notice(context, session, result.ad, Decision.APPROVE, None)
+                elif result.outcome == SubmitOutcome.SUBMITTED:  # "with our moderators": a second press is stale, so queued
+                    told = await submitted_notice(context, session, result)
             elif action == "edit" and arg is None:
                 pass
             elif action == "edit":
@@ -287,7 +289,7 @@ async def on_ad_button(update: Update, context: HelpdeskContext) -> None:
         await context.bot.send_message(chat_id, context.render("ads/cancelled.html"), reply_markup=main_menu(context))
     elif action == "submit":
         await set_markup(query, None)  # type: ignore[arg-type]
-        await after_submit(update, context, result, approved)  # type: ignore[arg-type]
+        await after_submit(update, context, result, told)  # type: ignore[arg-type]
     else:
         await set_markup(query, None)  # type: ignore[arg-type]
         await prompt(context, chat_id, ad)
@@ -302,20 +304,27 @@ def finding_texts(context: HelpdeskContext, findings: list[Any], severities: tup
     ]
 
 
-async def after_submit(
-    update: Update, context: HelpdeskContext, result: service.SubmitResult, approved: notices.Queued | None = None
-) -> None:
-    chat_id = update.effective_chat.id  # type: ignore[union-attr]
+async def submitted_notice(context: HelpdeskContext, session, result: service.SubmitResult) -> notices.Queued | None:  # type: ignore[no-untyped-def]
+    """"Your ad is with our moderators" (and the pre-check's hints), queued in the unit of
+    work of the submission (``session``): the seller's only word that it went through."""
     hints = finding_texts(context, result.findings, ("hint",))
+    text = context.render("ads/submitted.html", number=result.ad.id, hints=hints)
+    return await notices.queue(context, session, chat_id=result.ad.user_id, kind="ad_submitted", ref=f"ad:{result.ad.id}", text=text)
+
+
+async def after_submit(
+    update: Update, context: HelpdeskContext, result: service.SubmitResult, told: notices.Queued | None = None
+) -> None:
+    """After the commit: the blocking findings (a reply: nothing changed, Submit works
+    again), or the notice queued with the submission, then the moderation card."""
+    chat_id = update.effective_chat.id  # type: ignore[union-attr]
     if result.outcome == SubmitOutcome.BLOCKED:
+        hints = finding_texts(context, result.findings, ("hint",))
         blocks = finding_texts(context, result.findings, ("block",))
         buttons = InlineKeyboardMarkup([[InlineKeyboardButton(context.label("btn_edit_field"), callback_data="ad:edit")]])
         await context.bot.send_message(chat_id, context.render("ads/blocked_findings.html", findings=blocks, hints=hints), reply_markup=buttons)
         return
-    if result.outcome == SubmitOutcome.APPROVED:
-        await notices.send_all(context, [approved])
-    else:
-        await context.bot.send_message(chat_id, context.render("ads/submitted.html", number=result.ad.id, hints=hints))
+    await notices.send_all(context, [told])
     await post_for_moderation(context, result.ad.id)
     if result.outcome == SubmitOutcome.APPROVED:
         await publish(context, result.ad.id)
@@ -553,6 +562,8 @@ async def apply_decision(
             queued.append(await owner_notice(context, session, result.ad, decision, reason, note))
             if penalty is not None and penalty.action is not None:
                 queued.append(await penalty_notice(context, session, result.ad.user_id, penalty, reason_cfg.label, reason_cfg.rule))  # type: ignore[union-attr]
+            if pattern >= strikes.PATTERN_COUNT:  # the moderators hear it too, the same way
+                queued.append(await pattern_alert(context, session, result.ad.user_id, pattern, reason_cfg.label))  # type: ignore[union-attr]
     if not result.won:
         refusal = casework.slabel(context, "toast_decided", status=result.ad.status, name=names.get(result.ad.decided_by or 0, "someone"))
         if query is not None:
@@ -574,17 +585,17 @@ async def apply_decision(
     if penalty is not None and penalty.action is not None:
         context.desk.accounts.pop(ad.user_id, None)  # the cached status is stale now
     await notices.send_all(context, queued)
-    if pattern >= strikes.PATTERN_COUNT:
-        chat_id, topic = await moderation_place(context)
-        async with unit_of_work(context.desk.sessions) as session:
-            owner = await session.get(User, ad.user_id)
-        await context.bot.send_message(
-            chat_id,
-            casework.srender(context, "ads/pattern_alert.html", name=owner.display_name if owner else "?", user_id=ad.user_id, count=pattern, reason=reason_cfg.label),  # type: ignore[union-attr]
-            message_thread_id=topic,
-        )
     if decision == Decision.APPROVE:
         await publish(context, ad_id)
+
+
+async def pattern_alert(context: HelpdeskContext, session, user_id: int, count: int, reason: str) -> notices.Queued | None:  # type: ignore[no-untyped-def]
+    """"⚠️ Pattern": the user's ads were rejected ``count`` times for ``reason`` within a
+    week. Queued for the moderators in the unit of work of the rejection (``session``),
+    so that a crash after its commit does not lose it (the sweep posts it)."""
+    owner = await session.get(User, user_id)
+    text = casework.srender(context, "ads/pattern_alert.html", name=owner.display_name if owner else "?", user_id=user_id, count=count, reason=reason)
+    return await notices.queue_for_moderators(context, session, kind="pattern_alert", text=text, ref=f"user:{user_id}")
 
 
 OTHER_KEY = "mod_other:{chat}:{user}"  # bot.chats.OTHER_REASON moves it with the chat
@@ -668,7 +679,7 @@ def appeal_button(context: HelpdeskContext, locale: str) -> InlineKeyboardMarkup
 async def penalty_notice(
     context: HelpdeskContext, session, user_id: int, penalty: strikes.Penalty, reason: str, rule: str | None,  # type: ignore[no-untyped-def]
     *, ref: str | None = None,
-) -> notices.Queued:
+) -> notices.Queued | None:
     """The user hears a penalty (warning, posting blocked, ban) with an Appeal button:
     queued in the unit of work of the strike (``session``), sent after the commit."""
     locale = await casework.user_locale(context, user_id)
@@ -769,7 +780,7 @@ async def _names(session, ids: list[int | None]) -> dict[int, str]:  # type: ign
 
 async def owner_notice(
     context: HelpdeskContext, session, ad: Ad, decision: Decision, reason_id: str | None, note: str | None = None  # type: ignore[no-untyped-def]
-) -> notices.Queued:
+) -> notices.Queued | None:
     """The owner hears the decision: queued in the decision's unit of work (``session``),
     rendered in their language; sent after the commit (:func:`handlers.notices.send_all`)."""
     locale = await casework.user_locale(context, ad.user_id)
@@ -1078,9 +1089,14 @@ async def on_owner_button(update: Update, context: HelpdeskContext) -> None:
     """``my:(edit|sold|delete|renew):<ad>``."""
     query = update.callback_query
     _, action, number = query.data.split(":")  # type: ignore[union-attr]
+    told = None
     try:
         async with unit_of_work(context.desk.sessions) as session:
             done = await service.owner_action(session, rules(context), ad_id=int(number), user_id=query.from_user.id, action=action, now=context.now())  # type: ignore[union-attr]
+            if done is not None and action != "edit":  # the owner's word that it is done (a second press is stale): queued with it
+                text = context.render("ads/owner_done.html", action=action, number=done.ad.id, expires=casework.local_time(context, done.ad.expires_at))
+                kind = {"sold": "ad_sold", "delete": "ad_deleted", "renew": "ad_renewed"}.get(action, f"ad_{action}")
+                told = await notices.queue(context, session, chat_id=done.ad.user_id, kind=kind, ref=f"ad:{done.ad.id}", text=text)
     except FieldError:
         await toast(query)  # type: ignore[arg-type]
         await newad(update, context)  # explains the block, with the Appeal button
@@ -1095,10 +1111,7 @@ async def on_owner_button(update: Update, context: HelpdeskContext) -> None:
     if action == "edit":
         await prompt(context, update.effective_chat.id, done.ad)  # type: ignore[union-attr]
         return
-    await context.bot.send_message(
-        update.effective_chat.id,  # type: ignore[union-attr]
-        context.render("ads/owner_done.html", action=action, number=done.ad.id, expires=casework.local_time(context, done.ad.expires_at)),
-    )
+    await notices.send_all(context, [told])
     if action == "renew":  # posted unless it is in the channel already (the claim decides)
         await publish(context, done.ad.id)
 
@@ -1318,17 +1331,16 @@ async def on_report_decision(update: Update, context: HelpdeskContext) -> None:
                 session, rules(context), user_id=result.ad.user_id, reason=f"upheld report: {reason}", ad_id=result.ad.id,
                 moderator_id=moderator.id, now=context.now(),
             )
-        queued: list[notices.Queued] = []
+        queued: list[notices.Queued | None] = []
         if result is not None and result.won:  # queued with the verdict, sent after the commit
             ad = result.ad
             reporter = result.report.reporter_id
-            # a negative id is the anonymous row of an erased person: there is nobody to tell
-            if reporter > 0:
-                text = context.desk.templates.render(
-                    "ads/report_outcome.html", await casework.user_locale(context, reporter), upheld=uphold, number=ad.id if ad else "?"
-                )
-                queued.append(await notices.queue(context, session, chat_id=reporter, kind="report_outcome", ref=f"report:{number}", text=text))
-            if uphold and ad is not None and ad.user_id > 0:
+            # an erased person's anonymous id: the outbox queues nothing (nobody to tell)
+            text = context.desk.templates.render(
+                "ads/report_outcome.html", await casework.user_locale(context, reporter), upheld=uphold, number=ad.id if ad else "?"
+            )
+            queued.append(await notices.queue(context, session, chat_id=reporter, kind="report_outcome", ref=f"report:{number}", text=text))
+            if uphold and ad is not None:
                 locale = await casework.user_locale(context, ad.user_id)
                 owner_reason = context.desk.templates.label(locale, f"report_reason_{result.report.reason}")
                 text = context.desk.templates.render("ads/taken_down.html", locale, number=ad.id, title=ad.title, reason=owner_reason)

@@ -441,7 +441,7 @@ async def user_locale(context: HelpdeskContext, user_id: int) -> str:
 
 async def queue_notice(
     context: HelpdeskContext, session, ticket: Ticket, template: str, markup: Any = None, *, kind: str | None = None, **values: Any  # type: ignore[no-untyped-def]
-) -> notices.Queued:
+) -> notices.Queued | None:
     """A notice about the case, rendered in the user's language and queued in the unit
     of work of the transition that causes it (``session``); sent after the commit
     (:func:`handlers.notices.send_all`: a reply to it targets the case; a user who blocked

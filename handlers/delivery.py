@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from telegram.error import ChatMigrated, Forbidden, RetryAfter, TelegramError, TimedOut
@@ -45,6 +46,7 @@ class Failure:
     blocked: bool = False  # 403: the user blocked the bot
     maybe: bool = False  # timed out: it may have arrived; not sent again
     flood: bool = False  # 429 after every retry
+    retry_after: float = 0.0  # flood: Telegram's "retry after", in seconds
 
 
 def failure(exc: TelegramError) -> Failure:
@@ -53,7 +55,9 @@ def failure(exc: TelegramError) -> Failure:
     if isinstance(exc, Forbidden):
         return Failure(exc.message, blocked=True)
     if isinstance(exc, RetryAfter):
-        return Failure(f"Telegram's flood limit, after every retry ({exc.message})", flood=True)
+        wait = exc.retry_after
+        seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+        return Failure(f"Telegram's flood limit, after every retry ({exc.message})", flood=True, retry_after=seconds)
     return Failure(exc.message)
 
 

@@ -9,11 +9,25 @@ Each send is claimed first (one sender), and its outcome recorded:
 - 403, the user blocked the bot: ``failed``; for a ticket, recorded on the ticket and
   staff told once, as before; the flow goes on;
 - a timeout: ``maybe`` (it may have arrived): never sent again;
-- Telegram's flood limit after every retry: surely not sent, so back to ``pending``
-  for the next sweep; any other refusal: ``failed`` with Telegram's reason.
+- Telegram's flood limit after every retry: surely not sent, so back to ``pending``,
+  due again after Telegram's retry_after (``retry_at``); any other refusal: ``failed``
+  with Telegram's reason.
 
-:func:`repair` (from the periodic sweep) sends notices a crash left pending and marks
-those a crash left ``sending`` as maybe delivered.
+A flood refusal holds back only the later notices to the same chat (they keep their
+order: the survey never before its "solved"); the other chats' notices go on. The
+refused ones and those held behind them are sent again retry_after seconds later by a
+one-off job of PTB's JobQueue (:func:`retry_later`; claimed like every send, so the sweep
+and the job never both send one). Refused for a second chat in the same run, the limit
+is the bot's own, not one chat's: the run stops there and the job sends the rest.
+
+Notices to the moderators (the pattern alert: :func:`queue_for_moderators`) go the same
+way to the staff chat's Moderation topic, looked up when sent (a chat that moved is
+followed). A notice to an erased person's anonymous id is never queued nor sent
+(:func:`bot.outbox.addressable`), whichever handler asks.
+
+:func:`repair` (from the periodic sweep) marks the notices a crash left ``sending`` as
+maybe delivered, then sends those a crash (or a flood refusal whose retry_after is
+over) left pending.
 """
 
 from __future__ import annotations
@@ -29,7 +43,7 @@ from telegram.error import TelegramError
 from bot import outbox
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
-from bot.outbox import NoticeState, Queued
+from bot.outbox import Audience, NoticeState, Queued
 from handlers import delivery
 
 log = logging.getLogger(__name__)
@@ -47,27 +61,78 @@ class Outcome:
 async def queue(
     context: HelpdeskContext, session, *, chat_id: int, kind: str, text: str, ref: str | None = None,  # type: ignore[no-untyped-def]
     markup: InlineKeyboardMarkup | None = None,
-) -> Queued:
-    """Store a rendered notice in the current unit of work (``session``); send it with
-    :func:`send` after the commit."""
+) -> Queued | None:
+    """Store a rendered notice to a user in the current unit of work (``session``); send
+    it with :func:`send_all` after the commit. None for an erased person's anonymous id
+    (nothing stored: there is nobody to tell)."""
     return await outbox.queue(
         session, chat_id=chat_id, kind=kind, ref=ref, text=text, reply_markup=markup.to_dict() if markup else None, now=context.now()
     )
 
 
+async def queue_for_moderators(context: HelpdeskContext, session, *, kind: str, text: str, ref: str) -> Queued | None:  # type: ignore[no-untyped-def]
+    """Store a rendered notice to the moderators (the staff chat's Moderation topic,
+    looked up when it is sent). ``ref`` names whom it is about (``user:<id>``: erased
+    with them)."""
+    return await outbox.queue(
+        session, chat_id=context.desk.settings.staff.chat_id, kind=kind, ref=ref, text=text, now=context.now(),  # type: ignore[arg-type]
+        audience=Audience.MODERATORS,
+    )
+
+
+#: A flood refusal for this many different chats in one run: the limit is the bot's own.
+BOT_WIDE = 2
+RETRY_JOB = "notice_retry"
+
+
 async def send_all(context: HelpdeskContext, queued: Iterable[Queued | None]) -> list[Outcome]:
-    """Send what a committed unit of work queued, in order. After a notice refused for
-    Telegram's flood limit (back in the outbox) the rest stay pending too: sent by the
-    sweep after it, in order (the survey never before its "solved")."""
-    outcomes = []
-    for item in queued:
-        if item is not None:
-            outcome = await send(context, item.id)
-            if outcome is not None:
-                outcomes.append(outcome)
-                if outcome.failure is not None and outcome.failure.flood:
-                    break
+    """Send what a committed unit of work queued, each chat's in order. After a notice
+    refused for Telegram's flood limit, the later ones to that chat wait with it (the
+    survey never before its "solved"); other chats' go on. What waits is sent again
+    after retry_after (:func:`retry_later`)."""
+    return await _send_in_order(context, [item for item in queued if item is not None])
+
+
+async def _send_in_order(context: HelpdeskContext, items: list[Queued]) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    held: set[int] = set()  # chats with a notice refused for the flood limit in this run
+    later: list[Queued] = []  # sent again after retry_after, in this order
+    wait = 0.0
+    for position, item in enumerate(items):
+        if item.chat_id in held:
+            later.append(item)
+            continue
+        outcome = await send(context, item.id)
+        if outcome is None:
+            continue
+        outcomes.append(outcome)
+        if outcome.failure is not None and outcome.failure.flood:
+            held.add(item.chat_id)
+            later.append(item)
+            wait = max(wait, outcome.failure.retry_after)
+            if len(held) >= BOT_WIDE:  # the bot's own limit: the rest wait too
+                log.warning("Telegram's flood limit for %d chats in a row: the other %d notices wait %.0f s", len(held), len(items) - position - 1, wait)
+                later.extend(items[position + 1:])
+                break
+    if later:
+        retry_later(context, later, wait)
     return outcomes
+
+
+def retry_later(context: HelpdeskContext, items: list[Queued], seconds: float) -> None:
+    """A one-off job of PTB's JobQueue sends ``items`` (in order, each claimed) once
+    Telegram's retry_after is over. Not persisted: after a restart the sweep sends them
+    (their ``retry_at`` is stored)."""
+    jobs = context.application.job_queue
+    if jobs is None:
+        return
+    jobs.run_once(_retry, when=max(seconds, 1.0), data=list(items), name=RETRY_JOB, job_kwargs={"misfire_grace_time": 60})
+
+
+async def _retry(context: HelpdeskContext) -> None:
+    items: list[Queued] = context.job.data  # type: ignore[union-attr, assignment]
+    log.info("sending %d notices again after Telegram's flood limit", len(items))
+    await _send_in_order(context, items)
 
 
 async def send(context: HelpdeskContext, notice_id: int) -> Outcome | None:
@@ -79,9 +144,17 @@ async def send(context: HelpdeskContext, notice_id: int) -> Outcome | None:
     if notice is None:
         log.info("notice %s is sent by another sender (or was): not sent again", notice_id)
         return None
+    if not outbox.addressable(notice.audience, notice.chat_id):  # stored before the outbox refused these
+        log.warning("notice %s (%s, %s) is addressed to an erased user's anonymous id: not sent", notice_id, notice.kind, notice.ref)
+        outcome = Outcome(notice_id, failure=delivery.Failure(outbox.ERASED_ERROR))
+        await _record(context, notice, outcome)
+        return outcome
     markup = InlineKeyboardMarkup.de_json(notice.reply_markup, context.bot) if notice.reply_markup else None
     try:
-        sent = await context.bot.send_message(notice.chat_id, notice.text, reply_markup=markup)
+        if notice.audience == Audience.MODERATORS:
+            sent = await _to_moderators(context, notice.text, markup)
+        else:
+            sent = await context.bot.send_message(notice.chat_id, notice.text, reply_markup=markup)
     except TelegramError as exc:
         fail = delivery.failure(exc)
         outcome = Outcome(notice_id, failure=fail)
@@ -93,6 +166,16 @@ async def send(context: HelpdeskContext, notice_id: int) -> Outcome | None:
         outcome = Outcome(notice_id, message=sent)
     await _record(context, notice, outcome)
     return outcome
+
+
+async def _to_moderators(context: HelpdeskContext, text: str, markup: InlineKeyboardMarkup | None) -> Message:
+    """The staff chat's Moderation topic as it is now (a chat Telegram moved is followed)."""
+    from handlers.ads import moderation_place  # handlers.ads imports this module
+
+    chat_id, topic = await moderation_place(context)
+    return await delivery.to_staff_chat(
+        context, chat_id, lambda to: context.bot.send_message(to, text, message_thread_id=topic if to == chat_id else None, reply_markup=markup)
+    )
 
 
 async def _record(context: HelpdeskContext, notice: outbox.Notice, outcome: Outcome) -> None:
@@ -110,8 +193,9 @@ async def _record(context: HelpdeskContext, notice: outbox.Notice, outcome: Outc
                 await tickets.record_bot_message(session, ticket_id=ticket_id, text=sent.text or "", user_message_id=sent.message_id, now=context.now())
                 if notice.kind == "csat":
                     await tickets.set_survey_message(session, ticket_id=ticket_id, message_id=sent.message_id)
-        elif fail is not None and fail.flood:  # surely not sent: the next sweep tries again
-            await outbox.release(session, notice_id=notice.id, error=fail.reason)
+        elif fail is not None and fail.flood:  # surely not sent: due again after retry_after
+            retry_at = context.now() + timedelta(seconds=fail.retry_after)
+            await outbox.release(session, notice_id=notice.id, error=fail.reason, retry_at=retry_at)
         elif fail is not None:
             state = NoticeState.MAYBE if fail.maybe else NoticeState.FAILED
             await outbox.record(session, notice_id=notice.id, state=state, error=fail.reason, now=context.now())
@@ -127,25 +211,18 @@ async def _record(context: HelpdeskContext, notice: outbox.Notice, outcome: Outc
 
 
 async def repair(context: HelpdeskContext) -> tuple[int, int]:
-    """From the periodic sweep: send the notices a crash left pending (stored longer
-    than the repair grace ago, so that the handler sending one right now goes first),
-    oldest first, each claimed (a repeated or racing sweep sends none twice); then mark
-    the notices claimed longer than ``telegram.stuck_send_minutes`` ago, whose sender
-    stopped mid-send, as maybe delivered, without sending them again.
+    """From the periodic sweep: mark the notices claimed longer than
+    ``telegram.stuck_send_minutes`` ago, whose sender stopped mid-send, as maybe
+    delivered, without sending them again; then send the notices due (:func:`bot.outbox.due`:
+    left pending by a crash, stored longer than the repair grace ago so that the handler
+    sending one right now goes first; or refused for the flood limit, retry_after over),
+    each chat's in order, each claimed (a repeated or racing sweep sends none twice).
+    A flood refusal for one chat holds back only that chat's; for a second chat, the rest
+    too (and the sweep goes on with its SLA work): :func:`_send_in_order`.
     Returns (notices sent, notices given up as maybe delivered)."""
     from handlers.casework import repair_grace, stuck_grace
 
     desk = context.desk
-    async with unit_of_work(desk.sessions, read_only=True) as session:
-        ids = await outbox.pending(session, before=context.now() - repair_grace(context))
-    sent = 0
-    for notice_id in ids:
-        log.warning("notice %s was stored but never sent (the bot stopped): sending it now", notice_id)
-        outcome = await send(context, notice_id)
-        if outcome is not None and outcome.message is not None:
-            sent += 1
-        elif outcome is not None and outcome.failure is not None and outcome.failure.flood:
-            break  # the rest wait for the next sweep, in order (and the sweep for the SLA work)
     async with unit_of_work(desk.sessions) as session:
         stuck = await outbox.give_up_stuck(session, before=context.now() - stuck_grace(context))
     for notice in stuck:
@@ -153,7 +230,12 @@ async def repair(context: HelpdeskContext) -> tuple[int, int]:
             "notice %s (%s, %s) to %s was being sent when the bot stopped; it may have arrived: marked maybe delivered, not sent again",
             notice.id, notice.kind, notice.ref, notice.chat_id,
         )
-    return sent, len(stuck)
+    async with unit_of_work(desk.sessions, read_only=True) as session:
+        items = await outbox.due(session, before=context.now() - repair_grace(context), now=context.now())
+    for item in items:
+        log.warning("notice %s (%s, %s) was stored but not sent yet (the bot stopped, or Telegram's flood limit): sending it now", item.id, item.kind, item.ref)
+    outcomes = await _send_in_order(context, items)
+    return sum(1 for o in outcomes if o.message is not None), len(stuck)
 
 
 #: Finished notices are kept this long (what a user was told, for staff questions about

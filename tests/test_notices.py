@@ -13,6 +13,8 @@ marks what was being sent as maybe delivered without sending it again.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from bot.outbox import STUCK_ERROR
@@ -33,10 +35,13 @@ def kill_at(desk, method):
     desk.tg.fail_next.append((method, Killed()))  # type: ignore[arg-type]
 
 
-async def notices(desk, chat_id):
+async def notices(desk, chat_id, *, submitted=False):
+    """The chat's notices (kind, ref, state, has a message id, error); the seller's "with
+    our moderators" only when ``submitted`` (most tests are about what comes after it)."""
+    skip = "" if submitted else " AND kind != 'ad_submitted'"
     return [
         tuple(r) for r in await desk.rows(
-            "SELECT kind, ref, state, message_id IS NOT NULL, error FROM notices WHERE chat_id = :c ORDER BY id", c=chat_id
+            f"SELECT kind, ref, state, message_id IS NOT NULL, error FROM notices WHERE chat_id = :c{skip} ORDER BY id", c=chat_id
         )
     ]
 
@@ -67,14 +72,14 @@ async def test_ad_decision_crash_after_commit_the_sweep_sends_the_notice_once(de
     assert texts(desk, OWNER, "🎉 Your ad") == []
     # Telegram delivers the press again after the restart: a duplicate, no second notice
     await desk.tg.feed(update)
-    assert await desk.scalar("SELECT count(*) FROM notices") == 1
+    assert await desk.scalar("SELECT count(*) FROM notices WHERE kind = 'ad_approved'") == 1
     await sweep(desk)  # too fresh: the handler may be sending it right now
     assert texts(desk, OWNER, "🎉 Your ad") == []
     desk.clock.advance(minutes=3)
     await sweep(desk)
     live = texts(desk, OWNER, f"Your ad #{ad_id} is live")
     assert len(live) == 1
-    row = (await desk.rows("SELECT state, message_id, sent_at IS NOT NULL FROM notices"))[0]
+    row = (await desk.rows("SELECT state, message_id, sent_at IS NOT NULL FROM notices WHERE kind = 'ad_approved'"))[0]
     assert tuple(row) == ("sent", live[0].message_id, True)
     desk.clock.advance(minutes=30)
     await sweep(desk)
@@ -274,7 +279,7 @@ async def test_deleteme_erases_the_users_notices(desk):
     mo, _ = moderators(desk)
     ad_id = await post_ad(desk, user)
     await mo.press("Approve", mod_card(desk, ad_id))
-    assert await desk.scalar("SELECT count(*) FROM notices WHERE chat_id = :c", c=OWNER) == 1
+    assert await desk.scalar("SELECT count(*) FROM notices WHERE chat_id = :c", c=OWNER) == 2  # "with our moderators" and "live"
     await user.send("/deleteme")
     confirm = desk.tg.last_bot_message(OWNER)
     await user.press(confirm.button_texts[0], confirm)
@@ -327,3 +332,278 @@ async def test_finished_notices_are_forgotten_after_30_days_pending_ones_are_kep
     assert await notices(desk, OWNER) == [("ad_approved", f"ad:{second}", "pending", False, None)]
     await sweep(desk)
     assert len(texts(desk, OWNER, f"Your ad #{second} is live")) == 1
+
+
+# ------------------------------------------------------------------ what the seller hears about their own ad
+
+
+async def test_submission_crash_after_commit_the_sweep_tells_the_seller_once(desk):
+    """Submit is a durable change the seller hears of only by the "with our moderators"
+    notice: a crash after the commit must not lose it (a second press is refused as stale)."""
+    user = desk.tg.user(OWNER, "Sello")
+    moderators(desk)
+    await post_ad(desk, user, submit=False)
+    ad_id = await desk.scalar("SELECT max(id) FROM ads")
+    kill_at(desk, "answerCallbackQuery")  # the Submit press: the ad is submitted, nothing sent yet
+    with pytest.raises(Killed):
+        update, _ = await press_once(desk, user, "ad:submit", desk.tg.last_bot_message(OWNER))
+    assert await desk.scalar("SELECT status FROM ads") == "submitted"
+    assert await notices(desk, OWNER, submitted=True) == [("ad_submitted", f"ad:{ad_id}", "pending", False, None)]
+    assert texts(desk, OWNER, "is with our moderators") == []
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    assert len(texts(desk, OWNER, f"Your ad #{ad_id} is with our moderators")) == 1
+    assert await notices(desk, OWNER, submitted=True) == [("ad_submitted", f"ad:{ad_id}", "sent", True, None)]
+    assert mod_card(desk, ad_id).text.startswith(f"📋 Ad #{ad_id} ")  # and the moderators got the card
+
+
+async def test_submission_notice_arrives_at_once_as_a_sent_notice(desk):
+    user = desk.tg.user(OWNER, "Sello")
+    moderators(desk)
+    ad_id = await post_ad(desk, user)
+    assert f"Your ad #{ad_id} is with our moderators" in desk.tg.last_bot_message(OWNER).text
+    assert await notices(desk, OWNER, submitted=True) == [("ad_submitted", f"ad:{ad_id}", "sent", True, None)]
+
+
+async def test_marked_sold_crash_after_commit_the_sweep_tells_the_owner_once(desk):
+    user = desk.tg.user(OWNER, "Sello")
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, user)
+    await mo.press("Approve", mod_card(desk, ad_id))
+    await user.send("/myads")
+    kill_at(desk, "answerCallbackQuery")
+    with pytest.raises(Killed):
+        await user.press(f"Sold #{ad_id}")
+    assert await desk.scalar("SELECT status FROM ads") == "sold"
+    assert (await notices(desk, OWNER))[-1] == ("ad_sold", f"ad:{ad_id}", "pending", False, None)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    assert len(texts(desk, OWNER, f"Ad #{ad_id} is marked as sold")) == 1
+    assert (await notices(desk, OWNER))[-1][2] == "sent"
+
+
+# ------------------------------------------------------------------ the pattern alert to the moderators
+
+
+async def third_rejection_killed(desk, user, mo, reason="Unrealistic price"):
+    """Three rejections of the user's ads for the same reason; the bot dies right after
+    the third decision's commit."""
+    from tests.test_ads_flow import DESCRIPTION
+    from tests.test_ads_strikes import reject
+
+    for i in range(3):
+        ad_id = await post_ad(desk, user, description=DESCRIPTION + f" Version {i} with different words {'x' * i}.")
+        if i < 2:
+            await reject(desk, mo, ad_id, reason)
+    await mo.press("Reject", mod_card(desk, ad_id))
+    kill_at(desk, "answerCallbackQuery")
+    with pytest.raises(Killed):
+        await mo.press(reason, mod_card(desk, ad_id))
+    return ad_id
+
+
+def pattern_alerts(desk):
+    return [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and m.text.startswith("⚠️ Pattern")]
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_pattern_alert_crash_after_commit_the_sweep_posts_it_once(desk, staff_forum):
+    user = desk.tg.user(OWNER, "Repeat")
+    mo, _ = moderators(desk)
+    await third_rejection_killed(desk, user, mo)
+    assert pattern_alerts(desk) == []
+    [(kind, ref, state)] = [tuple(r) for r in await desk.rows("SELECT kind, ref, state FROM notices WHERE audience = 'moderators'")]
+    assert (kind, ref, state) == ("pattern_alert", f"user:{OWNER}", "pending")
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    [alert] = pattern_alerts(desk)
+    assert "Repeat (id 6301) has had 3 rejections for “Unrealistic price”" in alert.text
+    if staff_forum:
+        assert alert.thread_id == desk.tg.topic_named(STAFF_CHAT, "Moderation")
+    assert await desk.scalar("SELECT state FROM notices WHERE audience = 'moderators'") == "sent"
+    assert len(texts(desk, OWNER, "was not approved")) == 3  # the third rejection reached the seller too
+
+
+async def test_pattern_alert_follows_a_staff_chat_that_moved(desk):
+    user = desk.tg.user(OWNER, "Repeat")
+    mo, _ = moderators(desk)
+    await third_rejection_killed(desk, user, mo)
+    new_chat = -1009000000777
+    desk.tg.migrate_chat(STAFF_CHAT, new_chat)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    alerts = [m for m in desk.tg.chat_messages(new_chat) if m.from_bot and m.text.startswith("⚠️ Pattern")]
+    assert len(alerts) == 1 and pattern_alerts(desk) == []
+
+
+async def test_erasure_drops_a_pending_pattern_alert_that_names_the_user(desk):
+    user = desk.tg.user(OWNER, "Repeat")
+    mo, _ = moderators(desk)
+    await third_rejection_killed(desk, user, mo)
+    await user.send("/deleteme")
+    await user.press("Yes, erase my data")
+    assert await desk.scalar("SELECT count(*) FROM notices WHERE text LIKE '%Repeat%'") == 0
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert pattern_alerts(desk) == []
+
+
+# ------------------------------------------------------------------ the flood limit for one user
+
+
+NO_RETRIES = {"telegram": {"max_retries": 0}}  # the 429 reaches the bot at once (no waiting in tests)
+
+
+def retry_jobs(desk):
+    return desk.app.job_queue.get_jobs_by_name("notice_retry")
+
+
+async def run_retry_jobs(desk):
+    for job in retry_jobs(desk):
+        job.schedule_removal()
+        await job.run(desk.app)
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_flood_for_one_user_in_the_sweep_does_not_hold_back_the_others(desk, settings_overrides):
+    mo, _ = moderators(desk)
+    people = [desk.tg.user(6401 + i, name) for i, name in enumerate(("Ayanda", "Bongani", "Chipo"))]
+    ads = []
+    for person in people:  # three approvals, each left unsent by a crash after its commit
+        ad_id = await post_ad(desk, person)
+        kill_at(desk, "answerCallbackQuery")
+        with pytest.raises(Killed):
+            await press_once(desk, mo, f"m:ok:{ad_id}", mod_card(desk, ad_id))
+        ads.append(ad_id)
+    desk.tg.fail("sendMessage", "flood", chat_id=6401, retry_after=30)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    # Bongani and Chipo hear it in this sweep; Ayanda's waits out her retry_after
+    assert len(texts(desk, 6402, f"Your ad #{ads[1]} is live")) == 1
+    assert len(texts(desk, 6403, f"Your ad #{ads[2]} is live")) == 1
+    assert texts(desk, 6401, "🎉") == []
+    [(state, error, retry_at)] = await desk.rows("SELECT state, error, retry_at IS NOT NULL FROM notices WHERE chat_id = 6401 AND kind = 'ad_approved'")
+    assert (state, retry_at) == ("pending", True) and "flood" in error
+    [job] = retry_jobs(desk)
+    assert 25 <= (job.next_t - datetime.now(timezone.utc)).total_seconds() <= 31  # Telegram's retry_after, in real time
+    desk.clock.advance(seconds=10)  # a sweep before her retry_after does not try again
+    await sweep(desk)
+    assert texts(desk, 6401, "🎉") == []
+    await run_retry_jobs(desk)  # PTB's JobQueue, retry_after seconds later
+    assert len(texts(desk, 6401, f"Your ad #{ads[0]} is live")) == 1
+    desk.clock.advance(minutes=5)
+    await sweep(desk)
+    await run_retry_jobs(desk)
+    assert [len(texts(desk, p.id, "🎉")) for p in people] == [1, 1, 1]
+    assert {r[0] for r in await desk.rows("SELECT state FROM notices WHERE kind = 'ad_approved'")} == {"sent"}
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_flood_for_the_reporter_does_not_hold_back_the_sellers_notices(desk, settings_overrides):
+    from tests.test_ads_reports import report_card
+
+    seller = desk.tg.user(9111, "Seller")
+    buyer = desk.tg.user(9112, "Buyer")
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, seller)
+    await mo.press("Approve", mod_card(desk, ad_id))
+    await buyer.send(f"/report {ad_id}")
+    await buyer.press("Prohibited item")
+    report_id = await desk.scalar("SELECT id FROM ad_reports")
+    desk.tg.fail("sendMessage", "flood", chat_id=9112, retry_after=30)
+    await mo.press("Uphold", report_card(desk, report_id))
+    # the reporter's notice is queued first; the seller's come after it and still go out now
+    seller_texts = [m.text for m in desk.tg.chat_messages(9111) if m.from_bot]
+    assert any("was taken down by a moderator" in t for t in seller_texts) and any("Warning" in t for t in seller_texts)
+    assert texts(desk, 9112, "has been taken down") == []
+    assert await desk.scalar("SELECT state FROM notices WHERE kind = 'report_outcome'") == "pending"
+    await run_retry_jobs(desk)
+    assert len(texts(desk, 9112, "has been taken down")) == 1
+    assert await desk.scalar("SELECT state FROM notices WHERE kind = 'report_outcome'") == "sent"
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_flood_for_the_solved_notice_keeps_the_survey_behind_it_and_the_job_sends_both_in_order(desk, settings_overrides):
+    user = desk.tg.user(5105, "Naledi")
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, user)
+    await thandi.press("Claim", card(desk, number))
+    desk.tg.fail("sendMessage", "flood", chat_id=5105, retry_after=30)
+    await thandi.press("Resolve", card(desk, number))
+    assert [n[2] for n in await notices(desk, 5105)] == ["sent", "sent", "pending", "pending"]
+    desk.clock.advance(minutes=3)  # a sweep meanwhile keeps the survey behind the refused "solved" too
+    desk.tg.fail("sendMessage", "flood", chat_id=5105, retry_after=30)
+    await sweep(desk)
+    assert [n[2] for n in await notices(desk, 5105)] == ["sent", "sent", "pending", "pending"]
+    await run_retry_jobs(desk)
+    mine = [m for m in desk.tg.chat_messages(5105) if m.from_bot]
+    assert "has been marked as solved" in mine[-2].text and mine[-1].button_texts[0].startswith("⭐")
+    assert [n[2] for n in await notices(desk, 5105)] == ["sent"] * 4
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_flood_for_a_second_user_in_one_sweep_stops_it_the_job_sends_the_rest(desk, settings_overrides):
+    """Refused for two different chats in one run: the limit is the bot's, not one chat's;
+    the sweep stops (its SLA work goes on) and the job sends the rest after retry_after."""
+    mo, _ = moderators(desk)
+    people = [desk.tg.user(6411 + i, name) for i, name in enumerate(("Ayanda", "Bongani", "Chipo"))]
+    for person in people:
+        ad_id = await post_ad(desk, person)
+        kill_at(desk, "answerCallbackQuery")
+        with pytest.raises(Killed):
+            await press_once(desk, mo, f"m:ok:{ad_id}", mod_card(desk, ad_id))
+    desk.tg.fail("sendMessage", "flood", retry_after=30, times=2)  # every chat
+    desk.clock.advance(minutes=3)
+    calls = len(desk.tg.calls)
+    await sweep(desk)
+    assert len([c for c in desk.tg.calls[calls:] if c.method == "sendMessage"]) == 2  # refused twice; the third not tried
+    assert [len(texts(desk, p.id, "🎉")) for p in people] == [0, 0, 0]
+    await run_retry_jobs(desk)
+    assert [len(texts(desk, p.id, "🎉")) for p in people] == [1, 1, 1]
+
+
+# ------------------------------------------------------------------ erased users
+
+
+async def erased(desk, person):
+    await person.send("/deleteme")
+    await person.press("Yes, erase my data")
+    return await desk.scalar("SELECT min(id) FROM users WHERE deleted_at IS NOT NULL AND id < 0")
+
+
+def sends_to_anonymous_ids(desk):
+    return [c for c in desk.tg.calls if c.method == "sendMessage" and int(c.params["chat_id"]) < 0 and int(c.params["chat_id"]) != STAFF_CHAT]
+
+
+async def test_staff_reopening_an_erased_users_solved_case_queues_and_sends_nothing(desk):
+    user = desk.tg.user(5106, "Lerato")
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, user)
+    await thandi.press("Claim", card(desk, number))
+    await thandi.press("Resolve", card(desk, number))
+    anonymous = await erased(desk, user)
+    assert await desk.scalar("SELECT user_id FROM tickets") == anonymous
+    await thandi.send(f"/reopen {number}", chat_id=STAFF_CHAT)
+    assert "reopened" in desk.tg.last_bot_message(STAFF_CHAT).text
+    assert await desk.scalar("SELECT status FROM tickets") in ("new", "claimed")  # the case reopens; nobody to tell
+    assert await desk.scalar("SELECT count(*) FROM notices WHERE chat_id = :a", a=anonymous) == 0
+    assert sends_to_anonymous_ids(desk) == [] and desk.tg.errors() == []
+
+
+async def test_a_stored_notice_to_an_anonymous_id_is_never_sent(desk):
+    """A notice row addressed to an anonymous id (stored before the outbox refused them):
+    the sweep records it failed without calling Telegram."""
+    from datetime import timedelta
+
+    from bot.db import unit_of_work
+    from bot.outbox import Notice
+
+    async with unit_of_work(desk.sessions, effect=False) as session:
+        session.add(Notice(chat_id=-4242424242, kind="ad_approved", ref="ad:1", text="hello", state="pending",
+                           created_at=desk.clock.now - timedelta(minutes=5)))
+    await sweep(desk)
+    assert tuple((await desk.rows("SELECT state, error FROM notices"))[0]) == ("failed", "an erased user's anonymous id: nobody to tell")
+    assert sends_to_anonymous_ids(desk) == [] and desk.tg.errors() == []
