@@ -15,6 +15,7 @@ from ads.models import AdEvent, AdEventKind, Strike, UserEvent, UserEventKind
 from ads.service import Rules, count_active_strikes
 from bot.config import Penalty as PenaltyStep
 from bot.models import User, UserStatus
+from bot.users import find_user
 
 PATTERN_WINDOW = timedelta(days=7)
 PATTERN_COUNT = 3
@@ -132,15 +133,6 @@ async def pardon(session: AsyncSession, rules: Rules, *, strike_id: int, now: da
         user.status = UserStatus.ACTIVE
         _record(session, user, before, now=now)
     return strike, await apply_penalty(session, rules, user_id=strike.user_id, reason=None, now=now)
-
-
-async def find_user(session: AsyncSession, ref: str) -> User | None:
-    """A user by @username or Telegram id."""
-    ref = ref.strip()
-    if ref.lstrip("-").isascii() and ref.lstrip("-").isdigit():  # a Telegram id; longer than 64 bits cannot be one
-        return await session.get(User, int(ref)) if len(ref.lstrip("-")) <= 18 else None
-    name = ref.lstrip("@").lower()
-    return await session.scalar(select(User).where(func.lower(User.username) == name).order_by(User.last_seen.desc()).limit(1))
 
 
 async def rejections_for_reason(session: AsyncSession, *, user_id: int, reason: str, now: datetime) -> int:

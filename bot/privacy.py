@@ -62,6 +62,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ads.models import Ad, AdCheck, AdEvent, AdEventKind, AdPhoto, AdReport, AdStatus, Strike, UserEvent
 from bot.models import PendingInput, ProcessedUpdate, User, UserStatus
+from bot.users import find_user
 from escalation import service as tickets_service
 from escalation.feedback import WAIT_ANSWER
 from escalation.models import (
@@ -88,18 +89,6 @@ def _plain(value: Any) -> Any:
 
 def _row(obj: Any, *names: str) -> dict[str, Any]:
     return {name: _plain(getattr(obj, name)) for name in names}
-
-
-async def find_user(session: AsyncSession, ref: str) -> User | None:
-    """A user by Telegram id or @username (the most recently seen one with that name)."""
-    ref = ref.strip()
-    digits = ref.lstrip("-")
-    if digits.isascii() and digits.isdigit():
-        return await session.get(User, int(ref)) if len(digits) <= 18 else None
-    name = ref.lstrip("@").lower()
-    if not name or len(name) > 64:
-        return None
-    return await session.scalar(select(User).where(func.lower(User.username) == name).order_by(User.last_seen.desc()).limit(1))
 
 
 @dataclass(frozen=True)

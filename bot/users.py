@@ -7,7 +7,7 @@ from functools import cache
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, Select, bindparam, select, update
+from sqlalchemy import BigInteger, Select, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -115,3 +115,22 @@ async def first_visit(session: AsyncSession, *, user_id: int, now: datetime) -> 
 async def set_locale(session: AsyncSession, *, user_id: int, locale: str | None) -> None:
     """The language the user chose (/language); None follows their Telegram language."""
     await session.execute(update(User).where(User.id == user_id).values(locale=locale))
+
+
+#: Telegram ids and the anonymous ids of erased people (negative) are signed 64-bit.
+_ID_MIN, _ID_MAX = -(2**63), 2**63 - 1
+
+
+async def find_user(session: AsyncSession, ref: str) -> User | None:
+    """A user by Telegram id (an erased person's anonymous id too) or @username (the
+    most recently seen one with that name); None if there is none or ``ref`` cannot be
+    either (a number outside 64 bits, an empty or over-long name)."""
+    ref = ref.strip()
+    digits = ref[1:] if ref.startswith("-") else ref
+    if digits.isascii() and digits.isdigit():
+        value = int(ref)
+        return await session.get(User, value) if _ID_MIN <= value <= _ID_MAX else None
+    name = ref.lstrip("@").lower()
+    if not name or len(name) > 64:
+        return None
+    return await session.scalar(select(User).where(func.lower(User.username) == name).order_by(User.last_seen.desc()).limit(1))

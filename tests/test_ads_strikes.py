@@ -153,3 +153,23 @@ async def test_a_blocked_user_cannot_submit_a_waiting_draft_or_edit(desk):
     assert "You can't post ads until" in desk.tg.last_bot_message(8006).text
     statuses = dict(await desk.rows("SELECT id, status FROM ads"))
     assert statuses[live] == "approved" and sorted(statuses.values()) == ["approved", "draft"]
+
+
+async def test_strikes_reach_an_erased_sellers_anonymous_id(desk):
+    """An erased person's strikes stay with their anonymous id (negative, often 19 digits):
+    moderators can still look them up by that id."""
+    user = desk.tg.user(8011, "Gone")
+    mo, _ = moderators(desk)
+    await user.send("/start")
+    await mo.send("/warn 8011 spam in titles", chat_id=STAFF_CHAT)
+    assert await desk.scalar("SELECT count(*) FROM strikes WHERE user_id = 8011") == 1
+    await user.send("/deleteme")
+    await user.press("Yes, erase my data")
+    anonymous = await desk.scalar("SELECT min(id) FROM users WHERE deleted_at IS NOT NULL AND id < 0")
+    assert anonymous is not None and await desk.scalar("SELECT count(*) FROM strikes WHERE user_id = :a", a=anonymous) == 1
+    await mo.send(f"/strikes {anonymous}", chat_id=STAFF_CHAT)
+    ledger = desk.tg.last_bot_message(STAFF_CHAT).text
+    assert "Strikes of" in ledger and "spam in titles" in ledger
+    # a number beyond 64 bits is nobody, not an error
+    await mo.send("/strikes -99999999999999999999", chat_id=STAFF_CHAT)
+    assert desk.tg.errors() == [] and "Strikes of" not in desk.tg.last_bot_message(STAFF_CHAT).text
