@@ -77,6 +77,9 @@ class Ad(Base):
     # when posting that card was started (claimed): of the handler and the repair sweep
     # only one posts it; NULL again when Telegram refused it (the sweep tries again)
     card_claimed_at: Mapped[datetime | None]
+    # posts of the card that timed out with no card known: posted again by the sweep a bounded
+    # number of times (bot.card_retries), then staff are told once
+    card_timeouts: Mapped[int] = mapped_column(default=0, server_default="0")
     published_chat_id: Mapped[int | None]
     published_message_id: Mapped[int | None]
     # The channel post's life (handlers.ads.publish / unpublish): claimed before posting
@@ -156,6 +159,9 @@ class AdReport(Base):
     card_chat_id: Mapped[int | None]
     card_message_id: Mapped[int | None]
     card_claimed_at: Mapped[datetime | None]  # posting the card was started (as for ads)
+    # posts of the card that timed out with no card known: posted again by the sweep a bounded
+    # number of times (bot.card_retries), then staff are told once
+    card_timeouts: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class AdEventKind(StrEnum):

@@ -81,6 +81,9 @@ class Ticket(Base):
     # when posting the staff card was started (claimed): the sweep posts a card for an
     # open ticket without one only while this is empty, so a card is never posted twice
     card_claimed_at: Mapped[datetime | None]
+    # posts of the card that timed out with no card known: posted again by the sweep a bounded
+    # number of times (bot.card_retries), then staff are told once
+    card_timeouts: Mapped[int] = mapped_column(default=0, server_default="0")
     # SLA: due times shift while the clock is paused (waiting on the user)
     first_due_at: Mapped[datetime | None]
     # a staff reply is due by then (first response, and again after a release, reopen
@@ -205,6 +208,9 @@ class Feedback(Base):
     # when posting the card was started (claimed): the repair sweep posts a missing card
     # only while this is empty, so a card is never posted twice
     card_claimed_at: Mapped[datetime | None]
+    # posts of the card that timed out with no card known: posted again by the sweep a bounded
+    # number of times (bot.card_retries), then staff are told once
+    card_timeouts: Mapped[int] = mapped_column(default=0, server_default="0")
     answer: Mapped[str | None] = mapped_column(SafeText)
     answered_by: Mapped[int | None]
     answered_at: Mapped[datetime | None]

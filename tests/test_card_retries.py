@@ -1,0 +1,162 @@
+"""Staff-chat cards whose post timed out: posted again by the sweep, a bounded number of times.
+
+A timeout means Telegram gave no answer: the card may have arrived (the fake API's
+``delivered=True``: "it went through all the same") or not, and the bot does not know
+its message id either way. For each kind of card (a ticket's, a feedback's, an ad's
+moderation card, the Take down card of an auto-approved ad, a report's): after the repair
+grace the sweep posts it once more, with a line saying so, and tracks the new message;
+a card whose first post went through is never posted again; after
+:data:`bot.card_retries.ATTEMPTS` posts timed out, staff get one line naming the item.
+A button pressed on the first copy (it arrived after all) acts once, authorised against
+the database, and the card that is redrawn is the tracked one.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bot import card_retries
+from tests.support import STAFF_CHAT
+from tests.test_escalation import open_ticket, staff_pair
+from tests.test_repair import sweep
+
+USER = 6401
+AGAIN = "Posted again: Telegram did not confirm the first card. If you see two, use this one."
+
+
+def ticket_cards(desk, number):
+    return [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and m.text.startswith(f"🎫 #{number} ")]
+
+
+def lost_lines(desk):
+    return [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and m.text.startswith("⚠️ Telegram did not confirm")]
+
+
+def sends_to_staff(desk, start):
+    return [c for c in desk.tg.calls[start:] if c.method == "sendMessage" and int(c.params["chat_id"]) == STAFF_CHAT]
+
+
+def toasts(desk):
+    return [e.text for e in desk.tg.events if e.who == "toast"]
+
+
+async def later_sweeps(desk, times=3):
+    for _ in range(times):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+
+
+# ------------------------------------------------------------------ ticket cards
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+@pytest.mark.parametrize("arrived", [False, True])
+async def test_ticket_card_that_timed_out_is_posted_again_once_and_tracked(desk, arrived, staff_forum):
+    thandi, _ = staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, delivered=arrived)
+    number = await open_ticket(desk, user)
+    assert len(ticket_cards(desk, number)) == (1 if arrived else 0)
+    row = (await desk.rows("SELECT card_message_id, card_timeouts FROM tickets WHERE id = :n", n=number))[0]
+    assert tuple(row) == (None, 1)
+    await sweep(desk)  # within the repair grace: not yet
+    assert len(ticket_cards(desk, number)) == (1 if arrived else 0)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    cards = ticket_cards(desk, number)
+    assert len(cards) == (2 if arrived else 1)
+    again = cards[-1]
+    assert AGAIN in again.text and (not arrived or AGAIN not in cards[0].text)
+    assert again.button_texts[0] == "✋ Claim"
+    row = (await desk.rows("SELECT card_message_id, card_timeouts, topic_id FROM tickets WHERE id = :n", n=number))[0]
+    assert (row[0], row[1]) == (again.message_id, 1)
+    if staff_forum:  # the topic of the first try is used again: one topic
+        assert again.thread_id == row[2] == desk.tg.topic_named(STAFF_CHAT, f"#{number} · Naledi")
+        assert len([c for c in desk.tg.calls if c.method == "createForumTopic" and c.ok]) == 1
+    start = len(desk.tg.calls)
+    await later_sweeps(desk)
+    assert len(ticket_cards(desk, number)) == len(cards) and lost_lines(desk) == []
+    assert not [c for c in sends_to_staff(desk, start) if "🎫" in c.params["text"]]
+    # from now on the new card is the one the bot edits, and it keeps its line
+    await thandi.press("Claim", again)
+    tracked = ticket_cards(desk, number)[-1]
+    assert "✋ Thandi" in tracked.text and AGAIN in tracked.text
+    assert "Thandi from support is on your case" in desk.tg.last_bot_message(USER).text
+    where = {"thread_id": again.thread_id} if staff_forum else {"reply_to": again}
+    await thandi.send("We are on it.", chat_id=STAFF_CHAT, **where)
+    assert "We are on it." in desk.tg.last_bot_message(USER).text
+    assert [c for c in desk.tg.errors() if not c.timed_out] == []
+
+
+async def test_ticket_card_whose_first_post_went_through_is_never_posted_again(desk):
+    staff_pair(desk)
+    number = await open_ticket(desk, desk.tg.user(USER, "Naledi"))
+    await later_sweeps(desk)
+    cards = ticket_cards(desk, number)
+    assert len(cards) == 1 and AGAIN not in cards[0].text
+    assert tuple((await desk.rows("SELECT card_message_id, card_timeouts FROM tickets"))[0]) == (cards[0].message_id, 0)
+
+
+async def test_a_press_on_the_first_copy_of_a_ticket_card_acts_once_and_redraws_the_tracked_card(desk):
+    thandi, sipho = staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, delivered=True)
+    number = await open_ticket(desk, user)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    first, tracked = ticket_cards(desk, number)
+    # Thandi uses the first copy (it arrived): the case is hers, the tracked card shows it
+    await thandi.press("Claim", first)
+    assert await desk.scalar("SELECT assignee_id FROM tickets") == thandi.id
+    first, tracked = ticket_cards(desk, number)
+    assert "✋ Thandi" in tracked.text and "Release" in " ".join(tracked.button_texts)
+    assert first.reply_markup is None and "✋ Thandi" not in first.text  # the copy: no buttons left
+    # a client that still shows the copy's old buttons: refused by the database, no second claim
+    await sipho.press_data(f"t:claim:{number}", first)
+    assert "Thandi" in toasts(desk)[-1] and await desk.scalar("SELECT assignee_id FROM tickets") == thandi.id
+    await sipho.press_data(f"t:resolve:{number}", first)  # authorised against the ticket: done once
+    assert await desk.scalar("SELECT status FROM tickets") == "resolved"
+    await sipho.press_data(f"t:resolve:{number}", first)
+    assert await desk.scalar("SELECT status FROM tickets") == "resolved"
+    assert sum("has been marked as solved" in m.text for m in desk.tg.chat_messages(USER)) == 1
+    assert "Reopen" in " ".join(ticket_cards(desk, number)[-1].button_texts)
+    assert [c for c in desk.tg.errors() if not c.timed_out] == []
+
+
+async def test_ticket_card_that_keeps_timing_out_is_tried_three_times_then_staff_are_told_once(desk):
+    staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, times=card_retries.ATTEMPTS)
+    number = await open_ticket(desk, user)
+    for tries in range(2, card_retries.ATTEMPTS + 1):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+        assert await desk.scalar("SELECT card_timeouts FROM tickets") in (tries, card_retries.TOLD)
+    tries = [c for c in desk.tg.calls if c.method == "sendMessage" and str(c.params.get("text", "")).startswith(f"🎫 <b>#{number}</b>")]
+    assert len(tries) == card_retries.ATTEMPTS and all(c.timed_out for c in tries)
+    assert [m.text for m in lost_lines(desk)] == [
+        f"⚠️ Telegram did not confirm the card of ticket #{number} after 3 tries: it may be missing here. /ticket {number} shows the case."
+    ]
+    start = len(desk.tg.calls)
+    await later_sweeps(desk)
+    assert sends_to_staff(desk, start) == [] and len(lost_lines(desk)) == 1
+    assert await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.TOLD
+    # the user writes again: the case needs its card now, and gets it (with the line)
+    await user.send("Any news?")
+    cards = ticket_cards(desk, number)
+    assert len(cards) == 1 and AGAIN in cards[0].text
+    assert await desk.scalar("SELECT card_message_id FROM tickets") == cards[0].message_id
+
+
+async def test_the_line_about_a_lost_card_that_telegram_refused_is_sent_by_the_next_sweep(desk):
+    staff_pair(desk)
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, times=card_retries.ATTEMPTS)
+    number = await open_ticket(desk, desk.tg.user(USER, "Naledi"))
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    desk.clock.advance(minutes=3)
+    desk.tg.fail("sendMessage", "parse", chat_id=STAFF_CHAT)  # after the card's third timeout, the line is refused
+    await sweep(desk)
+    assert lost_lines(desk) == [] and await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.ATTEMPTS
+    await later_sweeps(desk)
+    assert len(lost_lines(desk)) == 1 and f"/ticket {number}" in lost_lines(desk)[0].text
