@@ -36,6 +36,11 @@ def sends_to_staff(desk, start):
     return [c for c in desk.tg.calls[start:] if c.method == "sendMessage" and int(c.params["chat_id"]) == STAFF_CHAT]
 
 
+def refusals(desk):
+    """Calls Telegram refused (not the injected timeouts, nor an edit that changed nothing)."""
+    return [c for c in desk.tg.errors() if not c.timed_out and "not modified" not in c.error.description]
+
+
 def toasts(desk):
     return [e.text for e in desk.tg.events if e.who == "toast"]
 
@@ -85,7 +90,7 @@ async def test_ticket_card_that_timed_out_is_posted_again_once_and_tracked(desk,
     where = {"thread_id": again.thread_id} if staff_forum else {"reply_to": again}
     await thandi.send("We are on it.", chat_id=STAFF_CHAT, **where)
     assert "We are on it." in desk.tg.last_bot_message(USER).text
-    assert [c for c in desk.tg.errors() if not c.timed_out] == []
+    assert refusals(desk) == []
 
 
 async def test_ticket_card_whose_first_post_went_through_is_never_posted_again(desk):
@@ -120,7 +125,7 @@ async def test_a_press_on_the_first_copy_of_a_ticket_card_acts_once_and_redraws_
     assert await desk.scalar("SELECT status FROM tickets") == "resolved"
     assert sum("has been marked as solved" in m.text for m in desk.tg.chat_messages(USER)) == 1
     assert "Reopen" in " ".join(ticket_cards(desk, number)[-1].button_texts)
-    assert [c for c in desk.tg.errors() if not c.timed_out] == []
+    assert refusals(desk) == []
 
 
 async def test_ticket_card_that_keeps_timing_out_is_tried_three_times_then_staff_are_told_once(desk):
@@ -160,3 +165,89 @@ async def test_the_line_about_a_lost_card_that_telegram_refused_is_sent_by_the_n
     assert lost_lines(desk) == [] and await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.ATTEMPTS
     await later_sweeps(desk)
     assert len(lost_lines(desk)) == 1 and f"/ticket {number}" in lost_lines(desk)[0].text
+
+
+# ------------------------------------------------------------------ feedback cards
+
+
+def feedback_cards(desk, number):
+    return [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and m.text.startswith(f"✍️ Feedback #{number} ")]
+
+
+async def give_feedback(desk, user, text="Please add a dark mode FB-77"):
+    await user.send("/feedback")
+    await user.send(text)
+    return await desk.scalar("SELECT max(id) FROM feedback")
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+@pytest.mark.parametrize("arrived", [False, True])
+async def test_feedback_card_that_timed_out_is_posted_again_once_and_tracked(desk, arrived, staff_forum):
+    thandi, _ = staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, delivered=arrived)
+    number = await give_feedback(desk, user)
+    assert len(feedback_cards(desk, number)) == (1 if arrived else 0)
+    assert tuple((await desk.rows("SELECT staff_message_id, card_timeouts FROM feedback"))[0]) == (None, 1)
+    await sweep(desk)  # within the repair grace
+    assert len(feedback_cards(desk, number)) == (1 if arrived else 0)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    cards = feedback_cards(desk, number)
+    assert len(cards) == (2 if arrived else 1)
+    again = cards[-1]
+    assert AGAIN in again.text and again.button_texts == ["✍️ Answer"]
+    if staff_forum:
+        assert again.thread_id == desk.tg.topic_named(STAFF_CHAT, "Feedback")
+    assert tuple((await desk.rows("SELECT staff_message_id, card_timeouts FROM feedback"))[0]) == (again.message_id, 1)
+    await later_sweeps(desk)
+    assert len(feedback_cards(desk, number)) == len(cards) and lost_lines(desk) == []
+    # the new card is the one that works and is edited: a reply to it answers
+    await thandi.send("Dark mode is planned for March.", chat_id=STAFF_CHAT, reply_to=again)
+    assert "Dark mode is planned for March." in desk.tg.last_bot_message(USER).text
+    tracked = feedback_cards(desk, number)[-1]
+    assert "✅ Answered by Thandi" in tracked.text and AGAIN in tracked.text and tracked.reply_markup is None
+    assert refusals(desk) == []
+
+
+async def test_feedback_card_whose_first_post_went_through_is_never_posted_again(desk):
+    staff_pair(desk)
+    number = await give_feedback(desk, desk.tg.user(USER, "Naledi"))
+    await later_sweeps(desk)
+    assert len(feedback_cards(desk, number)) == 1 and AGAIN not in feedback_cards(desk, number)[0].text
+    assert await desk.scalar("SELECT card_timeouts FROM feedback") == 0
+
+
+async def test_answer_pressed_on_the_first_copy_of_a_feedback_card_answers_once_and_redraws_the_tracked_card(desk):
+    thandi, sipho = staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, delivered=True)
+    number = await give_feedback(desk, user)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    first, tracked = feedback_cards(desk, number)
+    await thandi.press("Answer", first)
+    assert "Thandi, type your answer to feedback" in desk.tg.last_bot_message(STAFF_CHAT).text
+    assert feedback_cards(desk, number)[0].reply_markup is None  # the copy: its button is gone
+    await thandi.send("Thanks, noted!", chat_id=STAFF_CHAT)
+    assert "Thanks, noted!" in desk.tg.last_bot_message(USER).text
+    first, tracked = feedback_cards(desk, number)
+    assert "✅ Answered by Thandi" in tracked.text and tracked.reply_markup is None
+    # an old client still showing the copy's button: refused by the database, nothing sent twice
+    await sipho.press_data(f"fb:a:{number}", first)
+    assert "Thandi" in toasts(desk)[-1]
+    assert sum("Thanks, noted!" in m.text for m in desk.tg.chat_messages(USER)) == 1
+    assert refusals(desk) == []
+
+
+async def test_feedback_card_that_keeps_timing_out_is_tried_three_times_then_staff_are_told_once(desk):
+    staff_pair(desk)
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, times=card_retries.ATTEMPTS)
+    number = await give_feedback(desk, desk.tg.user(USER, "Naledi"))
+    await later_sweeps(desk, card_retries.ATTEMPTS + 2)
+    tries = [c for c in desk.tg.calls if c.method == "sendMessage" and f"Feedback #{number}</b>" in str(c.params.get("text"))]
+    assert len(tries) == card_retries.ATTEMPTS and all(c.timed_out for c in tries)
+    assert [m.text for m in lost_lines(desk)] == [
+        f"⚠️ Telegram did not confirm the card of feedback #{number} from Naledi after 3 tries: it may be missing here."
+    ]
+    assert await desk.scalar("SELECT card_timeouts FROM feedback") == card_retries.TOLD
