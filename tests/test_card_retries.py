@@ -251,3 +251,271 @@ async def test_feedback_card_that_keeps_timing_out_is_tried_three_times_then_sta
         f"⚠️ Telegram did not confirm the card of feedback #{number} from Naledi after 3 tries: it may be missing here."
     ]
     assert await desk.scalar("SELECT card_timeouts FROM feedback") == card_retries.TOLD
+
+
+# ------------------------------------------------------------------ moderation and Take down cards
+
+
+def mod_cards(desk, ad_id):
+    return [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and m.text.startswith(f"📋 Ad #{ad_id} ")]
+
+
+def album_photos(desk):
+    return [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and m.kind == "photo"]
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+@pytest.mark.parametrize("arrived", [False, True])
+async def test_moderation_card_that_timed_out_is_posted_again_once_and_tracked(desk, arrived, staff_forum):
+    from tests.test_ads_flow import moderators, post_ad
+
+    mo, _ = moderators(desk)
+    seller = desk.tg.user(USER, "Sello")
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, delivered=arrived)
+    ad_id = await post_ad(desk, seller)
+    assert len(mod_cards(desk, ad_id)) == (1 if arrived else 0) and len(album_photos(desk)) == 2
+    assert tuple((await desk.rows("SELECT mod_message_id, card_timeouts FROM ads"))[0]) == (None, 1)
+    await sweep(desk)  # within the repair grace
+    assert len(mod_cards(desk, ad_id)) == (1 if arrived else 0)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    cards = mod_cards(desk, ad_id)
+    assert len(cards) == (2 if arrived else 1)
+    again = cards[-1]
+    assert AGAIN in again.text and "⏳ pending" in again.text and "Approve" in " ".join(again.button_texts)
+    assert len(album_photos(desk)) == 4  # the photos come with the card again, beside it
+    if staff_forum:
+        assert again.thread_id == desk.tg.topic_named(STAFF_CHAT, "Moderation")
+    assert tuple((await desk.rows("SELECT mod_message_id, card_timeouts FROM ads"))[0]) == (again.message_id, 1)
+    await later_sweeps(desk)
+    assert len(mod_cards(desk, ad_id)) == len(cards) and lost_lines(desk) == []
+    await mo.press("Approve", again)
+    assert await desk.scalar("SELECT status FROM ads") == "approved"
+    tracked = mod_cards(desk, ad_id)[-1]
+    assert "✅ Approved by Moderator Mo" in tracked.text and AGAIN in tracked.text and tracked.reply_markup is None
+    assert sum(f"Your ad #{ad_id} is live" in m.text for m in desk.tg.chat_messages(USER)) == 1
+    assert refusals(desk) == []
+
+
+async def test_moderation_card_whose_first_post_went_through_is_never_posted_again(desk):
+    from tests.test_ads_flow import post_ad
+
+    ad_id = await post_ad(desk, desk.tg.user(USER, "Sello"))
+    await later_sweeps(desk)
+    assert len(mod_cards(desk, ad_id)) == 1 and AGAIN not in mod_cards(desk, ad_id)[0].text
+    assert await desk.scalar("SELECT card_timeouts FROM ads") == 0
+
+
+async def test_a_decision_on_the_first_copy_of_a_moderation_card_acts_once_and_redraws_the_tracked_card(desk):
+    from tests.test_ads_flow import moderators, post_ad
+
+    mo, lee = moderators(desk)
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, delivered=True)
+    ad_id = await post_ad(desk, desk.tg.user(USER, "Sello"))
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    first, tracked = mod_cards(desk, ad_id)
+    await mo.press("Reject", first)  # the reasons open on the copy pressed
+    await mo.press("Contact details in text", mod_cards(desk, ad_id)[0])
+    assert await desk.scalar("SELECT status FROM ads") == "rejected"
+    first, tracked = mod_cards(desk, ad_id)
+    assert "❌ Rejected by Moderator Mo" in tracked.text and AGAIN in tracked.text and tracked.reply_markup is None
+    assert "❌ Rejected by Moderator Mo" in first.text and AGAIN not in first.text and first.reply_markup is None
+    # an old client still showing the copy's buttons: the database refuses a second decision
+    await lee.press_data(f"m:ok:{ad_id}", first)
+    assert "rejected" in toasts(desk)[-1] and await desk.scalar("SELECT status FROM ads") == "rejected"
+    assert sum("was not approved" in m.text for m in desk.tg.chat_messages(USER)) == 1
+    assert refusals(desk) == []
+
+
+async def test_moderation_card_that_keeps_timing_out_is_tried_three_times_then_staff_are_told_once(desk):
+    from tests.test_ads_flow import post_ad
+
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, times=card_retries.ATTEMPTS)
+    ad_id = await post_ad(desk, desk.tg.user(USER, "Sello"))
+    await later_sweeps(desk, card_retries.ATTEMPTS + 2)
+    tries = [c for c in desk.tg.calls if c.method == "sendMessage" and f"Ad #{ad_id}</b>" in str(c.params.get("text"))]
+    assert len(tries) == card_retries.ATTEMPTS and all(c.timed_out for c in tries)
+    assert [m.text for m in lost_lines(desk)] == [
+        f"⚠️ Telegram did not confirm the moderation card of ad #{ad_id} “VW Polo 1.2 TSI 2015” after 3 tries:"
+        " it may be missing here. /modqueue lists it."
+    ]
+    assert await desk.scalar("SELECT card_timeouts FROM ads") == card_retries.TOLD
+
+
+TRUSTED = {"ads": {"auto_approve_trusted": True, "trusted_min_approved": 1}}
+
+
+async def trusted_seller(desk, moderator):
+    """A seller with one approved ad: their next clean ad is approved at once, and its
+    card is the Take down card."""
+    from tests.test_ads_flow import DESCRIPTION, post_ad
+
+    seller = desk.tg.user(USER, "Sello")
+    first = await post_ad(desk, seller, description=DESCRIPTION + " Red, one owner.")
+    await moderator.press("Approve", mod_cards(desk, first)[-1])
+    return seller
+
+
+async def auto_approved_ad(desk, seller):
+    from tests.test_ads_flow import post_ad
+
+    ad_id = await post_ad(desk, seller, description="Well kept Toyota Corolla 2018, 60 000 km, one owner, service book.")
+    assert await desk.scalar("SELECT status FROM ads WHERE id = :i", i=ad_id) == "approved"
+    return ad_id
+
+
+@pytest.mark.parametrize("settings_overrides", [TRUSTED])
+async def test_take_down_card_refused_is_posted_by_the_sweep(desk):
+    """Before, a refused Take down card was released, but no sweep ever posted it."""
+    from tests.test_ads_flow import moderators
+
+    mo, _ = moderators(desk)
+    seller = await trusted_seller(desk, mo)
+    desk.tg.fail("sendMessage", "parse", chat_id=STAFF_CHAT)
+    ad_id = await auto_approved_ad(desk, seller)
+    assert mod_cards(desk, ad_id) == []
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    cards = mod_cards(desk, ad_id)
+    assert len(cards) == 1 and "🤖 auto-approved" in cards[0].text and cards[0].button_texts == ["🚫 Take down"]
+    assert AGAIN not in cards[0].text  # surely not there before: no copy to warn about
+    await mo.press("Take down", cards[0])
+    assert await desk.scalar("SELECT status FROM ads WHERE id = :i", i=ad_id) == "taken_down"
+
+
+@pytest.mark.parametrize("settings_overrides", [TRUSTED])
+@pytest.mark.parametrize("arrived", [False, True])
+async def test_take_down_card_that_timed_out_is_posted_again_once_and_tracked(desk, arrived):
+    from tests.test_ads_flow import moderators
+
+    mo, lee = moderators(desk)
+    seller = await trusted_seller(desk, mo)
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, delivered=arrived)
+    ad_id = await auto_approved_ad(desk, seller)
+    assert len(mod_cards(desk, ad_id)) == (1 if arrived else 0)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await later_sweeps(desk)
+    cards = mod_cards(desk, ad_id)
+    assert len(cards) == (2 if arrived else 1)
+    again = cards[-1]
+    assert AGAIN in again.text and "🤖 auto-approved" in again.text and again.button_texts == ["🚫 Take down"]
+    assert await desk.scalar("SELECT mod_message_id FROM ads WHERE id = :i", i=ad_id) == again.message_id
+    # Take down, pressed on the first copy when it arrived: done once, both copies show it
+    await mo.press("Take down", cards[0])
+    assert await desk.scalar("SELECT status FROM ads WHERE id = :i", i=ad_id) == "taken_down"
+    cards = mod_cards(desk, ad_id)
+    assert all("🚫 Taken down by Moderator Mo" in c.text and c.reply_markup is None for c in cards)
+    assert AGAIN in cards[-1].text
+    await lee.press_data(f"m:down:{ad_id}", cards[0])  # an old client: refused, nothing twice
+    assert await desk.scalar("SELECT decided_by FROM ads WHERE id = :i", i=ad_id) == mo.id
+    assert sum("was taken down" in m.text for m in desk.tg.chat_messages(USER)) == 1
+    assert refusals(desk) == []
+
+
+@pytest.mark.parametrize("settings_overrides", [TRUSTED])
+async def test_take_down_card_that_keeps_timing_out_is_tried_three_times_then_staff_are_told_once(desk):
+    from tests.test_ads_flow import moderators
+
+    mo, _ = moderators(desk)
+    seller = await trusted_seller(desk, mo)
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, times=card_retries.ATTEMPTS)
+    ad_id = await auto_approved_ad(desk, seller)
+    await later_sweeps(desk, card_retries.ATTEMPTS + 2)
+    assert mod_cards(desk, ad_id) == []
+    assert [m.text for m in lost_lines(desk)] == [
+        f"⚠️ Telegram did not confirm the Take down card of the auto-approved ad #{ad_id} “VW Polo 1.2 TSI 2015” after 3 tries:"
+        " it may be missing here."
+    ]
+
+
+# ------------------------------------------------------------------ ad report cards
+
+
+def report_cards(desk, report_id):
+    return [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and m.text.startswith(f"🚩 Report #{report_id} ")]
+
+
+async def reported_ad(desk, moderator, *, fault=None, **fault_args):
+    """A live ad, reported by a buyer; ``fault``: how posting the report's card fails."""
+    from tests.test_ads_flow import post_ad
+
+    ad_id = await post_ad(desk, desk.tg.user(6402, "Sello"))
+    await moderator.press("Approve", mod_cards(desk, ad_id)[-1])
+    buyer = desk.tg.user(USER, "Buyer")
+    await buyer.send(f"/report {ad_id}")
+    if fault:
+        desk.tg.fail("sendMessage", fault, chat_id=STAFF_CHAT, **fault_args)
+    await buyer.press("Wrong category")
+    return ad_id, await desk.scalar("SELECT max(id) FROM ad_reports")
+
+
+@pytest.mark.parametrize("arrived", [False, True])
+async def test_report_card_that_timed_out_is_posted_again_once_and_tracked(desk, arrived):
+    from tests.test_ads_flow import moderators
+
+    mo, _ = moderators(desk)
+    ad_id, report_id = await reported_ad(desk, mo, fault="timeout", delivered=arrived)
+    assert len(report_cards(desk, report_id)) == (1 if arrived else 0)
+    assert tuple((await desk.rows("SELECT card_message_id, card_timeouts FROM ad_reports"))[0]) == (None, 1)
+    await sweep(desk)  # within the repair grace
+    assert len(report_cards(desk, report_id)) == (1 if arrived else 0)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    cards = report_cards(desk, report_id)
+    assert len(cards) == (2 if arrived else 1)
+    again = cards[-1]
+    assert AGAIN in again.text and again.button_texts == ["✅ Uphold: take down", "✖️ Dismiss"]
+    assert tuple((await desk.rows("SELECT card_message_id, card_timeouts FROM ad_reports"))[0]) == (again.message_id, 1)
+    await later_sweeps(desk)
+    assert len(report_cards(desk, report_id)) == len(cards) and lost_lines(desk) == []
+    await mo.press("Uphold", again)
+    assert await desk.scalar("SELECT status FROM ads WHERE id = :i", i=ad_id) == "taken_down"
+    tracked = report_cards(desk, report_id)[-1]
+    assert "✅ Upheld by Moderator Mo" in tracked.text and AGAIN in tracked.text and tracked.reply_markup is None
+    assert refusals(desk) == []
+
+
+async def test_report_card_whose_first_post_went_through_is_never_posted_again(desk):
+    from tests.test_ads_flow import moderators
+
+    mo, _ = moderators(desk)
+    _, report_id = await reported_ad(desk, mo)
+    await later_sweeps(desk)
+    assert len(report_cards(desk, report_id)) == 1 and AGAIN not in report_cards(desk, report_id)[0].text
+    assert await desk.scalar("SELECT card_timeouts FROM ad_reports") == 0
+
+
+async def test_a_verdict_on_the_first_copy_of_a_report_card_acts_once_and_redraws_the_tracked_card(desk):
+    from tests.test_ads_flow import moderators
+
+    mo, lee = moderators(desk)
+    ad_id, report_id = await reported_ad(desk, mo, fault="timeout", delivered=True)
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    first, tracked = report_cards(desk, report_id)
+    await mo.press("Dismiss", first)
+    assert await desk.scalar("SELECT status FROM ad_reports") == "dismissed"
+    first, tracked = report_cards(desk, report_id)
+    assert "✖️ Dismissed by Moderator Mo" in tracked.text and AGAIN in tracked.text and tracked.reply_markup is None
+    assert "✖️ Dismissed by Moderator Mo" in first.text and AGAIN not in first.text and first.reply_markup is None
+    await lee.press_data(f"rep:up:{report_id}", first)  # an old client: refused, the ad stays up
+    assert await desk.scalar("SELECT status FROM ad_reports") == "dismissed"
+    assert await desk.scalar("SELECT status FROM ads WHERE id = :i", i=ad_id) == "approved"
+    assert sum("found no breach" in m.text for m in desk.tg.chat_messages(USER)) == 1  # the reporter is told once
+    assert refusals(desk) == []
+
+
+async def test_report_card_that_keeps_timing_out_is_tried_three_times_then_staff_are_told_once(desk):
+    from tests.test_ads_flow import moderators
+
+    mo, _ = moderators(desk)
+    ad_id, report_id = await reported_ad(desk, mo, fault="timeout", times=card_retries.ATTEMPTS)
+    await later_sweeps(desk, card_retries.ATTEMPTS + 2)
+    assert report_cards(desk, report_id) == []
+    assert [m.text for m in lost_lines(desk)] == [
+        f"⚠️ Telegram did not confirm the card of report #{report_id} on ad #{ad_id} after 3 tries: it may be missing here."
+    ]
+    assert await desk.scalar("SELECT card_timeouts FROM ad_reports") == card_retries.TOLD
