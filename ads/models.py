@@ -75,7 +75,8 @@ class Ad(Base):
     mod_chat_id: Mapped[int | None]
     mod_message_id: Mapped[int | None]
     # when posting that card was started (claimed): of the handler and the repair sweep
-    # only one posts it; NULL again when Telegram refused it (the sweep tries again)
+    # only one posts it; NULL again when Telegram refused it (the sweep tries again); kept
+    # after a timeout (the sweep claims it again: card_timeouts)
     card_claimed_at: Mapped[datetime | None]
     # posts of the card that timed out with no card known: posted again by the sweep a bounded
     # number of times (bot.card_retries), then staff are told once

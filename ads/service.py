@@ -374,7 +374,8 @@ async def attach_moderation_card(session: AsyncSession, *, ad_id: int, chat_id: 
 # The moderation card is posted after the submission commits. Posting it is claimed
 # first (``ads.card_claimed_at``), like a ticket's card: of the handler and any number of
 # repair sweeps exactly one posts it. A card Telegram surely refused releases the claim
-# (the next sweep posts it); a timed-out one may have arrived and keeps it (never twice).
+# (the next sweep posts it); a timed-out one may have arrived and keeps it: the sweep
+# posts it again after the repair grace, a bounded number of times (bot.card_retries).
 
 
 # The ads that need their card: waiting for a moderator, or auto-approved and live (the

@@ -458,12 +458,14 @@ async def _release_moderation_card(context: HelpdeskContext, ad_id: int) -> None
 
 
 async def repair_cards(context: HelpdeskContext) -> tuple[int, int]:
-    """The sweep: post the moderation card of every ad waiting for a moderator, and the
-    card of every open report, that never got one (the bot stopped between the commit
-    and the card, Telegram refused it, or the staff chat moved and the bot stopped
-    before posting it again). Older than the repair grace only, so that a handler
-    posting one right now goes first; claimed first, so nothing is posted twice.
-    Returns (moderation cards, report cards) posted."""
+    """The sweep: post the moderation card of every ad waiting for a moderator (and the
+    Take down card of every auto-approved ad that is live), and the card of every open
+    report, that never got one (the bot stopped between the commit and the card,
+    Telegram refused it, or the staff chat moved and the bot stopped before posting it
+    again). Older than the repair grace only, so that a handler posting one right now
+    goes first; claimed first, so racing senders post nothing twice. A card whose post
+    timed out is posted again, a bounded number of times, then moderators are told once
+    (:mod:`bot.card_retries`). Returns (moderation cards, report cards) posted."""
     desk = context.desk
     before = context.now() - casework.repair_grace(context)
     async with unit_of_work(desk.sessions) as session:
