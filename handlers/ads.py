@@ -475,7 +475,10 @@ async def repair_cards(context: HelpdeskContext) -> tuple[int, int]:
         reports_again = await card_retries.due_again(session, service.REPORT_CARDS, before=before)
     ads = reports = 0
     for ad_id in ad_ids:
-        log.warning("ad #%s needs its card and has none (the bot stopped before posting it, or it was refused): posting it now", ad_id)
+        log.warning(
+            "ad #%s waits for moderation with no card, or auto-approved for its Take down card (the bot stopped before posting it,"
+            " or it was refused): posting it now", ad_id,
+        )
         if await post_for_moderation(context, ad_id):
             ads += 1
     for ad_id in ads_again:
