@@ -75,8 +75,12 @@ class Ad(Base):
     mod_chat_id: Mapped[int | None]
     mod_message_id: Mapped[int | None]
     # when posting that card was started (claimed): of the handler and the repair sweep
-    # only one posts it; NULL again when Telegram refused it (the sweep tries again)
+    # only one posts it; NULL again when Telegram refused it (the sweep tries again); kept
+    # after a timeout (the sweep claims it again: card_timeouts)
     card_claimed_at: Mapped[datetime | None]
+    # posts of the card that timed out with no card known: posted again by the sweep a bounded
+    # number of times (bot.card_retries), then staff are told once
+    card_timeouts: Mapped[int] = mapped_column(default=0, server_default="0")
     published_chat_id: Mapped[int | None]
     published_message_id: Mapped[int | None]
     # The channel post's life (handlers.ads.publish / unpublish): claimed before posting
@@ -156,6 +160,9 @@ class AdReport(Base):
     card_chat_id: Mapped[int | None]
     card_message_id: Mapped[int | None]
     card_claimed_at: Mapped[datetime | None]  # posting the card was started (as for ads)
+    # posts of the card that timed out with no card known: posted again by the sweep a bounded
+    # number of times (bot.card_retries), then staff are told once
+    card_timeouts: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class AdEventKind(StrEnum):

@@ -12,9 +12,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ads.models import Ad, AdCheck, AdEvent, AdEventKind, AdPhoto, AdStatus, Step
+from ads.models import Ad, AdCheck, AdEvent, AdEventKind, AdPhoto, AdReport, AdStatus, Step
 from ads.policy import Finding, Policy, RecentAd, pre_check
 from ads.price import PriceError, parse_price
+from bot.card_retries import CardKind
 from bot.config import AdsSettings
 from bot.models import User, UserStatus
 
@@ -263,6 +264,7 @@ async def submit(session: AsyncSession, rules: Rules, *, ad: Ad, now: datetime) 
     ad.decided_at = ad.decided_by = ad.decision_reason = ad.decision_note = None
     # a new round gets a new card: the last round's (decided, buttons gone) is not it
     ad.mod_chat_id = ad.mod_message_id = ad.card_claimed_at = None
+    ad.card_timeouts = 0
     record(session, ad, AdEventKind.RESUBMITTED if ad.resubmissions else AdEventKind.SUBMITTED, now=now)
     if rules.settings.auto_approve_trusted and not ad.checks and await _trusted(session, rules, ad.user_id, now):
         _approve(ad, rules, moderator_id=None, now=now)
@@ -372,7 +374,17 @@ async def attach_moderation_card(session: AsyncSession, *, ad_id: int, chat_id: 
 # The moderation card is posted after the submission commits. Posting it is claimed
 # first (``ads.card_claimed_at``), like a ticket's card: of the handler and any number of
 # repair sweeps exactly one posts it. A card Telegram surely refused releases the claim
-# (the next sweep posts it); a timed-out one may have arrived and keeps it (never twice).
+# (the next sweep posts it); a timed-out one may have arrived and keeps it: the sweep
+# posts it again after the repair grace, a bounded number of times (bot.card_retries).
+
+
+# The ads that need their card: waiting for a moderator, or auto-approved and live (the
+# spot-check card with Take down).
+NEEDS_CARD = (Ad.status == AdStatus.SUBMITTED) | ((Ad.status == AdStatus.APPROVED) & Ad.auto_approved.is_(True))
+# A moderation (or Take down) card whose post timed out is posted again by the sweep
+# (bot.card_retries) while the ad needs it; so is an open report's card.
+AD_CARDS = CardKind(Ad, Ad.mod_message_id, NEEDS_CARD)
+REPORT_CARDS = CardKind(AdReport, AdReport.card_message_id, AdReport.status == "open")
 
 
 async def claim_moderation_card(session: AsyncSession, *, ad_id: int, now: datetime) -> bool:
@@ -383,7 +395,7 @@ async def claim_moderation_card(session: AsyncSession, *, ad_id: int, now: datet
         update(Ad)
         .where(
             Ad.id == ad_id,
-            (Ad.status == AdStatus.SUBMITTED) | ((Ad.status == AdStatus.APPROVED) & Ad.auto_approved.is_(True)),
+            NEEDS_CARD,
             Ad.mod_message_id.is_(None),
             Ad.card_claimed_at.is_(None),
         )
@@ -399,12 +411,13 @@ async def release_moderation_card(session: AsyncSession, *, ad_id: int) -> None:
 
 
 async def ads_without_card(session: AsyncSession, *, before: datetime, limit: int = 20) -> list[int]:
-    """Ads waiting for a moderator since before ``before`` whose card was never claimed:
-    the bot stopped between the submission and its card, Telegram refused the card, or
-    the staff chat moved. Oldest first."""
+    """Ads waiting for a moderator (or auto-approved and live: the Take down card) since
+    before ``before`` whose card was never claimed: the bot stopped between the
+    submission and its card, Telegram refused the card, or the staff chat moved. Oldest
+    first."""
     rows = await session.scalars(
         select(Ad.id)
-        .where(Ad.status == AdStatus.SUBMITTED, Ad.submitted_at <= before, Ad.mod_message_id.is_(None), Ad.card_claimed_at.is_(None))
+        .where(NEEDS_CARD, Ad.submitted_at <= before, Ad.mod_message_id.is_(None), Ad.card_claimed_at.is_(None))
         .order_by(Ad.submitted_at, Ad.id)
         .limit(limit)
     )
@@ -422,14 +435,14 @@ async def move_cards(session: AsyncSession, *, old_chat_id: int) -> tuple[list[i
     ads = await session.scalars(
         update(Ad)
         .where(Ad.mod_chat_id == old_chat_id, Ad.status == AdStatus.SUBMITTED)
-        .values(mod_chat_id=None, mod_message_id=None, card_claimed_at=None)
+        .values(mod_chat_id=None, mod_message_id=None, card_claimed_at=None, card_timeouts=0)
         .returning(Ad.id)
     )
     ad_ids = sorted(ads.all())
     reports = await session.scalars(
         update(AdReport)
         .where(AdReport.card_chat_id == old_chat_id, AdReport.status == "open")
-        .values(card_chat_id=None, card_message_id=None, card_claimed_at=None)
+        .values(card_chat_id=None, card_message_id=None, card_claimed_at=None, card_timeouts=0)
         .returning(AdReport.id)
     )
     return ad_ids, sorted(reports.all())

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import pending
+from bot.card_retries import CardKind
 from bot.models import User
 from escalation.models import Feedback, StaffMember
 
@@ -57,6 +58,7 @@ class FeedbackView:
     user_locale: str | None
     user_language_code: str | None
     erased: bool = False  # the author's personal data was erased: no name, no text, no answer possible
+    card_timeouts: int = 0  # posts of the card that timed out (bot.card_retries): a card posted after one says so
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ async def view(session: AsyncSession, feedback_id: int) -> FeedbackView | None:
         user_locale=user.locale,
         user_language_code=user.language_code,
         erased=user.deleted_at is not None,
+        card_timeouts=fb.card_timeouts,
     )
 
 
@@ -181,6 +184,11 @@ async def release_card_claim(session: AsyncSession, *, feedback_id: int) -> None
     )
 
 
+# A feedback's card whose post timed out is posted again by the sweep (bot.card_retries)
+# while the feedback is unanswered.
+FEEDBACK_CARDS = CardKind(Feedback, Feedback.staff_message_id, Feedback.answer.is_(None))
+
+
 async def without_card(session: AsyncSession, *, before: datetime, limit: int = 20) -> list[int]:
     """Unanswered feedback stored before ``before`` whose card was never claimed: the bot
     stopped between storing it and posting its card (or Telegram refused the card)."""
@@ -206,7 +214,7 @@ async def move_cards(session: AsyncSession, *, old_chat_id: int) -> int:
     result = await session.execute(
         update(Feedback)
         .where(Feedback.staff_chat_id == old_chat_id, Feedback.answer.is_(None))
-        .values(staff_chat_id=None, staff_message_id=None, card_claimed_at=None)
+        .values(staff_chat_id=None, staff_message_id=None, card_claimed_at=None, card_timeouts=0)
     )
     return result.rowcount or 0  # type: ignore[attr-defined]
 

@@ -79,8 +79,12 @@ class Ticket(Base):
     topic_id: Mapped[int | None]
     card_message_id: Mapped[int | None]
     # when posting the staff card was started (claimed): the sweep posts a card for an
-    # open ticket without one only while this is empty, so a card is never posted twice
+    # open ticket without one only while this is empty, so racing senders never post it
+    # twice (after a timeout the sweep claims it again: card_timeouts)
     card_claimed_at: Mapped[datetime | None]
+    # posts of the card that timed out with no card known: posted again by the sweep a bounded
+    # number of times (bot.card_retries), then staff are told once
+    card_timeouts: Mapped[int] = mapped_column(default=0, server_default="0")
     # SLA: due times shift while the clock is paused (waiting on the user)
     first_due_at: Mapped[datetime | None]
     # a staff reply is due by then (first response, and again after a release, reopen
@@ -203,8 +207,12 @@ class Feedback(Base):
     staff_chat_id: Mapped[int | None]
     staff_message_id: Mapped[int | None]
     # when posting the card was started (claimed): the repair sweep posts a missing card
-    # only while this is empty, so a card is never posted twice
+    # only while this is empty, so racing senders never post it twice (after a timeout
+    # the sweep claims it again: card_timeouts)
     card_claimed_at: Mapped[datetime | None]
+    # posts of the card that timed out with no card known: posted again by the sweep a bounded
+    # number of times (bot.card_retries), then staff are told once
+    card_timeouts: Mapped[int] = mapped_column(default=0, server_default="0")
     answer: Mapped[str | None] = mapped_column(SafeText)
     answered_by: Mapped[int | None]
     answered_at: Mapped[datetime | None]

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.card_retries import CardKind
 from bot.config import Settings
 from bot.models import User
 from escalation.models import (
@@ -483,6 +484,11 @@ async def release_card_claim(session: AsyncSession, *, ticket_id: int) -> None:
     )
 
 
+# A ticket's card whose post timed out is posted again by the sweep (bot.card_retries)
+# while the ticket is open.
+TICKET_CARDS = CardKind(Ticket, Ticket.card_message_id, Ticket.status.in_(OPEN_STATUSES))
+
+
 async def tickets_without_card(session: AsyncSession, *, before: datetime, limit: int = 20) -> list[int]:
     """Open tickets that reached a person before ``before`` and whose card was never
     claimed: the bot stopped between creating the ticket and posting its card."""
@@ -742,6 +748,7 @@ async def move_staff_chat(session: AsyncSession, *, old_chat_id: int, new_chat_i
             card_message_id=None,
             topic_id=None,
             card_claimed_at=case((Ticket.status.in_(OPEN_STATUSES), None), else_=Ticket.card_claimed_at),
+            card_timeouts=0,  # a fresh card in the new chat: no copy of it can be there yet
         )
     )
     return result.rowcount or 0  # type: ignore[attr-defined]
@@ -903,6 +910,7 @@ async def transfer(session: AsyncSession, *, ticket_id: int, department: str, st
     ticket.department = department
     ticket.staff_chat_id = ticket.topic_id = ticket.card_message_id = None
     ticket.card_claimed_at = None  # a card in the new department is due
+    ticket.card_timeouts = 0
     ticket.assignee_id = None
     old = ticket.status
     _resume_clock(ticket, policy, now)

@@ -21,6 +21,7 @@ from telegram.error import ChatMigrated, RetryAfter, TelegramError, TimedOut
 from ads import service, strikes
 from ads.models import Ad, AdStatus, Step
 from ads.service import Decision, FieldError, SubmitOutcome
+from bot import card_retries
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from bot.models import User
@@ -28,7 +29,7 @@ from bot.users import get_state, set_state
 from escalation import service as escalation_service
 from handlers import casework, delivery, notices
 from handlers.staffauth import is_moderator
-from handlers.ui import main_menu, set_markup, toast
+from handlers.ui import drop_stale_copy, main_menu, set_markup, toast
 
 log = logging.getLogger(__name__)
 
@@ -365,7 +366,9 @@ async def moderation_place(context: HelpdeskContext) -> tuple[int, int | None]:
     return chat_id, topic.message_thread_id  # type: ignore[return-value]
 
 
-async def mod_card(context: HelpdeskContext, ad_id: int, decision: str | None = None) -> tuple[str, Ad]:
+async def mod_card(context: HelpdeskContext, ad_id: int, decision: str | None = None, *, copy: bool = False) -> tuple[str, Ad]:
+    """The moderation (or Take down) card's text; with the "posted again" line when a post
+    of it timed out, unless ``copy``: the text for the first copy of such a card."""
     async with unit_of_work(context.desk.sessions) as session:
         ad = await service.get_ad(session, ad_id)
         user = await session.get(User, ad.user_id)  # type: ignore[union-attr]
@@ -378,6 +381,8 @@ async def mod_card(context: HelpdeskContext, ad_id: int, decision: str | None = 
     text = casework.srender(
         context, "ads/mod_card.html", user=user, history=history, flags=flags, state=state, decision=decision, **ad_values(context, ad)  # type: ignore[arg-type]
     )
+    if not copy:
+        text = casework.posted_again(context, text, ad.card_timeouts)  # type: ignore[union-attr]
     return text, ad  # type: ignore[return-value]
 
 
@@ -395,17 +400,24 @@ def mod_keyboard(context: HelpdeskContext, ad: Ad) -> InlineKeyboardMarkup | Non
     ])
 
 
-async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bool = False) -> bool:
-    """The ad's moderation card (after its photos). Posting is claimed first
-    (``ads.card_claimed_at``), so that of this handler and the sweep
-    (:func:`repair_cards`) only one posts it. A card Telegram surely refused is left for
-    the sweep; one that timed out may have arrived and is not posted again; a staff chat
-    that became a supergroup is followed once (``moved``: it was already). The photos
-    are best effort: a refused photo does not keep the card back. True when posted."""
+async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bool = False, again: bool = False) -> bool:
+    """The ad's moderation card (after its photos), or the Take down card of an
+    auto-approved ad. Posting is claimed first (``ads.card_claimed_at``), so that of this
+    handler and the sweep (:func:`repair_cards`) only one posts it. A card Telegram
+    surely refused is left for the sweep; one that timed out may have arrived: the sweep
+    posts it again (``again``, with its photos) after the repair grace, a bounded number
+    of times (:mod:`bot.card_retries`); a staff chat that became a supergroup is followed
+    once (``moved``: it was already). The photos are best effort: a refused photo does
+    not keep the card back. True when posted."""
     chat_id, topic = await moderation_place(context)
     text, ad = await mod_card(context, ad_id)  # drawn before the claim: after it, only sends
     async with unit_of_work(context.desk.sessions) as session:
-        if not await service.claim_moderation_card(session, ad_id=ad_id, now=context.now()):
+        if again:
+            before = context.now() - casework.repair_grace(context)
+            claimed = await card_retries.claim_again(session, service.AD_CARDS, ad_id, now=context.now(), before=before) is not None
+        else:
+            claimed = await service.claim_moderation_card(session, ad_id=ad_id, now=context.now())
+        if not claimed:
             log.info("the moderation card of ad #%s is posted by another sender (or was): not posted again", ad_id)
             return False
     album: list[Message] = []  # taken down again if the card is refused: the retry posts them again
@@ -427,8 +439,13 @@ async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bo
             return False
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_for_moderation(context, ad_id, moved=True)  # the settings now name the new chat
-    except TimedOut as exc:  # it may have arrived: never posted twice
-        log.error("posting ad #%s for moderation timed out; it may have arrived (it is in /modqueue): %s", ad_id, exc)
+    except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
+        async with unit_of_work(context.desk.sessions) as session:
+            count = await card_retries.timed_out(session, service.AD_CARDS, ad_id)
+        log.error(
+            "posting the card of ad #%s timed out (%s of %s tries); it may have arrived (it is in /modqueue): %s",
+            ad_id, count, card_retries.ATTEMPTS, exc,
+        )
         return False
     except TelegramError as exc:
         log.error("could not post ad #%s for moderation (the sweep tries again): %s", ad_id, exc)
@@ -450,27 +467,89 @@ async def _release_moderation_card(context: HelpdeskContext, ad_id: int) -> None
 
 
 async def repair_cards(context: HelpdeskContext) -> tuple[int, int]:
-    """The sweep: post the moderation card of every ad waiting for a moderator, and the
-    card of every open report, that never got one (the bot stopped between the commit
-    and the card, Telegram refused it, or the staff chat moved and the bot stopped
-    before posting it again). Older than the repair grace only, so that a handler
-    posting one right now goes first; claimed first, so nothing is posted twice.
-    Returns (moderation cards, report cards) posted."""
+    """The sweep: post the moderation card of every ad waiting for a moderator (and the
+    Take down card of every auto-approved ad that is live), and the card of every open
+    report, that never got one (the bot stopped between the commit and the card,
+    Telegram refused it, or the staff chat moved and the bot stopped before posting it
+    again). Older than the repair grace only, so that a handler posting one right now
+    goes first; claimed first, so racing senders post nothing twice. A card whose post
+    timed out is posted again, a bounded number of times, then moderators are told once
+    (:mod:`bot.card_retries`). Returns (moderation cards, report cards) posted."""
     desk = context.desk
     before = context.now() - casework.repair_grace(context)
     async with unit_of_work(desk.sessions) as session:
         ad_ids = await service.ads_without_card(session, before=before)
         report_ids = await service.reports_without_card(session, before=before)
+        ads_again = await card_retries.due_again(session, service.AD_CARDS, before=before)
+        reports_again = await card_retries.due_again(session, service.REPORT_CARDS, before=before)
     ads = reports = 0
     for ad_id in ad_ids:
-        log.warning("ad #%s waits for moderation with no card (the bot stopped before posting it, or it was refused): posting it now", ad_id)
+        log.warning(
+            "ad #%s waits for moderation with no card, or auto-approved for its Take down card (the bot stopped before posting it,"
+            " or it was refused): posting it now", ad_id,
+        )
         if await post_for_moderation(context, ad_id):
+            ads += 1
+    for ad_id in ads_again:
+        log.warning("posting the card of ad #%s timed out, so it may be missing: posting it again", ad_id)
+        if await post_for_moderation(context, ad_id, again=True):
             ads += 1
     for report_id in report_ids:
         log.warning("report %s has no card (the bot stopped before posting it, or it was refused): posting it now", report_id)
         if await post_report_card(context, report_id):
             reports += 1
+    for report_id in reports_again:
+        log.warning("posting the card of report %s timed out, so it may be missing: posting it again", report_id)
+        if await post_report_card(context, report_id, again=True):
+            reports += 1
+    await casework.report_lost_cards(context, service.AD_CARDS, _lost_ad_card)
+    await casework.report_lost_cards(context, service.REPORT_CARDS, _lost_report_card)
     return ads, reports
+
+
+async def _lost_ad_card(context: HelpdeskContext, ad_id: int) -> tuple[int, int | None, str]:
+    async with unit_of_work(context.desk.sessions) as session:
+        ad = await service.get_ad(session, ad_id)
+    kind = "ad" if ad is None or ad.status == AdStatus.SUBMITTED else "take_down"
+    chat_id, topic = await moderation_place(context)
+    html = casework.srender(
+        context, "staff/card_lost.html", kind=kind, number=ad_id, title=ad.title if ad else "", attempts=card_retries.ATTEMPTS
+    )
+    return chat_id, topic, html
+
+
+async def _lost_report_card(context: HelpdeskContext, report_id: int) -> tuple[int, int | None, str]:
+    from ads.models import AdReport
+
+    async with unit_of_work(context.desk.sessions) as session:
+        report = await session.get(AdReport, report_id)
+    chat_id, topic = await moderation_place(context)
+    html = casework.srender(
+        context, "staff/card_lost.html", kind="report", number=report_id, ad=report.ad_id if report else "?", attempts=card_retries.ATTEMPTS
+    )
+    return chat_id, topic, html
+
+
+async def show_decided(
+    context: HelpdeskContext, query: Any, card: tuple[int | None, int | None], text: str, copy_text: str, what: str
+) -> None:
+    """A decision on a card: the tracked card (``card``: chat and message id) shows it,
+    without buttons; so does the pressed message when it is another copy (the first post
+    of a card that timed out but arrived, after the card was posted again), or when no
+    card is tracked at all. Best effort: the decision is stored."""
+    chat_id, message_id = card
+    pressed = query.message if query is not None else None
+    if chat_id is not None and message_id is not None:
+        try:
+            await context.bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, reply_markup=None)
+        except TelegramError as exc:
+            log.warning("could not update the card of %s: %s", what, exc)
+    if pressed is None or (pressed.chat.id, pressed.message_id) == (chat_id, message_id):
+        return
+    try:
+        await query.edit_message_text(copy_text, reply_markup=None)
+    except TelegramError as exc:
+        log.info("could not update a copy of the card of %s: %s", what, exc)
 
 
 async def on_mod_button(update: Update, context: HelpdeskContext) -> None:
@@ -568,6 +647,7 @@ async def apply_decision(
         refusal = casework.slabel(context, "toast_decided", status=result.ad.status, name=names.get(result.ad.decided_by or 0, "someone"))
         if query is not None:
             await toast(query, refusal)
+            await drop_stale_copy(query, result.ad.mod_chat_id, result.ad.mod_message_id)
         else:
             await update.effective_message.reply_html(casework.srender(context, "staff/error.html", message=refusal))  # type: ignore[union-attr]
         return
@@ -577,11 +657,8 @@ async def apply_decision(
     reason_label = settings.reason(reason).label if reason else (note or "")  # type: ignore[union-attr]
     line = f"{what} by {moderator.first_name} at {casework.local_time(context, context.now())}{': ' + reason_label if reason_label else ''}"  # type: ignore[union-attr]
     text, ad = await mod_card(context, ad_id, decision=line)
-    try:
-        if ad.mod_chat_id and ad.mod_message_id:
-            await context.bot.edit_message_text(text, chat_id=ad.mod_chat_id, message_id=ad.mod_message_id, reply_markup=None)
-    except TelegramError as exc:
-        log.warning("could not update the moderation card of ad %s: %s", ad_id, exc)
+    copy_text, _ = await mod_card(context, ad_id, decision=line, copy=True)
+    await show_decided(context, query, (ad.mod_chat_id, ad.mod_message_id), text, copy_text, f"ad #{ad_id}")
     if penalty is not None and penalty.action is not None:
         context.desk.accounts.pop(ad.user_id, None)  # the cached status is stale now
     await notices.send_all(context, queued)
@@ -722,10 +799,8 @@ async def ban_from_card(update: Update, context: HelpdeskContext, ad_id: int) ->
     await toast(query, casework.slabel(context, "toast_done"))  # type: ignore[arg-type]
     line = f"⛔ User banned by {moderator.first_name} at {casework.local_time(context, context.now())}"
     text, ad = await mod_card(context, ad_id, decision=line)
-    try:
-        await query.edit_message_text(text, reply_markup=None)  # type: ignore[union-attr]
-    except TelegramError as exc:
-        log.warning("could not update the moderation card of ad %s: %s", ad_id, exc)
+    copy_text, _ = await mod_card(context, ad_id, decision=line, copy=True)
+    await show_decided(context, query, (ad.mod_chat_id, ad.mod_message_id), text, copy_text, f"ad #{ad_id}")
     await notices.send_all(context, [queued])
 
 
@@ -1222,7 +1297,9 @@ async def on_report_button(update: Update, context: HelpdeskContext) -> None:
         await post_report_card(context, report.id)
 
 
-async def report_card(context: HelpdeskContext, report_id: int, state: str = "⏳ open") -> tuple[str, Any]:
+async def report_card(context: HelpdeskContext, report_id: int, state: str = "⏳ open", *, copy: bool = False) -> tuple[str, Any]:
+    """A report card's text; with the "posted again" line when a post of it timed out,
+    unless ``copy``: the text for the first copy of such a card."""
     from ads.models import AdReport
 
     async with unit_of_work(context.desk.sessions) as session:
@@ -1235,6 +1312,8 @@ async def report_card(context: HelpdeskContext, report_id: int, state: str = "�
         reason=casework.slabel(context, f"report_reason_{report.reason}"),  # type: ignore[union-attr]
         reporter=_shown_name(context, reporter), owner=_shown_name(context, owner),
     )
+    if not copy:
+        text = casework.posted_again(context, text, report.card_timeouts)  # type: ignore[union-attr]
     return text, report
 
 
@@ -1275,14 +1354,19 @@ async def redraw_report_card(context: HelpdeskContext, report_id: int) -> None:
         log.info("could not redraw the card of report %s: %s", report_id, exc)
 
 
-async def post_report_card(context: HelpdeskContext, report_id: int, *, moved: bool = False) -> bool:
-    """An open report's card for the moderators: claimed, refused, timed out and moved
-    exactly like :func:`post_for_moderation`. True when posted."""
+async def post_report_card(context: HelpdeskContext, report_id: int, *, moved: bool = False, again: bool = False) -> bool:
+    """An open report's card for the moderators: claimed, refused, timed out (and posted
+    ``again``) and moved exactly like :func:`post_for_moderation`. True when posted."""
     chat_id, topic = await moderation_place(context)
     text, report = await report_card(context, report_id)  # drawn before the claim: after it, only sends
     buttons = _report_buttons(context, report_id)
     async with unit_of_work(context.desk.sessions) as session:
-        if not await service.claim_report_card(session, report_id=report_id, now=context.now()):
+        if again:
+            before = context.now() - casework.repair_grace(context)
+            claimed = await card_retries.claim_again(session, service.REPORT_CARDS, report_id, now=context.now(), before=before) is not None
+        else:
+            claimed = await service.claim_report_card(session, report_id=report_id, now=context.now())
+        if not claimed:
             log.info("the card of report %s is posted by another sender (or was): not posted again", report_id)
             return False
     try:
@@ -1294,8 +1378,10 @@ async def post_report_card(context: HelpdeskContext, report_id: int, *, moved: b
             return False
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_report_card(context, report_id, moved=True)
-    except TimedOut as exc:  # it may have arrived: never posted twice
-        log.error("posting report %s timed out; it may have arrived: %s", report_id, exc)
+    except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
+        async with unit_of_work(context.desk.sessions) as session:
+            count = await card_retries.timed_out(session, service.REPORT_CARDS, report_id)
+        log.error("posting report %s timed out (%s of %s tries); it may have arrived: %s", report_id, count, card_retries.ATTEMPTS, exc)
         return False
     except TelegramError as exc:
         log.error("could not post report %s (the sweep tries again): %s", report_id, exc)
@@ -1349,11 +1435,14 @@ async def on_report_decision(update: Update, context: HelpdeskContext) -> None:
                     queued.append(await penalty_notice(context, session, ad.user_id, penalty, f"upheld report: {owner_reason}", None))
     if result is None or not result.won:
         await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+        if result is not None:
+            await drop_stale_copy(query, result.report.card_chat_id, result.report.card_message_id)  # type: ignore[arg-type]
         return
     await toast(query, casework.slabel(context, "toast_done"))  # type: ignore[arg-type]
     line = f"{'✅ Upheld' if uphold else '✖️ Dismissed'} by {moderator.first_name} at {casework.local_time(context, context.now())}"
     text, _ = await report_card(context, int(number), state=line)
-    await query.edit_message_text(text, reply_markup=None)  # type: ignore[union-attr]
+    copy_text, _ = await report_card(context, int(number), state=line, copy=True)
+    await show_decided(context, query, (result.report.card_chat_id, result.report.card_message_id), text, copy_text, f"report {number}")
     if result.unpublish is not None:
         await unpublish(context, result.ad.id)  # type: ignore[union-attr]
     if penalty is not None and penalty.action is not None and result.ad is not None:
@@ -1377,11 +1466,17 @@ async def on_take_down(update: Update, context: HelpdeskContext) -> None:
             queued = await notices.queue(context, session, chat_id=done[0].user_id, kind="ad_taken_down", ref=f"ad:{ad_id}", text=text)
     if done is None:
         await toast(query, context.label("toast_expired"))  # type: ignore[arg-type]
+        async with unit_of_work(context.desk.sessions) as session:
+            ad = await service.get_ad(session, ad_id)
+        if ad is not None:
+            await drop_stale_copy(query, ad.mod_chat_id, ad.mod_message_id)  # type: ignore[arg-type]
         return
     ad, published = done
     await toast(query, casework.slabel(context, "toast_done"))  # type: ignore[arg-type]
     if published is not None:
         await unpublish(context, ad.id)
-    text, _ = await mod_card(context, ad_id, decision=f"🚫 Taken down by {moderator.first_name} at {casework.local_time(context, context.now())}")
-    await query.edit_message_text(text, reply_markup=None)  # type: ignore[union-attr]
+    line = f"🚫 Taken down by {moderator.first_name} at {casework.local_time(context, context.now())}"
+    text, _ = await mod_card(context, ad_id, decision=line)
+    copy_text, _ = await mod_card(context, ad_id, decision=line, copy=True)
+    await show_decided(context, query, (ad.mod_chat_id, ad.mod_message_id), text, copy_text, f"ad #{ad_id}")
     await notices.send_all(context, [queued])

@@ -7,6 +7,7 @@ through :mod:`escalation.service` in short units of work; sending happens outsid
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ import regex
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, TelegramError, TimedOut
 
+from bot import card_retries
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from bot.telegram_html import utf16_length
@@ -168,16 +170,26 @@ async def card_text(context: HelpdeskContext, ticket_id: int) -> tuple[str, Tick
     return text, ticket
 
 
-async def post_alert(context: HelpdeskContext, ticket_id: int, *, moved: bool = False, force: bool = False) -> Ticket | None:
+async def post_alert(
+    context: HelpdeskContext, ticket_id: int, *, moved: bool = False, force: bool = False, again: bool = False
+) -> Ticket | None:
     """Put a new (or transferred) ticket in front of staff: a topic and a card.
 
     Posting is claimed first (``tickets.card_claimed_at``), so that of this handler and
     the sweep (:func:`repair`) only one posts a ticket's first card; ``force``: a fresh
-    card although one was claimed before (the lazy repost when a relay finds no card).
-    None when the card was not posted (claimed by another, or Telegram refused it)."""
+    card although one was claimed before (the lazy repost when a relay finds no card);
+    ``again``: the sweep posts a card whose last post timed out (:mod:`bot.card_retries`).
+    A card posted after a timeout says so (:func:`posted_again`). None when the card was
+    not posted (claimed by another, Telegram refused it, or it timed out)."""
     desk = context.desk
     async with unit_of_work(desk.sessions) as session:
-        if not await service.claim_card(session, ticket_id=ticket_id, now=context.now(), force=force or moved):
+        if again:
+            claimed = await card_retries.claim_again(
+                session, service.TICKET_CARDS, ticket_id, now=context.now(), before=context.now() - repair_grace(context)
+            ) is not None
+        else:
+            claimed = await service.claim_card(session, ticket_id=ticket_id, now=context.now(), force=force or moved)
+        if not claimed:
             log.info("the card of ticket #%s is posted by another sender (or was): not posted again", ticket_id)
             return None
         ticket = await service.get_ticket(session, ticket_id)
@@ -200,6 +212,7 @@ async def post_alert(context: HelpdeskContext, ticket_id: int, *, moved: bool = 
         async with unit_of_work(desk.sessions) as session:
             await service.attach_card(session, ticket_id=ticket.id, chat_id=chat_id, topic_id=topic_id, card_message_id=None)
         text, ticket = await card_text(context, ticket.id)
+        text = posted_again(context, text, ticket.card_timeouts)
         markup = card_keyboard(context, ticket)
         card = await context.bot.send_message(chat_id, text, message_thread_id=topic_id, reply_markup=markup)
     except ChatMigrated as exc:
@@ -208,8 +221,13 @@ async def post_alert(context: HelpdeskContext, ticket_id: int, *, moved: bool = 
             return None
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_alert(context, ticket_id, moved=True)  # the settings now name the new chat
-    except TimedOut as exc:  # it may have arrived: not posted again by the sweep
-        log.error("posting the alert of ticket #%s to %s timed out; it may have arrived: %s", ticket.id, chat_id, exc)
+    except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
+        async with unit_of_work(desk.sessions) as session:
+            count = await card_retries.timed_out(session, service.TICKET_CARDS, ticket.id)
+        log.error(
+            "posting the alert of ticket #%s to %s timed out (%s of %s tries); it may have arrived: %s",
+            ticket.id, chat_id, count, card_retries.ATTEMPTS, exc,
+        )
         return None
     except TelegramError as exc:
         log.error("could not post the alert of ticket #%s to %s: %s", ticket.id, chat_id, exc)
@@ -223,13 +241,15 @@ async def post_alert(context: HelpdeskContext, ticket_id: int, *, moved: bool = 
 
 
 async def refresh_card(context: HelpdeskContext, ticket_id: int) -> None:
-    """Edit the staff card in place to show the ticket's current state."""
+    """Edit the staff card in place to show the ticket's current state: the tracked card
+    (``tickets.card_message_id``), whichever message a button was pressed on."""
     try:
         text, ticket = await card_text(context, ticket_id)
     except service.TicketError:
         return
     if ticket.staff_chat_id is None or ticket.card_message_id is None:
         return
+    text = posted_again(context, text, ticket.card_timeouts)
     markup = card_keyboard(context, ticket)
     key = (ticket.staff_chat_id, ticket.card_message_id)
     shown = (text, markup.to_json() if markup else "")
@@ -245,6 +265,13 @@ async def refresh_card(context: HelpdeskContext, ticket_id: int) -> None:
             log.warning("could not update the card of #%s: %s", ticket_id, exc)
     except TelegramError as exc:
         log.warning("could not update the card of #%s: %s", ticket_id, exc)
+
+
+def posted_again(context: HelpdeskContext, text: str, timeouts: int) -> str:
+    """A card's text, with a line saying it was posted again when an earlier post of it
+    timed out (``timeouts``): the first copy may be in the chat too, and this one is
+    the card the bot keeps up to date. Kept on every redraw of the card."""
+    return f"{text}\n\n{srender(context, 'staff/posted_again.html')}" if timeouts else text
 
 
 async def tell_staff(context: HelpdeskContext, ticket: Ticket, html: str, *, general: bool = False) -> Message | None:
@@ -497,18 +524,26 @@ async def repair(context: HelpdeskContext) -> tuple[int, int, int]:
     """Send what the bot stored but never sent because it stopped in between (a crash
     after a transaction committed, before its messages went out): the staff card of a
     ticket that never got one, then relays stored as pending, oldest first. Each send
-    is claimed first, so a repeated or racing sweep sends nothing twice. Then relays
-    claimed but never finished (the bot stopped mid-send: :func:`report_interrupted`).
+    is claimed first, so a repeated or racing sweep sends nothing twice. A card whose
+    post timed out is posted again (a bounded number of times, then staff are told:
+    :mod:`bot.card_retries`). Then relays claimed but never finished (the bot stopped
+    mid-send: :func:`report_interrupted`).
     Returns (cards posted, relays sent, interrupted relays reported)."""
     desk = context.desk
     before = context.now() - repair_grace(context)
     async with unit_of_work(desk.sessions) as session:
         ticket_ids = await service.tickets_without_card(session, before=before)
+        timed_out = await card_retries.due_again(session, service.TICKET_CARDS, before=before)
     cards = 0
     for ticket_id in ticket_ids:
         log.warning("ticket #%s has no staff card (the bot stopped before posting it): posting it now", ticket_id)
         if await post_alert(context, ticket_id) is not None:
             cards += 1
+    for ticket_id in timed_out:
+        log.warning("posting the card of ticket #%s timed out, so it may be missing: posting it again", ticket_id)
+        if await post_alert(context, ticket_id, again=True) is not None:
+            cards += 1
+    await report_lost_cards(context, service.TICKET_CARDS, _lost_ticket_card)
     async with unit_of_work(desk.sessions) as session:
         pending = await service.pending_relays(session, before=before)
     relays = 0
@@ -565,3 +600,43 @@ async def _tell_staff_somewhere(context: HelpdeskContext, ticket: Ticket, html: 
         log.warning("could not post to the staff chat about #%s: %s", ticket.id, exc)
         return False
     return True
+
+
+async def _lost_ticket_card(context: HelpdeskContext, ticket_id: int) -> tuple[int, int | None, str]:
+    async with unit_of_work(context.desk.sessions) as session:
+        ticket = await service.get_ticket(session, ticket_id)
+    chat_id = ticket.staff_chat_id or context.department_chat(ticket.department)
+    html = srender(context, "staff/card_lost.html", kind="ticket", number=ticket.id, attempts=card_retries.ATTEMPTS)
+    return chat_id, None, html  # the General topic of a forum, where everybody looks
+
+
+async def report_lost_cards(
+    context: HelpdeskContext, kind: card_retries.CardKind, describe: Callable[[HelpdeskContext, int], Awaitable[tuple[int, int | None, str]]]
+) -> int:
+    """Cards of which every post timed out (:data:`bot.card_retries.ATTEMPTS`), still
+    needed: staff get one short line each, ``describe(context, id)`` -> (chat, topic,
+    html). Claimed first (of racing sweeps one tells); a line Telegram refused is sent
+    by the next sweep, one that timed out is not sent again. Returns how many were told."""
+    desk = context.desk
+    async with unit_of_work(desk.sessions) as session:
+        lost = await card_retries.given_up(session, kind)
+    told = 0
+    for item_id in lost:
+        async with unit_of_work(desk.sessions) as session:
+            if not await card_retries.claim_telling(session, kind, item_id):
+                continue
+        chat_id, topic, html = await describe(context, item_id)
+        log.error("every post of the card of %s %s timed out; it may be missing: staff are told", kind.model.__tablename__, item_id)
+        try:
+            await delivery.to_staff_chat(
+                context, chat_id, lambda to: context.bot.send_message(to, html, message_thread_id=topic if to == chat_id else None)  # noqa: B023
+            )
+        except TimedOut as exc:  # it may have arrived: one line, never two
+            log.warning("telling staff about the card of %s %s timed out: %s", kind.model.__tablename__, item_id, exc)
+        except TelegramError as exc:
+            log.error("could not tell staff about the card of %s %s (the next sweep tries again): %s", kind.model.__tablename__, item_id, exc)
+            async with unit_of_work(desk.sessions) as session:
+                await card_retries.untold(session, kind, item_id)
+            continue
+        told += 1
+    return told

@@ -15,6 +15,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyP
 from telegram.constants import ChatType
 from telegram.error import BadRequest, ChatMigrated, TelegramError, TimedOut
 
+from bot import card_retries
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from bot.users import get_state, set_state
@@ -22,9 +23,9 @@ from escalation import feedback as service
 from escalation import service as tickets_service
 from escalation.feedback import FeedbackView, Status
 from handlers import delivery, notices
-from handlers.casework import clip, local_time, slabel, srender
+from handlers.casework import clip, local_time, posted_again, repair_grace, report_lost_cards, slabel, srender
 from handlers.staffauth import is_staff
-from handlers.ui import not_modified, set_markup, short, toast
+from handlers.ui import drop_stale_copy, not_modified, set_markup, short, toast
 
 log = logging.getLogger(__name__)
 
@@ -229,19 +230,26 @@ def card(context: HelpdeskContext, item: FeedbackView) -> tuple[str, InlineKeybo
         erased=item.erased,
         erased_name=slabel(context, "erased_user"),
     )
+    text = posted_again(context, text, item.card_timeouts)
     if item.answer is not None or item.erased:
         return text, None
     return text, InlineKeyboardMarkup([[InlineKeyboardButton(slabel(context, "btn_answer"), callback_data=f"fb:a:{item.id}")]])
 
 
-async def post_card(context: HelpdeskContext, item: FeedbackView, *, moved: bool = False) -> bool:
+async def post_card(context: HelpdeskContext, item: FeedbackView, *, moved: bool = False, again: bool = False) -> bool:
     """The feedback's card in the staff chat. Posting is claimed first
     (``feedback.card_claimed_at``), so that of this handler and the sweep
     (:func:`repair_cards`) only one posts it. A card Telegram surely refused is left for
-    the sweep; one that timed out may have arrived and is not posted again; a staff chat
-    that became a supergroup gets it under its new id. True when it was posted."""
+    the sweep; one that timed out may have arrived: the sweep posts it again after the
+    repair grace (``again``), a bounded number of times (:mod:`bot.card_retries`); a
+    staff chat that became a supergroup gets it under its new id. True when it was posted."""
     async with unit_of_work(context.desk.sessions) as session:
-        if not await service.claim_card(session, feedback_id=item.id, now=context.now(), force=moved):
+        if again:
+            before = context.now() - repair_grace(context)
+            claimed = await card_retries.claim_again(session, service.FEEDBACK_CARDS, item.id, now=context.now(), before=before) is not None
+        else:
+            claimed = await service.claim_card(session, feedback_id=item.id, now=context.now(), force=moved)
+        if not claimed:
             log.info("the card of feedback #%s is posted by another sender (or was): not posted again", item.id)
             return False
     chat_id, topic = await feedback_place(context)
@@ -255,8 +263,13 @@ async def post_card(context: HelpdeskContext, item: FeedbackView, *, moved: bool
             return False
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_card(context, item, moved=True)  # the settings now name the new chat
-    except TimedOut as exc:  # it may have arrived: never posted twice
-        log.error("posting feedback #%s to the staff chat timed out; it may have arrived: %s", item.id, exc)
+    except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
+        async with unit_of_work(context.desk.sessions) as session:
+            count = await card_retries.timed_out(session, service.FEEDBACK_CARDS, item.id)
+        log.error(
+            "posting feedback #%s to the staff chat timed out (%s of %s tries); it may have arrived: %s",
+            item.id, count, card_retries.ATTEMPTS, exc,
+        )
         return False
     except TelegramError as exc:
         log.error("could not post feedback #%s to the staff chat (the sweep tries again): %s", item.id, exc)
@@ -275,22 +288,38 @@ async def _release(context: HelpdeskContext, feedback_id: int) -> None:
 async def repair_cards(context: HelpdeskContext) -> int:
     """The sweep: post the card of unanswered feedback that never got one (the bot
     stopped between storing the feedback and posting its card, Telegram refused it, or
-    the staff chat moved). Claimed first, so nothing is posted twice. Returns how many."""
-    from handlers.casework import repair_grace
-
+    the staff chat moved), and again the card whose post timed out (a bounded number of
+    times, then staff are told once: :mod:`bot.card_retries`). Claimed first, so nothing
+    is posted twice by racing senders. Returns how many cards were posted."""
     desk = context.desk
+    before = context.now() - repair_grace(context)
     async with unit_of_work(desk.sessions) as session:
-        ids = await service.without_card(session, before=context.now() - repair_grace(context))
+        ids = await service.without_card(session, before=before)
+        timed_out = await card_retries.due_again(session, service.FEEDBACK_CARDS, before=before)
     posted = 0
-    for feedback_id in ids:
+    for feedback_id in ids + timed_out:
         async with unit_of_work(desk.sessions) as session:
             item = await service.view(session, feedback_id)
         if item is None:
             continue
-        log.warning("feedback #%s has no staff card (the bot stopped before posting it, or it was refused): posting it now", feedback_id)
-        if await post_card(context, item):
+        again = feedback_id in timed_out
+        if again:
+            log.warning("posting the card of feedback #%s timed out, so it may be missing: posting it again", feedback_id)
+        else:
+            log.warning("feedback #%s has no staff card (the bot stopped before posting it, or it was refused): posting it now", feedback_id)
+        if await post_card(context, item, again=again):
             posted += 1
+    await report_lost_cards(context, service.FEEDBACK_CARDS, _lost_card)
     return posted
+
+
+async def _lost_card(context: HelpdeskContext, feedback_id: int) -> tuple[int, int | None, str]:
+    async with unit_of_work(context.desk.sessions) as session:
+        item = await service.view(session, feedback_id)
+    name = slabel(context, "erased_user") if item is None or item.erased else item.user_name
+    chat_id, topic = await feedback_place(context)
+    html = srender(context, "staff/card_lost.html", kind="feedback", number=feedback_id, name=name, attempts=card_retries.ATTEMPTS)
+    return chat_id, topic, html
 
 
 async def refresh_card(context: HelpdeskContext, item: FeedbackView) -> None:
@@ -342,6 +371,8 @@ async def on_answer_button(update: Update, context: HelpdeskContext) -> None:
     if outcome.status == Status.NOT_FOUND:
         await toast(query, slabel(context, "toast_expired"))  # type: ignore[arg-type]
         return
+    # pressed on the first copy of a card that was posted again: staff go on with the tracked one
+    await drop_stale_copy(query, outcome.feedback.staff_chat_id, outcome.feedback.staff_message_id)  # type: ignore[arg-type, union-attr]
     if outcome.status == Status.OK:
         _indexed(context, message.chat.id, query.from_user.id, True)  # type: ignore[union-attr]
     if outcome.status == Status.ALREADY:

@@ -23,7 +23,7 @@ from handlers.casework import slabel, srender
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_admin, is_staff
 from handlers.tickets import message_kind
-from handlers.ui import not_modified, set_markup, short, toast
+from handlers.ui import drop_stale_copy, not_modified, set_markup, short, toast
 from bot.telegram_html import visible_length
 from kb import service as kb_service
 
@@ -222,10 +222,17 @@ async def on_ticket_button(update: Update, context: HelpdeskContext) -> None:
     except TicketError as exc:
         await toast(query, short(_error_text(context, exc).removeprefix("⚠️ "), 190))  # type: ignore[arg-type]
         await casework.refresh_card(context, ticket_id)
+        try:
+            async with unit_of_work(desk.sessions, read_only=True) as session:
+                current = await service.get_ticket(session, ticket_id)
+        except TicketError:
+            return
+        await drop_stale_copy(query, current.staff_chat_id, current.card_message_id)  # type: ignore[arg-type]
         return
     if action == "claim" and not result.won:
         name = holder.get(ticket.assignee_id, "Someone")  # type: ignore[arg-type]
         await toast(query, slabel(context, "toast_claimed_by", name=name))  # type: ignore[arg-type]
+        await drop_stale_copy(query, ticket.staff_chat_id, ticket.card_message_id)  # type: ignore[arg-type]
         return
     await toast(query, slabel(context, "toast_claimed" if action == "claim" else "toast_done"))  # type: ignore[arg-type]
     if action == "claim":
@@ -242,6 +249,7 @@ async def on_ticket_button(update: Update, context: HelpdeskContext) -> None:
         await casework.refresh_card(context, ticket.id)
         if action == "spam":
             await casework.set_topic_open(context, ticket, False)
+    await drop_stale_copy(query, ticket.staff_chat_id, ticket.card_message_id)  # type: ignore[arg-type]
 
 
 async def offer_learning(context: HelpdeskContext, ticket) -> None:  # type: ignore[no-untyped-def]

@@ -78,3 +78,17 @@ async def set_markup(query: CallbackQuery, markup: InlineKeyboardMarkup | None) 
             log.info("could not change the buttons of a message: %s", exc)
     except TelegramError as exc:
         log.warning("could not change the buttons of a message: %s", exc)
+
+
+async def drop_stale_copy(query: CallbackQuery, chat_id: int | None, message_id: int | None) -> None:
+    """A button pressed on a copy of a card that is not the tracked one (``chat_id``,
+    ``message_id``): a first post that timed out but arrived, after the card was posted
+    again. The press was acted on (authorised against the database, not the card); the
+    copy loses its buttons, so that staff go on with the tracked card. Nothing while no
+    card is tracked: the copy is then the only card staff have."""
+    pressed = query.message
+    if pressed is None or message_id is None or (pressed.chat.id, pressed.message_id) == (chat_id, message_id):
+        return
+    if getattr(pressed, "reply_markup", None) is None:
+        return  # gone already (a client that shows the old buttons still)
+    await set_markup(query, None)

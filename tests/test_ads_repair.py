@@ -4,7 +4,8 @@ As in tests/test_repair.py, each "crashed" test performs the database part of an
 through the service (as the handler's transaction would) and skips the handler's sends,
 as if the bot was killed right after the commit. The next sweep after the repair grace
 must post exactly one card, whose buttons work; later sweeps nothing. A card Telegram
-refused is posted by the sweep; one that timed out may have arrived and never is.
+refused is posted by the sweep; one that timed out may have arrived and is posted once
+more, saying so (tests/test_card_retries.py).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ async def test_moderation_card_claim_is_won_once(desk):
     assert mod_cards(desk, ad_id) == []
 
 
-async def test_moderation_card_refused_is_posted_by_the_sweep_and_a_timed_out_one_is_not(desk):
+async def test_moderation_card_refused_is_posted_by_the_sweep_and_a_timed_out_one_once_more(desk):
     mo, _ = moderators(desk)
     refused, timed = desk.tg.user(6303, "Refilwe"), desk.tg.user(6304, "Tumi")
     desk.tg.fail("sendMessage", "too_long", chat_id=STAFF_CHAT)
@@ -130,14 +131,16 @@ async def test_moderation_card_refused_is_posted_by_the_sweep_and_a_timed_out_on
     await sweep(desk)
     await sweep(desk)
     assert len(mod_cards(desk, first)) == 1  # surely not there before: posted now
-    assert len(mod_cards(desk, second)) == 1  # maybe there (it was): not posted twice
-    # both cards work; the one posted by the sweep is known and is edited in place
+    # maybe there (it was): posted once more, saying so (tests/test_card_retries.py)
+    assert len(mod_cards(desk, second)) == 2 and "Posted again" in mod_cards(desk, second)[1].text
+    # the cards work; those posted by the sweep are known and are edited in place
     await mo.press("Reject", mod_cards(desk, first)[0])
     await mo.press("Contact details in text", mod_cards(desk, first)[0])
     assert "❌ Rejected by Moderator Mo" in mod_cards(desk, first)[0].text
     assert "was not approved" in desk.tg.last_bot_message(6303).text
-    await mo.press("Approve", mod_cards(desk, second)[0])
+    await mo.press("Approve", mod_cards(desk, second)[0])  # the first copy: it acts, and both copies show it
     assert await desk.scalar("SELECT status FROM ads WHERE id = :i", i=second) == "approved"
+    assert all("✅ Approved by Moderator Mo" in c.text and c.reply_markup is None for c in mod_cards(desk, second))
 
 
 async def test_card_refused_after_its_photos_the_sweep_does_not_post_the_album_again(desk):
@@ -234,7 +237,7 @@ async def test_report_stored_but_never_posted_gets_exactly_one_card_and_its_butt
     assert desk.tg.errors() == []
 
 
-async def test_report_card_refused_is_posted_by_the_sweep_and_a_timed_out_one_is_not(desk):
+async def test_report_card_refused_is_posted_by_the_sweep_and_a_timed_out_one_once_more(desk):
     mo, _ = moderators(desk)
     seller, refused, timed = desk.tg.user(SELLER, "Sello"), desk.tg.user(6306, "Refilwe"), desk.tg.user(6307, "Tumi")
     ad_id = await live_ad(desk, seller, mo)
@@ -252,7 +255,7 @@ async def test_report_card_refused_is_posted_by_the_sweep_and_a_timed_out_one_is
     await sweep(desk)
     await sweep(desk)
     assert len(report_cards(desk, first)) == 1
-    assert len(report_cards(desk, second)) == 1
+    assert len(report_cards(desk, second)) == 2 and "Posted again" in report_cards(desk, second)[1].text
     await mo.press("Uphold", report_cards(desk, first)[0])
     assert await desk.scalar("SELECT status FROM ads") == "taken_down"
 

@@ -1,0 +1,112 @@
+"""Staff-chat cards whose post timed out: posted again, a bounded number of times.
+
+A card (a ticket's, a feedback's, an ad's moderation or take-down card, an ad report's)
+is claimed before it is posted (``card_claimed_at``). A card Telegram refused releases
+the claim (the sweep posts it again); a timeout means Telegram gave no answer, so the
+card may or may not have arrived, and the bot does not know its message id. Such a
+timeout keeps the claim and is counted (``card_timeouts``). Once the repair grace has
+passed since that try, the sweep claims the card again (``card_claimed_at`` moves to
+now, atomically: of racing sweeps one wins) and posts it again, with a line saying so;
+from then on the new message is the tracked card. After :data:`ATTEMPTS` posts in all
+timed out, the sweep stops and staff are told once (``card_timeouts`` becomes
+:data:`TOLD` before the line is sent; put back when Telegram refused the line).
+
+The functions here are shared by the four kinds of card: each kind names its table,
+the column of the card's message id and what "still needs its card" means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+#: posts of one card in all (the first and the sweep's) before staff are told instead
+ATTEMPTS = 3
+#: ``card_timeouts`` once staff were told that the card could not be confirmed
+TOLD = ATTEMPTS + 1
+
+
+@dataclass(frozen=True)
+class CardKind:
+    """Where a kind of card lives: ``model`` has ``id``, ``card_claimed_at`` and
+    ``card_timeouts``; ``message_id`` is the card's message id column (NULL: no card
+    known); ``waiting`` is true for the rows that still need their card."""
+
+    model: Any
+    message_id: Any
+    waiting: ColumnElement[bool]
+
+    def no_card(self, item_id: int) -> list[ColumnElement[bool]]:
+        """The row ``item_id``, while no card of it is known."""
+        return [self.model.id == item_id, self.message_id.is_(None)]
+
+
+async def timed_out(session: AsyncSession, kind: CardKind, item_id: int) -> int | None:
+    """A post of the card timed out (it may have arrived): counted, the claim kept.
+    Returns the count so far; None when a card is known meanwhile."""
+    model = kind.model
+    return await session.scalar(
+        update(model).where(*kind.no_card(item_id)).values(card_timeouts=model.card_timeouts + 1).returning(model.card_timeouts)
+    )
+
+
+def _due(kind: CardKind, before: datetime) -> list[ColumnElement[bool]]:
+    model = kind.model
+    return [
+        kind.waiting,
+        kind.message_id.is_(None),
+        model.card_timeouts >= 1,
+        model.card_timeouts < ATTEMPTS,
+        model.card_claimed_at <= before,
+    ]
+
+
+async def due_again(session: AsyncSession, kind: CardKind, *, before: datetime, limit: int = 20) -> list[int]:
+    """Cards whose last post timed out before ``before`` and that may be tried again."""
+    model = kind.model
+    rows = await session.scalars(select(model.id).where(*_due(kind, before)).order_by(model.id).limit(limit))
+    return list(rows.all())
+
+
+async def claim_again(session: AsyncSession, kind: CardKind, item_id: int, *, now: datetime, before: datetime) -> int | None:
+    """Claim posting the card again: for exactly one of racing sweeps (the claim's time
+    moves to ``now``, past ``before``). Returns how many posts timed out so far (None:
+    not claimed: posted, tried again by another, or no longer needed)."""
+    model = kind.model
+    return await session.scalar(
+        update(model).where(model.id == item_id, *_due(kind, before)).values(card_claimed_at=now).returning(model.card_timeouts)
+    )
+
+
+async def given_up(session: AsyncSession, kind: CardKind, *, limit: int = 20) -> list[int]:
+    """Cards of which every post timed out, still needed, staff not told yet."""
+    model = kind.model
+    rows = await session.scalars(
+        select(model.id)
+        .where(kind.waiting, kind.message_id.is_(None), model.card_timeouts == ATTEMPTS)
+        .order_by(model.id)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def claim_telling(session: AsyncSession, kind: CardKind, item_id: int) -> bool:
+    """Claim telling staff about a card that could not be confirmed: once, of racing sweeps."""
+    model = kind.model
+    told = await session.scalar(
+        update(model)
+        .where(*kind.no_card(item_id), model.card_timeouts == ATTEMPTS)
+        .values(card_timeouts=TOLD)
+        .returning(model.id)
+    )
+    return told is not None
+
+
+async def untold(session: AsyncSession, kind: CardKind, item_id: int) -> None:
+    """Telegram refused the line to staff: the next sweep tells them."""
+    model = kind.model
+    await session.execute(update(model).where(model.id == item_id, model.card_timeouts == TOLD).values(card_timeouts=ATTEMPTS))
