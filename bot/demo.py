@@ -143,7 +143,7 @@ async def questions_scene(cast: Cast) -> None:
 async def escalation_scene(cast: Cast) -> None:
     tg, user, thandi = cast.tg, cast.lerato, cast.thandi
     cast.at(2, "09:20")
-    await user.send("I paid for a featured ad twice, the money left my account two times")
+    await user.send("I paid for a featured ad twice and the money was taken from my account two times")
     await user.press("None of these")
     await user.press("Talk to a person")
     await user.press("Payments")
