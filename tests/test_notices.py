@@ -607,3 +607,28 @@ async def test_a_stored_notice_to_an_anonymous_id_is_never_sent(desk):
     await sweep(desk)
     assert tuple((await desk.rows("SELECT state, error FROM notices"))[0]) == ("failed", "an erased user's anonymous id: nobody to tell")
     assert sends_to_anonymous_ids(desk) == [] and desk.tg.errors() == []
+
+
+# ------------------------------------------------------------------ review: due, races, retry jobs
+
+
+async def test_a_chat_held_behind_many_notices_does_not_starve_other_chats_due_notices(desk):
+    """More unfinished notices held behind one chat's flood refusal than ``due`` used to
+    read (``limit * 2`` rows): another chat's notice, due and queued after them, is sent."""
+    from datetime import timedelta
+
+    from bot.db import unit_of_work
+    from bot.outbox import Notice
+
+    desk.tg.user(6501, "Ayanda")
+    desk.tg.user(6502, "Bongani")
+    old = desk.clock.now - timedelta(minutes=5)
+    async with unit_of_work(desk.sessions, effect=False) as session:
+        session.add(Notice(chat_id=6501, kind="ad_approved", ref="ad:1", text="held", state="pending", created_at=old,
+                           retry_at=desk.clock.now + timedelta(hours=1)))
+        for i in range(250):
+            session.add(Notice(chat_id=6501, kind="ad_approved", ref=f"ad:{i + 2}", text="held", state="pending", created_at=old))
+        session.add(Notice(chat_id=6502, kind="ad_approved", ref="ad:999", text="due for the other chat", state="pending", created_at=old))
+    await sweep(desk)
+    assert len(texts(desk, 6502, "due for the other chat")) == 1
+    assert texts(desk, 6501, "held") == []
