@@ -96,14 +96,18 @@ async def send_all(context: HelpdeskContext, queued: Iterable[Queued | None]) ->
 async def _send_in_order(context: HelpdeskContext, items: list[Queued]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     held: set[int] = set()  # chats with a notice refused for the flood limit in this run
+    busy: set[int] = set()  # chats with a notice another sender has: its later ones are left to the sweep
     later: list[Queued] = []  # sent again after retry_after, in this order
     wait = 0.0
     for position, item in enumerate(items):
         if item.chat_id in held:
             later.append(item)
             continue
+        if item.chat_id in busy:
+            continue
         outcome = await send(context, item.id)
-        if outcome is None:
+        if outcome is None:  # another sender may be sending it right now: the next one must not overtake it
+            busy.add(item.chat_id)
             continue
         outcomes.append(outcome)
         if outcome.failure is not None and outcome.failure.flood:

@@ -632,3 +632,28 @@ async def test_a_chat_held_behind_many_notices_does_not_starve_other_chats_due_n
     await sweep(desk)
     assert len(texts(desk, 6502, "due for the other chat")) == 1
     assert texts(desk, 6501, "held") == []
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_retry_job_leaves_a_chat_alone_while_another_sender_has_its_earlier_notice(desk, settings_overrides):
+    """The retry job and the sweep race for the same refused notices: the sweep has the
+    "solved" notice (claimed, being sent); the job must not send the survey behind it
+    first (the survey never before its "solved")."""
+    user = desk.tg.user(5107, "Naledi")
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, user)
+    await thandi.press("Claim", card(desk, number))
+    desk.tg.fail("sendMessage", "flood", chat_id=5107, retry_after=30)
+    await thandi.press("Resolve", card(desk, number))
+    assert [n[2] for n in await notices(desk, 5107)] == ["sent", "sent", "pending", "pending"]
+    solved_id = await desk.scalar("SELECT id FROM notices WHERE chat_id = 5107 AND kind = 'ticket_resolved'")
+    # another sender (the sweep) claimed "solved" and is sending it right now
+    from sqlalchemy import text
+
+    from bot.db import unit_of_work
+
+    async with unit_of_work(desk.sessions, effect=False) as session:
+        await session.execute(text("UPDATE notices SET state = 'sending', claimed_at = retry_at WHERE id = :i"), {"i": solved_id})
+    await run_retry_jobs(desk)
+    assert [n[2] for n in await notices(desk, 5107)] == ["sent", "sent", "sending", "pending"]
+    assert [m for m in desk.tg.chat_messages(5107) if m.from_bot and m.button_texts and m.button_texts[0].startswith("⭐")] == []
