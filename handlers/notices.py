@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from telegram import InlineKeyboardMarkup, Message
 from telegram.error import TelegramError
@@ -130,7 +130,18 @@ def retry_later(context: HelpdeskContext, items: list[Queued], seconds: float) -
     jobs = context.application.job_queue
     if jobs is None:
         return
-    jobs.run_once(_retry, when=max(seconds, 1.0), data=list(items), name=RETRY_JOB, job_kwargs={"misfire_grace_time": 60})
+    # One such job at a time: every flood refusal (a sweep each minute while the limit
+    # lasts) used to add one more. The waiting one's notices join these (in id order:
+    # each chat's stays in order), sent when the later of the two waits is over.
+    when = datetime.now(timezone.utc) + timedelta(seconds=max(seconds, 1.0))
+    merged = {item.id: item for item in items}
+    for job in jobs.get_jobs_by_name(RETRY_JOB):
+        merged.update({item.id: item for item in job.data})  # type: ignore[union-attr]
+        if job.next_t is not None and job.next_t > when:
+            when = job.next_t
+        job.schedule_removal()
+    data = sorted(merged.values(), key=lambda item: item.id)
+    jobs.run_once(_retry, when=when, data=data, name=RETRY_JOB, job_kwargs={"misfire_grace_time": 60})
 
 
 async def _retry(context: HelpdeskContext) -> None:

@@ -657,3 +657,23 @@ async def test_retry_job_leaves_a_chat_alone_while_another_sender_has_its_earlie
     await run_retry_jobs(desk)
     assert [n[2] for n in await notices(desk, 5107)] == ["sent", "sent", "sending", "pending"]
     assert [m for m in desk.tg.chat_messages(5107) if m.from_bot and m.button_texts and m.button_texts[0].startswith("⭐")] == []
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_repeated_flood_refusals_in_sweeps_keep_one_retry_job(desk, settings_overrides):
+    """Every sweep that meets the bot-wide flood limit used to add one more retry job
+    (each holding the rest of the notices): they piled up for as long as the limit lasted."""
+    mo, _ = moderators(desk)
+    people = [desk.tg.user(6421 + i, name) for i, name in enumerate(("Ayanda", "Bongani", "Chipo", "Dumi"))]
+    for person in people:
+        ad_id = await post_ad(desk, person)
+        kill_at(desk, "answerCallbackQuery")
+        with pytest.raises(Killed):
+            await press_once(desk, mo, f"m:ok:{ad_id}", mod_card(desk, ad_id))
+    desk.clock.advance(minutes=3)
+    for _ in range(2):  # two sweeps, each refused for two chats (the bot's own limit)
+        desk.tg.fail("sendMessage", "flood", retry_after=30, times=2)
+        await sweep(desk)
+    assert len(retry_jobs(desk)) == 1
+    await run_retry_jobs(desk)
+    assert [len(texts(desk, p.id, "🎉")) for p in people] == [1, 1, 1, 1]
