@@ -37,9 +37,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, delete, func, select, update
+from sqlalchemy import Index, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from bot.db import Base, SafeString, SafeText
 
@@ -170,24 +170,25 @@ async def due(session: AsyncSession, *, before: datetime, now: datetime, limit: 
     stopped between the commit and the send), each chat in order. A chat waits behind its
     oldest unfinished notice when that one is not due itself: refused for the flood limit
     until its ``retry_at``, being sent right now, or too fresh (its handler sends it)."""
+    earlier = aliased(Notice)
+    # One query, not a Python filter over the first rows: however many notices are held
+    # (a long flood wait for one chat), the due ones behind them in id order are found.
+    not_due = or_(earlier.state == NoticeState.SENDING, earlier.created_at > before, earlier.retry_at > now)
+    holder = select(earlier.id).where(
+        earlier.chat_id == Notice.chat_id, earlier.id < Notice.id, earlier.state.in_((NoticeState.PENDING, NoticeState.SENDING)), not_due
+    )
     rows = (await session.execute(
-        select(Notice.id, Notice.chat_id, Notice.kind, Notice.ref, Notice.state, Notice.created_at, Notice.retry_at)
-        .where(Notice.state.in_((NoticeState.PENDING, NoticeState.SENDING)))
+        select(Notice.id, Notice.chat_id, Notice.kind, Notice.ref)
+        .where(
+            Notice.state == NoticeState.PENDING,
+            Notice.created_at <= before,
+            or_(Notice.retry_at.is_(None), Notice.retry_at <= now),
+            ~holder.exists(),
+        )
         .order_by(Notice.id)
-        .limit(limit * 2)
+        .limit(limit)
     )).all()
-    held: set[int] = set()
-    found: list[Queued] = []
-    for row in rows:
-        if row.chat_id in held:
-            continue
-        if row.state == NoticeState.SENDING or row.created_at > before or (row.retry_at is not None and row.retry_at > now):
-            held.add(row.chat_id)
-            continue
-        found.append(Queued(row.id, row.chat_id, row.kind, row.ref))
-        if len(found) == limit:
-            break
-    return found
+    return [Queued(row.id, row.chat_id, row.kind, row.ref) for row in rows]
 
 
 async def give_up_stuck(session: AsyncSession, *, before: datetime) -> list[Notice]:

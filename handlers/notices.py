@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from telegram import InlineKeyboardMarkup, Message
 from telegram.error import TelegramError
@@ -96,14 +96,18 @@ async def send_all(context: HelpdeskContext, queued: Iterable[Queued | None]) ->
 async def _send_in_order(context: HelpdeskContext, items: list[Queued]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     held: set[int] = set()  # chats with a notice refused for the flood limit in this run
+    busy: set[int] = set()  # chats with a notice another sender has: its later ones are left to the sweep
     later: list[Queued] = []  # sent again after retry_after, in this order
     wait = 0.0
     for position, item in enumerate(items):
         if item.chat_id in held:
             later.append(item)
             continue
+        if item.chat_id in busy:
+            continue
         outcome = await send(context, item.id)
-        if outcome is None:
+        if outcome is None:  # another sender may be sending it right now: the next one must not overtake it
+            busy.add(item.chat_id)
             continue
         outcomes.append(outcome)
         if outcome.failure is not None and outcome.failure.flood:
@@ -126,7 +130,18 @@ def retry_later(context: HelpdeskContext, items: list[Queued], seconds: float) -
     jobs = context.application.job_queue
     if jobs is None:
         return
-    jobs.run_once(_retry, when=max(seconds, 1.0), data=list(items), name=RETRY_JOB, job_kwargs={"misfire_grace_time": 60})
+    # One such job at a time: every flood refusal (a sweep each minute while the limit
+    # lasts) used to add one more. The waiting one's notices join these (in id order:
+    # each chat's stays in order), sent when the later of the two waits is over.
+    when = datetime.now(timezone.utc) + timedelta(seconds=max(seconds, 1.0))
+    merged = {item.id: item for item in items}
+    for job in jobs.get_jobs_by_name(RETRY_JOB):
+        merged.update({item.id: item for item in job.data})  # type: ignore[union-attr]
+        if job.next_t is not None and job.next_t > when:
+            when = job.next_t
+        job.schedule_removal()
+    data = sorted(merged.values(), key=lambda item: item.id)
+    jobs.run_once(_retry, when=when, data=data, name=RETRY_JOB, job_kwargs={"misfire_grace_time": 60})
 
 
 async def _retry(context: HelpdeskContext) -> None:

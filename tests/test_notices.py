@@ -607,3 +607,73 @@ async def test_a_stored_notice_to_an_anonymous_id_is_never_sent(desk):
     await sweep(desk)
     assert tuple((await desk.rows("SELECT state, error FROM notices"))[0]) == ("failed", "an erased user's anonymous id: nobody to tell")
     assert sends_to_anonymous_ids(desk) == [] and desk.tg.errors() == []
+
+
+# ------------------------------------------------------------------ review: due, races, retry jobs
+
+
+async def test_a_chat_held_behind_many_notices_does_not_starve_other_chats_due_notices(desk):
+    """More unfinished notices held behind one chat's flood refusal than ``due`` used to
+    read (``limit * 2`` rows): another chat's notice, due and queued after them, is sent."""
+    from datetime import timedelta
+
+    from bot.db import unit_of_work
+    from bot.outbox import Notice
+
+    desk.tg.user(6501, "Ayanda")
+    desk.tg.user(6502, "Bongani")
+    old = desk.clock.now - timedelta(minutes=5)
+    async with unit_of_work(desk.sessions, effect=False) as session:
+        session.add(Notice(chat_id=6501, kind="ad_approved", ref="ad:1", text="held", state="pending", created_at=old,
+                           retry_at=desk.clock.now + timedelta(hours=1)))
+        for i in range(250):
+            session.add(Notice(chat_id=6501, kind="ad_approved", ref=f"ad:{i + 2}", text="held", state="pending", created_at=old))
+        session.add(Notice(chat_id=6502, kind="ad_approved", ref="ad:999", text="due for the other chat", state="pending", created_at=old))
+    await sweep(desk)
+    assert len(texts(desk, 6502, "due for the other chat")) == 1
+    assert texts(desk, 6501, "held") == []
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_retry_job_leaves_a_chat_alone_while_another_sender_has_its_earlier_notice(desk, settings_overrides):
+    """The retry job and the sweep race for the same refused notices: the sweep has the
+    "solved" notice (claimed, being sent); the job must not send the survey behind it
+    first (the survey never before its "solved")."""
+    user = desk.tg.user(5107, "Naledi")
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, user)
+    await thandi.press("Claim", card(desk, number))
+    desk.tg.fail("sendMessage", "flood", chat_id=5107, retry_after=30)
+    await thandi.press("Resolve", card(desk, number))
+    assert [n[2] for n in await notices(desk, 5107)] == ["sent", "sent", "pending", "pending"]
+    solved_id = await desk.scalar("SELECT id FROM notices WHERE chat_id = 5107 AND kind = 'ticket_resolved'")
+    # another sender (the sweep) claimed "solved" and is sending it right now
+    from sqlalchemy import text
+
+    from bot.db import unit_of_work
+
+    async with unit_of_work(desk.sessions, effect=False) as session:
+        await session.execute(text("UPDATE notices SET state = 'sending', claimed_at = retry_at WHERE id = :i"), {"i": solved_id})
+    await run_retry_jobs(desk)
+    assert [n[2] for n in await notices(desk, 5107)] == ["sent", "sent", "sending", "pending"]
+    assert [m for m in desk.tg.chat_messages(5107) if m.from_bot and m.button_texts and m.button_texts[0].startswith("⭐")] == []
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_repeated_flood_refusals_in_sweeps_keep_one_retry_job(desk, settings_overrides):
+    """Every sweep that meets the bot-wide flood limit used to add one more retry job
+    (each holding the rest of the notices): they piled up for as long as the limit lasted."""
+    mo, _ = moderators(desk)
+    people = [desk.tg.user(6421 + i, name) for i, name in enumerate(("Ayanda", "Bongani", "Chipo", "Dumi"))]
+    for person in people:
+        ad_id = await post_ad(desk, person)
+        kill_at(desk, "answerCallbackQuery")
+        with pytest.raises(Killed):
+            await press_once(desk, mo, f"m:ok:{ad_id}", mod_card(desk, ad_id))
+    desk.clock.advance(minutes=3)
+    for _ in range(2):  # two sweeps, each refused for two chats (the bot's own limit)
+        desk.tg.fail("sendMessage", "flood", retry_after=30, times=2)
+        await sweep(desk)
+    assert len(retry_jobs(desk)) == 1
+    await run_retry_jobs(desk)
+    assert [len(texts(desk, p.id, "🎉")) for p in people] == [1, 1, 1, 1]
