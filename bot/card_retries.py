@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 #: posts of one card in all (the first and the sweep's) before staff are told instead
@@ -47,10 +47,13 @@ class CardKind:
 
 async def timed_out(session: AsyncSession, kind: CardKind, item_id: int) -> int | None:
     """A post of the card timed out (it may have arrived): counted, the claim kept.
-    Returns the count so far; None when a card is known meanwhile."""
+    Returns the count so far; None when a card is known meanwhile. The count stops at
+    :data:`ATTEMPTS` (or stays :data:`TOLD`): a post of its own by the relay after the
+    last try must not turn "staff still to be told" into "told"."""
     model = kind.model
+    counted = case((model.card_timeouts >= ATTEMPTS, model.card_timeouts), else_=model.card_timeouts + 1)
     return await session.scalar(
-        update(model).where(*kind.no_card(item_id)).values(card_timeouts=model.card_timeouts + 1).returning(model.card_timeouts)
+        update(model).where(*kind.no_card(item_id)).values(card_timeouts=counted).returning(model.card_timeouts)
     )
 
 

@@ -153,6 +153,28 @@ async def test_ticket_card_that_keeps_timing_out_is_tried_three_times_then_staff
     assert await desk.scalar("SELECT card_message_id FROM tickets") == cards[0].message_id
 
 
+async def test_a_forced_post_timing_out_after_the_last_try_does_not_swallow_the_line_to_staff(desk):
+    """Three posts timed out and the line to staff was refused (told by the next sweep);
+    meanwhile the user writes and the relay's own post of the card times out too: the count
+    stays at its last try, so the next sweep still tells staff."""
+    staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, times=card_retries.ATTEMPTS)
+    desk.tg.fail("sendMessage", "not_admin", chat_id=STAFF_CHAT)  # the line to staff: refused
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT)  # the relay's own post of the card
+    await open_ticket(desk, user)
+    for _ in range(2, card_retries.ATTEMPTS + 1):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    assert await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.ATTEMPTS and lost_lines(desk) == []
+    await user.send("Any news?")  # the relay posts the card itself: a fourth timeout
+    assert await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.ATTEMPTS
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert len(lost_lines(desk)) == 1
+    assert await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.TOLD
+
+
 async def test_the_line_about_a_lost_card_that_telegram_refused_is_sent_by_the_next_sweep(desk):
     staff_pair(desk)
     desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, times=card_retries.ATTEMPTS)
