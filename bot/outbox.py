@@ -37,7 +37,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, delete, func, or_, select, update
+from sqlalchemy import Index, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
@@ -157,10 +157,15 @@ async def record(
 
 async def release(session: AsyncSession, *, notice_id: int, error: str, retry_at: datetime) -> None:
     """A claimed notice surely not sent (Telegram's flood limit after every retry): back
-    to pending, due again at ``retry_at`` (Telegram's retry_after)."""
+    to pending, due again at ``retry_at`` (Telegram's retry_after). Also when the sweep
+    meanwhile took it for stuck (the rate limiter's waits can outlast the stuck grace):
+    that *maybe* was a guess, and this answer says it did not arrive."""
     await session.execute(
         update(Notice)
-        .where(Notice.id == notice_id, Notice.state == NoticeState.SENDING)
+        .where(
+            Notice.id == notice_id,
+            or_(Notice.state == NoticeState.SENDING, and_(Notice.state == NoticeState.MAYBE, Notice.error == STUCK_ERROR)),
+        )
         .values(state=NoticeState.PENDING, claimed_at=None, error=error[:1000], retry_at=retry_at)
     )
 

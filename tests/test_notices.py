@@ -677,3 +677,33 @@ async def test_repeated_flood_refusals_in_sweeps_keep_one_retry_job(desk, settin
     assert len(retry_jobs(desk)) == 1
     await run_retry_jobs(desk)
     assert [len(texts(desk, p.id, "🎉")) for p in people] == [1, 1, 1, 1]
+
+
+async def test_a_notice_taken_for_stuck_while_the_rate_limiter_waited_is_sent_after_its_flood_refusal(desk):
+    """The sweep marks a send that outlasts the stuck grace *maybe delivered*; when that send
+    ends in a flood refusal after all (surely not delivered), the notice goes back to
+    pending and is sent later, not left as 'maybe'."""
+    from datetime import timedelta
+
+    from bot import outbox
+
+    now = desk.clock.now
+    async with desk.sessions() as session, session.begin():
+        queued = await outbox.queue(session, chat_id=5301, kind="test", text="Your ad #1 is live.", now=now)
+    async with desk.sessions() as session, session.begin():
+        assert await outbox.claim(session, notice_id=queued.id, now=now) is not None
+    async with desk.sessions() as session, session.begin():
+        stuck = await outbox.give_up_stuck(session, before=now + timedelta(minutes=11))
+        assert [n.id for n in stuck] == [queued.id]
+    async with desk.sessions() as session, session.begin():
+        await outbox.release(session, notice_id=queued.id, error="flood", retry_at=now + timedelta(seconds=30))
+    row = (await desk.rows("SELECT state, retry_at IS NOT NULL FROM notices"))[0]
+    assert tuple(row) == ("pending", True)
+    # a notice marked maybe for a timeout (it may have arrived) is never put back
+    async with desk.sessions() as session, session.begin():
+        other = await outbox.queue(session, chat_id=5302, kind="test", text="Hello", now=now)
+        await session.execute(
+            outbox.update(outbox.Notice).where(outbox.Notice.id == other.id).values(state="maybe", error="timed out")
+        )
+        await outbox.release(session, notice_id=other.id, error="flood", retry_at=now)
+    assert await desk.scalar("SELECT state FROM notices WHERE chat_id = 5302") == "maybe"
