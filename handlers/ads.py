@@ -920,26 +920,22 @@ async def publish(context: HelpdeskContext, ad_id: int) -> bool:
         )
         return False
     except TelegramError as exc:
+        alert = None
         async with unit_of_work(desk.sessions, effect=False) as session:
             failures = await service.release_publish(session, ad_id=ad_id)
-            first = not isinstance(exc, RetryAfter) and await service.channel_refuses(session, reason=exc.message)
+            if not isinstance(exc, RetryAfter) and await service.channel_refuses(session, reason=exc.message):
+                # the moderators are told once: queued with the flag that says so (sent
+                # below, or by the sweep if the bot stops first)
+                html = casework.srender(context, "ads/channel_refused.html", channel=channel, number=ad_id, reason=exc.message)
+                alert = await notices.queue_for_moderators(context, session, kind="channel_refused", text=html, ref=f"ad:{ad_id}")
         log.log(_bounded(failures), "the channel %s refused ad %s (%s, %d times in a row): %s; the sweep tries again", channel, ad_id, step, failures, exc.message)
-        if first:
-            await _tell_moderators(context, casework.srender(context, "ads/channel_refused.html", channel=channel, number=ad_id, reason=exc.message))
+        await notices.send_all(context, [alert])
         return False
     async with unit_of_work(desk.sessions, effect=False) as session:
         live = await service.set_published(session, ad_id=ad_id, chat_id=channel, message_id=posted.message_id)
     if not live:  # taken off while it was being posted: off the channel again
         await unpublish(context, ad_id)
     return live
-
-
-async def _tell_moderators(context: HelpdeskContext, html: str) -> None:
-    chat_id, topic = await moderation_place(context)
-    try:
-        await delivery.to_staff_chat(context, chat_id, lambda chat: context.bot.send_message(chat, html, message_thread_id=topic))
-    except TelegramError as exc:
-        log.error("could not tell the moderators in chat %s: %s", chat_id, exc)
 
 
 def _post_gone(exc: TelegramError) -> bool:

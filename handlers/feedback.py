@@ -111,15 +111,28 @@ async def route_text(update: Update, context: HelpdeskContext) -> bool:
         async with unit_of_work(context.desk.sessions) as session:
             item = await service.take_text(session, user_id=user_id, text=text, now=context.now())
             still = await service.waiting_for_text(session, user_id=user_id, now=context.now())
+            # "thanks #N" with the rating buttons: the user's only way to rate, so it is
+            # queued with the feedback (sent below, or by the sweep after a crash)
+            thanks = await _queue_thanks(context, session, item) if item is not None else None
     except service.TooLong as exc:
         await message.reply_html(context.render("feedback/too_long.html", length=exc.length, limit=exc.limit))
         return True
     _indexed(context, user_id, user_id, still)
     if item is None:
         return False
-    await message.reply_html(context.render("feedback/thanks.html", number=item.id), reply_markup=rating_keyboard(context, item.id))
+    await notices.send_all(context, [thanks])
     await post_card(context, item)
     return True
+
+
+async def _queue_thanks(context: HelpdeskContext, session, item: FeedbackView) -> notices.Queued | None:  # type: ignore[no-untyped-def]
+    """The thank-you with the rating buttons, in the user's language, queued in the unit
+    of work that stores the feedback (``session``)."""
+    text = context.render("feedback/thanks.html", number=item.id)
+    return await notices.queue(
+        context, session, chat_id=item.user_id, kind="feedback_thanks", ref=f"feedback:{item.id}", text=text,
+        markup=rating_keyboard(context, item.id),
+    )
 
 
 async def route_nontext(update: Update, context: HelpdeskContext) -> bool:
