@@ -383,8 +383,8 @@ async def attach_moderation_card(session: AsyncSession, *, ad_id: int, chat_id: 
 NEEDS_CARD = (Ad.status == AdStatus.SUBMITTED) | ((Ad.status == AdStatus.APPROVED) & Ad.auto_approved.is_(True))
 # A moderation (or Take down) card whose post timed out is posted again by the sweep
 # (bot.card_retries) while the ad needs it; so is an open report's card.
-AD_CARDS = CardKind(Ad, Ad.mod_message_id, NEEDS_CARD)
-REPORT_CARDS = CardKind(AdReport, AdReport.card_message_id, AdReport.status == "open")
+AD_CARDS = CardKind(Ad, Ad.mod_message_id, NEEDS_CARD, Ad.mod_chat_id)
+REPORT_CARDS = CardKind(AdReport, AdReport.card_message_id, AdReport.status == "open", AdReport.card_chat_id)
 
 
 async def claim_moderation_card(session: AsyncSession, *, ad_id: int, now: datetime) -> bool:

@@ -11,8 +11,13 @@ from then on the new message is the tracked card. After :data:`ATTEMPTS` posts i
 timed out, the sweep stops and staff are told once (``card_timeouts`` becomes
 :data:`TOLD` before the line is sent; put back when Telegram refused the line).
 
+Staff can also post a card again by hand (``/repost``: :func:`claim_repost`), whatever
+became of its earlier posts: a card cut off by a crash in the middle of its send (claimed,
+never recorded, so never posted again by the sweep), one given up after its timeouts, or
+one that is simply far up in the chat. From then on the new message is the tracked card.
+
 The functions here are shared by the four kinds of card: each kind names its table,
-the column of the card's message id and what "still needs its card" means.
+the columns of the card's chat and message id and what "still needs its card" means.
 """
 
 from __future__ import annotations
@@ -34,11 +39,13 @@ TOLD = ATTEMPTS + 1
 class CardKind:
     """Where a kind of card lives: ``model`` has ``id``, ``card_claimed_at`` and
     ``card_timeouts``; ``message_id`` is the card's message id column (NULL: no card
-    known); ``waiting`` is true for the rows that still need their card."""
+    known) and ``chat_id`` the column of its chat; ``waiting`` is true for the rows that
+    still need their card."""
 
     model: Any
     message_id: Any
     waiting: ColumnElement[bool]
+    chat_id: Any
 
     def no_card(self, item_id: int) -> list[ColumnElement[bool]]:
         """The row ``item_id``, while no card of it is known."""
@@ -113,3 +120,31 @@ async def untold(session: AsyncSession, kind: CardKind, item_id: int) -> None:
     """Telegram refused the line to staff: the next sweep tells them."""
     model = kind.model
     await session.execute(update(model).where(model.id == item_id, model.card_timeouts == TOLD).values(card_timeouts=ATTEMPTS))
+
+
+@dataclass(frozen=True)
+class Reposting:
+    """A card claimed for posting again by hand (/repost): the card known before (its
+    chat and message id; None: no card known) and how many earlier posts timed out."""
+
+    chat_id: int | None
+    message_id: int | None
+    timeouts: int
+
+
+async def claim_repost(
+    session: AsyncSession, kind: CardKind, item_id: int, *, now: datetime, needed: ColumnElement[bool] | None = None
+) -> Reposting | None:
+    """Staff ask for the card of ``item_id`` again (/repost): claimed whatever the state of
+    its earlier posts (known, claimed and cut off, timed out, given up), while the item
+    needs a card (``needed``, by default the kind's ``waiting``). The claim's time moves
+    to now, so that no sweep posts it again meanwhile. None: no such item, or it needs
+    no card (any more)."""
+    model = kind.model
+    row = (await session.execute(
+        update(model)
+        .where(model.id == item_id, kind.waiting if needed is None else needed)
+        .values(card_claimed_at=now)
+        .returning(kind.chat_id, kind.message_id, model.card_timeouts)
+    )).first()
+    return Reposting(row[0], row[1], row[2]) if row is not None else None

@@ -223,7 +223,8 @@ class FakeTelegram(BaseRequest):
         self._open_callbacks: set[str] = set()
         self._names: dict[int, str] = {}
         self.app: Application | None = None  # type: ignore[type-arg]
-        self.fail_next: list[tuple[str, ApiError]] = []
+        # raised by the next call of a method (method, error) or of a method to one chat (method, error, chat id)
+        self.fail_next: list[tuple[Any, ...]] = []
         self.faults: list[Fault] = []
         self.migrated: dict[int, int] = {}  # old chat id -> new (groups upgraded to supergroups)
         # Updates waiting for getUpdates when no application is attached (a real
@@ -328,8 +329,8 @@ class FakeTelegram(BaseRequest):
         with self.lock:
             self.calls.append(call)
             try:
-                for i, (name, error) in enumerate(self.fail_next):
-                    if name == api_method:
+                for i, (name, error, *where) in enumerate(self.fail_next):
+                    if name == api_method and (not where or where[0] == _chat_id_of(params)):
                         del self.fail_next[i]
                         raise error
                 fault = self._take_fault(api_method, params)

@@ -186,7 +186,7 @@ async def release_card_claim(session: AsyncSession, *, feedback_id: int) -> None
 
 # A feedback's card whose post timed out is posted again by the sweep (bot.card_retries)
 # while the feedback is unanswered.
-FEEDBACK_CARDS = CardKind(Feedback, Feedback.staff_message_id, Feedback.answer.is_(None))
+FEEDBACK_CARDS = CardKind(Feedback, Feedback.staff_message_id, Feedback.answer.is_(None), Feedback.staff_chat_id)
 
 
 async def without_card(session: AsyncSession, *, before: datetime, limit: int = 20) -> list[int]:

@@ -486,7 +486,10 @@ async def release_card_claim(session: AsyncSession, *, ticket_id: int) -> None:
 
 # A ticket's card whose post timed out is posted again by the sweep (bot.card_retries)
 # while the ticket is open.
-TICKET_CARDS = CardKind(Ticket, Ticket.card_message_id, Ticket.status.in_(OPEN_STATUSES))
+TICKET_CARDS = CardKind(Ticket, Ticket.card_message_id, Ticket.status.in_(OPEN_STATUSES), Ticket.staff_chat_id)
+# The tickets whose card staff may ask for again (/repost): open or solved (its card has
+# Reopen); not closed (finished), nor a draft (staff never saw it).
+REPOSTABLE = Ticket.status.in_((*OPEN_STATUSES, S.RESOLVED))
 
 
 async def tickets_without_card(session: AsyncSession, *, before: datetime, limit: int = 20) -> list[int]:

@@ -10,7 +10,6 @@ from markupsafe import Markup
 from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
-    InputMediaPhoto,
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
@@ -422,15 +421,7 @@ async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bo
             return False
     album: list[Message] = []  # taken down again if the card is refused: the retry posts them again
     try:
-        try:
-            if len(ad.photos) == 1:
-                album = [await context.bot.send_photo(chat_id, ad.photos[0].file_id, message_thread_id=topic)]
-            elif ad.photos:
-                album = list(await context.bot.send_media_group(chat_id, [InputMediaPhoto(p.file_id) for p in ad.photos], message_thread_id=topic))
-        except ChatMigrated:
-            raise
-        except TelegramError as exc:
-            log.warning("could not post the photos of ad #%s for moderation (the card follows): %s", ad_id, exc)
+        album = await casework.post_album(context, chat_id, topic, [p.file_id for p in ad.photos], f"ad #{ad_id}")
         card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=mod_keyboard(context, ad))
     except ChatMigrated as exc:
         await _release_moderation_card(context, ad_id)  # surely not there
@@ -443,22 +434,71 @@ async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bo
         async with unit_of_work(context.desk.sessions) as session:
             count = await card_retries.timed_out(session, service.AD_CARDS, ad_id)
         log.error(
-            "posting the card of ad #%s timed out (%s of %s tries); it may have arrived (it is in /modqueue): %s",
-            ad_id, count, card_retries.ATTEMPTS, exc,
+            "posting the card of ad #%s timed out (%s of %s tries); it may have arrived (/repost ad %s posts it again): %s",
+            ad_id, count, card_retries.ATTEMPTS, ad_id, exc,
         )
         return False
     except TelegramError as exc:
         log.error("could not post ad #%s for moderation (the sweep tries again): %s", ad_id, exc)
-        for photo in album:  # else every retry would leave one more album in the staff chat
-            try:
-                await context.bot.delete_message(photo.chat_id, photo.message_id)
-            except TelegramError as gone:
-                log.warning("could not take down photo %s of ad #%s (its card was refused): %s", photo.message_id, ad_id, gone)
+        await casework.drop_album(context, album, f"ad #{ad_id}")
         await _release_moderation_card(context, ad_id)
         return False
     async with unit_of_work(context.desk.sessions) as session:
         await service.attach_moderation_card(session, ad_id=ad_id, chat_id=chat_id, message_id=card.message_id)
     return True
+
+
+async def repost_moderation_card(context: HelpdeskContext, ad_id: int) -> casework.Repost:
+    """/repost ad N: the moderation card of an ad waiting for a moderator (after its
+    photos), or the Take down card of a live auto-approved ad, posted again in the
+    Moderation place and tracked from now on (:func:`handlers.casework.repost`)."""
+    async with unit_of_work(context.desk.sessions) as session:
+        claimed = await card_retries.claim_repost(session, service.AD_CARDS, ad_id, now=context.now())
+        ad = await service.get_ad(session, ad_id)
+    if ad is None or ad.submitted_at is None:  # a draft never submitted is the owner's alone
+        return casework.Repost(casework.Reposted.NOT_FOUND)
+    if claimed is None:  # decided, withdrawn, or live after a moderator's approval: no card to act on
+        status = "moderated" if ad.status == AdStatus.APPROVED else ad.status
+        return casework.Repost(casework.Reposted.FINISHED, status=status)
+    place = await moderation_place(context)
+    text, ad = await mod_card(context, ad_id)
+
+    async def attach(session, card: Message) -> None:  # type: ignore[no-untyped-def]
+        await service.attach_moderation_card(session, ad_id=ad_id, chat_id=card.chat_id, message_id=card.message_id)
+
+    async def release(session) -> None:  # type: ignore[no-untyped-def]
+        await service.release_moderation_card(session, ad_id=ad_id)
+
+    done = await casework.repost(
+        context, service.AD_CARDS, ad_id, claimed, place, text, mod_keyboard(context, ad),
+        attach=attach, release=release, album=[p.file_id for p in ad.photos],
+    )
+    return casework.Repost(done.outcome, ad.status, done.message, done.error)
+
+
+async def repost_report_card(context: HelpdeskContext, report_id: int) -> casework.Repost:
+    """/repost report N: an open report's card posted again, tracked from now on."""
+    from ads.models import AdReport
+
+    async with unit_of_work(context.desk.sessions) as session:
+        claimed = await card_retries.claim_repost(session, service.REPORT_CARDS, report_id, now=context.now())
+        report = await session.get(AdReport, report_id)
+    if report is None:
+        return casework.Repost(casework.Reposted.NOT_FOUND)
+    if claimed is None:
+        return casework.Repost(casework.Reposted.FINISHED, status=report.status)
+    place = await moderation_place(context)
+    text, _ = await report_card(context, report_id)
+
+    async def attach(session, card: Message) -> None:  # type: ignore[no-untyped-def]
+        await service.attach_report_card(session, report_id=report_id, chat_id=card.chat_id, message_id=card.message_id)
+
+    async def release(session) -> None:  # type: ignore[no-untyped-def]
+        await service.release_report_card(session, report_id=report_id)
+
+    return await casework.repost(
+        context, service.REPORT_CARDS, report_id, claimed, place, text, _report_buttons(context, report_id), attach=attach, release=release
+    )
 
 
 async def _release_moderation_card(context: HelpdeskContext, ad_id: int) -> None:
@@ -920,26 +960,22 @@ async def publish(context: HelpdeskContext, ad_id: int) -> bool:
         )
         return False
     except TelegramError as exc:
+        alert = None
         async with unit_of_work(desk.sessions, effect=False) as session:
             failures = await service.release_publish(session, ad_id=ad_id)
-            first = not isinstance(exc, RetryAfter) and await service.channel_refuses(session, reason=exc.message)
+            if not isinstance(exc, RetryAfter) and await service.channel_refuses(session, reason=exc.message):
+                # the moderators are told once: queued with the flag that says so (sent
+                # below, or by the sweep if the bot stops first)
+                html = casework.srender(context, "ads/channel_refused.html", channel=channel, number=ad_id, reason=exc.message)
+                alert = await notices.queue_for_moderators(context, session, kind="channel_refused", text=html, ref=f"ad:{ad_id}")
         log.log(_bounded(failures), "the channel %s refused ad %s (%s, %d times in a row): %s; the sweep tries again", channel, ad_id, step, failures, exc.message)
-        if first:
-            await _tell_moderators(context, casework.srender(context, "ads/channel_refused.html", channel=channel, number=ad_id, reason=exc.message))
+        await notices.send_all(context, [alert])
         return False
     async with unit_of_work(desk.sessions, effect=False) as session:
         live = await service.set_published(session, ad_id=ad_id, chat_id=channel, message_id=posted.message_id)
     if not live:  # taken off while it was being posted: off the channel again
         await unpublish(context, ad_id)
     return live
-
-
-async def _tell_moderators(context: HelpdeskContext, html: str) -> None:
-    chat_id, topic = await moderation_place(context)
-    try:
-        await delivery.to_staff_chat(context, chat_id, lambda chat: context.bot.send_message(chat, html, message_thread_id=topic))
-    except TelegramError as exc:
-        log.error("could not tell the moderators in chat %s: %s", chat_id, exc)
 
 
 def _post_gone(exc: TelegramError) -> bool:
@@ -1049,6 +1085,9 @@ async def _moderator_or_refuse(update: Update, context: HelpdeskContext) -> bool
     log.warning("refused a moderator command by %s", user.id if user else None)
     await update.effective_message.reply_html(casework.srender(context, "staff/error.html", message=casework.slabel(context, "toast_not_moderator")))  # type: ignore[union-attr]
     return False
+
+
+moderator_or_refuse = _moderator_or_refuse  # for /repost (handlers/staff.py)
 
 
 async def _user_arg(update: Update, context: HelpdeskContext, usage: str) -> User | None:
@@ -1381,7 +1420,10 @@ async def post_report_card(context: HelpdeskContext, report_id: int, *, moved: b
     except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
         async with unit_of_work(context.desk.sessions) as session:
             count = await card_retries.timed_out(session, service.REPORT_CARDS, report_id)
-        log.error("posting report %s timed out (%s of %s tries); it may have arrived: %s", report_id, count, card_retries.ATTEMPTS, exc)
+        log.error(
+            "posting report %s timed out (%s of %s tries); it may have arrived (/repost report %s posts it again): %s",
+            report_id, count, card_retries.ATTEMPTS, report_id, exc,
+        )
         return False
     except TelegramError as exc:
         log.error("could not post report %s (the sweep tries again): %s", report_id, exc)

@@ -7,12 +7,15 @@ through :mod:`escalation.service` in short units of work; sending happens outsid
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import regex
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, TelegramError, TimedOut
 
 from bot import card_retries
@@ -195,20 +198,8 @@ async def post_alert(
         ticket = await service.get_ticket(session, ticket_id)
         info = await service.card_info(session, ticket)
     chat_id = context.department_chat(ticket.department)
-    topic_id = ticket.topic_id if ticket.staff_chat_id == chat_id else None  # a topic from a failed try
     try:
-        if desk.staff_chats.get(chat_id) and topic_id is None:
-            name = desk.templates.render_plain(
-                "staff/topic_name.j2", staff_locale(context),
-                number=ticket.id, name=info.user.display_name, category=category_label(context, ticket.category),
-            )
-            try:
-                topic = await context.bot.create_forum_topic(chat_id, short(name, 128))
-                topic_id = topic.message_thread_id
-            except ChatMigrated:
-                raise
-            except TelegramError as exc:
-                log.warning("could not create a topic for ticket #%s: %s", ticket.id, exc)
+        topic_id = await _ticket_topic(context, ticket, info, chat_id)
         async with unit_of_work(desk.sessions) as session:
             await service.attach_card(session, ticket_id=ticket.id, chat_id=chat_id, topic_id=topic_id, card_message_id=None)
         text, ticket = await card_text(context, ticket.id)
@@ -225,8 +216,8 @@ async def post_alert(
         async with unit_of_work(desk.sessions) as session:
             count = await card_retries.timed_out(session, service.TICKET_CARDS, ticket.id)
         log.error(
-            "posting the alert of ticket #%s to %s timed out (%s of %s tries); it may have arrived: %s",
-            ticket.id, chat_id, count, card_retries.ATTEMPTS, exc,
+            "posting the alert of ticket #%s to %s timed out (%s of %s tries); it may have arrived (/repost ticket %s posts it again): %s",
+            ticket.id, chat_id, count, card_retries.ATTEMPTS, ticket.id, exc,
         )
         return None
     except TelegramError as exc:
@@ -238,6 +229,167 @@ async def post_alert(
     async with unit_of_work(desk.sessions) as session:
         await service.attach_card(session, ticket_id=ticket.id, chat_id=chat_id, topic_id=topic_id, card_message_id=card.message_id)
     return ticket
+
+
+async def _ticket_topic(context: HelpdeskContext, ticket: Ticket, info: service.CardInfo, chat_id: int) -> int | None:
+    """The ticket's topic in ``chat_id`` when that chat is a forum: the one it has there
+    (e.g. from a failed try), else a new one. None without topics (or when Telegram
+    refused the topic: the card goes to the chat). ChatMigrated is raised."""
+    topic_id = ticket.topic_id if ticket.staff_chat_id == chat_id else None
+    if not context.desk.staff_chats.get(chat_id) or topic_id is not None:
+        return topic_id
+    name = context.desk.templates.render_plain(
+        "staff/topic_name.j2", staff_locale(context),
+        number=ticket.id, name=info.user.display_name, category=category_label(context, ticket.category),
+    )
+    try:
+        topic = await context.bot.create_forum_topic(chat_id, short(name, 128))
+    except ChatMigrated:
+        raise
+    except TelegramError as exc:
+        log.warning("could not create a topic for ticket #%s: %s", ticket.id, exc)
+        return None
+    return topic.message_thread_id
+
+
+# ------------------------------------------------------------------ /repost: a card posted again by hand
+
+
+class Reposted(StrEnum):
+    POSTED = "posted"
+    NOT_FOUND = "not_found"  # no such item (or one staff never see: a draft)
+    FINISHED = "finished"  # the item needs no card (any more): ``status`` says why
+    REFUSED = "refused"  # Telegram refused the card: surely not there
+    TIMED_OUT = "timed_out"  # no answer: it may have arrived
+
+
+@dataclass(frozen=True)
+class Repost:
+    """What became of a card staff asked for again (staff/repost.html words it)."""
+
+    outcome: Reposted
+    status: str | None = None  # the item's status (finished: why it has no card; ads: which card)
+    message: Message | None = None  # the new card
+    error: str | None = None  # Telegram's refusal
+
+
+async def repost(
+    context: HelpdeskContext,
+    kind: card_retries.CardKind,
+    item_id: int,
+    claimed: card_retries.Reposting,
+    place: tuple[int, int | None],
+    text: str,
+    markup: InlineKeyboardMarkup | None,
+    *,
+    attach: Callable[[AsyncSession, Message], Awaitable[Any]],
+    release: Callable[[AsyncSession], Awaitable[Any]],
+    album: Sequence[str] = (),
+) -> Repost:
+    """Post a card that staff asked for again (claimed with
+    :func:`bot.card_retries.claim_repost`) at ``place`` (chat, topic), after its photos
+    (``album``, best effort), and record it as the tracked card (``attach``): later edits
+    and matched replies go to it; the card known before loses its buttons (a press on it
+    would still act once, authorised against the database). Telegram's refusal releases a
+    claim that no known card stands for (``release``: the sweep posts it); a timeout is
+    counted like the sweep's (:func:`bot.card_retries.timed_out`: while no card is known,
+    the sweep posts it again); a staff chat that moved is followed (its cards are posted
+    again there: :func:`handlers.delivery.chat_moved`)."""
+    desk = context.desk
+    chat_id, topic = place
+    what = f"{kind.model.__tablename__} {item_id}"
+    photos: list[Message] = []
+    try:
+        photos = await post_album(context, chat_id, topic, album, what)
+        card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=markup)
+    except ChatMigrated as exc:
+        async with unit_of_work(desk.sessions) as session:
+            await release(session)
+        await delivery.chat_moved(context, chat_id, exc.new_chat_id)
+        return Repost(Reposted.REFUSED, error=exc.message)
+    except TimedOut as exc:
+        async with unit_of_work(desk.sessions) as session:
+            await card_retries.timed_out(session, kind, item_id)
+        log.warning("posting the card of %s again (/repost) timed out; it may have arrived: %s", what, exc)
+        return Repost(Reposted.TIMED_OUT)
+    except TelegramError as exc:
+        log.warning("Telegram refused the card of %s posted again (/repost): %s", what, exc)
+        await drop_album(context, photos, what)
+        async with unit_of_work(desk.sessions) as session:
+            await release(session)
+        return Repost(Reposted.REFUSED, error=exc.message)
+    async with unit_of_work(desk.sessions) as session:
+        await attach(session, card)
+    log.info("the card of %s was posted again by hand (/repost): message %s in %s", what, card.message_id, chat_id)
+    if claimed.chat_id is not None and claimed.message_id is not None and (claimed.chat_id, claimed.message_id) != (chat_id, card.message_id):
+        try:
+            await context.bot.edit_message_reply_markup(claimed.chat_id, claimed.message_id, reply_markup=None)
+        except TelegramError as exc:  # gone, too old, or without buttons already
+            log.info("could not take the buttons off the earlier card of %s: %s", what, exc)
+    return Repost(Reposted.POSTED, message=card)
+
+
+async def post_album(context: HelpdeskContext, chat_id: int, topic: int | None, photos: Sequence[str], what: str) -> list[Message]:
+    """Photos before a card (an ad's), best effort: a refused album does not keep the card
+    back. ChatMigrated is raised."""
+    try:
+        if len(photos) == 1:
+            return [await context.bot.send_photo(chat_id, photos[0], message_thread_id=topic)]
+        if photos:
+            return list(await context.bot.send_media_group(chat_id, [InputMediaPhoto(p) for p in photos], message_thread_id=topic))
+    except ChatMigrated:
+        raise
+    except TelegramError as exc:
+        log.warning("could not post the photos of %s (the card follows): %s", what, exc)
+    return []
+
+
+async def drop_album(context: HelpdeskContext, album: Sequence[Message], what: str) -> None:
+    """The photos of a card Telegram refused: else every retry would leave one more album."""
+    for photo in album:
+        try:
+            await context.bot.delete_message(photo.chat_id, photo.message_id)
+        except TelegramError as gone:
+            log.warning("could not take down photo %s of %s (its card was refused): %s", photo.message_id, what, gone)
+
+
+async def repost_card(context: HelpdeskContext, ticket_id: int) -> Repost:
+    """/repost ticket N: the ticket's card posted again in its place (its topic in a
+    forum; a topic is made when it has none), tracked from now on."""
+    desk = context.desk
+    async with unit_of_work(desk.sessions) as session:
+        claimed = await card_retries.claim_repost(session, service.TICKET_CARDS, ticket_id, now=context.now(), needed=service.REPOSTABLE)
+        try:
+            ticket = await service.get_ticket(session, ticket_id)
+        except service.TicketError:
+            return Repost(Reposted.NOT_FOUND)
+        if claimed is None:
+            return Repost(Reposted.FINISHED, status=ticket.status)
+        info = await service.card_info(session, ticket)
+    chat_id = context.department_chat(ticket.department)
+    try:
+        topic_id = await _ticket_topic(context, ticket, info, chat_id)
+    except ChatMigrated:
+        topic_id = None  # the card's own send follows the move
+    known = ticket.card_message_id if ticket.staff_chat_id == chat_id else None
+    if (ticket.staff_chat_id, ticket.topic_id) != (chat_id, topic_id):
+        async with unit_of_work(desk.sessions) as session:  # a topic made now is kept, whatever becomes of the card
+            await service.attach_card(session, ticket_id=ticket_id, chat_id=chat_id, topic_id=topic_id, card_message_id=known)
+    text, ticket = await card_text(context, ticket_id)
+    text = posted_again(context, text, ticket.card_timeouts)
+    markup = card_keyboard(context, ticket)
+
+    async def attach(session: AsyncSession, card: Message) -> None:
+        await service.attach_card(session, ticket_id=ticket_id, chat_id=chat_id, topic_id=topic_id, card_message_id=card.message_id)
+
+    async def release(session: AsyncSession) -> None:
+        await service.release_card_claim(session, ticket_id=ticket_id)
+
+    done = await repost(context, service.TICKET_CARDS, ticket_id, claimed, (chat_id, topic_id), text, markup, attach=attach, release=release)
+    done = Repost(done.outcome, ticket.status, done.message, done.error)
+    if done.message is not None:
+        desk.cards_shown[(chat_id, done.message.message_id)] = (text, markup.to_json() if markup else "")
+    return done
 
 
 async def refresh_card(context: HelpdeskContext, ticket_id: int) -> None:
@@ -626,7 +778,7 @@ async def report_lost_cards(
             if not await card_retries.claim_telling(session, kind, item_id):
                 continue
         chat_id, topic, html = await describe(context, item_id)
-        log.error("every post of the card of %s %s timed out; it may be missing: staff are told", kind.model.__tablename__, item_id)
+        log.error("every post of the card of %s %s timed out; it may be missing: staff are told (/repost posts it again)", kind.model.__tablename__, item_id)
         try:
             await delivery.to_staff_chat(
                 context, chat_id, lambda to: context.bot.send_message(to, html, message_thread_id=topic if to == chat_id else None)  # noqa: B023

@@ -23,7 +23,7 @@ from escalation import feedback as service
 from escalation import service as tickets_service
 from escalation.feedback import FeedbackView, Status
 from handlers import delivery, notices
-from handlers.casework import clip, local_time, posted_again, repair_grace, report_lost_cards, slabel, srender
+from handlers.casework import Repost, Reposted, clip, local_time, posted_again, repair_grace, report_lost_cards, repost, slabel, srender
 from handlers.staffauth import is_staff
 from handlers.ui import drop_stale_copy, not_modified, set_markup, short, toast
 
@@ -111,15 +111,28 @@ async def route_text(update: Update, context: HelpdeskContext) -> bool:
         async with unit_of_work(context.desk.sessions) as session:
             item = await service.take_text(session, user_id=user_id, text=text, now=context.now())
             still = await service.waiting_for_text(session, user_id=user_id, now=context.now())
+            # "thanks #N" with the rating buttons: the user's only way to rate, so it is
+            # queued with the feedback (sent below, or by the sweep after a crash)
+            thanks = await _queue_thanks(context, session, item) if item is not None else None
     except service.TooLong as exc:
         await message.reply_html(context.render("feedback/too_long.html", length=exc.length, limit=exc.limit))
         return True
     _indexed(context, user_id, user_id, still)
     if item is None:
         return False
-    await message.reply_html(context.render("feedback/thanks.html", number=item.id), reply_markup=rating_keyboard(context, item.id))
+    await notices.send_all(context, [thanks])
     await post_card(context, item)
     return True
+
+
+async def _queue_thanks(context: HelpdeskContext, session, item: FeedbackView) -> notices.Queued | None:  # type: ignore[no-untyped-def]
+    """The thank-you with the rating buttons, in the user's language, queued in the unit
+    of work that stores the feedback (``session``)."""
+    text = context.render("feedback/thanks.html", number=item.id)
+    return await notices.queue(
+        context, session, chat_id=item.user_id, kind="feedback_thanks", ref=f"feedback:{item.id}", text=text,
+        markup=rating_keyboard(context, item.id),
+    )
 
 
 async def route_nontext(update: Update, context: HelpdeskContext) -> bool:
@@ -267,8 +280,8 @@ async def post_card(context: HelpdeskContext, item: FeedbackView, *, moved: bool
         async with unit_of_work(context.desk.sessions) as session:
             count = await card_retries.timed_out(session, service.FEEDBACK_CARDS, item.id)
         log.error(
-            "posting feedback #%s to the staff chat timed out (%s of %s tries); it may have arrived: %s",
-            item.id, count, card_retries.ATTEMPTS, exc,
+            "posting feedback #%s to the staff chat timed out (%s of %s tries); it may have arrived (/repost feedback %s posts it again): %s",
+            item.id, count, card_retries.ATTEMPTS, item.id, exc,
         )
         return False
     except TelegramError as exc:
@@ -278,6 +291,28 @@ async def post_card(context: HelpdeskContext, item: FeedbackView, *, moved: bool
     async with unit_of_work(context.desk.sessions) as session:
         await service.place_card(session, feedback_id=item.id, chat_id=chat_id, message_id=sent.message_id)
     return True
+
+
+async def repost_card(context: HelpdeskContext, feedback_id: int) -> Repost:
+    """/repost feedback N: the card of unanswered feedback posted again in the Feedback
+    place, tracked from now on (a reply to it answers): :func:`handlers.casework.repost`."""
+    async with unit_of_work(context.desk.sessions) as session:
+        claimed = await card_retries.claim_repost(session, service.FEEDBACK_CARDS, feedback_id, now=context.now())
+        item = await service.view(session, feedback_id)
+    if item is None:
+        return Repost(Reposted.NOT_FOUND)
+    if claimed is None:
+        return Repost(Reposted.FINISHED, status="answered")
+    place = await feedback_place(context)
+    text, markup = card(context, item)
+
+    async def attach(session, sent: Message) -> None:  # type: ignore[no-untyped-def]
+        await service.place_card(session, feedback_id=feedback_id, chat_id=sent.chat_id, message_id=sent.message_id)
+
+    async def release(session) -> None:  # type: ignore[no-untyped-def]
+        await service.release_card_claim(session, feedback_id=feedback_id)
+
+    return await repost(context, service.FEEDBACK_CARDS, feedback_id, claimed, place, text, markup, attach=attach, release=release)
 
 
 async def _release(context: HelpdeskContext, feedback_id: int) -> None:

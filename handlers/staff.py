@@ -582,6 +582,52 @@ async def on_review_button(update: Update, context: HelpdeskContext) -> None:
             log.info("could not update the review card: %s", exc)
 
 
+REPOST_KINDS = ("ticket", "ad", "report", "feedback")
+
+
+async def cmd_repost(update: Update, context: HelpdeskContext) -> None:
+    """/repost <kind> <number>: the item's current card posted again in the staff chat
+    (in its topic in a forum), as the normal card would go, and tracked from then on:
+    for a card that a crash cut off mid-send (never posted again by the sweep), one
+    given up after its timeouts, or one far up in the chat. Tickets and feedback: staff;
+    ads and reports: moderators. Unknown kinds, bad numbers, items that do not exist or
+    are finished get a clear answer."""
+    message: Message = update.effective_message  # type: ignore[assignment]
+    args = _args(context)
+    kind = args[0].lower() if args else ""
+    allowed = ads.moderator_or_refuse if kind in ("ad", "report") else _staff_or_refuse
+    if not await allowed(update, context):
+        return
+    number = _number(args[1]) if len(args) > 1 else None
+
+    async def say(outcome: str, **values: object) -> None:
+        values = {"kind": kind, "number": number, "status": None, "unknown": None, "error": None, "topic": False, **values}
+        await message.reply_html(srender(context, "staff/repost.html", outcome=outcome, **values))
+
+    if kind not in REPOST_KINDS or number is None:
+        await say("usage", unknown=short(args[0], 40) if args and kind not in REPOST_KINDS else None)
+        return
+    if kind == "ticket":
+        if not await _in_this_chat(update, context, number):
+            return
+        done = await casework.repost_card(context, number)
+    elif update.effective_chat.id != context.desk.settings.staff.chat_id:  # type: ignore[union-attr]
+        await say("elsewhere")  # feedback, ads and reports have their cards in the main staff chat
+        return
+    elif kind == "feedback":
+        done = await feedback.repost_card(context, number)
+    elif kind == "ad":
+        done = await ads.repost_moderation_card(context, number)
+    else:
+        done = await ads.repost_report_card(context, number)
+    here = message.message_thread_id if message.is_topic_message else None
+    card = done.message
+    await say(
+        done.outcome, status=done.status, error=short(done.error, 300) if done.error else None,
+        topic=card is not None and card.message_thread_id is not None and card.message_thread_id != here,
+    )
+
+
 async def cmd_help(update: Update, context: HelpdeskContext) -> None:
     if not await _staff_or_refuse(update, context):
         return

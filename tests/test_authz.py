@@ -84,6 +84,10 @@ STAFF_COMMANDS = [
     ("/note secret internal note", "staff"),
     ("/canned add greet Hello there", "staff"),
     ("/transfer {open} it", "staff"),
+    ("/repost ticket {open}", "staff"),
+    ("/repost feedback {feedback}", "staff"),
+    ("/repost ad {pending_ad}", "moderator"),
+    ("/repost report {report}", "moderator"),
     ("/kb review", "staff"),
     ("/kb delete post-an-ad", "staff"),
     ("/cancel", "staff"),
@@ -143,12 +147,16 @@ async def world(desk) -> dict[str, Any]:
     seller_c = tg.user(6004, "Seller C")
     draft_ad = await post_ad(desk, seller_c, submit=False)
     await mo.send("/warn @seller_a testing", chat_id=STAFF_CHAT)
+    writer = tg.user(5004, "Writer")
+    await writer.send("/feedback")
+    await writer.send("Please add a dark mode")
     ids = {
         "open": open_, "resolved": resolved, "draft": draft,
         "live_ad": live_ad, "pending_ad": pending_ad, "draft_ad": draft_ad,
         "report": await desk.scalar("SELECT max(id) FROM ad_reports"),
         "phrasing": await desk.scalar("SELECT max(id) FROM kb_phrasings WHERE status = 'pending'"),
         "strike": await desk.scalar("SELECT max(id) FROM strikes"),
+        "feedback": await desk.scalar("SELECT max(id) FROM feedback"),
         "user": lerato.id,
     }
     assert all(ids.values()), ids
@@ -223,7 +231,7 @@ def fill(template: str, ids: dict[str, Any]) -> str:
 
 async def test_every_staff_button_and_command_registered_is_in_the_table(desk):
     app = desk.app
-    samples = [fill(data, {k: 1 for k in ("open", "resolved", "phrasing", "pending_ad", "report", "live_ad", "user")}) for data, _ in STAFF_BUTTONS]
+    samples = [fill(data, {k: 1 for k in ("open", "resolved", "phrasing", "pending_ad", "report", "live_ad", "user", "feedback")}) for data, _ in STAFF_BUTTONS]
     staff_handlers, commands = [], set()
     for handler in app.handlers[0]:
         if isinstance(handler, CallbackQueryHandler):
@@ -373,6 +381,10 @@ FORGED_COMMANDS = [
     f"/transfer {HUGE} it", "/transfer {open} nowhere", f"/pardon {HUGE}", "/pardon 424242", f"/strikes {HUGE}",
     f"/warn {HUGE} x", f"/unban {HUGE}", "/strikes @nobody_here", f"/strikes {HUGE}99", f"/warn -{HUGE}99 x", f"/unban {HUGE}99",
     f"/userdata {HUGE}", "/userdata @nobody_here", "/userdata", f"/forget {HUGE}9999", "/forget -5", "/forget @nobody_here",
+    "/repost", "/repost ticket", "/repost nothing 1", "/repost ticket x", "/repost ticket -5", "/repost ticket {draft}",
+    "/repost ticket 424242", f"/repost ticket {HUGE}", f"/repost ticket {HUGE}99", "/repost feedback 424242", f"/repost feedback {HUGE}",
+    "/repost ad {draft_ad}", "/repost ad {live_ad}", "/repost ad 424242", f"/repost ad {HUGE}", "/repost report 424242",
+    f"/repost report {HUGE}",
 ]
 
 
@@ -403,6 +415,11 @@ async def test_the_same_presses_from_the_right_people_do_act(desk):
     assert await desk.scalar("SELECT status FROM ad_reports") == "dismissed"
     await w["thandi"].press_data(f"kb:ok:{ids['phrasing']}", w["card"])
     assert await desk.scalar("SELECT status FROM kb_phrasings WHERE id = :i", i=ids["phrasing"]) == "active"
+    before = await desk.scalar("SELECT card_message_id FROM tickets WHERE id = :i", i=ids["open"])
+    await w["thandi"].send(f"/repost ticket {ids['open']}", chat_id=STAFF_CHAT)
+    assert await desk.scalar("SELECT card_message_id FROM tickets WHERE id = :i", i=ids["open"]) not in (None, before)
+    await w["mo"].send(f"/repost ad {ids['live_ad']}", chat_id=STAFF_CHAT)  # moderated: no card, an answer
+    assert "has no card to show" in desk.tg.last_bot_message(STAFF_CHAT).text
 
 
 # ------------------------------------------------------------------ users' own buttons, forged

@@ -140,7 +140,7 @@ async def test_ticket_card_that_keeps_timing_out_is_tried_three_times_then_staff
     tries = [c for c in desk.tg.calls if c.method == "sendMessage" and str(c.params.get("text", "")).startswith(f"🎫 <b>#{number}</b>")]
     assert len(tries) == card_retries.ATTEMPTS and all(c.timed_out for c in tries)
     assert [m.text for m in lost_lines(desk)] == [
-        f"⚠️ Telegram did not confirm the card of ticket #{number} after 3 tries: it may be missing here. /ticket {number} shows the case."
+        f"⚠️ Telegram did not confirm the card of ticket #{number} after 3 tries: it may be missing here. /ticket {number} shows the case; /repost ticket {number} posts its card again."
     ]
     start = len(desk.tg.calls)
     await later_sweeps(desk)
@@ -271,6 +271,7 @@ async def test_feedback_card_that_keeps_timing_out_is_tried_three_times_then_sta
     assert len(tries) == card_retries.ATTEMPTS and all(c.timed_out for c in tries)
     assert [m.text for m in lost_lines(desk)] == [
         f"⚠️ Telegram did not confirm the card of feedback #{number} from Naledi after 3 tries: it may be missing here."
+        f" /repost feedback {number} posts it again."
     ]
     assert await desk.scalar("SELECT card_timeouts FROM feedback") == card_retries.TOLD
 
@@ -360,7 +361,7 @@ async def test_moderation_card_that_keeps_timing_out_is_tried_three_times_then_s
     assert len(tries) == card_retries.ATTEMPTS and all(c.timed_out for c in tries)
     assert [m.text for m in lost_lines(desk)] == [
         f"⚠️ Telegram did not confirm the moderation card of ad #{ad_id} “VW Polo 1.2 TSI 2015” after 3 tries:"
-        " it may be missing here. /modqueue lists it."
+        f" it may be missing here. /modqueue lists it; /repost ad {ad_id} posts its card again."
     ]
     assert await desk.scalar("SELECT card_timeouts FROM ads") == card_retries.TOLD
 
@@ -449,7 +450,7 @@ async def test_take_down_card_that_keeps_timing_out_is_tried_three_times_then_st
     assert mod_cards(desk, ad_id) == []
     assert [m.text for m in lost_lines(desk)] == [
         f"⚠️ Telegram did not confirm the Take down card of the auto-approved ad #{ad_id} “VW Polo 1.2 TSI 2015” after 3 tries:"
-        " it may be missing here."
+        f" it may be missing here. /repost ad {ad_id} posts it again."
     ]
 
 
@@ -539,5 +540,6 @@ async def test_report_card_that_keeps_timing_out_is_tried_three_times_then_staff
     assert report_cards(desk, report_id) == []
     assert [m.text for m in lost_lines(desk)] == [
         f"⚠️ Telegram did not confirm the card of report #{report_id} on ad #{ad_id} after 3 tries: it may be missing here."
+        f" /repost report {report_id} posts it again."
     ]
     assert await desk.scalar("SELECT card_timeouts FROM ad_reports") == card_retries.TOLD

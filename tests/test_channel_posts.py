@@ -14,7 +14,7 @@ import pytest
 
 from tests.support import STAFF_CHAT
 from tests.test_ads_flow import mod_card, moderators, post_ad
-from tests.test_notices import Killed, kill_at
+from tests.test_notices import Killed, kill_at, killed_after_commit
 from tests.test_repair import sweep
 
 CHANNEL = -1003000000003
@@ -92,6 +92,38 @@ async def test_refused_post_is_retried_by_a_later_sweep_and_staff_are_told_once(
     desk.clock.advance(minutes=3)
     await sweep(desk)
     assert len(posts(desk)) == 2
+
+
+def refusal_alerts(desk):
+    return [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and "refuses the bot's posts" in m.text]
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_channel_refusal_crash_after_commit_the_sweep_tells_the_moderators_once(desk, staff_forum):
+    """"The channel refuses posts" is said once: its flag is committed with the refusal.
+    A crash right after that commit must not lose the alert (the flag would keep it
+    from ever being said): it is queued with the flag, and the sweep posts it, once."""
+    user = desk.tg.user(OWNER, "Sello")
+    mo, _ = moderators(desk)
+    desk.tg.fail("sendPhoto", "not_admin", chat_id=CHANNEL, times=4)
+    ad_id = await post_ad(desk, user)
+    with killed_after_commit("channel_refused"), pytest.raises(Killed):
+        await mo.press("Approve", mod_card(desk, ad_id))
+    assert await desk.scalar("SELECT count(*) FROM app_state WHERE key = 'ads_channel_refused'") == 1
+    assert refusal_alerts(desk) == []
+    alert = "SELECT kind, ref, state FROM notices WHERE audience = 'moderators'"
+    assert [tuple(r) for r in await desk.rows(alert)] == [("channel_refused", f"ad:{ad_id}", "pending")]
+    await sweep(desk)  # too fresh: the handler may be sending it right now
+    assert refusal_alerts(desk) == []
+    for _ in range(3):  # the channel still refuses: tried again, the moderators are not told twice
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    [told] = refusal_alerts(desk)
+    assert f"ad #{ad_id}" in told.text and "not a member" in told.text
+    if staff_forum:
+        assert told.thread_id == desk.tg.topic_named(STAFF_CHAT, "Moderation")
+    assert [tuple(r) for r in await desk.rows(alert)] == [("channel_refused", f"ad:{ad_id}", "sent")]
+    assert len(sends(desk, "sendPhoto")) == 4 and posts(desk) == []
 
 
 async def test_text_refused_after_the_photo_the_retry_does_not_post_the_photo_again(desk):

@@ -13,9 +13,12 @@ marks what was being sent as maybe delivered without sending it again.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from bot.outbox import STUCK_ERROR
 from tests.support import STAFF_CHAT
@@ -31,8 +34,33 @@ class Killed(BaseException):
     """The bot process died here (no handler, no error handler runs after it)."""
 
 
-def kill_at(desk, method):
-    desk.tg.fail_next.append((method, Killed()))  # type: ignore[arg-type]
+def kill_at(desk, method, chat_id=None):
+    """The bot dies at the next call of ``method`` (to ``chat_id`` only, if given)."""
+    desk.tg.fail_next.append((method, Killed()) if chat_id is None else (method, Killed(), chat_id))
+
+
+@contextmanager
+def killed_after_commit(kind):
+    """The bot dies right after the commit of the transaction that queued a notice of
+    ``kind``, before anything else happens (no Bot API call in between to kill it at):
+    SQLAlchemy's session events, raised from once, then removed."""
+    from bot.outbox import Notice
+
+    def flushed(session, flush_context):
+        if any(isinstance(item, Notice) and item.kind == kind for item in session.new):
+            session.info["kill_after_commit"] = True
+
+    def committed(session):
+        if session.info.pop("kill_after_commit", False):
+            raise Killed()
+
+    event.listen(Session, "after_flush", flushed)
+    event.listen(Session, "after_commit", committed)
+    try:
+        yield
+    finally:
+        event.remove(Session, "after_flush", flushed)
+        event.remove(Session, "after_commit", committed)
 
 
 async def notices(desk, chat_id, *, submitted=False):
@@ -254,10 +282,12 @@ async def test_feedback_answer_being_sent_when_the_bot_died_is_maybe_delivered_a
     with pytest.raises(Killed):
         await thandi.send("Search by town is coming.", chat_id=STAFF_CHAT, reply_to=feedback_card(desk, number))
     assert await desk.scalar("SELECT answer FROM feedback") == "Search by town is coming."
-    assert await notices(desk, 7101) == [("feedback_answer", f"feedback:{number}", "sending", False, None)]
+    assert await notices(desk, 7101) == [
+        ("feedback_thanks", f"feedback:{number}", "sent", True, None), ("feedback_answer", f"feedback:{number}", "sending", False, None),
+    ]
     desk.clock.advance(minutes=15)
     await sweep(desk)
-    assert (await notices(desk, 7101))[0][2:] == ("maybe", False, STUCK_ERROR)
+    assert (await notices(desk, 7101))[1][2:] == ("maybe", False, STUCK_ERROR)
     assert texts(desk, 7101, "Our team answered your feedback") == []
 
 
@@ -267,8 +297,49 @@ async def test_feedback_answer_is_a_sent_notice_with_its_message_id(desk):
     number = await give_feedback(desk, user)
     await thandi.send("Thanks!", chat_id=STAFF_CHAT, reply_to=feedback_card(desk, number))
     answer = desk.tg.last_bot_message(7102)
-    assert await notices(desk, 7102) == [("feedback_answer", f"feedback:{number}", "sent", True, None)]
-    assert await desk.scalar("SELECT message_id FROM notices") == answer.message_id
+    assert await notices(desk, 7102) == [
+        ("feedback_thanks", f"feedback:{number}", "sent", True, None), ("feedback_answer", f"feedback:{number}", "sent", True, None),
+    ]
+    assert await desk.scalar("SELECT message_id FROM notices WHERE kind = 'feedback_answer'") == answer.message_id
+
+
+async def test_feedback_thanks_crash_after_commit_the_sweep_sends_it_once_and_the_rating_works(desk):
+    """The thank-you carries the rating buttons: the user's only way to rate. A crash
+    after the feedback's commit must not lose it (the message is not delivered again)."""
+    user = desk.tg.user(7103, "Lerato")
+    await user.send("/feedback")
+    update = {"update_id": next(desk.tg._update_ids), "message": user._message(text="Please add a dark mode")}
+    with killed_after_commit("feedback_thanks"), pytest.raises(Killed):
+        await desk.tg.feed(update)
+    number = await desk.scalar("SELECT max(id) FROM feedback")
+    assert await notices(desk, 7103) == [("feedback_thanks", f"feedback:{number}", "pending", False, None)]
+    assert texts(desk, 7103, "Thank you") == []
+    await desk.tg.feed(update)  # Telegram delivers it again after the restart: a duplicate
+    assert await desk.scalar("SELECT count(*) FROM feedback") == 1
+    await sweep(desk)  # too fresh: the handler may be sending it right now
+    assert texts(desk, 7103, "Thank you") == []
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    [thanks] = texts(desk, 7103, f"Your feedback #{number} is with our team")
+    assert thanks.button_texts == ["1⭐", "2⭐", "3⭐", "4⭐", "5⭐", "Skip"]
+    assert await notices(desk, 7103) == [("feedback_thanks", f"feedback:{number}", "sent", True, None)]
+    assert feedback_card(desk, number).text.startswith(f"✍️ Feedback #{number} ")  # the sweep posts the card too
+    await user.press("4⭐", thanks)  # the buttons stored as JSON work
+    assert await desk.scalar("SELECT rating FROM feedback") == 4
+    assert "You rated the help desk ⭐⭐⭐⭐ (4/5)" in thanks.text  # edited in place
+    desk.clock.advance(minutes=30)
+    await sweep(desk)
+    assert len(texts(desk, 7103, "Thank you")) == 1
+
+
+async def test_feedback_thanks_arrives_at_once_as_a_sent_notice(desk):
+    user = desk.tg.user(7104, "Lerato")
+    number = await give_feedback(desk, user)
+    thanks = desk.tg.last_bot_message(7104)
+    assert f"Your feedback #{number} is with our team" in thanks.text and "5⭐" in thanks.button_texts
+    assert await notices(desk, 7104) == [("feedback_thanks", f"feedback:{number}", "sent", True, None)]
+    assert await desk.scalar("SELECT message_id FROM notices") == thanks.message_id
 
 
 # ------------------------------------------------------------------ privacy

@@ -190,7 +190,7 @@ def test_every_ad_draft_step(database):
 VALID = {"title": "VW Polo 1.2 TSI 2015", "description": DESCRIPTION, "price": "R 85 000", "location": "Soweto, Johannesburg"}
 
 STAFF_COMMANDS = ["ticket", "assign", "resolve", "reopen", "note", "canned", "transfer", "kb", "queue", "help",
-                  "strikes", "warn", "unban", "pardon", "modqueue", "userdata", "forget"]
+                  "strikes", "warn", "unban", "pardon", "modqueue", "userdata", "forget", "repost"]
 
 
 def test_staff_command_arguments_and_report_numbers(database):
