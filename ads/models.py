@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Numeric, false
+from sqlalchemy import ForeignKey, Index, Numeric, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.db import Base, SafeString, SafeText
@@ -38,12 +38,24 @@ class Step(StrEnum):
     PREVIEW = "preview"
 
 
+# Conditions of the partial indexes the sweep reads (migration 0023; the queries in
+# ads/service.py say the same, so the planner can use them): an ad waiting for its
+# moderation or Take down card, a channel post claimed and not confirmed, a post present.
+ADS_NEEDING_CARD = "mod_message_id IS NULL AND (status = 'submitted' OR (status = 'approved' AND auto_approved IS true))"
+ADS_PUBLISH_IN_FLIGHT = "published_message_id IS NULL AND publish_claimed_at IS NOT NULL"
+ADS_POSTED = "published_chat_id IS NOT NULL"
+
+
 class Ad(Base):
     __tablename__ = "ads"
     __table_args__ = (
         Index("ix_ads_user_status", "user_id", "status"),
         Index("ix_ads_status_submitted", "status", "submitted_at"),
         Index("ix_ads_published_message_id", "published_message_id"),
+        # the minute's sweep (migration 0023): the few ads that need attention, not a scan of all
+        Index("ix_ads_needing_card", "id", postgresql_where=text(ADS_NEEDING_CARD), sqlite_where=text(ADS_NEEDING_CARD)),
+        Index("ix_ads_publish_in_flight", "id", postgresql_where=text(ADS_PUBLISH_IN_FLIGHT), sqlite_where=text(ADS_PUBLISH_IN_FLIGHT)),
+        Index("ix_ads_posted", "id", postgresql_where=text(ADS_POSTED), sqlite_where=text(ADS_POSTED)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

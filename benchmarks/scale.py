@@ -226,6 +226,7 @@ async def measure(url: str) -> dict[str, float]:
                 if expect not in answer:  # a refusal or an error would be fast and meaningless
                     raise RuntimeError(f"{name}: unexpected answer {answer[:200]!r}")
             results["monthly report (2026-10)"] = await _median_ms(_report_step(app))
+            results["the minute's sweep (SLA, repairs)"] = await _median_ms(_sweep_step(app))
     return results
 
 
@@ -246,7 +247,23 @@ def _report_step(app) -> Callable[[], Awaitable[object]]:  # type: ignore[no-unt
     return step
 
 
-TARGETS = {"/queue (staff chat)": 50, "/mytickets (200 tickets)": 50, "/modqueue (staff chat)": 50, "monthly report (2026-10)": 5000}
+def _sweep_step(app) -> Callable[[], Awaitable[object]]:  # type: ignore[no-untyped-def]
+    """One run of the sweep that the JobQueue starts every minute (SLA deadlines, card,
+    relay, notice and channel repairs): it must stay far below its interval. The warm-up
+    run posts the cards the seeded rows lack; the timed runs find the steady state."""
+    [job] = app.job_queue.get_jobs_by_name("sla_sweep")
+
+    async def step() -> object:
+        return await job.run(app)
+
+    return step
+
+
+TARGETS = {
+    "/queue (staff chat)": 50, "/mytickets (200 tickets)": 50, "/modqueue (staff chat)": 50, "monthly report (2026-10)": 5000,
+    # not in the issue: the sweep runs every minute, so it must take a small part of that
+    "the minute's sweep (SLA, repairs)": 1000,
+}
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -257,10 +274,10 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"seeded {args.users:,} users, {args.tickets:,} tickets, {args.ads:,} ads in {time.perf_counter() - start:.0f} s")
     results = await measure(args.postgres)
     print(f"Scale, PostgreSQL, median of {RUNS} runs (ms), through the real Application")
-    print(f"{'view':32} {'ms':>9} {'target':>8}")
+    print(f"{'view':36} {'ms':>9} {'target':>8}")
     for name, ms in results.items():
         target = TARGETS[name]
-        print(f"{name:32} {ms:9.1f} {f'<{target}':>8} {'ok' if ms < target else 'MISS'}")
+        print(f"{name:36} {ms:9.1f} {f'<{target}':>8} {'ok' if ms < target else 'MISS'}")
 
 
 def main() -> None:

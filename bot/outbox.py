@@ -73,7 +73,11 @@ class Notice(Base):
     """A message to a user, queued in the transaction of the decision that causes it."""
 
     __tablename__ = "notices"
-    __table_args__ = (Index("ix_notices_state", "state"), Index("ix_notices_chat_id", "chat_id"))
+    __table_args__ = (
+        Index("ix_notices_state", "state"),
+        Index("ix_notices_chat_id", "chat_id"),
+        Index("ix_notices_ref", "ref"),  # erasure: the notices about a user (migration 0023)
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     chat_id: Mapped[int]  # the user's private chat (their Telegram id); for moderators the staff chat when queued

@@ -24,6 +24,8 @@ class TicketStatus(StrEnum):
 OPEN_STATUSES = (TicketStatus.NEW, TicketStatus.CLAIMED, TicketStatus.WAITING)
 # The condition of the partial index behind /queue (migration 0015): OPEN_STATUSES as SQL.
 OPEN_TICKETS = f"status IN ({', '.join(repr(s.value) for s in OPEN_STATUSES)})"
+TICKETS_NEEDING_CARD = f"card_message_id IS NULL AND {OPEN_TICKETS}"
+FEEDBACK_NEEDING_CARD = "staff_message_id IS NULL AND answer IS NULL"
 
 
 class Direction(StrEnum):
@@ -55,6 +57,8 @@ class Ticket(Base):
             "ix_tickets_open_queue", "escalated_at", "id",
             postgresql_where=text(OPEN_TICKETS), sqlite_where=text(OPEN_TICKETS),
         ),
+        # the minute's sweep (migration 0023): open tickets whose card is not known
+        Index("ix_tickets_needing_card", "id", postgresql_where=text(TICKETS_NEEDING_CARD), sqlite_where=text(TICKETS_NEEDING_CARD)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -197,6 +201,10 @@ class Feedback(Base):
     """
 
     __tablename__ = "feedback"
+    __table_args__ = (
+        # the minute's sweep (migration 0023): unanswered feedback whose card is not known
+        Index("ix_feedback_needing_card", "id", postgresql_where=text(FEEDBACK_NEEDING_CARD), sqlite_where=text(FEEDBACK_NEEDING_CARD)),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
