@@ -77,6 +77,9 @@ FAULTS: dict[str, tuple[int, str]] = {
     "timeout": (0, "timed out"),  # no answer at all: PTB raises TimedOut
     "not_admin": (403, "Forbidden: bot is not a member of the channel chat"),
     "cant_delete": (400, "Bad Request: message can't be deleted"),
+    # 200 with a result the bot cannot read (a broken proxy or self-hosted Bot API server);
+    # nothing is done
+    "garbage": (200, ""),
 }
 
 
@@ -290,7 +293,8 @@ class FakeTelegram(BaseRequest):
         ``timeout`` (no answer; ``delivered=True``: the call took effect all the same),
         ``blocked`` (403), ``not_admin`` (403 from a channel), ``too_long`` / ``parse`` /
         ``cant_delete`` (400), ``migrated`` (400 with
-        ``migrate_to_chat_id``; see also :meth:`migrate_chat`). Timeouts act in-process
+        ``migrate_to_chat_id``; see also :meth:`migrate_chat`), ``garbage`` (200 with a result
+        missing its fields: PTB fails to read it, not with a TelegramError). Timeouts act in-process
         only (through :meth:`do_request`), not through the HTTP fake server."""
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}: one of {', '.join(FAULTS)}")
@@ -341,6 +345,9 @@ class FakeTelegram(BaseRequest):
                         handler = getattr(self, f"api_{api_method}")
                         call.result = handler(params)
                     raise FakeTimeout(api_method)
+                if fault is not None and fault.kind == "garbage":
+                    self.events.append(Event("error", _chat_id_of(params), f"{api_method}: (an answer without its fields)"))
+                    return 200, json.dumps({"ok": True, "result": {"garbage": True}}).encode()
                 if fault is not None:
                     raise fault.error()
                 handler = getattr(self, f"api_{api_method}", None)

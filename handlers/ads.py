@@ -28,7 +28,7 @@ from bot.users import get_state, set_state
 from escalation import service as escalation_service
 from handlers import casework, delivery, notices
 from handlers.staffauth import is_moderator
-from handlers.ui import drop_stale_copy, main_menu, set_markup, toast
+from handlers.ui import drop_stale_copy, guarded, main_menu, set_markup, toast
 
 log = logging.getLogger(__name__)
 
@@ -528,19 +528,19 @@ async def repair_cards(context: HelpdeskContext) -> tuple[int, int]:
             "ad #%s waits for moderation with no card, or auto-approved for its Take down card (the bot stopped before posting it,"
             " or it was refused): posting it now", ad_id,
         )
-        if await post_for_moderation(context, ad_id):
+        if await guarded(f"posting the card of ad #{ad_id}", post_for_moderation(context, ad_id)):
             ads += 1
     for ad_id in ads_again:
         log.warning("posting the card of ad #%s timed out, so it may be missing: posting it again", ad_id)
-        if await post_for_moderation(context, ad_id, again=True):
+        if await guarded(f"posting the card of ad #{ad_id} again", post_for_moderation(context, ad_id, again=True)):
             ads += 1
     for report_id in report_ids:
         log.warning("report %s has no card (the bot stopped before posting it, or it was refused): posting it now", report_id)
-        if await post_report_card(context, report_id):
+        if await guarded(f"posting the card of report {report_id}", post_report_card(context, report_id)):
             reports += 1
     for report_id in reports_again:
         log.warning("posting the card of report %s timed out, so it may be missing: posting it again", report_id)
-        if await post_report_card(context, report_id, again=True):
+        if await guarded(f"posting the card of report {report_id} again", post_report_card(context, report_id, again=True)):
             reports += 1
     await casework.report_lost_cards(context, service.AD_CARDS, _lost_ad_card)
     await casework.report_lost_cards(context, service.REPORT_CARDS, _lost_report_card)
@@ -1057,7 +1057,7 @@ async def repair_channel(context: HelpdeskContext) -> tuple[int, int]:
         ids = await service.posts_to_remove(session, before=before)
     for ad_id in ids:
         log.info("the channel post of ad %s must go (the ad is no longer live, or live afresh): removing it now", ad_id)
-        removed += await unpublish(context, ad_id)
+        removed += bool(await guarded(f"removing the channel post of ad {ad_id}", unpublish(context, ad_id)))
     async with unit_of_work(desk.sessions) as session:
         stuck = await service.stuck_posts(session, before=context.now() - casework.stuck_grace(context))
     for ad_id in stuck:
@@ -1071,7 +1071,7 @@ async def repair_channel(context: HelpdeskContext) -> tuple[int, int]:
             ids = await service.unposted(session, before=before, limit=1 if refusing else 20)
         for ad_id in ids:
             log.info("approved ad %s is not in the channel yet: posting it now", ad_id)
-            posted += await publish(context, ad_id)
+            posted += bool(await guarded(f"posting ad {ad_id} to the channel", publish(context, ad_id)))
     return posted, removed
 
 

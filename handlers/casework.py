@@ -25,7 +25,7 @@ from bot.telegram_html import utf16_length
 from escalation import service
 from escalation.models import Direction, Ticket, TicketStatus
 from handlers import delivery, notices
-from handlers.ui import not_modified, short
+from handlers.ui import guarded, not_modified, short
 
 log = logging.getLogger(__name__)
 S = TicketStatus
@@ -689,11 +689,11 @@ async def repair(context: HelpdeskContext) -> tuple[int, int, int]:
     cards = 0
     for ticket_id in ticket_ids:
         log.warning("ticket #%s has no staff card (the bot stopped before posting it): posting it now", ticket_id)
-        if await post_alert(context, ticket_id) is not None:
+        if await guarded(f"posting the card of ticket #{ticket_id}", post_alert(context, ticket_id)) is not None:
             cards += 1
     for ticket_id in timed_out:
         log.warning("posting the card of ticket #%s timed out, so it may be missing: posting it again", ticket_id)
-        if await post_alert(context, ticket_id, again=True) is not None:
+        if await guarded(f"posting the card of ticket #{ticket_id} again", post_alert(context, ticket_id, again=True)) is not None:
             cards += 1
     await report_lost_cards(context, service.TICKET_CARDS, _lost_ticket_card)
     async with unit_of_work(desk.sessions) as session:
@@ -702,9 +702,10 @@ async def repair(context: HelpdeskContext) -> tuple[int, int, int]:
     for item in pending:
         log.warning("message %s of ticket #%s was stored but never sent (the bot stopped): sending it now", item.message.id, item.ticket.id)
         if item.message.direction == Direction.IN:
-            await relay_to_staff(context, service.Relay(item.ticket, item.message), None, item.sender_name)
+            send = relay_to_staff(context, service.Relay(item.ticket, item.message), None, item.sender_name)
         else:
-            await relay_to_user(context, service.StaffPost(item.ticket, item.message, is_note=False), None, item.sender_name)
+            send = relay_to_user(context, service.StaffPost(item.ticket, item.message, is_note=False), None, item.sender_name)
+        await guarded(f"sending message {item.message.id} of ticket #{item.ticket.id}", send)
         relays += 1
     return cards, relays, await report_interrupted(context)
 

@@ -25,7 +25,7 @@ from escalation.feedback import FeedbackView, Status
 from handlers import delivery, notices
 from handlers.casework import Repost, Reposted, clip, local_time, posted_again, repair_grace, report_lost_cards, repost, slabel, srender
 from handlers.staffauth import is_staff
-from handlers.ui import drop_stale_copy, not_modified, set_markup, short, toast
+from handlers.ui import drop_stale_copy, guarded, not_modified, set_markup, short, toast
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +342,7 @@ async def repair_cards(context: HelpdeskContext) -> int:
             log.warning("posting the card of feedback #%s timed out, so it may be missing: posting it again", feedback_id)
         else:
             log.warning("feedback #%s has no staff card (the bot stopped before posting it, or it was refused): posting it now", feedback_id)
-        if await post_card(context, item, again=again):
+        if await guarded(f"posting the card of feedback #{feedback_id}", post_card(context, item, again=again)):
             posted += 1
     await report_lost_cards(context, service.FEEDBACK_CARDS, _lost_card)
     return posted

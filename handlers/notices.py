@@ -45,6 +45,7 @@ from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from bot.outbox import Audience, NoticeState, Queued
 from handlers import delivery
+from handlers.ui import guarded
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,8 @@ async def _send_in_order(context: HelpdeskContext, items: list[Queued]) -> list[
             continue
         if item.chat_id in busy:
             continue
-        outcome = await send(context, item.id)
-        if outcome is None:  # another sender may be sending it right now: the next one must not overtake it
+        outcome = await guarded(f"sending notice {item.id} ({item.kind}, {item.ref})", send(context, item.id))
+        if outcome is None:  # another sender may be sending it right now (or it failed oddly): the next one must not overtake it
             busy.add(item.chat_id)
             continue
         outcomes.append(outcome)

@@ -23,7 +23,7 @@ from handlers.casework import slabel, srender
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_admin, is_staff
 from handlers.tickets import message_kind
-from handlers.ui import drop_stale_copy, not_modified, set_markup, short, toast
+from handlers.ui import drop_stale_copy, guarded, not_modified, set_markup, short, toast
 from bot.telegram_html import visible_length
 from kb import service as kb_service
 
@@ -673,7 +673,8 @@ async def sla_sweep(context: HelpdeskContext) -> None:
             for i in items if i.action == SlaAction.AUTO_RESOLVE
         }
     sla = desk.settings.sla
-    for item in items:
+
+    async def act(item: service.SweepItem) -> None:
         t = item.ticket
         target = casework.human_minutes(sla.minutes("first_response", t.priority))
         if item.action == SlaAction.REANNOUNCE:
@@ -694,3 +695,6 @@ async def sla_sweep(context: HelpdeskContext) -> None:
             await casework.after_resolve(context, service.Resolution(t, item.survey), solved[t.id])
         elif item.action == SlaAction.CLOSE:
             await casework.refresh_card(context, t.id)
+
+    for item in items:  # one ticket's odd failure must not cost the others their alert
+        await guarded(f"the SLA action {item.action} of ticket #{item.ticket.id}", act(item))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from telegram import (
     CallbackQuery,
@@ -17,6 +19,20 @@ from bot.context import HelpdeskContext
 from kb.service import EntryView
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+async def guarded(what: str, action: Awaitable[T]) -> T | None:
+    """One item of a sweep's loop: an exception (not a Telegram error the item's own code
+    handles, but e.g. an answer the bot cannot read, or a row changed under it) is logged
+    with ``what`` and the loop goes on with the next item; the next sweep tries this one
+    again. Without it one odd item would hold back every item behind it, every sweep."""
+    try:
+        return await action
+    except Exception:
+        log.exception("%s failed; the sweep goes on with the next one", what)
+        return None
 BUTTON_TEXT_MAX = 60
 
 

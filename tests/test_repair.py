@@ -455,3 +455,49 @@ async def test_an_interrupted_relay_whose_notice_keeps_being_refused_records_its
     assert await desk.scalar(
         "SELECT count(*) FROM ticket_events WHERE ticket_id = :n AND note LIKE 'maybe not delivered%'", n=number
     ) == 1
+
+
+async def test_one_item_that_fails_oddly_does_not_hold_back_the_rest_of_the_sweep(desk, caplog):
+    """A card post answered with something the bot cannot read (a broken proxy or Bot API
+    server: not a Telegram error) fails that ticket's repair; the next ticket still gets
+    its card in the same sweep, and the failure is logged, not raised."""
+    _, first = await crashed_intake(desk)
+    _, second = await crashed_intake(desk, user_id=USER + 1, name="Sipho")
+    staff_pair(desk)
+    desk.clock.advance(minutes=3)
+    desk.tg.fail("sendMessage", "garbage", chat_id=STAFF_CHAT)
+    await sweep(desk)
+    assert cards(desk, first) == [] and len(cards(desk, second)) == 1
+    assert await desk.scalar("SELECT card_message_id FROM tickets WHERE id = :n", n=second) == cards(desk, second)[0].message_id
+    assert any(f"ticket #{first}" in r.getMessage() and r.exc_info for r in caplog.records if r.levelname == "ERROR")
+
+
+async def test_an_sla_alert_that_fails_oddly_does_not_cost_the_next_ticket_its_alert(desk):
+    """Two cases breach their first-reply target in the same sweep; the first alert gets an
+    answer the bot cannot read (not a Telegram error): the second alert still goes out."""
+    from tests.test_escalation import open_ticket as open_case
+
+    staff_pair(desk)
+    first = await open_case(desk, desk.tg.user(5301, "Thabo"))
+    second = await open_case(desk, desk.tg.user(5302, "Ayanda"))
+    desk.clock.advance(minutes=61)
+    desk.tg.fail("sendMessage", "garbage", chat_id=STAFF_CHAT)
+    await sweep(desk)
+    alerts = [m.text for m in desk.tg.chat_messages(STAFF_CHAT) if "⏰" in m.text]
+    assert [a for a in alerts if f"#{second} has waited" in a] and not [a for a in alerts if f"#{first} has waited" in a]
+
+
+async def test_a_notice_that_fails_oddly_does_not_hold_back_other_users_notices(desk):
+    """The sweep sends two users' notices left by a crash; the first send gets an answer the
+    bot cannot read: the second user still gets theirs in the same sweep."""
+    from bot import outbox
+
+    async with desk.sessions() as session, session.begin():
+        for chat in (5311, 5312):
+            desk.tg.user(chat, f"User {chat}")
+            await outbox.queue(session, chat_id=chat, kind="test", text=f"Hello {chat}", now=desk.clock.now)
+    desk.clock.advance(minutes=3)
+    desk.tg.fail("sendMessage", "garbage", chat_id=5311)
+    await sweep(desk)
+    assert [m.text for m in desk.tg.chat_messages(5312) if m.from_bot] == ["Hello 5312"]
+    assert await desk.scalar("SELECT state FROM notices WHERE chat_id = 5312") == "sent"
