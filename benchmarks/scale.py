@@ -43,6 +43,7 @@ from bot.fake_telegram import FakeTelegram
 from bot.migrate import upgrade
 
 STAFF_CHAT = -1001000000001
+CARD_IDS = 1_000_000  # made-up message ids of the seeded cards
 FIRST_USER = 10_000_000
 HEAVY_USER = FIRST_USER  # the user whose /mytickets is timed: many tickets
 SEED = 20261125
@@ -90,7 +91,8 @@ def _tickets(n: int, users: int, rng: random.Random) -> Iterator[tuple]:
         due = escalated + timedelta(hours=4)
         yield (
             i + 1, user, category, department, "normal", f"Problem number {i}", status, None, None, "[]",
-            created, escalated, first, resolved, closed, "resolved" if closed else None, None, None, None,
+            # every case reached the staff chat and has its card there (message ids made up)
+            created, escalated, first, resolved, closed, "resolved" if closed else None, STAFF_CHAT, None, CARD_IDS + i,
             due, due if first is None else None, due + timedelta(days=1), None, None, 0, False, False, False, 0, None,
         )
 
@@ -106,6 +108,7 @@ AD_COLUMNS = [
     "id", "user_id", "status", "step", "editing", "category", "subcategory", "title", "description", "price_kind",
     "price_amount", "currency", "location", "contact", "phone", "created_at", "updated_at", "submitted_at", "decided_at",
     "decided_by", "decision_reason", "decision_note", "auto_approved", "resubmissions", "expires_at",
+    "mod_chat_id", "mod_message_id",
 ]
 
 USER_COLUMNS = [
@@ -135,6 +138,7 @@ def _ads(n: int, users: int, rng: random.Random) -> Iterator[tuple]:
             f"Item for sale {i}", "A fine item in good condition.", "fixed", Decimal(rng.randint(50, 90000)), "ZAR",
             "Johannesburg", "bot", None, created, decided or submitted, submitted, decided, 900001 if decided else None,
             None, None, False, 1 if second_round else 0, expires,
+            STAFF_CHAT, CARD_IDS + 2_000_000 + i,  # every submission had its moderation card
         )
 
 
