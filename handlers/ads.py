@@ -412,8 +412,7 @@ async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bo
     text, ad = await mod_card(context, ad_id)  # drawn before the claim: after it, only sends
     async with unit_of_work(context.desk.sessions) as session:
         if again:
-            before = context.now() - casework.repair_grace(context)
-            claimed = await card_retries.claim_again(session, service.AD_CARDS, ad_id, now=context.now(), before=before) is not None
+            claimed = await casework.claim_card_again(context, session, service.AD_CARDS, ad_id)
         else:
             claimed = await service.claim_moderation_card(session, ad_id=ad_id, now=context.now())
         if not claimed:
@@ -431,12 +430,7 @@ async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bo
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_for_moderation(context, ad_id, moved=True)  # the settings now name the new chat
     except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
-        async with unit_of_work(context.desk.sessions) as session:
-            count = await card_retries.timed_out(session, service.AD_CARDS, ad_id)
-        log.error(
-            "posting the card of ad #%s timed out (%s of %s tries); it may have arrived (/repost ad %s posts it again): %s",
-            ad_id, count, card_retries.ATTEMPTS, ad_id, exc,
-        )
+        await casework.card_timed_out(context, service.AD_CARDS, ad_id, f"ad #{ad_id}", exc)
         return False
     except TelegramError as exc:
         log.error("could not post ad #%s for moderation (the sweep tries again): %s", ad_id, exc)
@@ -1401,8 +1395,7 @@ async def post_report_card(context: HelpdeskContext, report_id: int, *, moved: b
     buttons = _report_buttons(context, report_id)
     async with unit_of_work(context.desk.sessions) as session:
         if again:
-            before = context.now() - casework.repair_grace(context)
-            claimed = await card_retries.claim_again(session, service.REPORT_CARDS, report_id, now=context.now(), before=before) is not None
+            claimed = await casework.claim_card_again(context, session, service.REPORT_CARDS, report_id)
         else:
             claimed = await service.claim_report_card(session, report_id=report_id, now=context.now())
         if not claimed:
@@ -1418,12 +1411,7 @@ async def post_report_card(context: HelpdeskContext, report_id: int, *, moved: b
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_report_card(context, report_id, moved=True)
     except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
-        async with unit_of_work(context.desk.sessions) as session:
-            count = await card_retries.timed_out(session, service.REPORT_CARDS, report_id)
-        log.error(
-            "posting report %s timed out (%s of %s tries); it may have arrived (/repost report %s posts it again): %s",
-            report_id, count, card_retries.ATTEMPTS, report_id, exc,
-        )
+        await casework.card_timed_out(context, service.REPORT_CARDS, report_id, f"report #{report_id}", exc)
         return False
     except TelegramError as exc:
         log.error("could not post report %s (the sweep tries again): %s", report_id, exc)

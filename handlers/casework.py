@@ -187,9 +187,7 @@ async def post_alert(
     desk = context.desk
     async with unit_of_work(desk.sessions) as session:
         if again:
-            claimed = await card_retries.claim_again(
-                session, service.TICKET_CARDS, ticket_id, now=context.now(), before=context.now() - repair_grace(context)
-            ) is not None
+            claimed = await claim_card_again(context, session, service.TICKET_CARDS, ticket_id)
         else:
             claimed = await service.claim_card(session, ticket_id=ticket_id, now=context.now(), force=force or moved)
         if not claimed:
@@ -213,12 +211,7 @@ async def post_alert(
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_alert(context, ticket_id, moved=True)  # the settings now name the new chat
     except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
-        async with unit_of_work(desk.sessions) as session:
-            count = await card_retries.timed_out(session, service.TICKET_CARDS, ticket.id)
-        log.error(
-            "posting the alert of ticket #%s to %s timed out (%s of %s tries); it may have arrived (/repost ticket %s posts it again): %s",
-            ticket.id, chat_id, count, card_retries.ATTEMPTS, ticket.id, exc,
-        )
+        await card_timed_out(context, service.TICKET_CARDS, ticket.id, f"ticket #{ticket.id}", exc)
         return None
     except TelegramError as exc:
         log.error("could not post the alert of ticket #%s to %s: %s", ticket.id, chat_id, exc)
@@ -664,6 +657,25 @@ def repair_grace(context: HelpdeskContext) -> timedelta:
     """How old an unsent card or relay must be before the sweep sends it: two sweeps and
     at least a minute, so that the handler that is sending it right now goes first."""
     return timedelta(seconds=max(60, 2 * context.desk.settings.sla.sweep_seconds))
+
+
+async def claim_card_again(context: HelpdeskContext, session: AsyncSession, kind: card_retries.CardKind, item_id: int) -> bool:
+    """The sweep's claim to post again a card whose last post timed out at least the
+    repair grace ago (:func:`bot.card_retries.claim_again`): True for exactly one sender."""
+    now = context.now()
+    return await card_retries.claim_again(session, kind, item_id, now=now, before=now - repair_grace(context)) is not None
+
+
+async def card_timed_out(context: HelpdeskContext, kind: card_retries.CardKind, item_id: int, what: str, exc: TimedOut) -> None:
+    """A card's post timed out (it may have arrived): counted (:func:`bot.card_retries.timed_out`;
+    the sweep posts it again after the repair grace, a bounded number of times) and logged.
+    ``what``: e.g. "ticket #12"; "/repost <what>" posts it again by hand."""
+    async with unit_of_work(context.desk.sessions) as session:
+        count = await card_retries.timed_out(session, kind, item_id)
+    log.error(
+        "posting the card of %s timed out (%s of %s tries); it may have arrived (/repost %s posts it again): %s",
+        what, count, card_retries.ATTEMPTS, what.replace("#", ""), exc,
+    )
 
 
 def stuck_grace(context: HelpdeskContext) -> timedelta:

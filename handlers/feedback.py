@@ -23,7 +23,7 @@ from escalation import feedback as service
 from escalation import service as tickets_service
 from escalation.feedback import FeedbackView, Status
 from handlers import delivery, notices
-from handlers.casework import Repost, Reposted, clip, local_time, posted_again, repair_grace, report_lost_cards, repost, slabel, srender
+from handlers.casework import Repost, Reposted, card_timed_out, claim_card_again, clip, local_time, posted_again, repair_grace, report_lost_cards, repost, slabel, srender
 from handlers.staffauth import is_staff
 from handlers.ui import drop_stale_copy, guarded, not_modified, set_markup, short, toast
 
@@ -258,8 +258,7 @@ async def post_card(context: HelpdeskContext, item: FeedbackView, *, moved: bool
     staff chat that became a supergroup gets it under its new id. True when it was posted."""
     async with unit_of_work(context.desk.sessions) as session:
         if again:
-            before = context.now() - repair_grace(context)
-            claimed = await card_retries.claim_again(session, service.FEEDBACK_CARDS, item.id, now=context.now(), before=before) is not None
+            claimed = await claim_card_again(context, session, service.FEEDBACK_CARDS, item.id)
         else:
             claimed = await service.claim_card(session, feedback_id=item.id, now=context.now(), force=moved)
         if not claimed:
@@ -277,12 +276,7 @@ async def post_card(context: HelpdeskContext, item: FeedbackView, *, moved: bool
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_card(context, item, moved=True)  # the settings now name the new chat
     except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
-        async with unit_of_work(context.desk.sessions) as session:
-            count = await card_retries.timed_out(session, service.FEEDBACK_CARDS, item.id)
-        log.error(
-            "posting feedback #%s to the staff chat timed out (%s of %s tries); it may have arrived (/repost feedback %s posts it again): %s",
-            item.id, count, card_retries.ATTEMPTS, item.id, exc,
-        )
+        await card_timed_out(context, service.FEEDBACK_CARDS, item.id, f"feedback #{item.id}", exc)
         return False
     except TelegramError as exc:
         log.error("could not post feedback #%s to the staff chat (the sweep tries again): %s", item.id, exc)
