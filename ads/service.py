@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ads.models import Ad, AdCheck, AdEvent, AdEventKind, AdPhoto, AdReport, AdStatus, Step
@@ -380,10 +380,15 @@ async def attach_moderation_card(session: AsyncSession, *, ad_id: int, chat_id: 
 
 # The ads that need their card: waiting for a moderator, or auto-approved and live (the
 # spot-check card with Take down).
-NEEDS_CARD = (Ad.status == AdStatus.SUBMITTED) | ((Ad.status == AdStatus.APPROVED) & Ad.auto_approved.is_(True))
+# Word for word the condition of the partial index ix_ads_needing_card (migration 0023),
+# with constants, not parameters: SQLite uses a partial index only for a query that
+# repeats its condition, and PostgreSQL's generic plans only for constants.
+NEEDS_CARD = text("(status = 'submitted' OR (status = 'approved' AND auto_approved IS true))")
+#: The sweep's queries for ads still waiting for their card (SQLite: see bot.db._sqlite_index_hints)
+NEEDING_CARD_INDEX = "INDEXED BY ix_ads_needing_card"
 # A moderation (or Take down) card whose post timed out is posted again by the sweep
 # (bot.card_retries) while the ad needs it; so is an open report's card.
-AD_CARDS = CardKind(Ad, Ad.mod_message_id, NEEDS_CARD, Ad.mod_chat_id)
+AD_CARDS = CardKind(Ad, Ad.mod_message_id, NEEDS_CARD, Ad.mod_chat_id, sqlite_hint=NEEDING_CARD_INDEX)
 REPORT_CARDS = CardKind(AdReport, AdReport.card_message_id, AdReport.status == "open", AdReport.card_chat_id)
 
 
@@ -417,6 +422,7 @@ async def ads_without_card(session: AsyncSession, *, before: datetime, limit: in
     first."""
     rows = await session.scalars(
         select(Ad.id)
+        .with_hint(Ad, NEEDING_CARD_INDEX, "sqlite")
         .where(NEEDS_CARD, Ad.submitted_at <= before, Ad.mod_message_id.is_(None), Ad.card_claimed_at.is_(None))
         .order_by(Ad.submitted_at, Ad.id)
         .limit(limit)
@@ -518,6 +524,7 @@ async def stuck_posts(session: AsyncSession, *, before: datetime) -> list[int]:
     ids = (
         await session.scalars(
             update(Ad)
+            .with_hint("INDEXED BY ix_ads_publish_in_flight", dialect_name="sqlite")  # see NEEDING_CARD_INDEX
             .where(
                 Ad.status == AdStatus.APPROVED, Ad.published_message_id.is_(None), Ad.publish_claimed_at < before,
                 Ad.publish_uncertain.is_(False),

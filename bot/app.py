@@ -227,6 +227,12 @@ def register_handlers(app: Application) -> None:  # type: ignore[type-arg]
         notices.prune, interval=notices.PRUNE_SECONDS, first=notices.PRUNE_SECONDS, name="prune_notices",
         job_kwargs={"misfire_grace_time": notices.PRUNE_SECONDS},
     )
+    if settings.database.url.startswith("sqlite"):
+        # WAL checkpoints in a worker thread (bot.db.sqlite_upkeep)
+        jq.run_repeating(  # type: ignore[union-attr]
+            jobs.sqlite_upkeep_job, interval=jobs.UPKEEP_SECONDS, first=jobs.UPKEEP_SECONDS, name="sqlite_upkeep",
+            job_kwargs={"misfire_grace_time": jobs.UPKEEP_SECONDS},
+        )
     # the monthly / quarterly report: sent when due, once (report_runs in the database)
     every = report_handlers.REPORT_SWEEP_SECONDS
     jq.run_repeating(  # type: ignore[union-attr]

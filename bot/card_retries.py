@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, select, update
+from sqlalchemy import ColumnElement, Select, TextClause, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 #: posts of one card in all (the first and the sweep's) before staff are told instead
@@ -44,8 +44,15 @@ class CardKind:
 
     model: Any
     message_id: Any
-    waiting: ColumnElement[bool]
+    waiting: ColumnElement[bool] | TextClause
     chat_id: Any
+    #: e.g. "INDEXED BY ix_ads_needing_card": the index SQLite must use to find the
+    #: waiting rows of a big table (see :func:`bot.db._sqlite_index_hints`)
+    sqlite_hint: str | None = None
+
+    def select_ids(self) -> Select[tuple[int]]:
+        query = select(self.model.id)
+        return query.with_hint(self.model, self.sqlite_hint, "sqlite") if self.sqlite_hint else query
 
     def no_card(self, item_id: int) -> list[ColumnElement[bool]]:
         """The row ``item_id``, while no card of it is known."""
@@ -78,7 +85,7 @@ def _due(kind: CardKind, before: datetime) -> list[ColumnElement[bool]]:
 async def due_again(session: AsyncSession, kind: CardKind, *, before: datetime, limit: int = 20) -> list[int]:
     """Cards whose last post timed out before ``before`` and that may be tried again."""
     model = kind.model
-    rows = await session.scalars(select(model.id).where(*_due(kind, before)).order_by(model.id).limit(limit))
+    rows = await session.scalars(kind.select_ids().where(*_due(kind, before)).order_by(model.id).limit(limit))
     return list(rows.all())
 
 
@@ -96,7 +103,7 @@ async def given_up(session: AsyncSession, kind: CardKind, *, limit: int = 20) ->
     """Cards of which every post timed out, still needed, staff not told yet."""
     model = kind.model
     rows = await session.scalars(
-        select(model.id)
+        kind.select_ids()
         .where(kind.waiting, kind.message_id.is_(None), model.card_timeouts == ATTEMPTS)
         .order_by(model.id)
         .limit(limit)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from bot.context import HelpdeskContext
-from bot.db import offloaded, unit_of_work
+from bot.db import offloaded, sqlite_upkeep, unit_of_work
 from kb import service
 
 log = logging.getLogger(__name__)
@@ -42,3 +42,15 @@ async def refresh_kb(context: HelpdeskContext) -> None:
         return
     desk.kb, desk.kb_version = snapshot, version
     log.info("knowledge base reloaded: revision %d, %d entries", version, len(snapshot.entries))
+
+
+#: How often the SQLite upkeep job checkpoints the WAL.
+UPKEEP_SECONDS = 60
+
+
+async def sqlite_upkeep_job(context: HelpdeskContext) -> None:
+    """SQLite only (registered only then): checkpoint the WAL in a worker thread
+    (:func:`bot.db.sqlite_upkeep`), so that no commit on the event loop has to."""
+    done = await sqlite_upkeep(context.desk.engine)
+    if done is not None:
+        log.debug("SQLite upkeep: %d of %d WAL pages checkpointed", done.checkpointed, done.wal_pages)
