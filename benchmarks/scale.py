@@ -1,6 +1,6 @@
-"""Scale: the staff's and users' everyday views over a big PostgreSQL database.
+"""Scale: the staff's and users' everyday views over a big PostgreSQL (or SQLite) database.
 
-Seeds PostgreSQL (the database is wiped!) with 100,000 users, 1,000,000 tickets and
+Seeds PostgreSQL (the database is wiped!) or, with ``--sqlite FILE``, a new SQLite file with 100,000 users, 1,000,000 tickets and
 1,000,000 ads spread over two years with their event log (about 3 events per ad;
 one ad in ten had a rejected first round and was resubmitted) (bulk COPY, with a
 progress bar), a realistic few thousand of them still open or waiting for moderation,
@@ -14,7 +14,11 @@ then times, through the real Application and the in-process fake Bot API:
 Targets: 50 ms, 50 ms, 50 ms and 5 s (median of several runs).
 
     python -m benchmarks.scale --postgres postgresql+asyncpg://postgres@127.0.0.1:5432/bench
+    python -m benchmarks.scale --sqlite /tmp/scale.db
     [--tickets 1000000] [--ads 1000000] [--no-seed]
+
+SQLite is seeded through SQLAlchemy Core (``executemany``; the types convert the values
+as the bot stores them), without the ``COPY`` PostgreSQL has.
 """
 
 from __future__ import annotations
@@ -197,6 +201,42 @@ async def seed(url: str, users: int, tickets: int, ads: int) -> None:
         await conn.close()
 
 
+def seed_sqlite(path: Path, users: int, tickets: int, ads: int) -> None:
+    """The same rows as :func:`seed`, in a new SQLite file (an existing one is replaced)."""
+    from sqlalchemy import JSON, create_engine
+
+    from bot.db import Base
+
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    engine = create_engine(f"sqlite:///{path}")
+    rng = random.Random(SEED)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("PRAGMA synchronous=OFF")
+            for name, columns, rows, total in (
+                ("users", USER_COLUMNS, _users(users), users),
+                ("tickets", TICKET_COLUMNS, _tickets(tickets, users, rng), tickets),
+                ("ads", AD_COLUMNS, _ads(ads, users, random.Random(SEED + 1)), ads),
+                ("ad_events", AD_EVENT_COLUMNS, _ad_events(ads, users), int(ads * 2.97)),
+            ):
+                table = Base.metadata.tables[name]
+                as_json = [isinstance(table.c[c].type, JSON) for c in columns]
+                with tqdm(total=total, desc=f"seeding {name}", unit="rows", unit_scale=True) as bar:
+                    while True:
+                        batch = [
+                            {c: json.loads(v) if j and isinstance(v, str) else v for c, v, j in zip(columns, row, as_json)}
+                            for _, row in zip(range(BATCH), rows)
+                        ]
+                        if not batch:
+                            break
+                        conn.execute(table.insert(), batch)
+                        bar.update(len(batch))
+    finally:
+        engine.dispose()
+
+
 async def _median_ms(step: Callable[[], Awaitable[object]]) -> float:
     await step()  # warm
     samples = []
@@ -272,12 +312,16 @@ TARGETS = {
 
 async def main_async(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.ERROR)
+    url = f"sqlite+aiosqlite:///{Path(args.sqlite).resolve()}" if args.sqlite else args.postgres
     if not args.no_seed:
         start = time.perf_counter()
-        await seed(args.postgres, args.users, args.tickets, args.ads)
+        if args.sqlite:
+            await asyncio.to_thread(seed_sqlite, Path(args.sqlite).resolve(), args.users, args.tickets, args.ads)
+        else:
+            await seed(args.postgres, args.users, args.tickets, args.ads)
         print(f"seeded {args.users:,} users, {args.tickets:,} tickets, {args.ads:,} ads in {time.perf_counter() - start:.0f} s")
-    results = await measure(args.postgres)
-    print(f"Scale, PostgreSQL, median of {RUNS} runs (ms), through the real Application")
+    results = await measure(url)
+    print(f"Scale, {'SQLite' if args.sqlite else 'PostgreSQL'}, median of {RUNS} runs (ms), through the real Application")
     print(f"{'view':36} {'ms':>9} {'target':>8}")
     for name, ms in results.items():
         target = TARGETS[name]
@@ -286,7 +330,9 @@ async def main_async(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--postgres", default=os.environ.get("BENCH_DATABASE_URL"), required=os.environ.get("BENCH_DATABASE_URL") is None)
+    where = parser.add_mutually_exclusive_group(required=os.environ.get("BENCH_DATABASE_URL") is None)
+    where.add_argument("--postgres", default=os.environ.get("BENCH_DATABASE_URL"), help="a PostgreSQL database to wipe")
+    where.add_argument("--sqlite", metavar="FILE", help="an SQLite file to create (replaced if it exists)")
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--ads", type=int, default=1_000_000)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.card_retries import CardKind
@@ -968,12 +968,19 @@ class QueueItem:
     due_in_minutes: float | None  # negative: breached that long ago
 
 
+# Word for word the condition of the partial index ix_tickets_open_queue (migration 0015),
+# with constants: SQLite uses a partial index only for a query that repeats its condition
+# (bot.db._sqlite_index_hints), and PostgreSQL's generic plans only for constants.
+OPEN_QUEUE = text("tickets.status IN ('new', 'claimed', 'waiting')")
+
+
 async def queue(session: AsyncSession, *, now: datetime, departments: list[str] | None = None, limit: int = 30) -> list[QueueItem]:
     """Open tickets, oldest first (only those of ``departments`` when given)."""
     query = (
         select(Ticket, User.first_name)
+        .with_hint(Ticket, "INDEXED BY ix_tickets_open_queue", "sqlite")  # see OPEN_QUEUE
         .join(User, User.id == Ticket.user_id)
-        .where(Ticket.status.in_(OPEN_STATUSES))
+        .where(OPEN_QUEUE)
         .order_by(Ticket.escalated_at, Ticket.id)
         .limit(limit)
     )

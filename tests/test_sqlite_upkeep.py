@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import event, text
 
 from bot.db import SQLITE_AUTOCHECKPOINT_PAGES, make_engine, make_sessionmaker, sqlite_upkeep, unit_of_work
+from tests.support import STAFF_CHAT
 
 
 async def test_upkeep_checkpoints_in_the_thread_not_on_the_loop(tmp_path: Path) -> None:
@@ -56,31 +57,56 @@ async def test_the_upkeep_job_runs_on_sqlite_only(desk: Any, caplog: pytest.LogC
     assert checkpointed == wal > 0
 
 
+class Plans:
+    """EXPLAIN QUERY PLAN of every SELECT / UPDATE the bot runs on ``table`` meanwhile:
+    [(statement, [plan steps on that table])]."""
+
+    def __init__(self, desk: Any, table: str) -> None:
+        self.engine = desk.app.bot_data["desk"].engine.sync_engine
+        self.table = table
+        self.plans: list[tuple[str, list[str]]] = []
+
+    def _explain(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if executemany or not statement.lstrip().startswith(("SELECT", "UPDATE")):
+            return
+        steps = [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()]
+        on_table = [step for step in steps if f" {self.table} " in f"{step} "]
+        if on_table:
+            self.plans.append((statement, on_table))
+
+    def __enter__(self) -> list[tuple[str, list[str]]]:
+        event.listen(self.engine, "before_cursor_execute", self._explain)
+        return self.plans
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._explain)
+
+
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_the_sweep_reads_ads_through_the_partial_indexes_on_sqlite(desk: Any) -> None:
     """Without statistics SQLite's planner would read every approved ad through the
-    status index, five times a minute; the partial indexes hold only the rows wanted."""
-    core = desk.app.bot_data["desk"]
-    plans: list[tuple[str, list[str]]] = []
-
-    def explain(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if executemany or "ads" not in statement.split("WHERE")[0] or statement.startswith("EXPLAIN"):
-            return
-        if not statement.lstrip().startswith(("SELECT", "UPDATE")) or " ads" not in statement:
-            return
-        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
-        plans.append((statement, [row[-1] for row in rows]))
-
-    event.listen(core.engine.sync_engine, "before_cursor_execute", explain)
-    try:
-        [job] = desk.app.job_queue.get_jobs_by_name("sla_sweep")
+    status index, five times a minute; the partial indexes hold only the rows wanted.
+    (benchmarks/scale.py --sqlite: the sweep over 1M ads and 1M tickets, 952 -> 80 ms.)"""
+    [job] = desk.app.job_queue.get_jobs_by_name("sla_sweep")
+    with Plans(desk, "ads") as plans:
         await job.run(desk.app)
-    finally:
-        event.remove(core.engine.sync_engine, "before_cursor_execute", explain)
-
-    on_ads = [(sql, plan) for sql, plan in plans if any(" ads " in f"{step} " for step in plan)]
-    assert len(on_ads) >= 4  # cards waiting, cards to post again, cards given up, posts in flight, posts to remove
+    assert len(plans) >= 4  # cards waiting, cards to post again, cards given up, posts in flight, posts to remove
     partial = ("ix_ads_needing_card", "ix_ads_publish_in_flight", "ix_ads_posted")
-    for sql, plan in on_ads:
-        steps = [step for step in plan if " ads " in f"{step} "]
-        assert all(any(index in step for index in partial) for step in steps), (sql, plan)
+    for sql, steps in plans:
+        assert all(any(index in step for index in partial) for step in steps), (sql, steps)
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_the_staff_queue_reads_open_tickets_through_their_partial_index_on_sqlite(desk: Any) -> None:
+    """/queue: the 30 oldest open tickets straight from ix_tickets_open_queue, in order,
+    not every open ticket through the status index and a sort."""
+    from tests.test_escalation import open_ticket
+
+    number = await open_ticket(desk, desk.tg.user(7402, "Naledi"))
+    agent = desk.tg.staff(9101, "Thandi", STAFF_CHAT)
+    with Plans(desk, "tickets") as plans:
+        await agent.send("/queue", chat_id=STAFF_CHAT)
+    listing = desk.tg.last_bot_message(STAFF_CHAT).text
+    assert "Open tickets" in listing and f"#{number}" in listing
+    [(sql, steps)] = [(sql, steps) for sql, steps in plans if "ORDER BY tickets.escalated_at" in sql]
+    assert steps == ["SCAN tickets USING INDEX ix_tickets_open_queue"], sql
