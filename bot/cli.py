@@ -23,6 +23,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from bot.app import build_app
     from bot.logs import setup_logging
+    from ads.policy import PolicyError, load_policy
     from bot.migrate import upgrade
     from kb.kbfile import KbFileError, load_kb
 
@@ -31,11 +32,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.webhook:
         settings.require_for_webhook()
     setup_logging(settings.logging.level, [settings.telegram.token, settings.telegram.webhook_secret])
+    # the files read at start, checked before the database or Telegram is touched
+    try:
+        load_policy(settings.ads.policy_path)
+    except PolicyError as exc:
+        print(f"{settings.source}: ads.policy_path: {exc}{_path_hint(settings, settings.ads.policy_path, 'ads.policy_path', 'policy')}", file=sys.stderr)
+        return 2
     if settings.kb.import_on_start:
         try:
             _, problems = load_kb(settings.kb.path)
         except KbFileError as exc:
-            print(f"{settings.source}: kb.path: {exc}", file=sys.stderr)
+            print(f"{settings.source}: kb.path: {exc}{_path_hint(settings, settings.kb.path, 'kb.path', 'starter knowledge base')}", file=sys.stderr)
             return 2
         errors = [p for p in problems if p.severity == "error"]
         if errors:
@@ -57,6 +64,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("starting long polling against %s", settings.telegram.api_base_url)
     app.run_polling(allowed_updates=Update.ALL_TYPES)
     return 0
+
+
+def _path_hint(settings: Settings, path: Path, key: str, shipped: str) -> str:
+    """For a file that is not there: where a relative path was looked for, and the default."""
+    if path.exists():
+        return ""
+    folder = settings.source.resolve().parent if settings.source else Path.cwd()
+    return f" (relative paths are relative to the config file's folder, {folder}; leave {key} out to use the shipped {shipped})"
 
 
 async def _check_token(settings: Settings) -> None:

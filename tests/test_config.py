@@ -125,3 +125,55 @@ def test_cli_reports_bad_value_without_traceback(tmp_path, capsys):
     assert main(["--config", str(path), "kb", "validate"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "kb.suggest_threshold" in err and "Traceback" not in err
+
+
+TOKEN = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQ"
+
+
+def example_copy(folder: Path, **replace: str) -> Path:
+    """config.example.toml copied where a team keeps it (not the repo), filled in the
+    way README's 'Running for real' says, plus ``replace``: {'old line': 'new line'}."""
+    text = (Path(__file__).resolve().parents[1] / "config.example.toml").read_text(encoding="utf-8")
+    text = text.replace('token = ""', f'token = "{TOKEN}"', 1)
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    folder.mkdir(parents=True, exist_ok=True)
+    return write(folder, text)
+
+
+def test_example_copied_outside_the_repository_finds_the_shipped_files(tmp_path, monkeypatch):
+    monkeypatch.delenv("HELPDESK_BOT_TOKEN", raising=False)
+    settings = load_settings(example_copy(tmp_path / "etc"))
+    settings.require_for_run()
+    assert settings.kb.path.is_file(), settings.kb.path
+    assert settings.ads.policy_path.is_file(), settings.ads.policy_path
+    assert settings.database.url == f"sqlite+aiosqlite:///{tmp_path}/etc/helpdesk.db"
+
+
+@pytest.mark.parametrize(
+    ("key", "line", "expected"),
+    [
+        ("kb.path", '# path = "faq.yaml"', "kb.path: {dir}/faq.yaml: file not found"),
+        ("ads.policy_path", '# policy_path = "policy.toml"', "ads.policy_path: {dir}/policy.toml: file not found"),
+    ],
+)
+def test_run_with_a_missing_file_names_the_key_before_touching_the_database(tmp_path, monkeypatch, capsys, key, line, expected):
+    monkeypatch.delenv("HELPDESK_BOT_TOKEN", raising=False)
+    path = example_copy(tmp_path, **{line: line.removeprefix("# ")})
+    assert main(["--config", str(path), "run"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.startswith(f"{path}: " + expected.format(dir=tmp_path)), err
+    assert "relative to the config file's folder" in err and f"leave {key} out" in err
+    assert not (tmp_path / "helpdesk.db").exists()  # stopped before the database
+
+
+def test_run_with_a_broken_policy_file_names_the_key(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HELPDESK_BOT_TOKEN", raising=False)
+    (tmp_path / "policy.toml").write_text("[severity\n", encoding="utf-8")
+    path = example_copy(tmp_path, **{'# policy_path = "policy.toml"': 'policy_path = "policy.toml"'})
+    assert main(["--config", str(path), "run"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.startswith(f"{path}: ads.policy_path: {tmp_path}/policy.toml: not valid TOML"), err
