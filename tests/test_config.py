@@ -91,6 +91,28 @@ def test_token_from_environment_overrides_file(tmp_path, monkeypatch):
         ("[locale]\ndefault = 'fr'", "locale.default: found 'fr', expected a locale with templates (af, en)"),
         ("[kb]\nanswer_treshold = 0.5", "kb.answer_treshold: found an unknown key"),
         ("[telegram\ntoken = 1", "not valid TOML"),
+        # what people get wrong on their first deployment
+        ("[staff]\nchat_id = '-1001234567890'",
+         "staff.chat_id: found '-1001234567890', expected the id of the private staff supergroup, a negative number "
+         "like -1001234567890 (a number in quotes is text: write it without the quotes)"),
+        ("[staff]\nchat_id = '@saypro_staff'", "staff.chat_id: found '@saypro_staff', expected the id of the private staff supergroup"),
+        ("[staff]\nadmin_ids = ['123456789']", "staff.admin_ids: found '123456789', expected a list of Telegram user ids, like [123456789, 987654321] (a number in quotes is text"),
+        ("[staff]\nadmin_ids = [123456789, -1001234567890]",
+         "staff.admin_ids: found [123456789, -1001234567890], expected a list of Telegram user ids, like [123456789, 987654321] "
+         "(-1001234567890 is a group's id; a person's id is positive)"),
+        ("[ads]\nmoderator_ids = [-1001234567890]", "ads.moderator_ids: found [-1001234567890], expected Telegram ids of moderators"),
+        ("[support.departments.it]\nchat_id = 1009876543210",
+         "support.departments.it.chat_id: found 1009876543210, expected the id of the department's own staff supergroup"),
+        ("[ads]\nchannel_id = 1001112223334", "ads.channel_id: found 1001112223334, expected the id of the channel approved ads are posted to, a negative number"),
+        ("[support]\nreopen_dayz = 7", "support.reopen_dayz: found an unknown key, expected only the keys of config.example.toml (did you mean reopen_days?)"),
+        ("[telgram]\ntoken = ''", "telgram: found an unknown key, expected only the keys of config.example.toml (did you mean telegram?)"),
+        ("[database]\nurl = 'postgresql://me:S3cret@db/x'", "(write postgresql+asyncpg:// instead of postgresql://)"),
+        ("[database]\nurl = 'postgres://db/x'", "(write postgresql+asyncpg:// instead of postgres://)"),
+        ("[database]\nurl = 'postgresql+psycopg2://db/x'", "(write postgresql+asyncpg:// instead of postgresql+psycopg2://)"),
+        ("[database]\nurl = 'sqlite:///helpdesk.db'", "(write sqlite+aiosqlite:// instead of sqlite://)"),
+        ("[kb]\nsuggest_threshold = -0.1", "kb.suggest_threshold: found -0.1, expected a number between 0 and 1"),
+        ("[sla]\nsweep_seconds = 1", "sla.sweep_seconds: found 1, expected seconds between SLA sweeps, 5-3600"),
+        ("[reports]\ntimezone = 'SAST'", "reports.timezone: found 'SAST', expected an IANA time zone name"),
     ],
 )
 def test_each_mistake_is_one_line_naming_file_key_found_expected(tmp_path, monkeypatch, text, expected):
@@ -102,6 +124,7 @@ def test_each_mistake_is_one_line_naming_file_key_found_expected(tmp_path, monke
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"{path}: ")
     assert expected in lines[0]
+    assert "S3cret" not in lines[0]
 
 
 def test_missing_file(tmp_path):
