@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -75,10 +76,35 @@ def _path_hint(settings: Settings, path: Path, key: str, shipped: str) -> str:
 
 
 async def _check_token(settings: Settings) -> None:
+    """getMe, once: a rejected token or a Bot API server out of reach is one clear line."""
     from telegram import Bot
+    from telegram.error import InvalidToken, NetworkError, TelegramError
 
-    async with Bot(settings.telegram.token, base_url=settings.telegram.bot_url, base_file_url=settings.telegram.file_url) as bot:
-        log.info("connected as @%s", bot.username)
+    from bot.config import TELEGRAM_API, TOKEN_ENV
+    from bot.logs import RedactTokens
+
+    where = settings.source or "config.toml"
+    url = settings.telegram.api_base_url
+    redact = RedactTokens([settings.telegram.token])._clean
+    try:
+        async with Bot(settings.telegram.token, base_url=settings.telegram.bot_url, base_file_url=settings.telegram.file_url) as bot:
+            log.info("connected as @%s", bot.username)
+    except InvalidToken:  # 401, or 404: what a web server that is not a Bot API server says too
+        given = f" (given by {TOKEN_ENV})" if os.environ.get(TOKEN_ENV) else ""
+        elsewhere = f", and that telegram.api_base_url ({url}) is a Bot API server" if url != TELEGRAM_API else ""
+        raise ConfigError(
+            [f"{where}: telegram.token: the Bot API server rejected the token{given}; check it with @BotFather{elsewhere}"]
+        ) from None
+    except NetworkError as exc:  # refused, no DNS, TLS, timed out, a 5xx
+        raise ConfigError(
+            [f"{where}: telegram.api_base_url: cannot reach the Bot API server at {url} ({redact(exc.message)}); "
+             "check the address, this machine's network and any proxy or firewall, then start again"]
+        ) from None
+    except TelegramError as exc:  # an answer that is not the Bot API's
+        raise ConfigError(
+            [f"{where}: telegram.api_base_url: the server at {url} did not answer getMe like a Bot API server "
+             f"({redact(exc.message)}); check the address"]
+        ) from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -331,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.lines:
             print(line, file=sys.stderr)
         return 2
-    except InvalidToken:
+    except InvalidToken:  # after the start: the token was revoked while starting
         print("telegram.token: the Bot API server rejected the token; check it with @BotFather", file=sys.stderr)
         return 2
     except SQLAlchemyError as exc:
