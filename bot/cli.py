@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("helpdesk")
+
+DB_CONNECT_TIMEOUT = 20  # seconds: a database that does not answer at all
 
 
 def _settings(args: argparse.Namespace, *, must_exist: bool = True) -> Settings:
@@ -52,6 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{settings.kb.path}: {len(errors)} errors; fix them (helpdesk kb validate) and start again", file=sys.stderr)
             return 2
     asyncio.run(_check_token(settings))  # a rejected token: one clear line, before anything else
+    asyncio.run(_check_database(settings))
     upgrade(settings.database.url, settings.database.schema_name)
     app = build_app(settings)
     if args.webhook:
@@ -107,6 +112,52 @@ async def _check_token(settings: Settings) -> None:
         ) from None
 
 
+async def _check_database(settings: Settings) -> None:
+    """Connect once (SELECT 1): a database out of reach is one line naming database.url
+    and what to check, instead of a driver's traceback (OSError, asyncpg, sqlite3)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from bot.db import make_engine
+    from bot.logs import RedactTokens
+
+    where = settings.source or "config.toml"
+    url = make_url(settings.database.url)
+    if url.drivername.startswith("sqlite"):
+        # the stdlib, in this thread: a failed aiosqlite connect leaves its worker thread
+        # to call back into a loop that asyncio.run has closed (a traceback at exit)
+        file = Path(url.database or "")
+        try:
+            if url.database and url.database != ":memory:":
+                with contextlib.closing(sqlite3.connect(file, timeout=DB_CONNECT_TIMEOUT)) as db:
+                    db.execute("SELECT 1")
+        except sqlite3.Error as exc:
+            raise ConfigError(
+                [f"{where}: database.url: cannot open the SQLite file {file} ({exc}); check that the folder "
+                 f"{file.parent} exists and that this user may write there (relative paths are relative to the "
+                 "config file's folder)"]
+            ) from None
+        return
+    engine = make_engine(settings.database.url, schema=settings.database.schema_name)
+    try:
+        async with asyncio.timeout(DB_CONNECT_TIMEOUT):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 (whatever the driver raises, the line below says it)
+        cause = getattr(exc, "orig", None) or exc
+        if isinstance(exc, TimeoutError):
+            reason = f"no answer within {DB_CONNECT_TIMEOUT} s"
+        else:
+            reason = RedactTokens()._clean(str(cause) or type(cause).__name__).splitlines()[0]
+        raise ConfigError(
+            [f"{where}: database.url: cannot connect to {_safe_url(settings.database.url)} ({reason}); check that "
+             "PostgreSQL runs there and accepts connections from this machine, the user and password, and that "
+             "the database exists (createdb)"]
+        ) from None
+    finally:
+        await engine.dispose()
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import main as demo_main
 
@@ -119,6 +170,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from bot.migrate import current_revision, migrate_to
 
     settings = _settings(args, must_exist=False)
+    asyncio.run(_check_database(settings))
     try:
         migrate_to(settings.database.url, args.revision, settings.database.schema_name)
     except (CommandError, ValueError) as exc:
@@ -166,6 +218,7 @@ async def _kb_import(settings: Settings, doc, path: Path, allow_remove: bool) ->
     from bot.migrate import upgrade
     from kb.service import ImportRefused, import_kb
 
+    await _check_database(settings)
     await asyncio.to_thread(upgrade, settings.database.url, settings.database.schema_name)
     engine = make_engine(settings.database.url, schema=settings.database.schema_name)
     try:
@@ -186,6 +239,7 @@ async def _kb_export(settings: Settings, out: Path | None) -> int:
     from kb.kbfile import dump_kb
     from kb.service import export_kb
 
+    await _check_database(settings)
     await asyncio.to_thread(upgrade, settings.database.url, settings.database.schema_name)
     engine = make_engine(settings.database.url, schema=settings.database.schema_name)
     try:
@@ -229,6 +283,7 @@ async def _report(settings: Settings, period, fmt: str, out: Path | None) -> int
     from bot.migrate import upgrade
     from reports import build_report
 
+    await _check_database(settings)
     await asyncio.to_thread(upgrade, settings.database.url, settings.database.schema_name)
     engine = make_engine(settings.database.url, schema=settings.database.schema_name)
     started = time.perf_counter()
@@ -254,9 +309,6 @@ async def _report(settings: Settings, period, fmt: str, out: Path | None) -> int
 def cmd_backup(args: argparse.Namespace) -> int:
     """A consistent copy of the SQLite database while the bot runs (SQLite's online
     backup API: one read snapshot, writers carry on). PostgreSQL: pg_dump does that."""
-    import os
-    import sqlite3
-
     from sqlalchemy.engine import make_url
 
     settings = _settings(args, must_exist=False)

@@ -8,8 +8,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+from sqlalchemy.engine import make_url
+
+from bot.cli import main
 from bot.fake_bot_server import FakeBotServer
 from bot.fake_telegram import FakeTelegram
+from tests.support import PG_URL
 from tests.test_run_process import ROOT, TOKEN, write_config
 from tests.test_webhook import SECRET, free_port
 
@@ -75,3 +80,49 @@ def test_a_webhook_telegram_refuses_is_one_line_and_the_bot_stops(tmp_path):
     assert "telegram.webhook_url: telegram refused http://bot.example.com/hook (bad webhook: an https url must be provided" in errors[0].lower()
     assert "it needs an https URL on port 443, 80, 88 or 8443" in errors[0]  # what Telegram accepts
     assert server.webhook is None
+
+
+def with_database(cfg, url: str) -> None:
+    text = cfg.read_text()
+    start = text.index('url = "sqlite')
+    cfg.write_text(text[:start] + f'url = "{url}"' + text[text.index("\n", start):])
+
+
+def test_a_postgresql_server_out_of_reach_names_database_url_without_the_password(tmp_path):
+    with FakeBotServer(FakeTelegram(), TOKEN) as server:
+        cfg = write_config(tmp_path, server)
+        port = free_port()
+        with_database(cfg, f"postgresql+asyncpg://helpdesk:S3cret@127.0.0.1:{port}/helpdesk")
+        line = one_clear_line(helpdesk(cfg, "run"))
+    assert line.startswith(f"{cfg}: database.url: cannot connect to postgresql+asyncpg://helpdesk:***@127.0.0.1:{port}/helpdesk ("), line
+    assert "check that PostgreSQL runs there" in line and "S3cret" not in line
+
+
+def test_a_sqlite_file_in_a_missing_folder_names_database_url(tmp_path):
+    with FakeBotServer(FakeTelegram(), TOKEN) as server:
+        cfg = write_config(tmp_path, server)
+        with_database(cfg, "sqlite+aiosqlite:///no-such-folder/helpdesk.db")
+        line = one_clear_line(helpdesk(cfg, "run"))
+    assert line.startswith(f"{cfg}: database.url: cannot open the SQLite file {tmp_path}/no-such-folder/helpdesk.db ("), line
+    assert f"check that the folder {tmp_path}/no-such-folder exists" in line
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["kb", "import"], ["kb", "export"], ["report", "--period", "2026-10"]])
+def test_every_command_that_uses_the_database_says_the_same(tmp_path, capsys, command):
+    cfg = tmp_path / "config.toml"
+    port = free_port()
+    cfg.write_text(f'[database]\nurl = "postgresql+asyncpg://helpdesk:S3cret@127.0.0.1:{port}/helpdesk"\n')
+    assert main(["--config", str(cfg), *command]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "S3cret" not in err
+    assert f"{cfg}: database.url: cannot connect to postgresql+asyncpg://helpdesk:***@127.0.0.1:{port}/helpdesk (" in err
+
+
+@pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set")
+def test_a_postgresql_database_that_does_not_exist_says_createdb(tmp_path, capsys):
+    url = make_url(PG_URL).set(database="helpdesk_no_such_database")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[database]\nurl = "{url.render_as_string(hide_password=False)}"\n')
+    assert main(["--config", str(cfg), "migrate"]) == 2
+    err = capsys.readouterr().err
+    assert "database.url: cannot connect to" in err and "helpdesk_no_such_database" in err and "createdb" in err
