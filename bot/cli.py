@@ -20,7 +20,16 @@ DB_CONNECT_TIMEOUT = 20  # seconds: a database that does not answer at all
 
 
 def _settings(args: argparse.Namespace, *, must_exist: bool = True) -> Settings:
-    return load_settings(args.config, must_exist=must_exist)
+    from bot.config import resolve_config_path
+
+    settings = load_settings(args.config, must_exist=must_exist)
+    if not resolve_config_path(args.config).exists():  # only without --config and HELPDESK_CONFIG
+        print(
+            f"note: no config file (config.toml in {Path.cwd()}, --config or HELPDESK_CONFIG): using the defaults, "
+            f"database {_safe_url(settings.database.url)}",
+            file=sys.stderr,
+        )
+    return settings
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -357,11 +366,17 @@ def _pg_dump_target(url) -> str:  # type: ignore[no-untyped-def]
     return f"{host}{port}{user}{url.database or ''}".strip()
 
 
+CONFIG_HELP = "config file (default: $HELPDESK_CONFIG, else ./config.toml)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="helpdesk", description="SayPro Classified Help Desk (Telegram bot)")
-    p.add_argument("--config", help="config file (default: $HELPDESK_CONFIG, else ./config.toml)")
+    p.add_argument("--config", help=CONFIG_HELP)
+    # --config also after the command name (helpdesk run --config FILE); given there, it wins
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the bot (long polling, or --webhook)")
+    run = sub.add_parser("run", parents=[common], help="run the bot (long polling, or --webhook)")
     run.add_argument(
         "--webhook", action="store_true",
         help="receive updates on a webhook (telegram.webhook_url, webhook_listen, webhook_port, webhook_secret) instead of polling",
@@ -370,25 +385,25 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="play a scripted session offline and print the transcript")
     demo.add_argument("--keep", metavar="DIR", help="keep the demo database in DIR")
     demo.set_defaults(func=cmd_demo)
-    mig = sub.add_parser("migrate", help="apply database migrations")
+    mig = sub.add_parser("migrate", parents=[common], help="apply database migrations")
     mig.add_argument("--revision", default="head", help="target revision (default head; -1 steps back one)")
     mig.set_defaults(func=cmd_migrate)
     kb = sub.add_parser("kb", help="knowledge base: validate, import, export")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)
-    v = kb_sub.add_parser("validate", help="check the KB file and report every problem")
+    v = kb_sub.add_parser("validate", parents=[common], help="check the KB file and report every problem")
     v.add_argument("file", nargs="?", help="KB file (default: kb.path from the config)")
-    i = kb_sub.add_parser("import", help="load the KB file into the database (idempotent)")
+    i = kb_sub.add_parser("import", parents=[common], help="load the KB file into the database (idempotent)")
     i.add_argument("file", nargs="?", help="KB file (default: kb.path from the config)")
     i.add_argument("--allow-remove", action="store_true", help="allow removing more than half of the entries")
-    e = kb_sub.add_parser("export", help="write the database's KB as a file")
+    e = kb_sub.add_parser("export", parents=[common], help="write the database's KB as a file")
     e.add_argument("--out", help="output file (default: standard output)")
     kb.set_defaults(func=cmd_kb)
-    rep = sub.add_parser("report", help="the manager's report for a month or a quarter (HTML with charts, or CSV)")
+    rep = sub.add_parser("report", parents=[common], help="the manager's report for a month or a quarter (HTML with charts, or CSV)")
     rep.add_argument("--period", help="YYYY-MM or YYYY-Qn (default: last month), in the reports' time zone")
     rep.add_argument("--out", help="output file (default: standard output)")
     rep.add_argument("--format", choices=["html", "csv"], default="html", help="html (default) or csv of the raw figures")
     rep.set_defaults(func=cmd_report)
-    backup = sub.add_parser("backup", help="write a consistent copy of the SQLite database (safe while the bot runs)")
+    backup = sub.add_parser("backup", parents=[common], help="write a consistent copy of the SQLite database (safe while the bot runs)")
     backup.add_argument("--out", required=True, metavar="FILE", help="where to write the copy")
     backup.set_defaults(func=cmd_backup)
     return p

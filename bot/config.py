@@ -817,9 +817,11 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, must_exist: boo
     cfg_path = resolve_config_path(path)
     where = str(cfg_path)
     if not cfg_path.exists():
-        if must_exist:
+        named = bool(path) or bool(os.environ.get(CONFIG_ENV))  # a file asked for by name must be there
+        if must_exist or named:
+            given = " (given by --config)" if path else f" (given by {CONFIG_ENV})" if named else ""
             raise ConfigError(
-                [f"{where}: file not found, expected a TOML config file (copy config.example.toml to config.toml)"]
+                [f"{where}: file not found{given}, expected a TOML config file (copy config.example.toml to config.toml)"]
             )
         return parse_settings({}, where, Path.cwd())
     try:

@@ -200,3 +200,39 @@ def test_run_with_a_broken_policy_file_names_the_key(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.startswith(f"{path}: ads.policy_path: {tmp_path}/policy.toml: not valid TOML"), err
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["kb", "import"], ["kb", "validate"], ["report"], ["backup", "--out", "x.db"]])
+def test_a_config_named_but_missing_stops_every_command(tmp_path, monkeypatch, capsys, command):
+    """A typo in --config or $HELPDESK_CONFIG must not quietly use the defaults (a fresh
+    SQLite file in the current folder, the KB imported where the bot never reads it)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HELPDESK_CONFIG", raising=False)
+    assert main(["--config", "/etc/helpdesk/config.tml", *command]) == 2
+    assert "/etc/helpdesk/config.tml: file not found" in capsys.readouterr().err
+    monkeypatch.setenv("HELPDESK_CONFIG", str(tmp_path / "nope.toml"))
+    assert main(command) == 2
+    assert f"{tmp_path}/nope.toml: file not found" in capsys.readouterr().err
+    assert not (tmp_path / "helpdesk.db").exists()
+
+
+def test_without_any_config_the_defaults_are_said(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HELPDESK_CONFIG", raising=False)
+    assert main(["migrate"]) == 0
+    err = capsys.readouterr().err
+    assert f"no config file (config.toml in {tmp_path}, --config or HELPDESK_CONFIG): using the defaults" in err
+    assert f"database sqlite+aiosqlite:///{tmp_path}/helpdesk.db" in err
+
+
+def test_config_may_follow_the_command_name(tmp_path, monkeypatch, capsys):
+    """systemd units and shell history put it there: ``helpdesk run --config FILE``."""
+    monkeypatch.delenv("HELPDESK_BOT_TOKEN", raising=False)
+    monkeypatch.delenv("HELPDESK_CONFIG", raising=False)
+    path = write(tmp_path, "[kb]\nanswer_threshold = 0.7\n")
+    assert main(["run", "--config", str(path)]) == 2
+    assert f"{path}: telegram.token: found nothing" in capsys.readouterr().err
+    assert main(["kb", "validate", "--config", str(path)]) == 0
+    assert "entries" in capsys.readouterr().out
+    assert main(["--config", str(tmp_path / "other.toml"), "migrate", "--config", str(path)]) == 0  # the last one wins
+    assert (tmp_path / "helpdesk.db").exists()
