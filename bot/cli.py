@@ -18,6 +18,16 @@ log = logging.getLogger("helpdesk")
 
 DB_CONNECT_TIMEOUT = 20  # seconds: a database that does not answer at all
 
+# Exit status: 0 stopped as asked; 1 a failure that may pass (a server out of reach:
+# a service manager may start it again); 2 what only a change of the configuration or
+# the command line fixes (a service manager should not retry).
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+class Unreachable(ConfigError):
+    """A server the configuration names does not answer (exit status 1: it may pass)."""
+
 
 def _settings(args: argparse.Namespace, *, must_exist: bool = True) -> Settings:
     from bot.config import resolve_config_path
@@ -110,7 +120,7 @@ async def _check_token(settings: Settings) -> None:
             [f"{where}: telegram.token: the Bot API server rejected the token{given}; check it with @BotFather{elsewhere}"]
         ) from None
     except NetworkError as exc:  # refused, no DNS, TLS, timed out, a 5xx
-        raise ConfigError(
+        raise Unreachable(
             [f"{where}: telegram.api_base_url: cannot reach the Bot API server at {url} ({redact(exc.message)}); "
              "check the address, this machine's network and any proxy or firewall, then start again"]
         ) from None
@@ -158,7 +168,7 @@ async def _check_database(settings: Settings) -> None:
             reason = f"no answer within {DB_CONNECT_TIMEOUT} s"
         else:
             reason = RedactTokens()._clean(str(cause) or type(cause).__name__).splitlines()[0]
-        raise ConfigError(
+        raise Unreachable(
             [f"{where}: database.url: cannot connect to {_safe_url(settings.database.url)} ({reason}); check that "
              "PostgreSQL runs there and accepts connections from this machine, the user and password, and that "
              "the database exists (createdb)"]
@@ -423,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         for line in exc.lines:
             print(line, file=sys.stderr)
-        return 2
+        return EXIT_FAILURE if isinstance(exc, Unreachable) else EXIT_CONFIG
     except InvalidToken:  # after the start: the token was revoked while starting
         print("telegram.token: the Bot API server rejected the token; check it with @BotFather", file=sys.stderr)
         return 2
