@@ -200,6 +200,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _out(arg: str | None) -> Path | None:
+    """``--out FILE``, checked before any work: its folder must exist."""
+    if arg is None:
+        return None
+    out = Path(arg)
+    folder = out.parent
+    if not folder.is_dir():
+        raise ConfigError([f"--out: the folder {folder} does not exist; create it (mkdir -p {folder}) or choose another file"])
+    return out
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -212,7 +223,7 @@ def cmd_kb(args: argparse.Namespace) -> int:
     settings = _settings(args, must_exist=False)
     path = Path(args.file) if getattr(args, "file", None) else settings.kb.path
     if args.kb_command == "export":
-        return asyncio.run(_kb_export(settings, Path(args.out) if args.out else None))
+        return asyncio.run(_kb_export(settings, _out(args.out)))
     try:
         doc, problems = load_kb(path)
     except KbFileError as exc:
@@ -285,7 +296,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     except PeriodError:
         print(f"report: --period {args.period!r}: expected YYYY-MM or YYYY-Qn, like 2026-10 or 2026-Q4", file=sys.stderr)
         return 2
-    return asyncio.run(_report(settings, period or last_month(_now(), tz), args.format, Path(args.out) if args.out else None))
+    out = _out(args.out)
+    return asyncio.run(_report(settings, period or last_month(_now(), tz), args.format, out))
 
 
 def _now():  # type: ignore[no-untyped-def]
@@ -344,7 +356,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if not url.database or url.database == ":memory:" or not source.exists():
         print(f"backup: there is no database file at {source}", file=sys.stderr)
         return 2
-    out = Path(args.out)
+    out = _out(args.out)
+    assert out is not None  # --out is required
     if out.resolve() == source.resolve():
         print("backup: --out must not be the database itself", file=sys.stderr)
         return 2
