@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import sqlite3
@@ -225,6 +226,12 @@ def cmd_kb(args: argparse.Namespace) -> int:
     if args.kb_command == "export":
         return asyncio.run(_kb_export(settings, _out(args.out)))
     try:
+        # the hash of the bytes read before parsing: if the file changes meanwhile, the
+        # next start sees another file and imports it (never the reverse)
+        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        sha256 = None  # load_kb says what is wrong
+    try:
         doc, problems = load_kb(path)
     except KbFileError as exc:
         print(exc, file=sys.stderr)
@@ -240,13 +247,15 @@ def cmd_kb(args: argparse.Namespace) -> int:
     if errors:
         print(f"{path}: not imported, {errors} errors", file=sys.stderr)
         return 1
-    return asyncio.run(_kb_import(settings, doc, path, args.allow_remove))
+    return asyncio.run(_kb_import(settings, doc, path, args.allow_remove, sha256))
 
 
-async def _kb_import(settings: Settings, doc, path: Path, allow_remove: bool) -> int:  # type: ignore[no-untyped-def]
+async def _kb_import(settings: Settings, doc, path: Path, allow_remove: bool, sha256: str | None) -> int:  # type: ignore[no-untyped-def]
+    """Import, and record the file as the one imported last (as the bot's start does):
+    a restart then does not import the same file again over edits made since with /kb."""
     from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
     from bot.migrate import upgrade
-    from kb.service import ImportRefused, import_kb
+    from kb.service import ImportRefused, import_kb, remember_imported_file
 
     await _check_database(settings)
     await asyncio.to_thread(upgrade, settings.database.url, settings.database.schema_name)
@@ -254,6 +263,8 @@ async def _kb_import(settings: Settings, doc, path: Path, allow_remove: bool) ->
     try:
         async with unit_of_work(make_sessionmaker(engine)) as session:
             report = await import_kb(session, doc, utcnow(), allow_removal=allow_remove)
+            if sha256 is not None:
+                await remember_imported_file(session, sha256)
     except ImportRefused as exc:
         print(f"{path}: not imported: {exc}", file=sys.stderr)
         return 1
