@@ -82,6 +82,10 @@ def load_policy(path: Path) -> Policy:
         raise PolicyError(f"{path}: file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise PolicyError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:  # a folder, no permission
+        raise PolicyError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     return parse_policy(data, str(path))
 
 

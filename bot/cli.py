@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import hashlib
 import logging
+import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -13,9 +17,30 @@ from bot.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("helpdesk")
 
+DB_CONNECT_TIMEOUT = 20  # seconds: a database that does not answer at all
+
+# Exit status: 0 stopped as asked; 1 a failure that may pass (a server out of reach:
+# a service manager may start it again); 2 what only a change of the configuration or
+# the command line fixes (a service manager should not retry).
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+class Unreachable(ConfigError):
+    """A server the configuration names does not answer (exit status 1: it may pass)."""
+
 
 def _settings(args: argparse.Namespace, *, must_exist: bool = True) -> Settings:
-    return load_settings(args.config, must_exist=must_exist)
+    from bot.config import resolve_config_path
+
+    settings = load_settings(args.config, must_exist=must_exist)
+    if not resolve_config_path(args.config).exists():  # only without --config and HELPDESK_CONFIG
+        print(
+            f"note: no config file (config.toml in {Path.cwd()}, --config or HELPDESK_CONFIG): using the defaults, "
+            f"database {_safe_url(settings.database.url)}",
+            file=sys.stderr,
+        )
+    return settings
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -23,6 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from bot.app import build_app
     from bot.logs import setup_logging
+    from ads.policy import PolicyError, load_policy
     from bot.migrate import upgrade
     from kb.kbfile import KbFileError, load_kb
 
@@ -31,11 +57,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.webhook:
         settings.require_for_webhook()
     setup_logging(settings.logging.level, [settings.telegram.token, settings.telegram.webhook_secret])
+    # the files read at start, checked before the database or Telegram is touched
+    try:
+        load_policy(settings.ads.policy_path)
+    except PolicyError as exc:
+        print(f"{settings.source}: ads.policy_path: {exc}{_path_hint(settings, settings.ads.policy_path, 'ads.policy_path', 'policy')}", file=sys.stderr)
+        return 2
     if settings.kb.import_on_start:
         try:
             _, problems = load_kb(settings.kb.path)
         except KbFileError as exc:
-            print(f"{settings.source}: kb.path: {exc}", file=sys.stderr)
+            print(f"{settings.source}: kb.path: {exc}{_path_hint(settings, settings.kb.path, 'kb.path', 'starter knowledge base')}", file=sys.stderr)
             return 2
         errors = [p for p in problems if p.severity == "error"]
         if errors:
@@ -44,6 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{settings.kb.path}: {len(errors)} errors; fix them (helpdesk kb validate) and start again", file=sys.stderr)
             return 2
     asyncio.run(_check_token(settings))  # a rejected token: one clear line, before anything else
+    asyncio.run(_check_database(settings))
     upgrade(settings.database.url, settings.database.schema_name)
     app = build_app(settings)
     if args.webhook:
@@ -59,11 +92,90 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _check_token(settings: Settings) -> None:
-    from telegram import Bot
+def _path_hint(settings: Settings, path: Path, key: str, shipped: str) -> str:
+    """For a file that is not there: where a relative path was looked for, and the default."""
+    if path.exists():
+        return ""
+    folder = settings.source.resolve().parent if settings.source else Path.cwd()
+    return f" (relative paths are relative to the config file's folder, {folder}; leave {key} out to use the shipped {shipped})"
 
-    async with Bot(settings.telegram.token, base_url=settings.telegram.bot_url, base_file_url=settings.telegram.file_url) as bot:
-        log.info("connected as @%s", bot.username)
+
+async def _check_token(settings: Settings) -> None:
+    """getMe, once: a rejected token or a Bot API server out of reach is one clear line."""
+    from telegram import Bot
+    from telegram.error import InvalidToken, NetworkError, TelegramError
+
+    from bot.config import TELEGRAM_API, TOKEN_ENV
+    from bot.logs import RedactTokens
+
+    where = settings.source or "config.toml"
+    url = settings.telegram.api_base_url
+    redact = RedactTokens([settings.telegram.token])._clean
+    try:
+        async with Bot(settings.telegram.token, base_url=settings.telegram.bot_url, base_file_url=settings.telegram.file_url) as bot:
+            log.info("connected as @%s", bot.username)
+    except InvalidToken:  # 401, or 404: what a web server that is not a Bot API server says too
+        given = f" (given by {TOKEN_ENV})" if os.environ.get(TOKEN_ENV) else ""
+        elsewhere = f", and that telegram.api_base_url ({url}) is a Bot API server" if url != TELEGRAM_API else ""
+        raise ConfigError(
+            [f"{where}: telegram.token: the Bot API server rejected the token{given}; check it with @BotFather{elsewhere}"]
+        ) from None
+    except NetworkError as exc:  # refused, no DNS, TLS, timed out, a 5xx
+        raise Unreachable(
+            [f"{where}: telegram.api_base_url: cannot reach the Bot API server at {url} ({redact(exc.message)}); "
+             "check the address, this machine's network and any proxy or firewall, then start again"]
+        ) from None
+    except TelegramError as exc:  # an answer that is not the Bot API's
+        raise ConfigError(
+            [f"{where}: telegram.api_base_url: the server at {url} did not answer getMe like a Bot API server "
+             f"({redact(exc.message)}); check the address"]
+        ) from None
+
+
+async def _check_database(settings: Settings) -> None:
+    """Connect once (SELECT 1): a database out of reach is one line naming database.url
+    and what to check, instead of a driver's traceback (OSError, asyncpg, sqlite3)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from bot.db import make_engine
+    from bot.logs import RedactTokens
+
+    where = settings.source or "config.toml"
+    url = make_url(settings.database.url)
+    if url.drivername.startswith("sqlite"):
+        # the stdlib, in this thread: a failed aiosqlite connect leaves its worker thread
+        # to call back into a loop that asyncio.run has closed (a traceback at exit)
+        file = Path(url.database or "")
+        try:
+            if url.database and url.database != ":memory:":
+                with contextlib.closing(sqlite3.connect(file, timeout=DB_CONNECT_TIMEOUT)) as db:
+                    db.execute("SELECT 1")
+        except sqlite3.Error as exc:
+            raise ConfigError(
+                [f"{where}: database.url: cannot open the SQLite file {file} ({exc}); check that the folder "
+                 f"{file.parent} exists and that this user may write there (relative paths are relative to the "
+                 "config file's folder)"]
+            ) from None
+        return
+    engine = make_engine(settings.database.url, schema=settings.database.schema_name)
+    try:
+        async with asyncio.timeout(DB_CONNECT_TIMEOUT):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 (whatever the driver raises, the line below says it)
+        cause = getattr(exc, "orig", None) or exc
+        if isinstance(exc, TimeoutError):
+            reason = f"no answer within {DB_CONNECT_TIMEOUT} s"
+        else:
+            reason = RedactTokens()._clean(str(cause) or type(cause).__name__).splitlines()[0]
+        raise Unreachable(
+            [f"{where}: database.url: cannot connect to {_safe_url(settings.database.url)} ({reason}); check that "
+             "PostgreSQL runs there and accepts connections from this machine, the user and password, and that "
+             "the database exists (createdb)"]
+        ) from None
+    finally:
+        await engine.dispose()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -78,6 +190,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from bot.migrate import current_revision, migrate_to
 
     settings = _settings(args, must_exist=False)
+    asyncio.run(_check_database(settings))
     try:
         migrate_to(settings.database.url, args.revision, settings.database.schema_name)
     except (CommandError, ValueError) as exc:
@@ -86,6 +199,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     now_at = current_revision(settings.database.url, settings.database.schema_name) or "base (empty)"
     print(f"database at {now_at}: {_safe_url(settings.database.url)}")
     return 0
+
+
+def _out(arg: str | None) -> Path | None:
+    """``--out FILE``, checked before any work: its folder must exist."""
+    if arg is None:
+        return None
+    out = Path(arg)
+    folder = out.parent
+    if not folder.is_dir():
+        raise ConfigError([f"--out: the folder {folder} does not exist; create it (mkdir -p {folder}) or choose another file"])
+    return out
 
 
 def _safe_url(url: str) -> str:
@@ -100,7 +224,13 @@ def cmd_kb(args: argparse.Namespace) -> int:
     settings = _settings(args, must_exist=False)
     path = Path(args.file) if getattr(args, "file", None) else settings.kb.path
     if args.kb_command == "export":
-        return asyncio.run(_kb_export(settings, Path(args.out) if args.out else None))
+        return asyncio.run(_kb_export(settings, _out(args.out)))
+    try:
+        # the hash of the bytes read before parsing: if the file changes meanwhile, the
+        # next start sees another file and imports it (never the reverse)
+        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        sha256 = None  # load_kb says what is wrong
     try:
         doc, problems = load_kb(path)
     except KbFileError as exc:
@@ -117,19 +247,24 @@ def cmd_kb(args: argparse.Namespace) -> int:
     if errors:
         print(f"{path}: not imported, {errors} errors", file=sys.stderr)
         return 1
-    return asyncio.run(_kb_import(settings, doc, path, args.allow_remove))
+    return asyncio.run(_kb_import(settings, doc, path, args.allow_remove, sha256))
 
 
-async def _kb_import(settings: Settings, doc, path: Path, allow_remove: bool) -> int:  # type: ignore[no-untyped-def]
+async def _kb_import(settings: Settings, doc, path: Path, allow_remove: bool, sha256: str | None) -> int:  # type: ignore[no-untyped-def]
+    """Import, and record the file as the one imported last (as the bot's start does):
+    a restart then does not import the same file again over edits made since with /kb."""
     from bot.db import make_engine, make_sessionmaker, unit_of_work, utcnow
     from bot.migrate import upgrade
-    from kb.service import ImportRefused, import_kb
+    from kb.service import ImportRefused, import_kb, remember_imported_file
 
+    await _check_database(settings)
     await asyncio.to_thread(upgrade, settings.database.url, settings.database.schema_name)
     engine = make_engine(settings.database.url, schema=settings.database.schema_name)
     try:
         async with unit_of_work(make_sessionmaker(engine)) as session:
             report = await import_kb(session, doc, utcnow(), allow_removal=allow_remove)
+            if sha256 is not None:
+                await remember_imported_file(session, sha256)
     except ImportRefused as exc:
         print(f"{path}: not imported: {exc}", file=sys.stderr)
         return 1
@@ -145,6 +280,7 @@ async def _kb_export(settings: Settings, out: Path | None) -> int:
     from kb.kbfile import dump_kb
     from kb.service import export_kb
 
+    await _check_database(settings)
     await asyncio.to_thread(upgrade, settings.database.url, settings.database.schema_name)
     engine = make_engine(settings.database.url, schema=settings.database.schema_name)
     try:
@@ -171,7 +307,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     except PeriodError:
         print(f"report: --period {args.period!r}: expected YYYY-MM or YYYY-Qn, like 2026-10 or 2026-Q4", file=sys.stderr)
         return 2
-    return asyncio.run(_report(settings, period or last_month(_now(), tz), args.format, Path(args.out) if args.out else None))
+    out = _out(args.out)
+    return asyncio.run(_report(settings, period or last_month(_now(), tz), args.format, out))
 
 
 def _now():  # type: ignore[no-untyped-def]
@@ -188,6 +325,7 @@ async def _report(settings: Settings, period, fmt: str, out: Path | None) -> int
     from bot.migrate import upgrade
     from reports import build_report
 
+    await _check_database(settings)
     await asyncio.to_thread(upgrade, settings.database.url, settings.database.schema_name)
     engine = make_engine(settings.database.url, schema=settings.database.schema_name)
     started = time.perf_counter()
@@ -213,9 +351,6 @@ async def _report(settings: Settings, period, fmt: str, out: Path | None) -> int
 def cmd_backup(args: argparse.Namespace) -> int:
     """A consistent copy of the SQLite database while the bot runs (SQLite's online
     backup API: one read snapshot, writers carry on). PostgreSQL: pg_dump does that."""
-    import os
-    import sqlite3
-
     from sqlalchemy.engine import make_url
 
     settings = _settings(args, must_exist=False)
@@ -232,7 +367,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if not url.database or url.database == ":memory:" or not source.exists():
         print(f"backup: there is no database file at {source}", file=sys.stderr)
         return 2
-    out = Path(args.out)
+    out = _out(args.out)
+    assert out is not None  # --out is required
     if out.resolve() == source.resolve():
         print("backup: --out must not be the database itself", file=sys.stderr)
         return 2
@@ -264,11 +400,17 @@ def _pg_dump_target(url) -> str:  # type: ignore[no-untyped-def]
     return f"{host}{port}{user}{url.database or ''}".strip()
 
 
+CONFIG_HELP = "config file (default: $HELPDESK_CONFIG, else ./config.toml)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="helpdesk", description="SayPro Classified Help Desk (Telegram bot)")
-    p.add_argument("--config", help="config file (default: $HELPDESK_CONFIG, else ./config.toml)")
+    p.add_argument("--config", help=CONFIG_HELP)
+    # --config also after the command name (helpdesk run --config FILE); given there, it wins
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the bot (long polling, or --webhook)")
+    run = sub.add_parser("run", parents=[common], help="run the bot (long polling, or --webhook)")
     run.add_argument(
         "--webhook", action="store_true",
         help="receive updates on a webhook (telegram.webhook_url, webhook_listen, webhook_port, webhook_secret) instead of polling",
@@ -277,25 +419,25 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="play a scripted session offline and print the transcript")
     demo.add_argument("--keep", metavar="DIR", help="keep the demo database in DIR")
     demo.set_defaults(func=cmd_demo)
-    mig = sub.add_parser("migrate", help="apply database migrations")
+    mig = sub.add_parser("migrate", parents=[common], help="apply database migrations")
     mig.add_argument("--revision", default="head", help="target revision (default head; -1 steps back one)")
     mig.set_defaults(func=cmd_migrate)
     kb = sub.add_parser("kb", help="knowledge base: validate, import, export")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)
-    v = kb_sub.add_parser("validate", help="check the KB file and report every problem")
+    v = kb_sub.add_parser("validate", parents=[common], help="check the KB file and report every problem")
     v.add_argument("file", nargs="?", help="KB file (default: kb.path from the config)")
-    i = kb_sub.add_parser("import", help="load the KB file into the database (idempotent)")
+    i = kb_sub.add_parser("import", parents=[common], help="load the KB file into the database (idempotent)")
     i.add_argument("file", nargs="?", help="KB file (default: kb.path from the config)")
     i.add_argument("--allow-remove", action="store_true", help="allow removing more than half of the entries")
-    e = kb_sub.add_parser("export", help="write the database's KB as a file")
+    e = kb_sub.add_parser("export", parents=[common], help="write the database's KB as a file")
     e.add_argument("--out", help="output file (default: standard output)")
     kb.set_defaults(func=cmd_kb)
-    rep = sub.add_parser("report", help="the manager's report for a month or a quarter (HTML with charts, or CSV)")
+    rep = sub.add_parser("report", parents=[common], help="the manager's report for a month or a quarter (HTML with charts, or CSV)")
     rep.add_argument("--period", help="YYYY-MM or YYYY-Qn (default: last month), in the reports' time zone")
     rep.add_argument("--out", help="output file (default: standard output)")
     rep.add_argument("--format", choices=["html", "csv"], default="html", help="html (default) or csv of the raw figures")
     rep.set_defaults(func=cmd_report)
-    backup = sub.add_parser("backup", help="write a consistent copy of the SQLite database (safe while the bot runs)")
+    backup = sub.add_parser("backup", parents=[common], help="write a consistent copy of the SQLite database (safe while the bot runs)")
     backup.add_argument("--out", required=True, metavar="FILE", help="where to write the copy")
     backup.set_defaults(func=cmd_backup)
     return p
@@ -315,8 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         for line in exc.lines:
             print(line, file=sys.stderr)
-        return 2
-    except InvalidToken:
+        return EXIT_FAILURE if isinstance(exc, Unreachable) else EXIT_CONFIG
+    except InvalidToken:  # after the start: the token was revoked while starting
         print("telegram.token: the Bot API server rejected the token; check it with @BotFather", file=sys.stderr)
         return 2
     except SQLAlchemyError as exc:

@@ -9,15 +9,17 @@ was expected (:class:`ConfigError`); nothing here prints a traceback.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import typing
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG_NAME = "config.toml"
 TOKEN_ENV = "HELPDESK_BOT_TOKEN"
@@ -45,6 +47,21 @@ def _expect(text: str) -> Any:
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Telegram ids are strict: a number in quotes is a mistake worth a clear line (pydantic
+# would quietly turn "-100123" into a number, but not "@group" or "-100 123").
+def _group_id(v: int | None) -> int | None:
+    if v is not None and v >= 0:
+        raise ValueError("a group's or channel's id is negative, like -1001234567890; a positive number is a person's id")
+    return v
+
+
+def _user_ids(v: list[int]) -> list[int]:
+    for uid in v:
+        if uid <= 0:
+            raise ValueError(f"{uid} is a group's id; a person's id is positive")
+    return v
 
 
 class TelegramSettings(_Section):
@@ -154,6 +171,11 @@ class DatabaseSettings(_Section):
     @classmethod
     def _driver(cls, v: str) -> str:
         if not (v.startswith("sqlite+aiosqlite://") or v.startswith("postgresql+asyncpg://")):
+            scheme = v.split("://", 1)[0] + "://" if "://" in v else ""
+            if re.match(r"^postgres(ql)?(\+\w+)?://$", scheme):
+                raise ValueError(f"write postgresql+asyncpg:// instead of {scheme}")
+            if re.match(r"^sqlite(\+\w+)?://$", scheme):
+                raise ValueError(f"write sqlite+aiosqlite:// instead of {scheme}")
             raise ValueError("unsupported driver")
         return v
 
@@ -167,11 +189,11 @@ class DatabaseSettings(_Section):
 
 class StaffSettings(_Section):
     chat_id: Annotated[
-        int | None,
+        StrictInt | None,
         Field(json_schema_extra=_expect("the id of the private staff supergroup, a negative number like -1001234567890")),
     ] = None
     admin_ids: Annotated[
-        list[int],
+        list[StrictInt],
         Field(json_schema_extra=_expect("a list of Telegram user ids, like [123456789, 987654321]")),
     ] = []
     membership: Annotated[
@@ -186,12 +208,8 @@ class StaffSettings(_Section):
             raise ValueError("unknown membership rule")
         return v
 
-    @field_validator("chat_id")
-    @classmethod
-    def _group(cls, v: int | None) -> int | None:
-        if v is not None and v >= 0:
-            raise ValueError("a group id is negative")
-        return v
+    _group = field_validator("chat_id")(_group_id)
+    _people = field_validator("admin_ids")(_user_ids)
 
 
 DURATION_RE = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
@@ -239,9 +257,11 @@ class SupportCategory(_Section):
 class Department(_Section):
     label: Annotated[str, Field(json_schema_extra=_expect("a name staff recognise, like IT"))] = ""
     chat_id: Annotated[
-        int | None,
+        StrictInt | None,
         Field(json_schema_extra=_expect("the id of the department's own staff supergroup (omit to use staff.chat_id)")),
     ] = None
+
+    _group = field_validator("chat_id")(_group_id)
 
 
 DEFAULT_CATEGORIES = [
@@ -432,12 +452,17 @@ class AdsSettings(_Section):
     auto_approve_trusted: Annotated[bool, Field(json_schema_extra=_expect("true or false"))] = False
     trusted_min_approved: Annotated[int, Field(ge=1, le=1000, json_schema_extra=_expect("approved ads before a user is trusted"))] = 3
     policy_path: Annotated[Path, Field(json_schema_extra=_expect("the path of the ad policy file (TOML)"))] = Path(__file__).resolve().parent.parent / "ads" / "data" / "policy.toml"
-    channel_id: Annotated[int | None, Field(json_schema_extra=_expect("the id of the channel approved ads are posted to"))] = None
-    moderator_ids: Annotated[list[int], Field(json_schema_extra=_expect("Telegram ids of moderators (staff chat administrators are moderators too)"))] = []
+    channel_id: Annotated[
+        StrictInt | None, Field(json_schema_extra=_expect("the id of the channel approved ads are posted to, a negative number like -1001112223334"))
+    ] = None
+    moderator_ids: Annotated[list[StrictInt], Field(json_schema_extra=_expect("Telegram ids of moderators (staff chat administrators are moderators too)"))] = []
     reject_reasons: Annotated[list[RejectReason], Field(min_length=1, json_schema_extra=_expect("a list of [[ads.reject_reasons]]"))] = DEFAULT_REJECT_REASONS
     strike_days: Annotated[int, Field(ge=1, le=3650, json_schema_extra=_expect("days a strike stays active"))] = 90
     penalties: Annotated[list[Penalty], Field(json_schema_extra=_expect("a list of {strikes, action, days}"))] = [
         Penalty(strikes=1, action="warn"), Penalty(strikes=2, action="block", days=7), Penalty(strikes=3, action="ban")]
+
+    _channel = field_validator("channel_id")(_group_id)
+    _people = field_validator("moderator_ids")(_user_ids)
 
     @model_validator(mode="after")
     def _unique(self) -> AdsSettings:
@@ -639,18 +664,38 @@ def with_chat_moves(settings: Settings, moves: dict[int, int]) -> Settings:
     )
 
 
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _inner_model(tp: Any) -> type[BaseModel] | None:
+    """The model inside ``list[M]``, ``dict[str, M]`` or ``M | None``."""
+    for arg in typing.get_args(tp):
+        if _is_model(arg):
+            return arg
+        inner = _inner_model(arg)
+        if inner is not None:
+            return inner
+    return None
+
+
+def _section_fields(model: type[BaseModel]) -> dict[str, Any]:
+    return {(info.alias or name): info for name, info in model.model_fields.items()}
+
+
 def _field_expectation(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     """Walk the models along an error location to find the field's 'expected' text."""
     current: Any = model
     extra: Any = None
     for part in loc:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            break
-        field = None
-        for name, info in current.model_fields.items():
-            if part in (name, info.alias):
-                field = info
+        if not _is_model(current):
+            inner = _inner_model(current)
+            if inner is None:
                 break
+            current = inner
+            if part not in _section_fields(inner):  # a key of dict[str, M]: [support.departments.it]
+                continue
+        field = next((info for name, info in current.model_fields.items() if part in (name, info.alias)), None)
         if field is None:
             return "a known key of this section (see config.example.toml)"
         extra = field.json_schema_extra
@@ -658,6 +703,25 @@ def _field_expectation(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     if isinstance(extra, dict) and "expected" in extra:
         return str(extra["expected"])
     return "a value as in config.example.toml"
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed in the section that holds ``loc``'s last part."""
+    current: Any = model
+    for part in loc[:-1]:
+        if not _is_model(current):
+            current = _inner_model(current)
+            if current is None:
+                return []
+            if part not in _section_fields(current):
+                continue
+        field = _section_fields(current).get(part)
+        if field is None:
+            return []
+        current = field.annotation
+    if not _is_model(current):
+        current = _inner_model(current)
+    return [k for k in _section_fields(current) if k != "source"] if current is not None else []
 
 
 SECRET_KEYS = {"telegram.token", "telegram.webhook_secret"}
@@ -678,11 +742,15 @@ def _format_errors(where: str, exc: ValidationError) -> list[str]:
         loc = tuple(p for p in err["loc"] if not isinstance(p, int)) or ("(top level)",)
         key = ".".join(str(p) for p in loc)
         if err["type"] == "extra_forbidden":
-            lines.append(f"{where}: {key}: found an unknown key, expected only the keys of config.example.toml")
+            close = difflib.get_close_matches(str(loc[-1]), _known_keys(Settings, loc), n=1, cutoff=0.7)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            lines.append(f"{where}: {key}: found an unknown key, expected only the keys of config.example.toml{hint}")
             continue
         expected = _field_expectation(Settings, loc)
         found = "nothing" if err["type"] == "missing" else _describe(err.get("input"), key)
         reason = err.get("msg", "").removeprefix("Value error, ")
+        if err["type"] == "int_type" and isinstance(err.get("input"), str) and re.fullmatch(r"\s*-?\d+\s*", err["input"]):
+            reason = "a number in quotes is text: write it without the quotes"
         lines.append(f"{where}: {key}: found {found}, expected {expected} ({reason})")
     return lines
 
@@ -749,9 +817,11 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, must_exist: boo
     cfg_path = resolve_config_path(path)
     where = str(cfg_path)
     if not cfg_path.exists():
-        if must_exist:
+        named = bool(path) or bool(os.environ.get(CONFIG_ENV))  # a file asked for by name must be there
+        if must_exist or named:
+            given = " (given by --config)" if path else f" (given by {CONFIG_ENV})" if named else ""
             raise ConfigError(
-                [f"{where}: file not found, expected a TOML config file (copy config.example.toml to config.toml)"]
+                [f"{where}: file not found{given}, expected a TOML config file (copy config.example.toml to config.toml)"]
             )
         return parse_settings({}, where, Path.cwd())
     try:

@@ -13,7 +13,8 @@ answer not yet sent), so the test can kill the bot at that exact point.
 ``setWebhook`` / ``deleteWebhook`` are kept here, as on Telegram: while a webhook is
 set (:attr:`FakeBotServer.webhook`, with its ``url`` and ``secret_token``),
 ``getUpdates`` answers 409 Conflict. Delivering updates to the webhook is up to the
-test (a POST with the secret header, like Telegram's).
+test (a POST with the secret header, like Telegram's). :attr:`FakeBotServer.refuse_webhook`
+makes ``setWebhook`` fail as Telegram does for a URL it cannot use (400 "bad webhook").
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class FakeBotServer:
         self.polls: list[dict[str, Any]] = []  # the parameters of each getUpdates
         self._holds: list[Hold] = []
         self.webhook: dict[str, Any] | None = None  # setWebhook's parameters while one is set
+        self.refuse_webhook: str | None = None  # setWebhook answers 400 with this description
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -105,6 +107,9 @@ class FakeBotServer:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length).decode() if length else ""
         params = self._params(request.headers.get("Content-Type") or "", body)
+        if method == "setWebhook" and self.refuse_webhook:
+            self._reply(request, 400, {"ok": False, "error_code": 400, "description": self.refuse_webhook})
+            return
         if method in ("setWebhook", "deleteWebhook"):
             self.webhook = dict(params) if method == "setWebhook" and params.get("url") else None
             self._reply(request, 200, {"ok": True, "result": True})

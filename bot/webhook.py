@@ -43,6 +43,7 @@ from typing import Any, NoReturn
 
 import tornado.web
 from telegram import Update
+from telegram.error import BadRequest
 from telegram.ext import Application, ExtBot
 from tornado.httpserver import HTTPServer
 
@@ -214,13 +215,21 @@ async def serve(application: Application, tg: TelegramSettings, *, allowed_updat
             await application.start()
             try:
                 # only now: Telegram posts as soon as the webhook is set
-                await application.bot.set_webhook(
-                    url=tg.webhook_url,
-                    secret_token=tg.webhook_secret,
-                    allowed_updates=allowed_updates if allowed_updates is not None else Update.ALL_TYPES,
-                    max_connections=MAX_CONNECTIONS,
-                    drop_pending_updates=False,  # what was sent while we were down is handled
-                )
+                try:
+                    await application.bot.set_webhook(
+                        url=tg.webhook_url,
+                        secret_token=tg.webhook_secret,
+                        allowed_updates=allowed_updates if allowed_updates is not None else Update.ALL_TYPES,
+                        max_connections=MAX_CONNECTIONS,
+                        drop_pending_updates=False,  # what was sent while we were down is handled
+                    )
+                except BadRequest as exc:  # a URL Telegram cannot use: stop, saying which key
+                    log.error(
+                        "telegram.webhook_url: Telegram refused %s (%s); it needs an https URL on port 443, 80, 88 "
+                        "or 8443 with a valid certificate (a self-hosted Bot API server also takes http)",
+                        tg.webhook_url, exc.message,
+                    )
+                    return 2
                 log.info("webhook set: %s", tg.webhook_url)
                 await stopping.wait()
                 log.info("stopping: no new updates; handling the ones received")

@@ -6,6 +6,8 @@ import sqlite3
 import threading
 import time
 
+import pytest
+
 from bot.cli import main
 from bot.migrate import upgrade
 
@@ -89,3 +91,20 @@ def test_backup_refuses_a_missing_database_and_overwriting_itself(tmp_path, caps
     cfg = write_config(tmp_path, f"sqlite+aiosqlite:///{db}")
     assert main(["--config", str(cfg), "backup", "--out", str(db)]) == 2
     assert "must not be the database itself" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["backup", "--out", "{d}/x.db"], ["report", "--period", "2026-10", "--out", "{d}/r.html"], ["kb", "export", "--out", "{d}/faq.yaml"]],
+)
+def test_out_in_a_missing_folder_is_one_clear_line(tmp_path, capsys, command):
+    """README's own example (``--out backups/helpdesk-$(date +%F).db``) on a fresh machine."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/h.db"\n')
+    assert main(["--config", str(cfg), "migrate"]) == 0
+    missing = tmp_path / "backups"
+    args = [a.format(d=missing) for a in command]
+    assert main(["--config", str(cfg), *args]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"--out: the folder {missing} does not exist; create it (mkdir -p {missing}) or choose another file" in err

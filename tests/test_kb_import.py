@@ -131,3 +131,44 @@ def test_cli_migrate(tmp_path, capsys):
     assert "database at base (empty)" in capsys.readouterr().out
     assert main(["--config", str(cfg), "migrate", "--revision", "nonsense"]) == 2
     assert (tmp_path / "cli.db").exists()
+
+
+async def test_staff_edits_after_a_cli_import_survive_a_restart(database, tmp_path):
+    """README's workflow: edit the team's KB file, ``helpdesk kb import`` while the bot
+    runs, staff then fix an entry with /kb edit, the bot restarts (an upgrade, a reboot).
+    The file the CLI imported is the one imported last: the restart must not import it
+    again over the staff's edit."""
+    import asyncio
+
+    from bot.app import build_app, running
+    from bot.fake_telegram import FakeTelegram
+    from tests.support import STAFF_CHAT, FakeClock, make_settings, wipe
+
+    await wipe(database)
+    faq = tmp_path / "faq.yaml"
+    faq.write_text(STARTER.read_text(encoding="utf-8"), encoding="utf-8")
+    settings = make_settings(database, kb={"path": str(faq)})
+    cfg = tmp_path / "config.toml"
+    schema = f'schema = "{database.schema}"\n' if database.schema else ""
+    cfg.write_text(f'[database]\nurl = "{database.url}"\n{schema}[kb]\npath = "{faq}"\n', encoding="utf-8")
+    clock = FakeClock()
+    tg = FakeTelegram(clock=lambda: clock.now.timestamp())
+    tg.add_group(STAFF_CHAT, "Support staff")
+    thandi = tg.staff(800001, "Thandi", STAFF_CHAT)
+    user = tg.user(5190, "Zodwa")
+    app = build_app(settings, request=tg, clock=clock)
+    tg.attach(app)
+    async with running(app):
+        # the team edits its file and imports it while the bot runs
+        text = faq.read_text(encoding="utf-8")
+        faq.write_text(text.replace("title: How do I meet a buyer or seller safely?", "title: Meeting a buyer or seller safely"), encoding="utf-8")
+        assert await asyncio.to_thread(main, ["--config", str(cfg), "kb", "import"]) == 0
+        # a staff member then fixes the entry from the staff chat
+        await thandi.send("/kb edit meet-safely title Meeting buyers and sellers safely", chat_id=STAFF_CHAT)
+        assert "meet-safely changed" in tg.last_bot_message(STAFF_CHAT).text
+    clock.advance(minutes=10)
+    app = build_app(settings, request=tg, clock=clock)  # the restart
+    tg.attach(app)
+    async with running(app):
+        await user.send("is it safe to meet a buyer")
+        assert tg.last_bot_message(5190).text.startswith("Meeting buyers and sellers safely")
