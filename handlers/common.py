@@ -8,7 +8,7 @@ from datetime import timedelta
 from telegram import Update
 from telegram.constants import ChatType
 from sqlalchemy.exc import SQLAlchemyError
-from telegram.error import TelegramError
+from telegram.error import Conflict, NetworkError, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
 from bot.context import HelpdeskContext
@@ -125,9 +125,37 @@ async def on_error(update: object, context: HelpdeskContext) -> None:
     if isinstance(context.error, DuplicateUpdate):
         log.info("update %s was handled before (re-delivered by Telegram): its repeat was rolled back", update_id)
         return
+    if update is None and isinstance(context.error, (Conflict, NetworkError)):
+        _polling_trouble(context)  # PTB retries getUpdates by itself
+        return
     log.error("error while handling update %s", update_id, exc_info=context.error)
     if isinstance(update, Update):
         await _apologise(update, context)
+
+
+#: A polling problem that goes on is said again at most this often (each retry reports it).
+POLLING_TROUBLE_REPEAT = timedelta(minutes=5)
+
+
+def _polling_trouble(context: HelpdeskContext) -> None:
+    """getUpdates failed (PTB tries again with a growing pause): one clear line, not a
+    traceback per retry. A Conflict means another process polls with this token (a
+    second ``helpdesk run``, or the old one still stopping) or a webhook is set: Telegram
+    gives each update to one of them only."""
+    error = context.error
+    kind = "conflict" if isinstance(error, Conflict) else "network"
+    now = context.now()
+    said = context.bot_data.setdefault("polling_trouble_said", {})
+    if kind in said and now - said[kind] < POLLING_TROUBLE_REPEAT:
+        return
+    said[kind] = now
+    if kind == "conflict":
+        log.error(
+            "Telegram refuses to deliver updates here: another process is polling with this bot token, "
+            "or a webhook is set (%s). Run one `helpdesk run` per token; retrying meanwhile", error,
+        )
+    else:
+        log.warning("could not fetch updates from the Bot API (%s); retrying", error)
 
 
 async def edited(update: Update, context: HelpdeskContext) -> None:
