@@ -9,7 +9,10 @@ passed since that try, the sweep claims the card again (``card_claimed_at`` move
 now, atomically: of racing sweeps one wins) and posts it again, with a line saying so;
 from then on the new message is the tracked card. After :data:`ATTEMPTS` posts in all
 timed out, the sweep stops and staff are told once (``card_timeouts`` becomes
-:data:`TOLD` before the line is sent; put back when Telegram refused the line).
+:data:`TOLD` before the line is sent; put back when the line was refused for Telegram's
+flood limit or a network failure, so that the next sweep sends it; a line Telegram
+refuses for good (400, 403: e.g. the bot was removed from the staff chat) is recorded as
+:data:`REFUSED` and logged, never tried again every minute).
 
 Staff can also post a card again by hand (``/repost``: :func:`claim_repost`), whatever
 became of its earlier posts: a card cut off by a crash in the middle of its send (claimed,
@@ -33,6 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 ATTEMPTS = 3
 #: ``card_timeouts`` once staff were told that the card could not be confirmed
 TOLD = ATTEMPTS + 1
+#: ``card_timeouts`` when Telegram refused that line for good (logged; not tried again)
+REFUSED = ATTEMPTS + 2
 
 
 @dataclass(frozen=True)
@@ -124,9 +129,17 @@ async def claim_telling(session: AsyncSession, kind: CardKind, item_id: int) -> 
 
 
 async def untold(session: AsyncSession, kind: CardKind, item_id: int) -> None:
-    """Telegram refused the line to staff: the next sweep tells them."""
+    """The line to staff was refused for now (Telegram's flood limit, a network failure):
+    the next sweep tells them."""
     model = kind.model
     await session.execute(update(model).where(model.id == item_id, model.card_timeouts == TOLD).values(card_timeouts=ATTEMPTS))
+
+
+async def refused(session: AsyncSession, kind: CardKind, item_id: int) -> None:
+    """Telegram refused the line to staff for good (400, 403): recorded, not tried again
+    (a sweep a minute would change nothing); ``/repost`` still posts the card."""
+    model = kind.model
+    await session.execute(update(model).where(model.id == item_id, model.card_timeouts == TOLD).values(card_timeouts=REFUSED))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import pending
+from bot import outbox, pending
 from bot.models import AppState, ChatMigration
 
 
@@ -56,7 +56,8 @@ class ChatMove:
 async def move_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int, now: datetime) -> ChatMove:
     """Telegram moved a staff chat to ``new_chat_id``: store the move and move everything
     keyed by the old id, in the caller's one transaction: tickets, waits for a person's
-    next message (a feedback answer, a typed "Other…" reason), ``/kb`` drafts, and the
+    next message (a feedback answer, a typed "Other…" reason), ``/kb`` drafts, notices
+    queued for staff there (:func:`bot.outbox.move_chat`), and the
     cards of unanswered feedback, ads waiting for moderation and open reports (which the
     old chat keeps, out of reach: their place and claim are cleared here, so each is
     posted again in the new one once, by the caller after the commit or by the
@@ -75,6 +76,7 @@ async def move_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int
     drafts = await editing.move_drafts(session, old_chat_id=old_chat_id, new_chat_id=new_chat_id)
     feedback = await feedback_service.move_cards(session, old_chat_id=old_chat_id)
     ads, reports = await ads_service.move_cards(session, old_chat_id=old_chat_id)
+    await outbox.move_chat(session, old_chat_id=old_chat_id, new_chat_id=new_chat_id)
     return ChatMove(True, tickets, feedback, waits, drafts, ads, reports)
 
 

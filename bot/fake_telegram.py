@@ -76,6 +76,7 @@ FAULTS: dict[str, tuple[int, str]] = {
     "migrated": (400, "Bad Request: group chat was upgraded to a supergroup chat"),
     "timeout": (0, "timed out"),  # no answer at all: PTB raises TimedOut
     "not_admin": (403, "Forbidden: bot is not a member of the channel chat"),
+    "kicked": (403, "Forbidden: bot was kicked from the supergroup chat"),  # removed from a group
     "cant_delete": (400, "Bad Request: message can't be deleted"),
     # 200 with a result the bot cannot read (a broken proxy or self-hosted Bot API server);
     # nothing is done
@@ -291,7 +292,7 @@ class FakeTelegram(BaseRequest):
         """Make the next ``times`` calls of ``method`` (to ``chat_id``; default any chat)
         fail the way Telegram fails them. ``kind``: ``flood`` (429 with ``retry_after``),
         ``timeout`` (no answer; ``delivered=True``: the call took effect all the same),
-        ``blocked`` (403), ``not_admin`` (403 from a channel), ``too_long`` / ``parse`` /
+        ``blocked`` (403), ``not_admin`` (403 from a channel), ``kicked`` (403: removed from a group), ``too_long`` / ``parse`` /
         ``cant_delete`` (400), ``migrated`` (400 with
         ``migrate_to_chat_id``; see also :meth:`migrate_chat`), ``garbage`` (200 with a result
         missing its fields: PTB fails to read it, not with a TelegramError). Timeouts act in-process

@@ -17,11 +17,20 @@ this module never imports telegram: buttons are stored as the Bot API's JSON). T
 So a crash at any point loses no notice and sends none twice.
 
 Notices go to users' private chats (``audience`` *user*: the chat id is the user's
-Telegram id, always positive), or to the moderators (*moderators*: e.g. the pattern
+Telegram id, always positive), to the moderators (*moderators*: e.g. the pattern
 alert; the staff chat and its Moderation topic are looked up when it is sent, so a chat
-that moved meanwhile is followed). Nothing is ever queued for, or sent to, an anonymous
-id (negative: the row an erased person's history moved to, see :mod:`bot.privacy`):
-:func:`queue` returns None for it, and a stored one is recorded failed, never sent.
+that moved meanwhile is followed), or to staff about a ticket (*ticket*: the ticket's
+topic, or a reply to its card; *ticket_general*: in a forum the chat's General topic,
+where everybody looks; e.g. the SLA sweep's alerts. ``ref`` names the ticket, whose
+place is looked up when the notice is sent: a chat that moved, or a topic made since,
+is followed; ``chat_id`` is its staff chat when queued, for the per-chat order).
+Nothing is ever queued for, or sent to, an anonymous id (negative: the row an erased
+person's history moved to, see :mod:`bot.privacy`): :func:`queue` returns None for it,
+and a stored one is recorded failed, never sent.
+
+Erasure (:func:`erase_user`, :func:`erase_named`): a person's own notices go, and so do
+the notices to staff about them or their tickets, and those whose text names them
+(``person_id``: e.g. the assignee in a reminder).
 
 Order: a chat's notices go out in the order they were queued. One refused for Telegram's
 flood limit goes back to *pending* with ``retry_at`` (now + Telegram's retry_after);
@@ -32,6 +41,7 @@ other chats' notices are.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -57,6 +67,12 @@ class NoticeState(StrEnum):
 class Audience(StrEnum):
     USER = "user"  # the user's private chat (chat_id: their Telegram id)
     MODERATORS = "moderators"  # the moderators' place in the staff chat (chat_id: the staff chat when queued)
+    TICKET = "ticket"  # the ticket (ref) in its staff chat: its topic, or a reply to its card (chat_id: that chat when queued)
+    TICKET_GENERAL = "ticket_general"  # the ticket's staff chat where everybody looks: a forum's General topic
+
+
+#: Audiences of notices about a ticket, sent where the ticket (``ref``) is in the staff chat.
+TICKET_AUDIENCES = (Audience.TICKET, Audience.TICKET_GENERAL)
 
 
 # The error recorded on a stored notice to an anonymous id (never sent).
@@ -77,10 +93,11 @@ class Notice(Base):
         Index("ix_notices_state", "state"),
         Index("ix_notices_chat_id", "chat_id"),
         Index("ix_notices_ref", "ref"),  # erasure: the notices about a user (migration 0023)
+        Index("ix_notices_person_id", "person_id"),  # erasure: the notices that name a person (migration 0024)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    chat_id: Mapped[int]  # the user's private chat (their Telegram id); for moderators the staff chat when queued
+    chat_id: Mapped[int]  # the user's private chat (their Telegram id); for staff audiences the staff chat when queued
     audience: Mapped[str] = mapped_column(SafeString(16), default=Audience.USER, server_default=Audience.USER.value)
     kind: Mapped[str] = mapped_column(SafeString(32))  # e.g. ad_approved, ticket_resolved, csat, penalty
     ref: Mapped[str | None] = mapped_column(SafeString(64))  # what it is about: "ticket:12", "ad:5", "feedback:3"
@@ -93,6 +110,7 @@ class Notice(Base):
     message_id: Mapped[int | None]  # Telegram's id of the message sent
     error: Mapped[str | None] = mapped_column(SafeText)
     retry_at: Mapped[datetime | None]  # refused for the flood limit: not due before this
+    person_id: Mapped[int | None]  # someone the text names besides its audience (an assignee): erased with them
 
 
 
@@ -112,16 +130,17 @@ class Queued:
 
 async def queue(
     session: AsyncSession, *, chat_id: int, kind: str, text: str, now: datetime, ref: str | None = None,
-    reply_markup: dict[str, Any] | None = None, audience: Audience = Audience.USER,
+    reply_markup: dict[str, Any] | None = None, audience: Audience = Audience.USER, person_id: int | None = None,
 ) -> Queued | None:
     """Store a notice in the caller's transaction (sent after the commit, or by the sweep).
-    None (nothing stored) for an erased person's anonymous id: there is nobody to tell."""
+    None (nothing stored) for an erased person's anonymous id: there is nobody to tell.
+    ``person_id``: someone the text names (erased with them, :func:`erase_named`)."""
     if not addressable(audience, chat_id):
         log.info("notice %s (%s) not queued: %s is an erased user's anonymous id", kind, ref, chat_id)
         return None
     notice = Notice(
         chat_id=chat_id, audience=audience, kind=kind, ref=ref, text=text, reply_markup=reply_markup, state=NoticeState.PENDING,
-        created_at=now,
+        created_at=now, person_id=person_id,
     )
     session.add(notice)
     await session.flush()
@@ -227,11 +246,32 @@ async def for_user(session: AsyncSession, *, user_id: int) -> list[Notice]:
     return list((await session.scalars(mine)).all())
 
 
-async def erase_user(session: AsyncSession, *, user_id: int) -> int:
+async def erase_user(session: AsyncSession, *, user_id: int, ticket_ids: Sequence[int] = ()) -> int:
     """/deleteme: the user's notices go (what was not sent yet never will be), and so do
-    the moderators' notices about them (a pattern alert names them)."""
+    the moderators' notices about them (a pattern alert names them) and the notices to
+    staff about their cases ``ticket_ids`` (an SLA alert about a case now closed as
+    erased; what was not sent yet never will be)."""
     about = (Notice.audience == Audience.MODERATORS) & (Notice.ref == f"user:{user_id}")
+    if ticket_ids:
+        about = about | Notice.ref.in_([f"ticket:{i}" for i in ticket_ids])
     result = await session.execute(delete(Notice).where(((Notice.audience == Audience.USER) & (Notice.chat_id == user_id)) | about))
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+async def erase_named(session: AsyncSession, *, person_id: int) -> int:
+    """/deleteme, /forget: the notices whose text names the person besides their audience
+    (``person_id``: e.g. a staff member in the reminder to answer a case) go, sent or not."""
+    result = await session.execute(delete(Notice).where(Notice.person_id == person_id))
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+async def move_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int) -> int:
+    """A staff chat Telegram moved: the notices to staff queued for the old id belong to
+    the new one (each chat's notices keep their order, and a flood limit holds them all).
+    Where each goes is looked up when it is sent anyway."""
+    result = await session.execute(
+        update(Notice).where(Notice.audience != Audience.USER, Notice.chat_id == old_chat_id).values(chat_id=new_chat_id)
+    )
     return result.rowcount or 0  # type: ignore[attr-defined]
 
 

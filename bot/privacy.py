@@ -29,6 +29,9 @@ anonymous figures the reports count. What happens to each table:
   review (and later edits of the entry) with the text replaced by ``(erased)`` in the
   summary and left out of the entry snapshots; staff members' ``kb_drafts`` lose
   phrasings that are their questions.
+- ``notices``: theirs are deleted (unsent ones never go out), and so are the notices to
+  staff about them or their cases (a pattern alert, SLA alerts) and those whose text
+  names them (``person_id``: a staff member in a reminder).
 - ``pending_inputs`` of theirs are deleted; ``processed_updates`` of their private chat
   (dedupe markers: chat id = user id) lose the chat and message ids and keep only the
   update id, which still recognises a re-delivered update.
@@ -378,6 +381,10 @@ async def erase_user(
         await session.flush()
         await _erase_user_content(session, result, user_id=user_id, now=now, by=by)
     await _erase_staff_traces(session, result, staff_id=user_id, policy=policy, now=now)
+    # notices whose text names them besides their audience (e.g. an assignee's reminder): gone
+    from bot.outbox import erase_named
+
+    await erase_named(session, person_id=user_id)
     # what their next message was for (a /feedback prompt, a staff answer): nothing to keep
     await session.execute(delete(PendingInput).where(PendingInput.user_id == user_id))
     # the dedupe markers of their private chat (chat id = user id) no longer say which chat
@@ -502,7 +509,8 @@ async def _erase_user_content(session: AsyncSession, result: Erasure, *, user_id
         await session.execute(
             delete(PendingInput).where(PendingInput.kind == WAIT_ANSWER, PendingInput.ref_id.in_([i for i, _ in feedback]))
         )
-    # the notices sent to them (texts about their cases and ads): gone; unsent ones never go out
+    # the notices sent to them (texts about their cases and ads), and to staff about their
+    # cases (SLA alerts): gone; unsent ones never go out
     from bot.outbox import erase_user as erase_notices
 
-    await erase_notices(session, user_id=user_id)
+    await erase_notices(session, user_id=user_id, ticket_ids=ids)

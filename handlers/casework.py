@@ -421,24 +421,39 @@ def posted_again(context: HelpdeskContext, text: str, timeouts: int) -> str:
 
 async def tell_staff(context: HelpdeskContext, ticket: Ticket, html: str, *, general: bool = False) -> Message | None:
     """A line in the ticket's topic, or as a reply to its card. ``general``: in a forum,
-    in the chat's General topic instead, where everybody looks (e.g. unclaimed alerts)."""
+    in the chat's General topic instead, where everybody looks (e.g. unclaimed alerts).
+    None when the ticket has no place in a staff chat, or the line did not arrive."""
     if ticket.staff_chat_id is None:
         return None
-    reply = ReplyParameters(ticket.card_message_id, allow_sending_without_reply=True) if ticket.card_message_id and ticket.topic_id is None else None
-    thread = None if general else ticket.topic_id
+    try:
+        return await post_in_place(context, ticket, html, general=general)
+    except TelegramError as exc:
+        log.warning("could not post to the staff chat about #%s: %s", ticket.id, exc)
+        return None
+
+
+async def post_in_place(
+    context: HelpdeskContext, ticket: Ticket, html: str, *, general: bool = False, markup: InlineKeyboardMarkup | None = None
+) -> Message:
+    """Post ``html`` where the ticket is now (as read by the caller): its topic, or as a
+    reply to its card; ``general``: in a forum, the chat's General topic. A ticket that
+    never reached a staff chat: its department's chat. A chat Telegram moved is followed
+    (there, the old card and topic are gone: the chat itself). TelegramError is raised."""
     chat_id = ticket.staff_chat_id
+    if chat_id is None:
+        chat_id, thread, reply = context.department_chat(ticket.department), None, None
+    else:
+        thread = None if general else ticket.topic_id
+        card = ticket.card_message_id if ticket.topic_id is None else None
+        reply = ReplyParameters(card, allow_sending_without_reply=True) if card else None
 
     async def send(to: int) -> Message:
         moved = to != chat_id  # in a chat that just got a new id, the old card and topic are gone
         return await context.bot.send_message(
-            to, html, message_thread_id=None if moved else thread, reply_parameters=None if moved else reply
+            to, html, message_thread_id=None if moved else thread, reply_parameters=None if moved else reply, reply_markup=markup
         )
 
-    try:
-        return await delivery.to_staff_chat(context, chat_id, send)
-    except TelegramError as exc:
-        log.warning("could not post to the staff chat about #%s: %s", ticket.id, exc)
-        return None
+    return await delivery.to_staff_chat(context, chat_id, send)
 
 
 async def set_topic_open(context: HelpdeskContext, ticket: Ticket, is_open: bool) -> None:
@@ -728,7 +743,10 @@ async def report_interrupted(context: HelpdeskContext) -> int:
     have arrived. Sends are at most once: none is sent again; each is marked *maybe
     delivered* and staff are told in the ticket's topic (or under its card), with the
     text, so that nothing anyone wrote is dropped silently. Marked before staff are told,
-    atomically: of racing sweeps one reports it. Returns how many were reported."""
+    atomically: of racing sweeps one reports it. A line refused for now (the flood limit,
+    a timeout, a network failure) is tried again by the next sweep; one Telegram refused
+    for good (400, 403) is logged once and not tried again (the relay stays recorded as
+    maybe delivered, with its ticket event). Returns how many were reported."""
     desk = context.desk
     async with unit_of_work(desk.sessions) as session:
         stuck = await service.stuck_relays(session, before=context.now() - stuck_grace(context))
@@ -745,26 +763,21 @@ async def report_interrupted(context: HelpdeskContext) -> int:
         )
         text = short(item.message.text or f"({item.message.kind})", 3000)
         html = srender(context, "staff/send_interrupted.html", to_user=to_user, number=ticket.id, name=item.sender_name, text=text)
-        if not await _tell_staff_somewhere(context, ticket, html):
-            log.error("staff could not be told about message %s of ticket #%s; the next sweep tries again", item.message.id, ticket.id)
+        try:
+            await post_in_place(context, ticket, html)
+        except TelegramError as exc:
+            if delivery.failure(exc).refused:  # 400 / 403: the same line again changes nothing
+                log.error(
+                    "Telegram refused the line about message %s of ticket #%s (recorded maybe delivered, shown in /ticket %s; not tried again): %s",
+                    item.message.id, ticket.id, ticket.id, exc,
+                )
+                continue
+            log.error("staff could not be told about message %s of ticket #%s; the next sweep tries again: %s", item.message.id, ticket.id, exc)
             async with unit_of_work(desk.sessions) as session:
                 await service.stuck_relay_unreported(session, message_id=item.message.id)
             continue
         reported += 1
     return reported
-
-
-async def _tell_staff_somewhere(context: HelpdeskContext, ticket: Ticket, html: str) -> bool:
-    """:func:`tell_staff`, or, for a ticket that never reached the staff chat, its
-    department's chat. False when the notice surely or maybe did not arrive."""
-    if ticket.staff_chat_id is not None:
-        return await tell_staff(context, ticket, html) is not None
-    try:
-        await delivery.to_staff_chat(context, context.department_chat(ticket.department), lambda to: context.bot.send_message(to, html))
-    except TelegramError as exc:
-        log.warning("could not post to the staff chat about #%s: %s", ticket.id, exc)
-        return False
-    return True
 
 
 async def _lost_ticket_card(context: HelpdeskContext, ticket_id: int) -> tuple[int, int | None, str]:
@@ -781,7 +794,10 @@ async def report_lost_cards(
     """Cards of which every post timed out (:data:`bot.card_retries.ATTEMPTS`), still
     needed: staff get one short line each, ``describe(context, id)`` -> (chat, topic,
     html). Claimed first (of racing sweeps one tells); a line Telegram refused is sent
-    by the next sweep, one that timed out is not sent again. Returns how many were told."""
+    by the next sweep when it was refused for now (the flood limit, a network failure),
+    recorded once and never tried again when Telegram refused it for good (400, 403: e.g.
+    the bot was removed from the chat); one that timed out is not sent again. Returns how
+    many were told."""
     desk = context.desk
     async with unit_of_work(desk.sessions) as session:
         lost = await card_retries.given_up(session, kind)
@@ -799,9 +815,17 @@ async def report_lost_cards(
         except TimedOut as exc:  # it may have arrived: one line, never two
             log.warning("telling staff about the card of %s %s timed out: %s", kind.model.__tablename__, item_id, exc)
         except TelegramError as exc:
-            log.error("could not tell staff about the card of %s %s (the next sweep tries again): %s", kind.model.__tablename__, item_id, exc)
-            async with unit_of_work(desk.sessions) as session:
-                await card_retries.untold(session, kind, item_id)
+            if delivery.failure(exc).refused:
+                log.error(
+                    "Telegram refused the line about the card of %s %s (recorded, not tried again; /repost posts the card): %s",
+                    kind.model.__tablename__, item_id, exc,
+                )
+                async with unit_of_work(desk.sessions) as session:
+                    await card_retries.refused(session, kind, item_id)
+            else:
+                log.error("could not tell staff about the card of %s %s (the next sweep tries again): %s", kind.model.__tablename__, item_id, exc)
+                async with unit_of_work(desk.sessions) as session:
+                    await card_retries.untold(session, kind, item_id)
             continue
         told += 1
     return told

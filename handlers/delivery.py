@@ -5,7 +5,11 @@
   failure worded for staff ("Telegram's flood limit").
 - a timeout: the request may have reached Telegram, so the message may have arrived.
   It is recorded as *maybe delivered* and never sent again blindly (no duplicates).
-- 403: the user blocked the bot. Recorded on the ticket; the case goes on.
+- 403: the user blocked the bot. Recorded on the ticket; the case goes on. In a staff
+  chat, the bot was removed from it.
+- 400 and 403 are Telegram's answer "no" (``Failure.refused``): sending the same again
+  changes nothing, so a line to staff refused so is recorded and logged once, never
+  tried again every minute; the flood limit (429) and network trouble are worth another try.
 - "group chat was upgraded to a supergroup chat" (``ChatMigrated``): a staff chat got
   a new id. :func:`chat_moved` stores the move (it survives a restart) and, in the same
   transaction, moves everything keyed by the old id (:func:`bot.chats.move_chat`);
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from telegram.error import ChatMigrated, Forbidden, RetryAfter, TelegramError, TimedOut
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
 
 from bot.chats import move_chat
@@ -47,13 +51,16 @@ class Failure:
     maybe: bool = False  # timed out: it may have arrived; not sent again
     flood: bool = False  # 429 after every retry
     retry_after: float = 0.0  # flood: Telegram's "retry after", in seconds
+    refused: bool = False  # Telegram answered no (400, 403): the same send again changes nothing
 
 
 def failure(exc: TelegramError) -> Failure:
     if isinstance(exc, TimedOut):
         return Failure("the request timed out; it may have arrived", maybe=True)
     if isinstance(exc, Forbidden):
-        return Failure(exc.message, blocked=True)
+        return Failure(exc.message, blocked=True, refused=True)
+    if isinstance(exc, BadRequest):  # not a network error, although PTB files it as one
+        return Failure(exc.message, refused=True)
     if isinstance(exc, RetryAfter):
         wait = exc.retry_after
         seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)

@@ -22,8 +22,13 @@ is the bot's own, not one chat's: the run stops there and the job sends the rest
 
 Notices to the moderators (the pattern alert: :func:`queue_for_moderators`) go the same
 way to the staff chat's Moderation topic, looked up when sent (a chat that moved is
-followed). A notice to an erased person's anonymous id is never queued nor sent
-(:func:`bot.outbox.addressable`), whichever handler asks.
+followed); so do notices to staff about a ticket (the SLA sweep's alerts:
+:func:`queue_for_ticket`), to the ticket's place in its staff chat as it is when sent
+(its topic or a reply to its card; or the chat's General topic). A refusal there (the
+bot was removed from the staff chat, 403; a 400) is recorded *failed* and logged as an
+error, once; it is not "the user blocked the bot". A notice to an erased person's
+anonymous id is never queued nor sent (:func:`bot.outbox.addressable`), whichever
+handler asks.
 
 :func:`repair` (from the periodic sweep) marks the notices a crash left ``sending`` as
 maybe delivered, then sends those a crash (or a flood refusal whose retry_after is
@@ -78,6 +83,21 @@ async def queue_for_moderators(context: HelpdeskContext, session, *, kind: str, 
     return await outbox.queue(
         session, chat_id=context.desk.settings.staff.chat_id, kind=kind, ref=ref, text=text, now=context.now(),  # type: ignore[arg-type]
         audience=Audience.MODERATORS,
+    )
+
+
+async def queue_for_ticket(
+    context: HelpdeskContext, session, ticket, *, kind: str, text: str, general: bool = False, person_id: int | None = None,  # type: ignore[no-untyped-def]
+) -> Queued | None:
+    """Store a rendered line to staff about ``ticket`` (e.g. an SLA alert) in the unit of
+    work of the step it announces; sent with :func:`send_all` after the commit, or by the
+    sweep. It goes where the ticket is when it is sent: its topic, or a reply to its card;
+    ``general``: in a forum, the chat's General topic, where everybody looks. ``person_id``:
+    someone the text names (an assignee): the notice is erased with them."""
+    chat_id = ticket.staff_chat_id or context.department_chat(ticket.department)
+    return await outbox.queue(
+        session, chat_id=chat_id, kind=kind, ref=f"ticket:{ticket.id}", text=text, now=context.now(),
+        audience=Audience.TICKET_GENERAL if general else Audience.TICKET, person_id=person_id,
     )
 
 
@@ -169,6 +189,8 @@ async def send(context: HelpdeskContext, notice_id: int) -> Outcome | None:
     try:
         if notice.audience == Audience.MODERATORS:
             sent = await _to_moderators(context, notice.text, markup)
+        elif notice.audience in outbox.TICKET_AUDIENCES:
+            sent = await _to_ticket(context, notice, markup)
         else:
             sent = await context.bot.send_message(notice.chat_id, notice.text, reply_markup=markup)
     except TelegramError as exc:
@@ -176,12 +198,50 @@ async def send(context: HelpdeskContext, notice_id: int) -> Outcome | None:
         outcome = Outcome(notice_id, failure=fail)
         if fail.maybe:
             log.warning("notice %s (%s, %s) timed out; it may have arrived, not sent again", notice_id, notice.kind, notice.ref)
+        elif notice.audience != Audience.USER and not fail.flood:  # staff miss it: loud, once (recorded failed, not tried again)
+            log.error("notice %s (%s, %s) to staff was not delivered, recorded failed: %s", notice_id, notice.kind, notice.ref, fail.reason)
         else:
             log.warning("notice %s (%s, %s) was not delivered: %s", notice_id, notice.kind, notice.ref, fail.reason)
+    except _NoTicket:
+        log.error("notice %s (%s, %s) is about a ticket that does not exist: not sent", notice_id, notice.kind, notice.ref)
+        outcome = Outcome(notice_id, failure=delivery.Failure("no such ticket"))
+    except Exception as exc:  # not Telegram's error: an answer the bot cannot read (a broken proxy or Bot API server)
+        # It may have arrived: *maybe*, never sent again, as the stuck repair would mark it
+        # later; recorded now, so that the chat's later notices (another ticket's SLA alert,
+        # a user's next notice) need not wait behind it until then.
+        log.exception("notice %s (%s, %s) failed oddly; it may have arrived: marked maybe delivered, not sent again", notice_id, notice.kind, notice.ref)
+        outcome = Outcome(notice_id, failure=delivery.Failure(f"the send failed oddly ({type(exc).__name__}); it may have arrived", maybe=True))
     else:
         outcome = Outcome(notice_id, message=sent)
     await _record(context, notice, outcome)
     return outcome
+
+
+class _NoTicket(Exception):
+    """The ticket a notice to staff is about is not there."""
+
+
+def _ticket_id(notice: outbox.Notice) -> int | None:
+    ref = notice.ref or ""
+    return int(ref.split(":", 1)[1]) if ref.startswith("ticket:") else None
+
+
+async def _to_ticket(context: HelpdeskContext, notice: outbox.Notice, markup: InlineKeyboardMarkup | None) -> Message:
+    """The ticket's place in the staff chat as it is now (its chat, topic and card: a chat
+    Telegram moved, or a topic made since, is followed); the General topic for
+    *ticket_general*."""
+    from escalation import service as tickets
+    from handlers import casework
+
+    ticket_id = _ticket_id(notice)
+    if ticket_id is None:
+        raise _NoTicket(notice.ref)
+    try:
+        async with unit_of_work(context.desk.sessions, read_only=True) as session:
+            ticket = await tickets.get_ticket(session, ticket_id)
+    except tickets.TicketError as exc:
+        raise _NoTicket(notice.ref) from exc
+    return await casework.post_in_place(context, ticket, notice.text, general=notice.audience == Audience.TICKET_GENERAL, markup=markup)
 
 
 async def _to_moderators(context: HelpdeskContext, text: str, markup: InlineKeyboardMarkup | None) -> Message:
@@ -198,7 +258,8 @@ async def _record(context: HelpdeskContext, notice: outbox.Notice, outcome: Outc
     from escalation import service as tickets
 
     fail, sent = outcome.failure, outcome.message
-    ticket_id = int(notice.ref.split(":", 1)[1]) if notice.ref and notice.ref.startswith("ticket:") else None
+    # a user's notice about a case: a message of the case, and a 403 means they blocked the bot
+    ticket_id = _ticket_id(notice) if notice.audience == Audience.USER else None
     first_block = False
     async with unit_of_work(context.desk.sessions, effect=False) as session:
         if sent is not None:

@@ -641,9 +641,13 @@ async def sla_sweep(context: HelpdeskContext) -> None:
     """JobQueue, every ``sla.sweep_seconds``: send what a crash left unsent (cards,
     relays: :func:`handlers.casework.repair`; feedback, moderation and report cards:
     :func:`handlers.feedback.repair_cards`, :func:`handlers.ads.repair_cards`; notices to
-    users: :func:`handlers.notices.repair`; the ads channel:
-    :func:`handlers.ads.repair_channel`), then act on what is due, marked in the
-    database."""
+    users and to staff, the SLA alerts among them: :func:`handlers.notices.repair`; the
+    ads channel: :func:`handlers.ads.repair_channel`), then act on what is due, marked in
+    the database. The alerts to staff (re-announce, the assignee's reminder, the
+    resolution breach) are queued in the outbox in the transaction that marks their step
+    done, and sent after its commit: a crash in between, a timeout, Telegram's flood
+    limit or refusal each end as the outbox says (sent by the next sweep, maybe
+    delivered, due again after retry_after, failed), never lost silently nor sent twice."""
     desk = context.desk
     try:
         await casework.repair(context)
@@ -660,7 +664,7 @@ async def sla_sweep(context: HelpdeskContext) -> None:
     try:
         await notices.repair(context)
     except Exception:
-        log.exception("repairing unsent notices to users failed; the next sweep tries again")
+        log.exception("repairing unsent notices failed; the next sweep tries again")
     try:
         await ads.repair_channel(context)
     except Exception:
@@ -672,29 +676,41 @@ async def sla_sweep(context: HelpdeskContext) -> None:
             i.ticket.id: await casework.queue_resolved(context, session, service.Resolution(i.ticket, i.survey), auto=True)
             for i in items if i.action == SlaAction.AUTO_RESOLVE
         }
-    sla = desk.settings.sla
+        alerts = [await _queue_alert(context, session, i, names) for i in items if i.action in ALERTS]
+    await notices.send_all(context, alerts)  # each chat's in order; a flood refusal holds that chat only
 
     async def act(item: service.SweepItem) -> None:
         t = item.ticket
-        target = casework.human_minutes(sla.minutes("first_response", t.priority))
-        if item.action == SlaAction.REANNOUNCE:
-            waited = casework.human_minutes((context.now() - t.escalated_at).total_seconds() / 60) if t.escalated_at else "?"
-            await casework.tell_staff(
-                context, t, srender(context, "staff/reannounce.html", number=t.id, waited=waited, target=target, contacts=sla.escalation_contacts),
-                general=True,
-            )
-        elif item.action == SlaAction.RESOLUTION:
-            goal = casework.human_minutes(sla.minutes("resolution", t.priority))
-            await casework.tell_staff(
-                context, t, srender(context, "staff/resolution_breach.html", number=t.id, target=goal, assignee=names.get(t.assignee_id or 0)),
-                general=True,
-            )
-        elif item.action == SlaAction.PING:
-            await casework.tell_staff(context, t, srender(context, "staff/ping.html", number=t.id, assignee_id=t.assignee_id, assignee=names.get(t.assignee_id, "agent"), target=target))  # type: ignore[arg-type]
-        elif item.action == SlaAction.AUTO_RESOLVE:
+        if item.action == SlaAction.AUTO_RESOLVE:
             await casework.after_resolve(context, service.Resolution(t, item.survey), solved[t.id])
         elif item.action == SlaAction.CLOSE:
             await casework.refresh_card(context, t.id)
 
-    for item in items:  # one ticket's odd failure must not cost the others their alert
-        await guarded(f"the SLA action {item.action} of ticket #{item.ticket.id}", act(item))
+    for item in items:  # one ticket's odd failure must not cost the others theirs
+        if item.action not in ALERTS:
+            await guarded(f"the SLA action {item.action} of ticket #{item.ticket.id}", act(item))
+
+
+#: The sweep's actions that alert staff, and the notice kind of each.
+ALERTS = {SlaAction.REANNOUNCE: "sla_reannounce", SlaAction.PING: "sla_ping", SlaAction.RESOLUTION: "sla_resolution"}
+
+
+async def _queue_alert(context: HelpdeskContext, session, item: service.SweepItem, names: dict[int, str]) -> notices.Queued | None:  # type: ignore[no-untyped-def]
+    """The staff alert of an SLA step, rendered and queued in the sweep's transaction:
+    re-announce and resolution breach in the chat's General topic (in a forum), where
+    everybody looks; the assignee's reminder in the ticket's topic (or under its card)."""
+    t, sla = item.ticket, context.desk.settings.sla
+    target = casework.human_minutes(sla.minutes("first_response", t.priority))
+    if item.action == SlaAction.REANNOUNCE:
+        waited = casework.human_minutes((context.now() - t.escalated_at).total_seconds() / 60) if t.escalated_at else "?"
+        html = srender(context, "staff/reannounce.html", number=t.id, waited=waited, target=target, contacts=sla.escalation_contacts)
+        return await notices.queue_for_ticket(context, session, t, kind=ALERTS[item.action], text=html, general=True)
+    if item.action == SlaAction.RESOLUTION:
+        goal = casework.human_minutes(sla.minutes("resolution", t.priority))
+        assignee = names.get(t.assignee_id or 0)
+        html = srender(context, "staff/resolution_breach.html", number=t.id, target=goal, assignee=assignee)
+        return await notices.queue_for_ticket(
+            context, session, t, kind=ALERTS[item.action], text=html, general=True, person_id=t.assignee_id if assignee else None
+        )
+    html = srender(context, "staff/ping.html", number=t.id, assignee_id=t.assignee_id, assignee=names.get(t.assignee_id, "agent"), target=target)  # type: ignore[arg-type]
+    return await notices.queue_for_ticket(context, session, t, kind=ALERTS[item.action], text=html, person_id=t.assignee_id)

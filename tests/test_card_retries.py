@@ -13,6 +13,8 @@ the database, and the card that is redrawn is the tracked one.
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from bot import card_retries
@@ -21,6 +23,7 @@ from tests.test_escalation import open_ticket, staff_pair
 from tests.test_repair import sweep
 
 USER = 6401
+NO_RETRIES = {"telegram": {"max_retries": 0}}  # a 429 reaches the bot at once (no waiting in tests)
 AGAIN = "Posted again: Telegram did not confirm the first card. If you see two, use this one."
 
 
@@ -153,14 +156,15 @@ async def test_ticket_card_that_keeps_timing_out_is_tried_three_times_then_staff
     assert await desk.scalar("SELECT card_message_id FROM tickets") == cards[0].message_id
 
 
-async def test_a_forced_post_timing_out_after_the_last_try_does_not_swallow_the_line_to_staff(desk):
-    """Three posts timed out and the line to staff was refused (told by the next sweep);
-    meanwhile the user writes and the relay's own post of the card times out too: the count
-    stays at its last try, so the next sweep still tells staff."""
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_a_forced_post_timing_out_after_the_last_try_does_not_swallow_the_line_to_staff(desk, settings_overrides):
+    """Three posts timed out and the line to staff was refused for the flood limit (told
+    by the next sweep); meanwhile the user writes and the relay's own post of the card
+    times out too: the count stays at its last try, so the next sweep still tells staff."""
     staff_pair(desk)
     user = desk.tg.user(USER, "Naledi")
     desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, times=card_retries.ATTEMPTS)
-    desk.tg.fail("sendMessage", "not_admin", chat_id=STAFF_CHAT)  # the line to staff: refused
+    desk.tg.fail("sendMessage", "flood", chat_id=STAFF_CHAT)  # the line to staff: refused for now
     desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT)  # the relay's own post of the card
     await open_ticket(desk, user)
     for _ in range(2, card_retries.ATTEMPTS + 1):
@@ -175,18 +179,41 @@ async def test_a_forced_post_timing_out_after_the_last_try_does_not_swallow_the_
     assert await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.TOLD
 
 
-async def test_the_line_about_a_lost_card_that_telegram_refused_is_sent_by_the_next_sweep(desk):
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_the_line_about_a_lost_card_refused_for_the_flood_limit_is_sent_by_the_next_sweep(desk, settings_overrides):
     staff_pair(desk)
     desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, times=card_retries.ATTEMPTS)
     number = await open_ticket(desk, desk.tg.user(USER, "Naledi"))
     desk.clock.advance(minutes=3)
     await sweep(desk)
     desk.clock.advance(minutes=3)
-    desk.tg.fail("sendMessage", "parse", chat_id=STAFF_CHAT)  # after the card's third timeout, the line is refused
+    desk.tg.fail("sendMessage", "flood", chat_id=STAFF_CHAT)  # after the card's third timeout, the line is refused for now
     await sweep(desk)
     assert lost_lines(desk) == [] and await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.ATTEMPTS
     await later_sweeps(desk)
     assert len(lost_lines(desk)) == 1 and f"/ticket {number}" in lost_lines(desk)[0].text
+
+
+@pytest.mark.parametrize("refusal", ["kicked", "parse"])
+async def test_the_line_about_a_lost_card_that_telegram_refuses_is_recorded_once_not_tried_every_minute(desk, refusal, caplog):
+    """The bot was removed from the staff chat (403), or Telegram cannot take the line
+    (400): trying again each minute changes nothing. The refusal is recorded on the card
+    (``card_timeouts``: :data:`bot.card_retries.REFUSED`) and logged, once."""
+    staff_pair(desk)
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, times=card_retries.ATTEMPTS)
+    await open_ticket(desk, desk.tg.user(USER, "Naledi"))
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    desk.clock.advance(minutes=3)
+    desk.tg.fail("sendMessage", refusal, chat_id=STAFF_CHAT, times=100)  # after the card's third timeout
+    with caplog.at_level(logging.ERROR):
+        await sweep(desk)
+    assert lost_lines(desk) == [] and await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.REFUSED
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR and "refused the line" in r.getMessage()]
+    start = len(desk.tg.calls)
+    await later_sweeps(desk, times=5)
+    assert sends_to_staff(desk, start) == []
+    assert await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.REFUSED
 
 
 # ------------------------------------------------------------------ feedback cards

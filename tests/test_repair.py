@@ -9,6 +9,8 @@ nothing; a normal flow must never trigger a repair.
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from bot.db import unit_of_work
@@ -17,6 +19,7 @@ from tests.support import STAFF_CHAT
 from tests.test_escalation import card, open_ticket, staff_pair
 
 USER = 6101
+NO_RETRIES = {"telegram": {"max_retries": 0}}  # a 429 reaches the bot at once (no waiting in tests)
 SUBJECT = "the refund for my featured ad never came"
 
 
@@ -404,14 +407,15 @@ async def test_answered_feedback_without_card_is_not_posted(desk):
     assert feedback_cards(desk, item.id) == []
 
 
-async def test_interrupted_relay_whose_notice_telegram_refused_is_reported_by_the_next_sweep(desk):
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_interrupted_relay_whose_notice_was_refused_for_the_flood_limit_is_reported_by_the_next_sweep(desk, settings_overrides):
     staff_pair(desk)
     user = desk.tg.user(USER, "Naledi")
     number = await open_ticket(desk, user)
     message_id = await crashed_user_message(desk, number, "invoice INV-808 attached", 5203)
     await crashed_mid_send(desk, message_id)
     desk.clock.advance(minutes=11)
-    desk.tg.fail("sendMessage", "parse", chat_id=STAFF_CHAT)
+    desk.tg.fail("sendMessage", "flood", chat_id=STAFF_CHAT)
     await sweep(desk)
     assert not any("INV-808" in m.text for m in desk.tg.chat_messages(STAFF_CHAT))
     assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE id = :i", i=message_id) == "sending"
@@ -435,16 +439,17 @@ async def test_interrupted_relay_of_a_ticket_without_a_place_in_the_staff_chat_i
     assert len(told) == 1 and f"(#{number}) may not have reached this chat" in told[0].text
 
 
-async def test_an_interrupted_relay_whose_notice_keeps_being_refused_records_its_event_once(desk):
-    """Each sweep that fails to tell staff puts the relay back for the next one; the
-    ticket's history must say 'maybe not delivered' once, not once per sweep (the sweep
-    runs every minute: a topic staff deleted made that an event a minute, forever)."""
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_an_interrupted_relay_whose_notice_keeps_being_refused_for_the_flood_limit_records_its_event_once(desk, settings_overrides):
+    """Each sweep that could not tell staff for Telegram's flood limit puts the relay back
+    for the next one; the ticket's history must say 'maybe not delivered' once, not once
+    per sweep."""
     staff_pair(desk)
     user = desk.tg.user(USER, "Naledi")
     number = await open_ticket(desk, user)
     message_id = await crashed_user_message(desk, number, "receipt RC-19 attached", 5205)
     await crashed_mid_send(desk, message_id)
-    desk.tg.fail("sendMessage", "parse", chat_id=STAFF_CHAT, times=3)
+    desk.tg.fail("sendMessage", "flood", chat_id=STAFF_CHAT, times=3)
     for _ in range(3):
         desk.clock.advance(minutes=11)
         await sweep(desk)
@@ -452,6 +457,35 @@ async def test_an_interrupted_relay_whose_notice_keeps_being_refused_records_its
     desk.clock.advance(minutes=1)
     await sweep(desk)
     assert len([m for m in desk.tg.chat_messages(STAFF_CHAT) if "RC-19" in m.text]) == 1
+    assert await desk.scalar(
+        "SELECT count(*) FROM ticket_events WHERE ticket_id = :n AND note LIKE 'maybe not delivered%'", n=number
+    ) == 1
+
+
+@pytest.mark.parametrize("refusal", ["kicked", "parse"])
+async def test_an_interrupted_relay_whose_notice_telegram_refuses_is_recorded_once_not_tried_every_minute(desk, refusal, caplog):
+    """The bot was removed from the staff chat (403), or Telegram cannot take the line
+    (400; before, a topic staff deleted made that a try a minute, forever): the relay stays
+    recorded as maybe delivered, with its event once, the refusal is logged, and no sweep
+    tries the line again."""
+    staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    message_id = await crashed_user_message(desk, number, "receipt RC-20 attached", 5206)
+    await crashed_mid_send(desk, message_id)
+    desk.tg.fail("sendMessage", refusal, chat_id=STAFF_CHAT, times=100)
+    desk.clock.advance(minutes=11)
+    with caplog.at_level(logging.ERROR):
+        await sweep(desk)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR and "refused the line" in r.getMessage()]
+    tries = [c for c in desk.tg.calls if c.method == "sendMessage" and "RC-20" in str(c.params.get("text", ""))]
+    assert len(tries) == 1 and not tries[0].ok
+    for _ in range(4):
+        desk.clock.advance(minutes=11)
+        await sweep(desk)
+    assert len([c for c in desk.tg.calls if c.method == "sendMessage" and "RC-20" in str(c.params.get("text", ""))]) == 1
+    row = (await desk.rows("SELECT send_state, delivered, error FROM ticket_messages WHERE id = :i", i=message_id))[0]
+    assert tuple(row) == ("sent", None, service.STUCK_ERROR)
     assert await desk.scalar(
         "SELECT count(*) FROM ticket_events WHERE ticket_id = :n AND note LIKE 'maybe not delivered%'", n=number
     ) == 1
