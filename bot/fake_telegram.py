@@ -23,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from telegram import Update
-from telegram.error import TimedOut
+from telegram.error import NetworkError, TimedOut
 from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 
@@ -81,6 +82,11 @@ FAULTS: dict[str, tuple[int, str]] = {
     # 200 with a result the bot cannot read (a broken proxy or self-hosted Bot API server);
     # nothing is done
     "garbage": (200, ""),
+    # the Bot API server refuses the connection (down, restarting, a network outage):
+    # nothing reached it; PTB raises NetworkError from httpx.ConnectError
+    "unreachable": (0, "[Errno 111] Connection refused"),
+    # a proxy in front of the Bot API answers 502: PTB raises NetworkError("Bad Gateway")
+    "bad_gateway": (502, "Bad Gateway"),
 }
 
 
@@ -111,6 +117,10 @@ class Fault:
 
 class FakeTimeout(Exception):
     """Raised by :meth:`FakeTelegram.dispatch` for an injected timeout."""
+
+
+class FakeUnreachable(Exception):
+    """Raised by :meth:`FakeTelegram.dispatch` for an injected refused connection."""
 
 
 def _not_modified() -> ApiError:
@@ -275,6 +285,9 @@ class FakeTelegram(BaseRequest):
             return self.dispatch(url.rsplit("/", 1)[-1], params)
         except FakeTimeout:
             raise TimedOut() from None
+        except FakeUnreachable as exc:  # as PTB's HTTPXRequest words it
+            cause = httpx.ConnectError(str(exc))
+            raise NetworkError(f"httpx.ConnectError: {exc}") from cause
 
     # ------------------------------------------------------------ injected faults
 
@@ -295,8 +308,10 @@ class FakeTelegram(BaseRequest):
         ``blocked`` (403), ``not_admin`` (403 from a channel), ``kicked`` (403: removed from a group), ``too_long`` / ``parse`` /
         ``cant_delete`` (400), ``migrated`` (400 with
         ``migrate_to_chat_id``; see also :meth:`migrate_chat`), ``garbage`` (200 with a result
-        missing its fields: PTB fails to read it, not with a TelegramError). Timeouts act in-process
-        only (through :meth:`do_request`), not through the HTTP fake server."""
+        missing its fields: PTB fails to read it, not with a TelegramError), ``unreachable`` (the
+        connection refused: nothing sent), ``bad_gateway`` (502 from a proxy). Timeouts and
+        refused connections act in-process only (through :meth:`do_request`), not through the
+        HTTP fake server."""
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}: one of {', '.join(FAULTS)}")
         fault = Fault(method, kind, chat_id, times, retry_after, migrate_to, delivered)
@@ -346,6 +361,9 @@ class FakeTelegram(BaseRequest):
                         handler = getattr(self, f"api_{api_method}")
                         call.result = handler(params)
                     raise FakeTimeout(api_method)
+                if fault is not None and fault.kind == "unreachable":
+                    self.events.append(Event("error", _chat_id_of(params), f"{api_method}: (connection refused)"))
+                    raise FakeUnreachable(FAULTS["unreachable"][1])
                 if fault is not None and fault.kind == "garbage":
                     self.events.append(Event("error", _chat_id_of(params), f"{api_method}: (an answer without its fields)"))
                     return 200, json.dumps({"ok": True, "result": {"garbage": True}}).encode()

@@ -10,6 +10,10 @@
 - 400 and 403 are Telegram's answer "no" (``Failure.refused``): sending the same again
   changes nothing, so a line to staff refused so is recorded and logged once, never
   tried again every minute; the flood limit (429) and network trouble are worth another try.
+- the Bot API out of reach (the connection refused: a server restarting, a network
+  outage): nothing was sent, so the send is worth repeating (``Failure.again``, after
+  :data:`UNREACHABLE_RETRY_SECONDS`), like one refused for the flood limit. Other network
+  trouble (a 502 from a proxy, a connection cut mid-answer) may have reached Telegram.
 - "group chat was upgraded to a supergroup chat" (``ChatMigrated``): a staff chat got
   a new id. :func:`chat_moved` stores the move (it survives a restart) and, in the same
   transaction, moves everything keyed by the old id (:func:`bot.chats.move_chat`);
@@ -29,7 +33,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError, TimedOut
+import httpx
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
 
 from bot.chats import move_chat
@@ -52,6 +57,16 @@ class Failure:
     flood: bool = False  # 429 after every retry
     retry_after: float = 0.0  # flood: Telegram's "retry after", in seconds
     refused: bool = False  # Telegram answered no (400, 403): the same send again changes nothing
+    unsent: bool = False  # the Bot API was out of reach: surely not sent, worth sending again
+
+    @property
+    def again(self) -> bool:
+        """Surely not sent, and worth sending again after ``retry_after`` seconds."""
+        return self.flood or self.unsent
+
+
+#: The Bot API out of reach: a send is tried again after this many seconds.
+UNREACHABLE_RETRY_SECONDS = 30.0
 
 
 def failure(exc: TelegramError) -> Failure:
@@ -65,6 +80,10 @@ def failure(exc: TelegramError) -> Failure:
         wait = exc.retry_after
         seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
         return Failure(f"Telegram's flood limit, after every retry ({exc.message})", flood=True, retry_after=seconds)
+    if isinstance(exc, NetworkError) and isinstance(exc.__cause__, httpx.ConnectError):
+        return Failure(f"the Bot API was out of reach, nothing was sent ({exc.message})", unsent=True, retry_after=UNREACHABLE_RETRY_SECONDS)
+    if isinstance(exc, NetworkError):  # a 502, a connection cut mid-answer: it may have reached Telegram
+        return Failure(f"network trouble; it may have arrived ({exc.message})", maybe=True)
     return Failure(exc.message)
 
 

@@ -8,10 +8,12 @@ Each send is claimed first (one sender), and its outcome recorded:
   reply to it reaches the case; for the survey its message id);
 - 403, the user blocked the bot: ``failed``; for a ticket, recorded on the ticket and
   staff told once, as before; the flow goes on;
-- a timeout: ``maybe`` (it may have arrived): never sent again;
-- Telegram's flood limit after every retry: surely not sent, so back to ``pending``,
-  due again after Telegram's retry_after (``retry_at``); any other refusal: ``failed``
-  with Telegram's reason.
+- a timeout, or other network trouble (a 502, a connection cut): ``maybe`` (it may
+  have arrived): never sent again;
+- Telegram's flood limit after every retry, or the Bot API out of reach (the connection
+  refused): surely not sent, so back to ``pending``, due again after Telegram's
+  retry_after or :data:`handlers.delivery.UNREACHABLE_RETRY_SECONDS` (``retry_at``); any
+  other refusal: ``failed`` with Telegram's reason.
 
 A flood refusal holds back only the later notices to the same chat (they keep their
 order: the survey never before its "solved"); the other chats' notices go on. The
@@ -131,7 +133,7 @@ async def _send_in_order(context: HelpdeskContext, items: list[Queued]) -> list[
             busy.add(item.chat_id)
             continue
         outcomes.append(outcome)
-        if outcome.failure is not None and outcome.failure.flood:
+        if outcome.failure is not None and outcome.failure.again:
             held.add(item.chat_id)
             later.append(item)
             wait = max(wait, outcome.failure.retry_after)
@@ -198,7 +200,7 @@ async def send(context: HelpdeskContext, notice_id: int) -> Outcome | None:
         outcome = Outcome(notice_id, failure=fail)
         if fail.maybe:
             log.warning("notice %s (%s, %s) timed out; it may have arrived, not sent again", notice_id, notice.kind, notice.ref)
-        elif notice.audience != Audience.USER and not fail.flood:  # staff miss it: loud, once (recorded failed, not tried again)
+        elif notice.audience != Audience.USER and not fail.again:  # staff miss it: loud, once (recorded failed, not tried again)
             log.error("notice %s (%s, %s) to staff was not delivered, recorded failed: %s", notice_id, notice.kind, notice.ref, fail.reason)
         else:
             log.warning("notice %s (%s, %s) was not delivered: %s", notice_id, notice.kind, notice.ref, fail.reason)
@@ -270,7 +272,7 @@ async def _record(context: HelpdeskContext, notice: outbox.Notice, outcome: Outc
                 await tickets.record_bot_message(session, ticket_id=ticket_id, text=sent.text or "", user_message_id=sent.message_id, now=context.now())
                 if notice.kind == "csat":
                     await tickets.set_survey_message(session, ticket_id=ticket_id, message_id=sent.message_id)
-        elif fail is not None and fail.flood:  # surely not sent: due again after retry_after
+        elif fail is not None and fail.again:  # surely not sent (flood limit, Bot API out of reach): due again after retry_after
             retry_at = context.now() + timedelta(seconds=fail.retry_after)
             await outbox.release(session, notice_id=notice.id, error=fail.reason, retry_at=retry_at)
         elif fail is not None:

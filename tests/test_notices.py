@@ -778,3 +778,40 @@ async def test_a_notice_taken_for_stuck_while_the_rate_limiter_waited_is_sent_af
         )
         await outbox.release(session, notice_id=other.id, error="flood", retry_at=now)
     assert await desk.scalar("SELECT state FROM notices WHERE chat_id = 5302") == "maybe"
+
+
+# ------------------------------------------------------------------ the Bot API out of reach
+
+
+async def test_notice_that_found_the_bot_api_out_of_reach_is_sent_once_it_is_back(desk):
+    """The connection refused (a Bot API server restarting, a network outage): nothing was
+    sent, so the notice goes back to the outbox and is sent when the Bot API is back,
+    once; a notice recorded failed would have been lost for good."""
+    user = desk.tg.user(5111, "Palesa")
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, user)
+    desk.tg.fail("sendMessage", "unreachable", chat_id=5111, times=5)
+    await thandi.press("Claim", card(desk, number))
+    [_, (kind, _, state, _, error)] = await notices(desk, 5111)
+    assert (kind, state) == ("ticket_claimed", "pending") and "out of reach" in error
+    assert texts(desk, 5111, "Thandi") == []
+    desk.tg.faults.clear()
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    await sweep(desk)
+    assert len(texts(desk, 5111, "Thandi")) == 1
+    assert [n[2] for n in await notices(desk, 5111)] == ["sent", "sent"]
+
+
+async def test_notice_answered_with_a_bad_gateway_may_have_arrived_and_is_not_sent_again(desk):
+    user = desk.tg.user(5112, "Kagiso")
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, user)
+    desk.tg.fail("sendMessage", "bad_gateway", chat_id=5112, times=5)
+    await thandi.press("Claim", card(desk, number))
+    [_, (kind, _, state, _, error)] = await notices(desk, 5112)
+    assert (kind, state) == ("ticket_claimed", "maybe") and "Bad Gateway" in error
+    desk.tg.faults.clear()
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert texts(desk, 5112, "Thandi") == []
