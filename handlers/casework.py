@@ -25,7 +25,7 @@ from bot.telegram_html import utf16_length
 from escalation import service
 from escalation.models import Direction, Ticket, TicketStatus
 from handlers import delivery, notices
-from handlers.ui import guarded, not_modified, short
+from handlers.ui import drop_stale_copy, guarded, not_modified, short
 
 log = logging.getLogger(__name__)
 S = TicketStatus
@@ -383,6 +383,64 @@ async def repost_card(context: HelpdeskContext, ticket_id: int) -> Repost:
     if done.message is not None:
         desk.cards_shown[(chat_id, done.message.message_id)] = (text, markup.to_json() if markup else "")
     return done
+
+
+#: the buttons of a ticket's card (``t:<action>:<ticket>``; not e.g. the learning offer's)
+CARD_ACTIONS = frozenset({"claim", "release", "resolve", "spam", "reopen"})
+
+
+def card_number(context: HelpdeskContext, message: Any) -> int | None:
+    """The ticket whose card ``message`` is, by the buttons the bot put on it
+    (``t:<action>:<ticket>``): a copy of a card whose id the bot may not know (its first
+    post timed out but arrived). Only the bot's own messages; None for anything else
+    (another message, a card whose buttons are gone)."""
+    sender = getattr(message, "from_user", None)
+    markup = getattr(message, "reply_markup", None)
+    if sender is None or sender.id != context.bot.id or markup is None:
+        return None
+    for row in markup.inline_keyboard:
+        for button in row:
+            parts = button.callback_data.split(":") if isinstance(button.callback_data, str) else []
+            if len(parts) == 3 and parts[0] == "t" and parts[1] in CARD_ACTIONS and parts[2].isascii() and parts[2].isdigit():
+                return int(parts[2])
+    return None
+
+
+async def drop_stale_card(context: HelpdeskContext, query: Any, ticket: Ticket) -> None:
+    """A button pressed on a copy of the ticket's card that is not the tracked one (a
+    first post that timed out but arrived, or an old client still showing a card known
+    before): the copy is kept as an earlier card of the case (a reply to it still reaches
+    the case once its buttons are gone) and loses its buttons
+    (:func:`handlers.ui.drop_stale_copy`)."""
+    pressed = query.message
+    if (
+        pressed is not None and ticket.staff_chat_id is not None and ticket.card_message_id is not None
+        and pressed.chat.id == ticket.staff_chat_id and pressed.message_id != ticket.card_message_id
+        and card_number(context, pressed) == ticket.id
+    ):
+        async with unit_of_work(context.desk.sessions) as session:
+            await service.keep_card_copy(session, ticket_id=ticket.id, chat_id=pressed.chat.id, message_id=pressed.message_id)
+    await drop_stale_copy(query, ticket.staff_chat_id, ticket.card_message_id)
+
+
+async def redraw_copies(context: HelpdeskContext, ticket_id: int, copies: Sequence[tuple[int, int]]) -> None:
+    """The earlier copies of a ticket's card (chat, message) drawn again as the case is
+    now, without buttons (after an erasure: they showed the user's name). Best effort: a
+    copy Telegram no longer has (or lets the bot edit) is logged."""
+    if not copies:
+        return
+    try:
+        text, _ = await card_text(context, ticket_id)
+    except service.TicketError:
+        return
+    for chat_id, message_id in copies:
+        try:
+            await context.bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, reply_markup=None)
+        except BadRequest as exc:
+            if not not_modified(exc):
+                log.info("could not redraw copy %s/%s of the card of #%s: %s", chat_id, message_id, ticket_id, exc)
+        except TelegramError as exc:
+            log.info("could not redraw copy %s/%s of the card of #%s: %s", chat_id, message_id, ticket_id, exc)
 
 
 async def refresh_card(context: HelpdeskContext, ticket_id: int) -> None:

@@ -23,7 +23,7 @@ from escalation import feedback as service
 from escalation import service as tickets_service
 from escalation.feedback import FeedbackView, Status
 from handlers import delivery, notices
-from handlers.casework import Repost, Reposted, card_timed_out, claim_card_again, clip, local_time, posted_again, repair_grace, report_lost_cards, repost, slabel, srender
+from handlers.casework import Repost, Reposted, card_number, card_timed_out, claim_card_again, clip, local_time, posted_again, repair_grace, report_lost_cards, repost, slabel, srender
 from handlers.staffauth import is_staff
 from handlers.ui import drop_stale_copy, guarded, not_modified, set_markup, short, toast
 
@@ -444,7 +444,8 @@ async def take_staff_answer(update: Update, context: HelpdeskContext) -> bool:
             # after "Answer", a message that belongs to a ticket (its topic, a reply to its
             # card or messages) still goes to the ticket
             if feedback_id is not None and await tickets_service.ticket_at(
-                session, chat_id=message.chat_id, thread_id=thread, reply_to=reply_to.message_id if reply_to else None
+                session, chat_id=message.chat_id, thread_id=thread, reply_to=reply_to.message_id if reply_to else None,
+                card_of=card_number(context, reply_to),
             ):
                 feedback_id = None
     if feedback_id is None:

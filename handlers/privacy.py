@@ -115,6 +115,7 @@ async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> N
         await ads.unpublish(context, ad_id)
     for ticket_id in result.tickets:  # cards and topic names showed the user's name
         await casework.refresh_card(context, ticket_id)
+        await casework.redraw_copies(context, ticket_id, [(chat, message) for t, chat, message in result.card_copies if t == ticket_id])
         async with unit_of_work(desk.sessions) as session:
             ticket = await service.get_ticket(session, ticket_id)
         if ticket.topic_id is not None and ticket.staff_chat_id is not None:
