@@ -277,11 +277,12 @@ async def repost(
     *,
     attach: Callable[[AsyncSession, Message], Awaitable[Any]],
     release: Callable[[AsyncSession], Awaitable[Any]],
-    album: Sequence[str] = (),
+    send: Callable[[], Awaitable[Message]] | None = None,
 ) -> Repost:
     """Post a card that staff asked for again (claimed with
-    :func:`bot.card_retries.claim_repost`) at ``place`` (chat, topic), after its photos
-    (``album``, best effort), and record it as the tracked card (``attach``): later edits
+    :func:`bot.card_retries.claim_repost`) at ``place`` (chat, topic) (``send``: how, when
+    it is more than the text and buttons: an ad's card with its photos,
+    :func:`handlers.ads.send_mod_card`), and record it as the tracked card (``attach``): later edits
     and matched replies go to it; the card known before loses its buttons (a press on it
     would still act once, authorised against the database). Telegram's refusal releases a
     claim that no known card stands for (``release``: the sweep posts it); a timeout is
@@ -291,10 +292,11 @@ async def repost(
     desk = context.desk
     chat_id, topic = place
     what = f"{kind.model.__tablename__} {item_id}"
-    photos: list[Message] = []
     try:
-        photos = await post_album(context, chat_id, topic, album, what)
-        card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=markup)
+        if send is not None:
+            card = await send()
+        else:
+            card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=markup)
     except ChatMigrated as exc:
         async with unit_of_work(desk.sessions) as session:
             await release(session)
@@ -307,7 +309,6 @@ async def repost(
         return Repost(Reposted.TIMED_OUT)
     except TelegramError as exc:
         log.warning("Telegram refused the card of %s posted again (/repost): %s", what, exc)
-        await drop_album(context, photos, what)
         async with unit_of_work(desk.sessions) as session:
             await release(session)
         return Repost(Reposted.REFUSED, error=exc.message)
@@ -322,14 +323,18 @@ async def repost(
     return Repost(Reposted.POSTED, message=card)
 
 
-async def post_album(context: HelpdeskContext, chat_id: int, topic: int | None, photos: Sequence[str], what: str) -> list[Message]:
-    """Photos before a card (an ad's), best effort: a refused album does not keep the card
-    back. ChatMigrated is raised."""
+async def post_album(
+    context: HelpdeskContext, chat_id: int, topic: int | None, photos: Sequence[str], what: str, *, under: int | None = None
+) -> list[Message]:
+    """Photos before a card (an ad's; ``under``: after it, as a reply to that message),
+    best effort: a refused album does not keep the card back. ChatMigrated is raised."""
+    reply = ReplyParameters(under, allow_sending_without_reply=True) if under is not None else None
     try:
         if len(photos) == 1:
-            return [await context.bot.send_photo(chat_id, photos[0], message_thread_id=topic)]
+            return [await context.bot.send_photo(chat_id, photos[0], message_thread_id=topic, reply_parameters=reply)]
         if photos:
-            return list(await context.bot.send_media_group(chat_id, [InputMediaPhoto(p) for p in photos], message_thread_id=topic))
+            media = [InputMediaPhoto(p) for p in photos]
+            return list(await context.bot.send_media_group(chat_id, media, message_thread_id=topic, reply_parameters=reply))
     except ChatMigrated:
         raise
     except TelegramError as exc:

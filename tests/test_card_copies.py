@@ -8,6 +8,13 @@ timed out is known by its own buttons, and kept once a button on it is pressed).
 in the ticket's own chat: a card left behind by a transfer does not talk to the user,
 and the copies in a chat that became a supergroup are forgotten (the new chat numbers
 its messages afresh). Erasing the user redraws every known copy without their name.
+
+An ad's moderation (or Take down) card goes after the ad's photos. Posted again, it
+does not bring the photos again when they are known to be in the chat: it replies to
+them (``ads.album_chat_id``, ``album_message_id``, recorded as soon as Telegram confirmed
+the album). Photos never confirmed (their post timed out or was refused), posted in a
+chat that has since moved, or of an earlier submission are posted with the card;
+photos deleted from the chat meanwhile are posted again under the card.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support import STAFF_CHAT
+from tests.test_ads_flow import moderators, post_ad
 from tests.test_card_retries import ticket_cards, refusals
 from tests.test_escalation import IT_CHAT, open_ticket, staff_pair
 from tests.test_repair import sweep
@@ -178,3 +186,79 @@ async def test_erasure_redraws_the_card_a_transfer_left_behind(desk):
     for chat in (STAFF_CHAT, IT_CHAT):
         [card] = [m for m in desk.tg.chat_messages(chat) if m.from_bot and m.text.startswith(f"🎫 #{number} ")]
         assert "Nomvula" not in card.text and "Dlamini" not in card.text, (chat, card.text)
+
+
+# ------------------------------------------------------------------ an ad's photos
+
+
+def mod_cards(desk, ad_id, chat=STAFF_CHAT):
+    return [m for m in desk.tg.chat_messages(chat) if m.from_bot and m.text.startswith(f"📋 Ad #{ad_id} ")]
+
+
+def photos(desk, chat=STAFF_CHAT):
+    return [m for m in desk.tg.chat_messages(chat) if m.from_bot and m.kind == "photo"]
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_a_moderation_card_posted_again_by_hand_replies_to_the_photos_and_its_buttons_act(desk, staff_forum):
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, desk.tg.user(USER, "Sello"))
+    album = photos(desk)
+    assert len(album) == 2
+    assert tuple((await desk.rows("SELECT album_chat_id, album_message_id FROM ads"))[0]) == (STAFF_CHAT, album[0].message_id)
+    await mo.send(f"/repost ad {ad_id}", chat_id=STAFF_CHAT)
+    await mo.send(f"/repost ad {ad_id}", chat_id=STAFF_CHAT)
+    cards = mod_cards(desk, ad_id)
+    assert len(cards) == 3 and len(photos(desk)) == 2
+    assert [c.reply_to for c in cards[1:]] == [album[0].message_id] * 2
+    if staff_forum:
+        assert {c.thread_id for c in cards} == {album[0].thread_id} == {desk.tg.topic_named(STAFF_CHAT, "Moderation")}
+    await mo.press("Approve", cards[-1])
+    assert await desk.scalar("SELECT status FROM ads") == "approved"
+    assert "✅ Approved by Moderator Mo" in mod_cards(desk, ad_id)[-1].text
+    assert refusals(desk) == []
+
+
+async def test_photos_never_confirmed_come_with_the_card_posted_again(desk):
+    """The album's post timed out (nothing arrived) and so did the card's: the sweep's
+    card brings the photos."""
+    desk.tg.fail("sendMediaGroup", "timeout", chat_id=STAFF_CHAT)
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT)
+    ad_id = await post_ad(desk, desk.tg.user(USER, "Sello"))
+    assert photos(desk) == [] and mod_cards(desk, ad_id) == []
+    assert await desk.scalar("SELECT album_message_id FROM ads") is None
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    album, [card] = photos(desk), mod_cards(desk, ad_id)
+    assert len(album) == 2 and card.reply_to is None and album[-1].message_id < card.message_id
+    assert await desk.scalar("SELECT album_message_id FROM ads") == album[0].message_id
+
+
+async def test_photos_deleted_from_the_chat_are_posted_again_under_the_card(desk):
+    mo, _ = moderators(desk)
+    ad_id = await post_ad(desk, desk.tg.user(USER, "Sello"))
+    for photo in photos(desk):  # somebody tidied the chat
+        photo.deleted = True
+    await mo.send(f"/repost ad {ad_id}", chat_id=STAFF_CHAT)
+    card = mod_cards(desk, ad_id)[-1]
+    album = photos(desk)
+    assert len(album) == 2 and card.reply_to is None and album[0].reply_to == card.message_id
+    assert await desk.scalar("SELECT album_message_id FROM ads") == album[0].message_id
+    await mo.send(f"/repost ad {ad_id}", chat_id=STAFF_CHAT)
+    assert len(photos(desk)) == 2 and mod_cards(desk, ad_id)[-1].reply_to == album[0].message_id
+
+
+async def test_a_resubmitted_ad_brings_its_photos_with_its_new_card(desk):
+    mo, _ = moderators(desk)
+    seller = desk.tg.user(USER, "Sello")
+    ad_id = await post_ad(desk, seller)
+    await mo.press("Request changes", mod_cards(desk, ad_id)[-1])
+    await mo.press("Unrealistic price", mod_cards(desk, ad_id)[-1])
+    await seller.press("Change it", desk.tg.last_bot_message(USER))
+    await seller.send("R 95 000")
+    await seller.press("Submit")
+    album, card = photos(desk), mod_cards(desk, ad_id)[-1]
+    assert len(album) == 4 and "⏳ pending" in card.text and card.reply_to is None
+    assert await desk.scalar("SELECT album_message_id FROM ads") == album[2].message_id
+    await mo.send(f"/repost ad {ad_id}", chat_id=STAFF_CHAT)
+    assert len(photos(desk)) == 4 and mod_cards(desk, ad_id)[-1].reply_to == album[2].message_id

@@ -306,7 +306,8 @@ async def test_moderation_card_that_timed_out_is_posted_again_once_and_tracked(d
     assert len(cards) == (2 if arrived else 1)
     again = cards[-1]
     assert AGAIN in again.text and "⏳ pending" in again.text and "Approve" in " ".join(again.button_texts)
-    assert len(album_photos(desk)) == 4  # the photos come with the card again, beside it
+    photos = album_photos(desk)  # the photos posted with the first try: the card replies to them
+    assert len(photos) == 2 and again.reply_to == photos[0].message_id
     if staff_forum:
         assert again.thread_id == desk.tg.topic_named(STAFF_CHAT, "Moderation")
     assert tuple((await desk.rows("SELECT mod_message_id, card_timeouts FROM ads"))[0]) == (again.message_id, 1)
