@@ -421,7 +421,9 @@ async def send_mod_card(
         await _keep_album(context, ad.id, fresh)
     reply = ReplyParameters(known, allow_sending_without_reply=True) if known is not None else None
     try:
-        card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=markup, reply_parameters=reply)
+        card = await delivery.readable(
+            context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=markup, reply_parameters=reply)
+        )
     except (ChatMigrated, TimedOut):
         raise  # the photos stay: the card may be there (a timeout), or follows the move
     except TelegramError:
@@ -470,7 +472,7 @@ async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bo
             return False
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_for_moderation(context, ad_id, moved=True)  # the settings now name the new chat
-    except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
+    except TimedOut as exc:  # or unreadable (delivery.Unreadable); it may have arrived: the sweep posts it again after the grace
         await casework.card_timed_out(context, service.AD_CARDS, ad_id, f"ad #{ad_id}", exc)
         return False
     except TelegramError as exc:
@@ -1444,7 +1446,7 @@ async def post_report_card(context: HelpdeskContext, report_id: int, *, moved: b
             log.info("the card of report %s is posted by another sender (or was): not posted again", report_id)
             return False
     try:
-        card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=buttons)
+        card = await delivery.readable(context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=buttons))
     except ChatMigrated as exc:
         await _release_report_card(context, report_id)
         if moved:
@@ -1452,7 +1454,7 @@ async def post_report_card(context: HelpdeskContext, report_id: int, *, moved: b
             return False
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_report_card(context, report_id, moved=True)
-    except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
+    except TimedOut as exc:  # or unreadable (delivery.Unreadable); it may have arrived: the sweep posts it again after the grace
         await casework.card_timed_out(context, service.REPORT_CARDS, report_id, f"report #{report_id}", exc)
         return False
     except TelegramError as exc:

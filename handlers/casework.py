@@ -203,14 +203,14 @@ async def post_alert(
         text, ticket = await card_text(context, ticket.id)
         text = posted_again(context, text, ticket.card_timeouts)
         markup = card_keyboard(context, ticket)
-        card = await context.bot.send_message(chat_id, text, message_thread_id=topic_id, reply_markup=markup)
+        card = await delivery.readable(context.bot.send_message(chat_id, text, message_thread_id=topic_id, reply_markup=markup))
     except ChatMigrated as exc:
         if moved:
             log.error("the staff chat of ticket #%s moved twice in a row; the alert is not posted", ticket.id)
             return None
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_alert(context, ticket_id, moved=True)  # the settings now name the new chat
-    except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
+    except TimedOut as exc:  # or unreadable (delivery.Unreadable); it may have arrived: the sweep posts it again after the grace
         await card_timed_out(context, service.TICKET_CARDS, ticket.id, f"ticket #{ticket.id}", exc)
         return None
     except TelegramError as exc:
@@ -236,7 +236,7 @@ async def _ticket_topic(context: HelpdeskContext, ticket: Ticket, info: service.
         number=ticket.id, name=info.user.display_name, category=category_label(context, ticket.category),
     )
     try:
-        topic = await context.bot.create_forum_topic(chat_id, short(name, 128))
+        topic = await delivery.readable(context.bot.create_forum_topic(chat_id, short(name, 128)))
     except ChatMigrated:
         raise
     except TelegramError as exc:
@@ -296,16 +296,16 @@ async def repost(
         if send is not None:
             card = await send()
         else:
-            card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=markup)
+            card = await delivery.readable(context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=markup))
     except ChatMigrated as exc:
         async with unit_of_work(desk.sessions) as session:
             await release(session)
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return Repost(Reposted.REFUSED, error=exc.message)
-    except TimedOut as exc:
+    except TimedOut as exc:  # or an answer the bot cannot read (delivery.Unreadable)
         async with unit_of_work(desk.sessions) as session:
             await card_retries.timed_out(session, kind, item_id)
-        log.warning("posting the card of %s again (/repost) timed out; it may have arrived: %s", what, exc)
+        log.warning("Telegram did not confirm the card of %s posted again (/repost); it may have arrived: %s", what, exc)
         return Repost(Reposted.TIMED_OUT)
     except TelegramError as exc:
         log.warning("Telegram refused the card of %s posted again (/repost): %s", what, exc)
@@ -331,13 +331,13 @@ async def post_album(
     reply = ReplyParameters(under, allow_sending_without_reply=True) if under is not None else None
     try:
         if len(photos) == 1:
-            return [await context.bot.send_photo(chat_id, photos[0], message_thread_id=topic, reply_parameters=reply)]
+            return [await delivery.readable(context.bot.send_photo(chat_id, photos[0], message_thread_id=topic, reply_parameters=reply))]
         if photos:
             media = [InputMediaPhoto(p) for p in photos]
-            return list(await context.bot.send_media_group(chat_id, media, message_thread_id=topic, reply_parameters=reply))
+            return list(await delivery.readable(context.bot.send_media_group(chat_id, media, message_thread_id=topic, reply_parameters=reply)))
     except ChatMigrated:
         raise
-    except TelegramError as exc:
+    except TelegramError as exc:  # a timeout or an answer the bot cannot read too: not confirmed
         log.warning("could not post the photos of %s (the card follows): %s", what, exc)
     return []
 
@@ -730,14 +730,17 @@ async def claim_card_again(context: HelpdeskContext, session: AsyncSession, kind
 
 
 async def card_timed_out(context: HelpdeskContext, kind: card_retries.CardKind, item_id: int, what: str, exc: TimedOut) -> None:
-    """A card's post timed out (it may have arrived): counted (:func:`bot.card_retries.timed_out`;
-    the sweep posts it again after the repair grace, a bounded number of times) and logged.
-    ``what``: e.g. "ticket #12"; "/repost <what>" posts it again by hand."""
+    """A card's post timed out, or Telegram's answer could not be read
+    (:class:`handlers.delivery.Unreadable`): it may have arrived. Counted
+    (:func:`bot.card_retries.timed_out`; the sweep posts it again after the repair grace,
+    a bounded number of times) and logged. ``what``: e.g. "ticket #12"; "/repost <what>"
+    posts it again by hand."""
     async with unit_of_work(context.desk.sessions) as session:
         count = await card_retries.timed_out(session, kind, item_id)
     log.error(
-        "posting the card of %s timed out (%s of %s tries); it may have arrived (/repost %s posts it again): %s",
+        "Telegram did not confirm the card of %s (%s of %s tries); it may have arrived (/repost %s posts it again): %s",
         what, count, card_retries.ATTEMPTS, what.replace("#", ""), exc,
+        exc_info=exc if isinstance(exc, delivery.Unreadable) else None,  # what PTB could not read
     )
 
 

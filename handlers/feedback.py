@@ -267,7 +267,7 @@ async def post_card(context: HelpdeskContext, item: FeedbackView, *, moved: bool
     chat_id, topic = await feedback_place(context)
     text, markup = card(context, item)
     try:
-        sent = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=markup)
+        sent = await delivery.readable(context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=markup))
     except ChatMigrated as exc:
         if moved:
             log.error("the staff chat moved twice in a row; feedback #%s is left for the sweep", item.id)
@@ -275,7 +275,7 @@ async def post_card(context: HelpdeskContext, item: FeedbackView, *, moved: bool
             return False
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_card(context, item, moved=True)  # the settings now name the new chat
-    except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
+    except TimedOut as exc:  # or unreadable (delivery.Unreadable); it may have arrived: the sweep posts it again after the grace
         await card_timed_out(context, service.FEEDBACK_CARDS, item.id, f"feedback #{item.id}", exc)
         return False
     except TelegramError as exc:
