@@ -444,7 +444,7 @@ async def _erase_user_content(session: AsyncSession, result: Erasure, *, user_id
             result.tickets.append(t.id)
         t.user_id, t.subject = anon_id, ""
     ids = [t.id for t in tickets]
-    result.card_copies = await tickets_service.card_copies(session, ticket_ids=result.tickets)
+    result.card_copies = await tickets_service.card_copies(session, ticket_ids=[t.id for t in tickets])
     if ids:
         await session.execute(
             update(TicketMessage).where(TicketMessage.ticket_id.in_(ids)).values(text="", file_id=None, error=None)
