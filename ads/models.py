@@ -93,6 +93,12 @@ class Ad(Base):
     # posts of the card that timed out with no card known: posted again by the sweep a bounded
     # number of times (bot.card_retries), then staff are told once
     card_timeouts: Mapped[int] = mapped_column(default=0, server_default="0")
+    # the photos posted before this submission's card (its chat, the album's first
+    # message), recorded as soon as Telegram confirmed them: a card posted again (the
+    # sweep, /repost) replies to them instead of posting them again. Cleared at each
+    # submission; photos in another chat (one that moved) count as not posted
+    album_chat_id: Mapped[int | None]
+    album_message_id: Mapped[int | None]
     published_chat_id: Mapped[int | None]
     published_message_id: Mapped[int | None]
     # The channel post's life (handlers.ads.publish / unpublish): claimed before posting

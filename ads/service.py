@@ -264,6 +264,7 @@ async def submit(session: AsyncSession, rules: Rules, *, ad: Ad, now: datetime) 
     ad.decided_at = ad.decided_by = ad.decision_reason = ad.decision_note = None
     # a new round gets a new card: the last round's (decided, buttons gone) is not it
     ad.mod_chat_id = ad.mod_message_id = ad.card_claimed_at = None
+    ad.album_chat_id = ad.album_message_id = None  # this round's photos go with its card (they may have changed)
     ad.card_timeouts = 0
     record(session, ad, AdEventKind.RESUBMITTED if ad.resubmissions else AdEventKind.SUBMITTED, now=now)
     if rules.settings.auto_approve_trusted and not ad.checks and await _trusted(session, rules, ad.user_id, now):
@@ -369,6 +370,21 @@ async def decide(
 
 async def attach_moderation_card(session: AsyncSession, *, ad_id: int, chat_id: int, message_id: int) -> None:
     await session.execute(update(Ad).where(Ad.id == ad_id).values(mod_chat_id=chat_id, mod_message_id=message_id))
+
+
+async def keep_album(session: AsyncSession, *, ad_id: int, chat_id: int, message_id: int) -> None:
+    """The photos of this submission are in the staff chat (Telegram confirmed them; the
+    album's first message): a card posted again replies to them."""
+    await session.execute(update(Ad).where(Ad.id == ad_id).values(album_chat_id=chat_id, album_message_id=message_id))
+
+
+async def forget_album(session: AsyncSession, *, ad_id: int, chat_id: int, message_id: int) -> None:
+    """The album recorded by :func:`keep_album` was taken down again (its card was refused)."""
+    await session.execute(
+        update(Ad)
+        .where(Ad.id == ad_id, Ad.album_chat_id == chat_id, Ad.album_message_id == message_id)
+        .values(album_chat_id=None, album_message_id=None)
+    )
 
 
 # The moderation card is posted after the submission commits. Posting it is claimed

@@ -3,8 +3,10 @@
 A card (a ticket's, a feedback's, an ad's moderation or take-down card, an ad report's)
 is claimed before it is posted (``card_claimed_at``). A card Telegram refused releases
 the claim (the sweep posts it again); a timeout means Telegram gave no answer, so the
-card may or may not have arrived, and the bot does not know its message id. Such a
-timeout keeps the claim and is counted (``card_timeouts``). Once the repair grace has
+card may or may not have arrived, and the bot does not know its message id. An answer
+the bot cannot read (200 from a broken proxy or Bot API server with a result PTB fails
+to parse: ``handlers.delivery.Unreadable``) means the same. Such a timeout keeps the
+claim and is counted (``card_timeouts``). Once the repair grace has
 passed since that try, the sweep claims the card again (``card_claimed_at`` moves to
 now, atomically: of racing sweeps one wins) and posts it again, with a line saying so;
 from then on the new message is the tracked card. After :data:`ATTEMPTS` posts in all

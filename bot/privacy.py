@@ -43,8 +43,9 @@ user events, report decisions, saved replies). Cases they held that are still op
 back to the queue (released, as ``/release`` does); finished ones keep the anonymous id
 as assignee, so past per-staff figures stay, without a name.
 
-``Erasure`` lists the staff-chat cards that showed the person (cases, feedback,
-moderation and report cards): the handler redraws them after the commit, best effort.
+``Erasure`` lists the staff-chat cards that showed the person (cases with the earlier
+copies of their cards the bot knows, feedback, moderation and report cards): the handler
+redraws them after the commit, best effort.
 Copies Telegram keeps (the user's own chat, messages relayed into the staff chat) are
 not in the database; staff remove those in Telegram if asked.
 
@@ -255,6 +256,7 @@ class Erasure:
     anonymous_id: int
     closed_tickets: list[int] = field(default_factory=list)
     tickets: list[int] = field(default_factory=list)  # every case that reached staff (cards to redraw)
+    card_copies: list[tuple[int, int, int]] = field(default_factory=list)  # earlier copies of their cards (ticket, chat, message): redrawn
     unpublished: list[int] = field(default_factory=list)  # ads whose channel post is to delete
     # moderation cards of their ads (chat, message, ad, withdrawn by this erasure): redrawn without them
     mod_cards: list[tuple[int, int, int, bool]] = field(default_factory=list)
@@ -449,6 +451,7 @@ async def _erase_user_content(session: AsyncSession, result: Erasure, *, user_id
             result.tickets.append(t.id)
         t.user_id, t.subject = anon_id, ""
     ids = [t.id for t in tickets]
+    result.card_copies = await tickets_service.card_copies(session, ticket_ids=[t.id for t in tickets])
     if ids:
         await session.execute(
             update(TicketMessage).where(TicketMessage.ticket_id.in_(ids)).values(text="", file_id=None, error=None)

@@ -156,6 +156,22 @@ class TicketMessage(Base):
     at: Mapped[datetime]
 
 
+class TicketCardCopy(Base):
+    """An earlier copy of a ticket's staff card: a card that was the tracked one before
+    it was posted again (``/repost``), a first copy whose post timed out, known once a
+    button on it was pressed, or the card a transfer left in the old department's chat.
+    The tracked card is ``tickets.card_message_id``. A reply to a copy in the ticket's own
+    chat reaches the case like a reply to the card; erasing the user redraws every copy.
+    Message ids count per chat: the copies in a chat that became a supergroup are
+    dropped with the move (the new chat numbers its messages afresh)."""
+
+    __tablename__ = "ticket_card_copies"
+
+    chat_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    message_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+
+
 class Rating(Base):
     """The user's satisfaction rating of a resolved ticket (one per ticket)."""
 

@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, case, delete, exists, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.card_retries import CardKind
@@ -28,6 +30,7 @@ from escalation.models import (
     SendState,
     StaffMember,
     Ticket,
+    TicketCardCopy,
     TicketEvent,
     TicketMessage,
     TicketStatus,
@@ -460,11 +463,39 @@ async def staff_names(session: AsyncSession, ids: list[int]) -> dict[int, str]:
 async def attach_card(
     session: AsyncSession, *, ticket_id: int, chat_id: int, topic_id: int | None, card_message_id: int | None
 ) -> None:
+    """The ticket's place in the staff chat and its tracked card. A card that replaces
+    another one in the same chat (posted again by hand) keeps the one before as an
+    earlier copy (:func:`keep_card_copy`: replies to it still reach the case)."""
+    if card_message_id is not None:
+        before = (await session.execute(select(Ticket.staff_chat_id, Ticket.card_message_id).where(Ticket.id == ticket_id))).first()
+        if before is not None and before[0] == chat_id and before[1] is not None and before[1] != card_message_id:
+            await keep_card_copy(session, ticket_id=ticket_id, chat_id=chat_id, message_id=before[1])
     await session.execute(
         update(Ticket)
         .where(Ticket.id == ticket_id)
         .values(staff_chat_id=chat_id, topic_id=topic_id, card_message_id=card_message_id)
     )
+
+
+async def keep_card_copy(session: AsyncSession, *, ticket_id: int, chat_id: int, message_id: int) -> None:
+    """Remember a copy of the ticket's card that is not (or no longer) the tracked one
+    (:class:`escalation.models.TicketCardCopy`); a copy known already stays as it is."""
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(TicketCardCopy).values(chat_id=chat_id, message_id=message_id, ticket_id=ticket_id).on_conflict_do_nothing()
+    )
+
+
+async def card_copies(session: AsyncSession, *, ticket_ids: list[int]) -> list[tuple[int, int, int]]:
+    """The earlier copies of these tickets' cards: (ticket, chat, message), oldest first."""
+    if not ticket_ids:
+        return []
+    rows = await session.execute(
+        select(TicketCardCopy.ticket_id, TicketCardCopy.chat_id, TicketCardCopy.message_id)
+        .where(TicketCardCopy.ticket_id.in_(ticket_ids))
+        .order_by(TicketCardCopy.ticket_id, TicketCardCopy.chat_id, TicketCardCopy.message_id)
+    )
+    return [(t, c, m) for t, c, m in rows.all()]
 
 
 async def claim_card(session: AsyncSession, *, ticket_id: int, now: datetime, force: bool = False) -> bool:
@@ -631,8 +662,14 @@ async def set_user_copy(session: AsyncSession, *, message_id: int, user_message_
     )
 
 
-async def ticket_at(session: AsyncSession, *, chat_id: int, thread_id: int | None, reply_to: int | None) -> Ticket | None:
-    """The ticket a staff message belongs to: its forum topic, or the message it replies to."""
+async def ticket_at(
+    session: AsyncSession, *, chat_id: int, thread_id: int | None, reply_to: int | None, card_of: int | None = None
+) -> Ticket | None:
+    """The ticket a staff message belongs to: its forum topic, or the message it replies
+    to: the ticket's card, an earlier copy of it in the ticket's chat, one of the case's
+    messages, or a copy of the card the bot never learnt the id of (its first post timed
+    out but arrived): ``card_of``, the ticket its buttons name (read by the caller from
+    the bot's own message), while that ticket lives in this chat."""
     if thread_id is not None:
         ticket = await session.scalar(
             select(Ticket).where(Ticket.staff_chat_id == chat_id, Ticket.topic_id == thread_id).order_by(Ticket.id.desc()).limit(1)
@@ -643,11 +680,22 @@ async def ticket_at(session: AsyncSession, *, chat_id: int, thread_id: int | Non
         ticket = await session.scalar(select(Ticket).where(Ticket.staff_chat_id == chat_id, Ticket.card_message_id == reply_to))
         if ticket is not None:
             return ticket
+        ticket = await session.scalar(
+            select(Ticket)
+            .join(TicketCardCopy, TicketCardCopy.ticket_id == Ticket.id)
+            .where(TicketCardCopy.chat_id == chat_id, TicketCardCopy.message_id == reply_to, Ticket.staff_chat_id == chat_id)
+        )
+        if ticket is not None:
+            return ticket
         ticket_id = await session.scalar(
             select(TicketMessage.ticket_id).where(TicketMessage.staff_chat_id == chat_id, TicketMessage.staff_message_id == reply_to)
         )
         if ticket_id is not None:
             return await session.get(Ticket, ticket_id)
+        if card_of is not None:
+            ticket = await session.get(Ticket, card_of)
+            if ticket is not None and ticket.staff_chat_id == chat_id:
+                return ticket
     return None
 
 
@@ -743,6 +791,8 @@ async def move_staff_chat(session: AsyncSession, *, old_chat_id: int, new_chat_i
     the repair sweep posts a fresh card in the new chat (unless a message of the case
     needs one first); a finished ticket gets one when it is next needed (a reopen).
     Returns how many tickets moved."""
+    # the old chat's messages are out of reach, and the new chat numbers its own afresh
+    await session.execute(delete(TicketCardCopy).where(TicketCardCopy.chat_id == old_chat_id))
     result = await session.execute(
         update(Ticket)
         .where(Ticket.staff_chat_id == old_chat_id)
@@ -909,6 +959,8 @@ async def transfer(session: AsyncSession, *, ticket_id: int, department: str, st
     if ticket.department == department:
         raise TicketError("same_department", ticket, department=department)
     moved = Transfer(ticket, ticket.staff_chat_id, ticket.topic_id, ticket.card_message_id)
+    if ticket.staff_chat_id is not None and ticket.card_message_id is not None:  # left behind: erasure redraws it
+        await keep_card_copy(session, ticket_id=ticket.id, chat_id=ticket.staff_chat_id, message_id=ticket.card_message_id)
     old_dep = ticket.department
     ticket.department = department
     ticket.staff_chat_id = ticket.topic_id = ticket.card_message_id = None

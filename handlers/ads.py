@@ -13,6 +13,7 @@ from telegram import (
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
+    ReplyParameters,
     Update,
 )
 from telegram.error import ChatMigrated, RetryAfter, TelegramError, TimedOut
@@ -399,15 +400,59 @@ def mod_keyboard(context: HelpdeskContext, ad: Ad) -> InlineKeyboardMarkup | Non
     ])
 
 
+async def send_mod_card(
+    context: HelpdeskContext, ad: Ad, place: tuple[int, int | None], text: str, markup: InlineKeyboardMarkup | None
+) -> Message:
+    """The moderation (or Take down) card of ``ad`` at ``place`` (chat, topic), after its
+    photos. Photos Telegram confirmed in that chat before (``ads.album_*``: an earlier
+    post of this submission's card) are not posted again: the card replies to them.
+    Otherwise they go first, best effort (a refused album does not keep the card back),
+    recorded as soon as Telegram confirms them; a card Telegram refused takes the photos
+    posted with it down again (else every retry would leave one more album). When the
+    photos replied to are gone from the chat (deleted), they are posted again under the
+    card. Raises what the card's send raises (ChatMigrated, TimedOut, TelegramError)."""
+    chat_id, topic = place
+    what = f"ad #{ad.id}"
+    file_ids = [p.file_id for p in ad.photos]
+    known = ad.album_message_id if file_ids and ad.album_chat_id == chat_id else None
+    fresh: list[Message] = []
+    if file_ids and known is None:
+        fresh = await casework.post_album(context, chat_id, topic, file_ids, what)
+        await _keep_album(context, ad.id, fresh)
+    reply = ReplyParameters(known, allow_sending_without_reply=True) if known is not None else None
+    try:
+        card = await delivery.readable(
+            context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=markup, reply_parameters=reply)
+        )
+    except (ChatMigrated, TimedOut):
+        raise  # the photos stay: the card may be there (a timeout), or follows the move
+    except TelegramError:
+        if fresh:
+            await casework.drop_album(context, fresh, what)
+            async with unit_of_work(context.desk.sessions) as session:
+                await service.forget_album(session, ad_id=ad.id, chat_id=chat_id, message_id=fresh[0].message_id)
+        raise
+    if known is not None and card.reply_to_message is None:
+        log.info("the photos of %s were gone from the staff chat: posted again under its card", what)
+        await _keep_album(context, ad.id, await casework.post_album(context, chat_id, topic, file_ids, what, under=card.message_id))
+    return card
+
+
+async def _keep_album(context: HelpdeskContext, ad_id: int, album: list[Message]) -> None:
+    if album:
+        async with unit_of_work(context.desk.sessions) as session:
+            await service.keep_album(session, ad_id=ad_id, chat_id=album[0].chat_id, message_id=album[0].message_id)
+
+
 async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bool = False, again: bool = False) -> bool:
-    """The ad's moderation card (after its photos), or the Take down card of an
-    auto-approved ad. Posting is claimed first (``ads.card_claimed_at``), so that of this
-    handler and the sweep (:func:`repair_cards`) only one posts it. A card Telegram
-    surely refused is left for the sweep; one that timed out may have arrived: the sweep
-    posts it again (``again``, with its photos) after the repair grace, a bounded number
-    of times (:mod:`bot.card_retries`); a staff chat that became a supergroup is followed
-    once (``moved``: it was already). The photos are best effort: a refused photo does
-    not keep the card back. True when posted."""
+    """The ad's moderation card (after its photos: :func:`send_mod_card`), or the Take
+    down card of an auto-approved ad. Posting is claimed first (``ads.card_claimed_at``),
+    so that of this handler and the sweep (:func:`repair_cards`) only one posts it. A
+    card Telegram surely refused is left for the sweep; one that timed out may have
+    arrived: the sweep posts it again (``again``: as a reply to the photos posted with the
+    first try) after the repair grace, a bounded number of times
+    (:mod:`bot.card_retries`); a staff chat that became a supergroup is followed once
+    (``moved``: it was already). True when posted."""
     chat_id, topic = await moderation_place(context)
     text, ad = await mod_card(context, ad_id)  # drawn before the claim: after it, only sends
     async with unit_of_work(context.desk.sessions) as session:
@@ -418,10 +463,8 @@ async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bo
         if not claimed:
             log.info("the moderation card of ad #%s is posted by another sender (or was): not posted again", ad_id)
             return False
-    album: list[Message] = []  # taken down again if the card is refused: the retry posts them again
     try:
-        album = await casework.post_album(context, chat_id, topic, [p.file_id for p in ad.photos], f"ad #{ad_id}")
-        card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=mod_keyboard(context, ad))
+        card = await send_mod_card(context, ad, (chat_id, topic), text, mod_keyboard(context, ad))
     except ChatMigrated as exc:
         await _release_moderation_card(context, ad_id)  # surely not there
         if moved:
@@ -429,12 +472,11 @@ async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bo
             return False
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_for_moderation(context, ad_id, moved=True)  # the settings now name the new chat
-    except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
+    except TimedOut as exc:  # or unreadable (delivery.Unreadable); it may have arrived: the sweep posts it again after the grace
         await casework.card_timed_out(context, service.AD_CARDS, ad_id, f"ad #{ad_id}", exc)
         return False
     except TelegramError as exc:
         log.error("could not post ad #%s for moderation (the sweep tries again): %s", ad_id, exc)
-        await casework.drop_album(context, album, f"ad #{ad_id}")
         await _release_moderation_card(context, ad_id)
         return False
     async with unit_of_work(context.desk.sessions) as session:
@@ -443,9 +485,10 @@ async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bo
 
 
 async def repost_moderation_card(context: HelpdeskContext, ad_id: int) -> casework.Repost:
-    """/repost ad N: the moderation card of an ad waiting for a moderator (after its
-    photos), or the Take down card of a live auto-approved ad, posted again in the
-    Moderation place and tracked from now on (:func:`handlers.casework.repost`)."""
+    """/repost ad N: the moderation card of an ad waiting for a moderator, or the Take
+    down card of a live auto-approved ad, posted again in the Moderation place (as a
+    reply to its photos when they are there, else after them: :func:`send_mod_card`)
+    and tracked from now on (:func:`handlers.casework.repost`)."""
     async with unit_of_work(context.desk.sessions) as session:
         claimed = await card_retries.claim_repost(session, service.AD_CARDS, ad_id, now=context.now())
         ad = await service.get_ad(session, ad_id)
@@ -463,9 +506,10 @@ async def repost_moderation_card(context: HelpdeskContext, ad_id: int) -> casewo
     async def release(session) -> None:  # type: ignore[no-untyped-def]
         await service.release_moderation_card(session, ad_id=ad_id)
 
+    markup = mod_keyboard(context, ad)
     done = await casework.repost(
-        context, service.AD_CARDS, ad_id, claimed, place, text, mod_keyboard(context, ad),
-        attach=attach, release=release, album=[p.file_id for p in ad.photos],
+        context, service.AD_CARDS, ad_id, claimed, place, text, markup,
+        attach=attach, release=release, send=lambda: send_mod_card(context, ad, place, text, markup),
     )
     return casework.Repost(done.outcome, ad.status, done.message, done.error)
 
@@ -1402,7 +1446,7 @@ async def post_report_card(context: HelpdeskContext, report_id: int, *, moved: b
             log.info("the card of report %s is posted by another sender (or was): not posted again", report_id)
             return False
     try:
-        card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=buttons)
+        card = await delivery.readable(context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=buttons))
     except ChatMigrated as exc:
         await _release_report_card(context, report_id)
         if moved:
@@ -1410,7 +1454,7 @@ async def post_report_card(context: HelpdeskContext, report_id: int, *, moved: b
             return False
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_report_card(context, report_id, moved=True)
-    except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
+    except TimedOut as exc:  # or unreadable (delivery.Unreadable); it may have arrived: the sweep posts it again after the grace
         await casework.card_timed_out(context, service.REPORT_CARDS, report_id, f"report #{report_id}", exc)
         return False
     except TelegramError as exc:

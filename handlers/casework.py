@@ -25,7 +25,7 @@ from bot.telegram_html import utf16_length
 from escalation import service
 from escalation.models import Direction, Ticket, TicketStatus
 from handlers import delivery, notices
-from handlers.ui import guarded, not_modified, short
+from handlers.ui import drop_stale_copy, guarded, not_modified, short
 
 log = logging.getLogger(__name__)
 S = TicketStatus
@@ -203,14 +203,14 @@ async def post_alert(
         text, ticket = await card_text(context, ticket.id)
         text = posted_again(context, text, ticket.card_timeouts)
         markup = card_keyboard(context, ticket)
-        card = await context.bot.send_message(chat_id, text, message_thread_id=topic_id, reply_markup=markup)
+        card = await delivery.readable(context.bot.send_message(chat_id, text, message_thread_id=topic_id, reply_markup=markup))
     except ChatMigrated as exc:
         if moved:
             log.error("the staff chat of ticket #%s moved twice in a row; the alert is not posted", ticket.id)
             return None
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_alert(context, ticket_id, moved=True)  # the settings now name the new chat
-    except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
+    except TimedOut as exc:  # or unreadable (delivery.Unreadable); it may have arrived: the sweep posts it again after the grace
         await card_timed_out(context, service.TICKET_CARDS, ticket.id, f"ticket #{ticket.id}", exc)
         return None
     except TelegramError as exc:
@@ -236,7 +236,7 @@ async def _ticket_topic(context: HelpdeskContext, ticket: Ticket, info: service.
         number=ticket.id, name=info.user.display_name, category=category_label(context, ticket.category),
     )
     try:
-        topic = await context.bot.create_forum_topic(chat_id, short(name, 128))
+        topic = await delivery.readable(context.bot.create_forum_topic(chat_id, short(name, 128)))
     except ChatMigrated:
         raise
     except TelegramError as exc:
@@ -277,11 +277,12 @@ async def repost(
     *,
     attach: Callable[[AsyncSession, Message], Awaitable[Any]],
     release: Callable[[AsyncSession], Awaitable[Any]],
-    album: Sequence[str] = (),
+    send: Callable[[], Awaitable[Message]] | None = None,
 ) -> Repost:
     """Post a card that staff asked for again (claimed with
-    :func:`bot.card_retries.claim_repost`) at ``place`` (chat, topic), after its photos
-    (``album``, best effort), and record it as the tracked card (``attach``): later edits
+    :func:`bot.card_retries.claim_repost`) at ``place`` (chat, topic) (``send``: how, when
+    it is more than the text and buttons: an ad's card with its photos,
+    :func:`handlers.ads.send_mod_card`), and record it as the tracked card (``attach``): later edits
     and matched replies go to it; the card known before loses its buttons (a press on it
     would still act once, authorised against the database). Telegram's refusal releases a
     claim that no known card stands for (``release``: the sweep posts it); a timeout is
@@ -291,23 +292,23 @@ async def repost(
     desk = context.desk
     chat_id, topic = place
     what = f"{kind.model.__tablename__} {item_id}"
-    photos: list[Message] = []
     try:
-        photos = await post_album(context, chat_id, topic, album, what)
-        card = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=markup)
+        if send is not None:
+            card = await send()
+        else:
+            card = await delivery.readable(context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=markup))
     except ChatMigrated as exc:
         async with unit_of_work(desk.sessions) as session:
             await release(session)
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return Repost(Reposted.REFUSED, error=exc.message)
-    except TimedOut as exc:
+    except TimedOut as exc:  # or an answer the bot cannot read (delivery.Unreadable)
         async with unit_of_work(desk.sessions) as session:
             await card_retries.timed_out(session, kind, item_id)
-        log.warning("posting the card of %s again (/repost) timed out; it may have arrived: %s", what, exc)
+        log.warning("Telegram did not confirm the card of %s posted again (/repost); it may have arrived: %s", what, exc)
         return Repost(Reposted.TIMED_OUT)
     except TelegramError as exc:
         log.warning("Telegram refused the card of %s posted again (/repost): %s", what, exc)
-        await drop_album(context, photos, what)
         async with unit_of_work(desk.sessions) as session:
             await release(session)
         return Repost(Reposted.REFUSED, error=exc.message)
@@ -322,17 +323,21 @@ async def repost(
     return Repost(Reposted.POSTED, message=card)
 
 
-async def post_album(context: HelpdeskContext, chat_id: int, topic: int | None, photos: Sequence[str], what: str) -> list[Message]:
-    """Photos before a card (an ad's), best effort: a refused album does not keep the card
-    back. ChatMigrated is raised."""
+async def post_album(
+    context: HelpdeskContext, chat_id: int, topic: int | None, photos: Sequence[str], what: str, *, under: int | None = None
+) -> list[Message]:
+    """Photos before a card (an ad's; ``under``: after it, as a reply to that message),
+    best effort: a refused album does not keep the card back. ChatMigrated is raised."""
+    reply = ReplyParameters(under, allow_sending_without_reply=True) if under is not None else None
     try:
         if len(photos) == 1:
-            return [await context.bot.send_photo(chat_id, photos[0], message_thread_id=topic)]
+            return [await delivery.readable(context.bot.send_photo(chat_id, photos[0], message_thread_id=topic, reply_parameters=reply))]
         if photos:
-            return list(await context.bot.send_media_group(chat_id, [InputMediaPhoto(p) for p in photos], message_thread_id=topic))
+            media = [InputMediaPhoto(p) for p in photos]
+            return list(await delivery.readable(context.bot.send_media_group(chat_id, media, message_thread_id=topic, reply_parameters=reply)))
     except ChatMigrated:
         raise
-    except TelegramError as exc:
+    except TelegramError as exc:  # a timeout or an answer the bot cannot read too: not confirmed
         log.warning("could not post the photos of %s (the card follows): %s", what, exc)
     return []
 
@@ -383,6 +388,64 @@ async def repost_card(context: HelpdeskContext, ticket_id: int) -> Repost:
     if done.message is not None:
         desk.cards_shown[(chat_id, done.message.message_id)] = (text, markup.to_json() if markup else "")
     return done
+
+
+#: the buttons of a ticket's card (``t:<action>:<ticket>``; not e.g. the learning offer's)
+CARD_ACTIONS = frozenset({"claim", "release", "resolve", "spam", "reopen"})
+
+
+def card_number(context: HelpdeskContext, message: Any) -> int | None:
+    """The ticket whose card ``message`` is, by the buttons the bot put on it
+    (``t:<action>:<ticket>``): a copy of a card whose id the bot may not know (its first
+    post timed out but arrived). Only the bot's own messages; None for anything else
+    (another message, a card whose buttons are gone)."""
+    sender = getattr(message, "from_user", None)
+    markup = getattr(message, "reply_markup", None)
+    if sender is None or sender.id != context.bot.id or markup is None:
+        return None
+    for row in markup.inline_keyboard:
+        for button in row:
+            parts = button.callback_data.split(":") if isinstance(button.callback_data, str) else []
+            if len(parts) == 3 and parts[0] == "t" and parts[1] in CARD_ACTIONS and parts[2].isascii() and parts[2].isdigit():
+                return int(parts[2])
+    return None
+
+
+async def drop_stale_card(context: HelpdeskContext, query: Any, ticket: Ticket) -> None:
+    """A button pressed on a copy of the ticket's card that is not the tracked one (a
+    first post that timed out but arrived, or an old client still showing a card known
+    before): the copy is kept as an earlier card of the case (a reply to it still reaches
+    the case once its buttons are gone) and loses its buttons
+    (:func:`handlers.ui.drop_stale_copy`)."""
+    pressed = query.message
+    if (
+        pressed is not None and ticket.staff_chat_id is not None and ticket.card_message_id is not None
+        and pressed.chat.id == ticket.staff_chat_id and pressed.message_id != ticket.card_message_id
+        and card_number(context, pressed) == ticket.id
+    ):
+        async with unit_of_work(context.desk.sessions) as session:
+            await service.keep_card_copy(session, ticket_id=ticket.id, chat_id=pressed.chat.id, message_id=pressed.message_id)
+    await drop_stale_copy(query, ticket.staff_chat_id, ticket.card_message_id)
+
+
+async def redraw_copies(context: HelpdeskContext, ticket_id: int, copies: Sequence[tuple[int, int]]) -> None:
+    """The earlier copies of a ticket's card (chat, message) drawn again as the case is
+    now, without buttons (after an erasure: they showed the user's name). Best effort: a
+    copy Telegram no longer has (or lets the bot edit) is logged."""
+    if not copies:
+        return
+    try:
+        text, _ = await card_text(context, ticket_id)
+    except service.TicketError:
+        return
+    for chat_id, message_id in copies:
+        try:
+            await context.bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, reply_markup=None)
+        except BadRequest as exc:
+            if not not_modified(exc):
+                log.info("could not redraw copy %s/%s of the card of #%s: %s", chat_id, message_id, ticket_id, exc)
+        except TelegramError as exc:
+            log.info("could not redraw copy %s/%s of the card of #%s: %s", chat_id, message_id, ticket_id, exc)
 
 
 async def refresh_card(context: HelpdeskContext, ticket_id: int) -> None:
@@ -682,14 +745,17 @@ async def claim_card_again(context: HelpdeskContext, session: AsyncSession, kind
 
 
 async def card_timed_out(context: HelpdeskContext, kind: card_retries.CardKind, item_id: int, what: str, exc: TimedOut) -> None:
-    """A card's post timed out (it may have arrived): counted (:func:`bot.card_retries.timed_out`;
-    the sweep posts it again after the repair grace, a bounded number of times) and logged.
-    ``what``: e.g. "ticket #12"; "/repost <what>" posts it again by hand."""
+    """A card's post timed out, or Telegram's answer could not be read
+    (:class:`handlers.delivery.Unreadable`): it may have arrived. Counted
+    (:func:`bot.card_retries.timed_out`; the sweep posts it again after the repair grace,
+    a bounded number of times) and logged. ``what``: e.g. "ticket #12"; "/repost <what>"
+    posts it again by hand."""
     async with unit_of_work(context.desk.sessions) as session:
         count = await card_retries.timed_out(session, kind, item_id)
     log.error(
-        "posting the card of %s timed out (%s of %s tries); it may have arrived (/repost %s posts it again): %s",
+        "Telegram did not confirm the card of %s (%s of %s tries); it may have arrived (/repost %s posts it again): %s",
         what, count, card_retries.ATTEMPTS, what.replace("#", ""), exc,
+        exc_info=exc if isinstance(exc, delivery.Unreadable) else None,  # what PTB could not read
     )
 
 

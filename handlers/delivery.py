@@ -5,6 +5,9 @@
   failure worded for staff ("Telegram's flood limit").
 - a timeout: the request may have reached Telegram, so the message may have arrived.
   It is recorded as *maybe delivered* and never sent again blindly (no duplicates).
+  An answer the bot cannot read (200 from a broken proxy or Bot API server with a result
+  PTB fails to parse) means the same for the sends that go through :func:`readable`
+  (staff-chat cards and their photos): :class:`Unreadable` is a timeout.
 - 403: the user blocked the bot. Recorded on the ticket; the case goes on. In a staff
   chat, the bot was removed from it.
 - 400 and 403 are Telegram's answer "no" (``Failure.refused``): sending the same again
@@ -67,6 +70,26 @@ class Failure:
 
 #: The Bot API out of reach: a send is tried again after this many seconds.
 UNREACHABLE_RETRY_SECONDS = 30.0
+
+
+class Unreadable(TimedOut):
+    """Telegram answered a send with something PTB cannot read (a broken proxy or Bot API
+    server: 200 with a result missing its fields). Like a timeout: the message may have
+    arrived, and the bot does not know its id."""
+
+    __slots__ = ()
+
+
+async def readable(call: Awaitable[T]) -> T:
+    """``await call`` (a send through PTB); an answer PTB fails to parse (not a Telegram
+    error: e.g. KeyError for a missing field) is raised as :class:`Unreadable`, so that the
+    caller's timeout handling applies."""
+    try:
+        return await call
+    except TelegramError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise Unreadable(f"Telegram's answer could not be read ({type(exc).__name__}: {exc})") from exc
 
 
 def failure(exc: TelegramError) -> Failure:

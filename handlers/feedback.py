@@ -23,7 +23,7 @@ from escalation import feedback as service
 from escalation import service as tickets_service
 from escalation.feedback import FeedbackView, Status
 from handlers import delivery, notices
-from handlers.casework import Repost, Reposted, card_timed_out, claim_card_again, clip, local_time, posted_again, repair_grace, report_lost_cards, repost, slabel, srender
+from handlers.casework import Repost, Reposted, card_number, card_timed_out, claim_card_again, clip, local_time, posted_again, repair_grace, report_lost_cards, repost, slabel, srender
 from handlers.staffauth import is_staff
 from handlers.ui import drop_stale_copy, guarded, not_modified, set_markup, short, toast
 
@@ -267,7 +267,7 @@ async def post_card(context: HelpdeskContext, item: FeedbackView, *, moved: bool
     chat_id, topic = await feedback_place(context)
     text, markup = card(context, item)
     try:
-        sent = await context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=markup)
+        sent = await delivery.readable(context.bot.send_message(chat_id, text, message_thread_id=topic, reply_markup=markup))
     except ChatMigrated as exc:
         if moved:
             log.error("the staff chat moved twice in a row; feedback #%s is left for the sweep", item.id)
@@ -275,7 +275,7 @@ async def post_card(context: HelpdeskContext, item: FeedbackView, *, moved: bool
             return False
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
         return await post_card(context, item, moved=True)  # the settings now name the new chat
-    except TimedOut as exc:  # it may have arrived: the sweep posts it again after the grace, a bounded number of times
+    except TimedOut as exc:  # or unreadable (delivery.Unreadable); it may have arrived: the sweep posts it again after the grace
         await card_timed_out(context, service.FEEDBACK_CARDS, item.id, f"feedback #{item.id}", exc)
         return False
     except TelegramError as exc:
@@ -444,7 +444,8 @@ async def take_staff_answer(update: Update, context: HelpdeskContext) -> bool:
             # after "Answer", a message that belongs to a ticket (its topic, a reply to its
             # card or messages) still goes to the ticket
             if feedback_id is not None and await tickets_service.ticket_at(
-                session, chat_id=message.chat_id, thread_id=thread, reply_to=reply_to.message_id if reply_to else None
+                session, chat_id=message.chat_id, thread_id=thread, reply_to=reply_to.message_id if reply_to else None,
+                card_of=card_number(context, reply_to),
             ):
                 feedback_id = None
     if feedback_id is None:

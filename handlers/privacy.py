@@ -129,6 +129,8 @@ async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> N
         if ticket_id in result.closed_tickets:
             await casework.tell_staff(context, ticket, casework.srender(context, "privacy/staff_ticket_closed.html", number=ticket_id))
             await casework.set_topic_open(context, ticket, False)
+    for ticket_id in sorted({t for t, _, _ in result.card_copies}):  # earlier copies of their cards: the name too
+        await casework.redraw_copies(context, ticket_id, [(chat, message) for t, chat, message in result.card_copies if t == ticket_id])
     # cases the erased staff member held: redrawn (the open ones back in the queue). Each
     # edit counts against Telegram's 20 per minute in a group, and the update is confirmed
     # only when this is done: the cases they released and the latest finished ones only.

@@ -23,7 +23,7 @@ from handlers.casework import slabel, srender
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_admin, is_staff
 from handlers.tickets import message_kind
-from handlers.ui import drop_stale_copy, guarded, not_modified, set_markup, short, toast
+from handlers.ui import guarded, not_modified, set_markup, short, toast
 from bot.telegram_html import visible_length
 from kb import service as kb_service
 
@@ -110,7 +110,9 @@ def _where(message: Message) -> tuple[int | None, int | None]:
 async def _ticket_here(context: HelpdeskContext, message: Message):  # type: ignore[no-untyped-def]
     thread, reply = _where(message)
     async with unit_of_work(context.desk.sessions, read_only=True) as session:
-        return await service.ticket_at(session, chat_id=message.chat_id, thread_id=thread, reply_to=reply)
+        return await service.ticket_at(
+            session, chat_id=message.chat_id, thread_id=thread, reply_to=reply, card_of=casework.card_number(context, message.reply_to_message)
+        )
 
 
 # ------------------------------------------------------------------ messages in the staff chat
@@ -227,12 +229,12 @@ async def on_ticket_button(update: Update, context: HelpdeskContext) -> None:
                 current = await service.get_ticket(session, ticket_id)
         except TicketError:
             return
-        await drop_stale_copy(query, current.staff_chat_id, current.card_message_id)  # type: ignore[arg-type]
+        await casework.drop_stale_card(context, query, current)
         return
     if action == "claim" and not result.won:
         name = holder.get(ticket.assignee_id, "Someone")  # type: ignore[arg-type]
         await toast(query, slabel(context, "toast_claimed_by", name=name))  # type: ignore[arg-type]
-        await drop_stale_copy(query, ticket.staff_chat_id, ticket.card_message_id)  # type: ignore[arg-type]
+        await casework.drop_stale_card(context, query, ticket)
         return
     await toast(query, slabel(context, "toast_claimed" if action == "claim" else "toast_done"))  # type: ignore[arg-type]
     if action == "claim":
@@ -249,7 +251,7 @@ async def on_ticket_button(update: Update, context: HelpdeskContext) -> None:
         await casework.refresh_card(context, ticket.id)
         if action == "spam":
             await casework.set_topic_open(context, ticket, False)
-    await drop_stale_copy(query, ticket.staff_chat_id, ticket.card_message_id)  # type: ignore[arg-type]
+    await casework.drop_stale_card(context, query, ticket)
 
 
 async def offer_learning(context: HelpdeskContext, ticket) -> None:  # type: ignore[no-untyped-def]

@@ -333,7 +333,8 @@ async def test_moderation_card_that_timed_out_is_posted_again_once_and_tracked(d
     assert len(cards) == (2 if arrived else 1)
     again = cards[-1]
     assert AGAIN in again.text and "⏳ pending" in again.text and "Approve" in " ".join(again.button_texts)
-    assert len(album_photos(desk)) == 4  # the photos come with the card again, beside it
+    photos = album_photos(desk)  # the photos posted with the first try: the card replies to them
+    assert len(photos) == 2 and again.reply_to == photos[0].message_id
     if staff_forum:
         assert again.thread_id == desk.tg.topic_named(STAFF_CHAT, "Moderation")
     assert tuple((await desk.rows("SELECT mod_message_id, card_timeouts FROM ads"))[0]) == (again.message_id, 1)
@@ -570,3 +571,86 @@ async def test_report_card_that_keeps_timing_out_is_tried_three_times_then_staff
         f" /repost report {report_id} posts it again."
     ]
     assert await desk.scalar("SELECT card_timeouts FROM ad_reports") == card_retries.TOLD
+
+
+# ------------------------------------------------------------------ answers the bot cannot read
+
+SORRY = "Sorry, something went wrong"
+
+
+async def garbled_card(desk, kind, **fault):
+    """An item of ``kind`` whose card's post Telegram answers with something PTB cannot
+    read (a broken proxy or Bot API server: 200 with a result missing its fields).
+    Returns (number, a function listing its cards, its table, its card column)."""
+    from tests.test_ads_flow import moderators, post_ad
+
+    mo, _ = moderators(desk)
+    if kind == "report":
+        _, number = await reported_ad(desk, mo, fault="garbage", **fault)
+        return number, lambda: report_cards(desk, number), "ad_reports", "card_message_id"
+    desk.tg.fail("sendMessage", "garbage", chat_id=STAFF_CHAT, **fault)
+    user = desk.tg.user(USER, "Naledi")
+    if kind == "ticket":
+        number = await open_ticket(desk, user)
+        return number, lambda: ticket_cards(desk, number), "tickets", "card_message_id"
+    if kind == "feedback":
+        number = await give_feedback(desk, user)
+        return number, lambda: feedback_cards(desk, number), "feedback", "staff_message_id"
+    number = await post_ad(desk, user)
+    return number, lambda: mod_cards(desk, number), "ads", "mod_message_id"
+
+
+@pytest.mark.parametrize("kind", ["ticket", "feedback", "ad", "report"])
+async def test_a_card_answered_with_garbage_counts_like_a_timeout_and_is_posted_again(desk, kind):
+    """It may have arrived: counted, the claim kept, posted again by the sweep after the
+    repair grace (with the line), tracked; the person who caused it hears the usual."""
+    staff_pair(desk)
+    number, cards, table, column = await garbled_card(desk, kind)
+    assert not any(SORRY in m.text for m in desk.tg.chat_messages(USER))
+    assert cards() == []
+    row = f"SELECT {column}, card_timeouts, card_claimed_at IS NOT NULL FROM {table}"
+    assert tuple((await desk.rows(row))[0]) == (None, 1, True)
+    await sweep(desk)  # within the repair grace
+    assert cards() == []
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    [card] = cards()
+    assert AGAIN in card.text and card.reply_markup is not None
+    assert tuple((await desk.rows(row))[0]) == (card.message_id, 1, True)
+    if kind == "ad":  # the photos went through the first time: the card replies to them
+        assert len(album_photos(desk)) == 2 and card.reply_to == album_photos(desk)[0].message_id
+    await later_sweeps(desk)
+    assert len(cards()) == 1 and lost_lines(desk) == [] and refusals(desk) == []
+
+
+@pytest.mark.parametrize("kind", ["ticket", "feedback", "ad", "report"])
+async def test_a_card_answered_with_garbage_every_time_is_tried_three_times_then_staff_are_told(desk, kind):
+    staff_pair(desk)
+    number, cards, table, _ = await garbled_card(desk, kind, times=card_retries.ATTEMPTS)
+    await later_sweeps(desk, card_retries.ATTEMPTS + 2)
+    assert cards() == []
+    [line] = lost_lines(desk)
+    assert f"#{number}" in line.text and f"/repost {kind} {number}" in line.text
+    assert await desk.scalar(f"SELECT card_timeouts FROM {table}") == card_retries.TOLD
+
+
+async def test_repost_answered_with_garbage_says_it_is_not_confirmed(desk):
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, desk.tg.user(USER, "Naledi"))
+    [card] = ticket_cards(desk, number)
+    desk.tg.fail("sendMessage", "garbage", chat_id=STAFF_CHAT)
+    await thandi.send(f"/repost ticket {number}", chat_id=STAFF_CHAT)
+    assert desk.tg.last_bot_message(STAFF_CHAT).text.startswith(f"⚠️ Telegram did not confirm the card of ticket #{number}")
+    assert await desk.scalar("SELECT card_message_id FROM tickets") == card.message_id
+
+
+async def test_photos_answered_with_garbage_do_not_keep_the_card_back(desk):
+    """The album's answer cannot be read: the photos count as not confirmed (best
+    effort, like a timeout), the card follows."""
+    from tests.test_ads_flow import post_ad
+
+    desk.tg.fail("sendMediaGroup", "garbage", chat_id=STAFF_CHAT)
+    ad_id = await post_ad(desk, desk.tg.user(USER, "Sello"))
+    assert len(mod_cards(desk, ad_id)) == 1 and album_photos(desk) == []
+    assert not any(SORRY in m.text for m in desk.tg.chat_messages(USER))
+    assert await desk.scalar("SELECT album_message_id FROM ads") is None

@@ -493,8 +493,9 @@ async def test_an_interrupted_relay_whose_notice_telegram_refuses_is_recorded_on
 
 async def test_one_item_that_fails_oddly_does_not_hold_back_the_rest_of_the_sweep(desk, caplog):
     """A card post answered with something the bot cannot read (a broken proxy or Bot API
-    server: not a Telegram error) fails that ticket's repair; the next ticket still gets
-    its card in the same sweep, and the failure is logged, not raised."""
+    server: not a Telegram error) is not confirmed, like a timeout: that ticket's card is
+    counted and logged (with what PTB could not read), the next ticket still gets its card
+    in the same sweep, and a later sweep posts the first one again."""
     _, first = await crashed_intake(desk)
     _, second = await crashed_intake(desk, user_id=USER + 1, name="Sipho")
     staff_pair(desk)
@@ -503,7 +504,11 @@ async def test_one_item_that_fails_oddly_does_not_hold_back_the_rest_of_the_swee
     await sweep(desk)
     assert cards(desk, first) == [] and len(cards(desk, second)) == 1
     assert await desk.scalar("SELECT card_message_id FROM tickets WHERE id = :n", n=second) == cards(desk, second)[0].message_id
+    assert await desk.scalar("SELECT card_timeouts FROM tickets WHERE id = :n", n=first) == 1
     assert any(f"ticket #{first}" in r.getMessage() and r.exc_info for r in caplog.records if r.levelname == "ERROR")
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert len(cards(desk, first)) == 1
 
 
 async def test_an_sla_alert_that_fails_oddly_does_not_cost_the_next_ticket_its_alert(desk):
