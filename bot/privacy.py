@@ -45,7 +45,8 @@ as assignee, so past per-staff figures stay, without a name.
 
 ``Erasure`` lists the staff-chat cards that showed the person (cases with the earlier
 copies of their cards the bot knows, feedback, moderation and report cards): the handler
-redraws them after the commit, best effort.
+records each redraw in the same transaction (:mod:`bot.redraws`), does them after the
+commit, and the sweep finishes what a crash or a refusal for now left.
 Copies Telegram keeps (the user's own chat, messages relayed into the staff chat) are
 not in the database; staff remove those in Telegram if asked.
 

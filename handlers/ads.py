@@ -16,7 +16,7 @@ from telegram import (
     ReplyParameters,
     Update,
 )
-from telegram.error import ChatMigrated, RetryAfter, TelegramError, TimedOut
+from telegram.error import BadRequest, ChatMigrated, RetryAfter, TelegramError, TimedOut
 
 from ads import service, strikes
 from ads.models import Ad, AdStatus, Step
@@ -29,7 +29,7 @@ from bot.users import get_state, set_state
 from escalation import service as escalation_service
 from handlers import casework, delivery, notices
 from handlers.staffauth import is_moderator
-from handlers.ui import drop_stale_copy, guarded, main_menu, set_markup, toast
+from handlers.ui import drop_stale_copy, guarded, main_menu, not_modified, set_markup, toast
 
 log = logging.getLogger(__name__)
 
@@ -1409,8 +1409,8 @@ def _report_buttons(context: HelpdeskContext, report_id: int) -> InlineKeyboardM
 
 async def redraw_report_card(context: HelpdeskContext, report_id: int) -> None:
     """Draw a report's card again from the database (after an erasure: without the
-    erased person's name, or their ad's text). Best effort: a card Telegram no longer
-    has is logged and left."""
+    erased person's name, or their ad's text). Telegram's refusal is raised (not "not
+    modified": the card shows it already): the caller (:mod:`handlers.redraws`) records it."""
     from ads.models import AdReport
 
     async with unit_of_work(context.desk.sessions) as session:
@@ -1427,8 +1427,9 @@ async def redraw_report_card(context: HelpdeskContext, report_id: int) -> None:
     text, _ = await report_card(context, report_id, state=state)
     try:
         await context.bot.edit_message_text(text, chat_id=report.card_chat_id, message_id=report.card_message_id, reply_markup=markup)
-    except TelegramError as exc:
-        log.info("could not redraw the card of report %s: %s", report_id, exc)
+    except BadRequest as exc:
+        if not not_modified(exc):
+            raise
 
 
 async def post_report_card(context: HelpdeskContext, report_id: int, *, moved: bool = False, again: bool = False) -> bool:

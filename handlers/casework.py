@@ -428,29 +428,35 @@ async def drop_stale_card(context: HelpdeskContext, query: Any, ticket: Ticket) 
     await drop_stale_copy(query, ticket.staff_chat_id, ticket.card_message_id)
 
 
-async def redraw_copies(context: HelpdeskContext, ticket_id: int, copies: Sequence[tuple[int, int]]) -> None:
-    """The earlier copies of a ticket's card (chat, message) drawn again as the case is
-    now, without buttons (after an erasure: they showed the user's name). Best effort: a
-    copy Telegram no longer has (or lets the bot edit) is logged."""
-    if not copies:
-        return
+async def redraw_copy(context: HelpdeskContext, ticket_id: int, chat_id: int, message_id: int) -> None:
+    """An earlier copy of a ticket's card (``chat_id``, ``message_id``) drawn again as the
+    case is now, without buttons (after an erasure: it showed the user's name). Telegram's
+    refusal is raised (not "not modified": the copy shows it already)."""
     try:
         text, _ = await card_text(context, ticket_id)
     except service.TicketError:
         return
-    for chat_id, message_id in copies:
-        try:
-            await context.bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, reply_markup=None)
-        except BadRequest as exc:
-            if not not_modified(exc):
-                log.info("could not redraw copy %s/%s of the card of #%s: %s", chat_id, message_id, ticket_id, exc)
-        except TelegramError as exc:
-            log.info("could not redraw copy %s/%s of the card of #%s: %s", chat_id, message_id, ticket_id, exc)
+    try:
+        await context.bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, reply_markup=None)
+    except BadRequest as exc:
+        if not not_modified(exc):
+            raise
 
 
 async def refresh_card(context: HelpdeskContext, ticket_id: int) -> None:
     """Edit the staff card in place to show the ticket's current state: the tracked card
-    (``tickets.card_message_id``), whichever message a button was pressed on."""
+    (``tickets.card_message_id``), whichever message a button was pressed on. Best
+    effort: Telegram's refusal is logged (:func:`draw_card` raises it)."""
+    try:
+        await draw_card(context, ticket_id)
+    except TelegramError as exc:
+        log.warning("could not update the card of #%s: %s", ticket_id, exc)
+
+
+async def draw_card(context: HelpdeskContext, ticket_id: int) -> None:
+    """:func:`refresh_card`, raising Telegram's refusal (not "not modified": the card
+    shows it already). A chat Telegram moved is recorded: the card stayed in the old
+    chat, a fresh one comes when needed."""
     try:
         text, ticket = await card_text(context, ticket_id)
     except service.TicketError:
@@ -470,9 +476,7 @@ async def refresh_card(context: HelpdeskContext, ticket_id: int) -> None:
         await delivery.chat_moved(context, ticket.staff_chat_id, exc.new_chat_id)
     except BadRequest as exc:
         if not not_modified(exc):
-            log.warning("could not update the card of #%s: %s", ticket_id, exc)
-    except TelegramError as exc:
-        log.warning("could not update the card of #%s: %s", ticket_id, exc)
+            raise
 
 
 def posted_again(context: HelpdeskContext, text: str, timeouts: int) -> str:

@@ -352,7 +352,17 @@ async def _lost_card(context: HelpdeskContext, feedback_id: int) -> tuple[int, i
 
 
 async def refresh_card(context: HelpdeskContext, item: FeedbackView) -> None:
-    """Edit the card in place (a rating came in, or it was answered)."""
+    """Edit the card in place (a rating came in, or it was answered). Best effort:
+    Telegram's refusal is logged (:func:`draw_card` raises it)."""
+    try:
+        await draw_card(context, item)
+    except TelegramError as exc:
+        log.warning("could not update the card of feedback #%s: %s", item.id, exc)
+
+
+async def draw_card(context: HelpdeskContext, item: FeedbackView) -> None:
+    """:func:`refresh_card`, raising Telegram's refusal (not "not modified": the card
+    shows it already)."""
     if item.staff_chat_id is None or item.staff_message_id is None:
         return
     text, markup = card(context, item)
@@ -360,9 +370,7 @@ async def refresh_card(context: HelpdeskContext, item: FeedbackView) -> None:
         await context.bot.edit_message_text(text, chat_id=item.staff_chat_id, message_id=item.staff_message_id, reply_markup=markup)
     except BadRequest as exc:
         if not not_modified(exc):
-            log.warning("could not update the card of feedback #%s: %s", item.id, exc)
-    except TelegramError as exc:
-        log.warning("could not update the card of feedback #%s: %s", item.id, exc)
+            raise
 
 
 # ------------------------------------------------------------------ the staff answer

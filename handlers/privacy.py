@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.error import TelegramError
 
-from bot import privacy
+from bot import privacy, redraws
 from bot.context import HelpdeskContext
 from bot.db import offloaded, unit_of_work
-from escalation import feedback as feedback_service
+from bot.redraws import RedrawKind
 from escalation import service
-from handlers import ads, casework, feedback
+from handlers import ads, casework, notices
+from handlers import redraws as redraw_handlers
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_desk_admin
 from handlers.ui import main_menu, set_markup, toast
@@ -75,6 +78,7 @@ async def on_user_button(update: Update, context: HelpdeskContext) -> None:
         return
     async with unit_of_work(context.desk.sessions) as session:
         result = await privacy.erase_user(session, user_id=user_id, now=context.now(), policy=context.desk.policy)
+        owed = await owe(context, session, result) if result is not None else Owed()
     await toast(query)  # type: ignore[arg-type]
     if result is None:
         await _edit(query, context.render("privacy/nothing_stored.html"))
@@ -85,7 +89,7 @@ async def on_user_button(update: Update, context: HelpdeskContext) -> None:
         released=len(result.released_tickets),
     )
     await _edit(query, text)
-    await finish_erasure(context, result)
+    await finish_erasure(context, result, owed)
     try:
         await context.bot.send_message(user_id, context.render("privacy/goodbye.html"), reply_markup=main_menu(context))
     except TelegramError as exc:
@@ -103,37 +107,48 @@ async def _edit(query: Any, text: str) -> None:
 MAX_FINISHED_REDRAWS = 20
 
 
-async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> None:
-    """The Telegram side of an erasure: closed cases' cards and topics, withdrawn ads."""
-    desk = context.desk
-    desk.accounts.pop(result.user_id, None)
-    if desk.pending is not None:  # the index of pending_inputs: their rows are gone
-        desk.pending = {key for key in desk.pending if key[1] != result.user_id}
-    # first the public channel (the post ids stay recorded until the post is gone: what
-    # fails here, or is cut short by a restart, the sweep removes later)
-    for ad_id in result.unpublished:
-        await ads.unpublish(context, ad_id)
+@dataclass(frozen=True)
+class Owed:
+    """The Telegram side of an erasure, recorded in its transaction (:func:`owe`): the
+    redraws (:mod:`bot.redraws`: cards, card copies, topic names), the lines to staff
+    (the outbox) and the topics to close once their line is in."""
+
+    redraws: list[int] = field(default_factory=list)
+    lines: list[notices.Queued | None] = field(default_factory=list)
+    closes: list[int] = field(default_factory=list)
+
+
+async def owe(context: HelpdeskContext, session: AsyncSession, result: privacy.Erasure) -> Owed:
+    """Record, in the erasure's transaction, everything it owes the staff chat: each card
+    and topic that showed the person (redrawn without them), the line to staff for each
+    case it closed or released (the outbox: posted once, where the case is when it is
+    sent), the topics of the closed cases. Done right after the commit
+    (:func:`finish_erasure`); what a crash or a refusal leaves, the sweep does."""
+    owed = Owed()
+    now = context.now()
+
+    async def redraw(kind: RedrawKind, ref: int, **where: int | None) -> None:
+        owed.redraws.append(await redraws.add(session, kind, ref, now=now, **where))
+
     for ticket_id in result.tickets:  # cards and topic names showed the user's name
-        await casework.refresh_card(context, ticket_id)
-        async with unit_of_work(desk.sessions) as session:
-            ticket = await service.get_ticket(session, ticket_id)
-        if ticket.topic_id is not None and ticket.staff_chat_id is not None:
-            name = desk.templates.render_plain(
-                "staff/topic_name.j2", casework.staff_locale(context), number=ticket.id,
-                name=casework.slabel(context, "erased_user"), category=casework.category_label(context, ticket.category),
-            )
-            try:
-                await context.bot.edit_forum_topic(ticket.staff_chat_id, ticket.topic_id, name=name[:128])
-            except TelegramError as exc:
-                log.info("could not rename the topic of #%s: %s", ticket.id, exc)
+        ticket = await service.get_ticket(session, ticket_id)
+        await redraw(RedrawKind.TICKET_CARD, ticket_id)
+        if ticket.topic_id is not None:
+            await redraw(RedrawKind.TOPIC_NAME, ticket_id)
         if ticket_id in result.closed_tickets:
-            await casework.tell_staff(context, ticket, casework.srender(context, "privacy/staff_ticket_closed.html", number=ticket_id))
-            await casework.set_topic_open(context, ticket, False)
-    for ticket_id in sorted({t for t, _, _ in result.card_copies}):  # earlier copies of their cards: the name too
-        await casework.redraw_copies(context, ticket_id, [(chat, message) for t, chat, message in result.card_copies if t == ticket_id])
+            line = await notices.queue_for_ticket(
+                context, session, ticket, kind="erasure_closed", text=casework.srender(context, "privacy/staff_ticket_closed.html", number=ticket_id),
+            )
+            owed.lines.append(line)
+            if ticket.topic_id is not None:
+                owed.closes.append(await redraws.add(
+                    session, RedrawKind.TOPIC_CLOSE, ticket_id, now=now, after_notice_id=line.id if line is not None else None
+                ))
+    for ticket_id, chat_id, message_id in result.card_copies:  # earlier copies of their cards: the name too
+        await redraw(RedrawKind.CARD_COPY, ticket_id, chat_id=chat_id, message_id=message_id)
     # cases the erased staff member held: redrawn (the open ones back in the queue). Each
-    # edit counts against Telegram's 20 per minute in a group, and the update is confirmed
-    # only when this is done: the cases they released and the latest finished ones only.
+    # edit counts against Telegram's 20 per minute in a group: the cases they released and
+    # the latest finished ones only.
     released = set(result.released_tickets)
     finished = sorted(set(result.assigned_cards) - released, reverse=True)
     if len(finished) > MAX_FINISHED_REDRAWS:
@@ -142,26 +157,37 @@ async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure) -> N
             result.user_id, len(finished) - MAX_FINISHED_REDRAWS, MAX_FINISHED_REDRAWS,
         )
     for ticket_id in [t for t in result.assigned_cards if t in released] + finished[:MAX_FINISHED_REDRAWS]:
-        await casework.refresh_card(context, ticket_id)
-        if ticket_id in result.released_tickets:
-            async with unit_of_work(desk.sessions) as session:
-                ticket = await service.get_ticket(session, ticket_id)
-            await casework.tell_staff(context, ticket, casework.srender(context, "privacy/staff_ticket_released.html", number=ticket_id))
+        await redraw(RedrawKind.TICKET_CARD, ticket_id)
+        if ticket_id in released:
+            ticket = await service.get_ticket(session, ticket_id)
+            owed.lines.append(await notices.queue_for_ticket(
+                context, session, ticket, kind="erasure_released", text=casework.srender(context, "privacy/staff_ticket_released.html", number=ticket_id),
+            ))
     for chat_id, message_id, ad_id, withdrawn in result.mod_cards:
-        try:
-            await context.bot.edit_message_text(
-                casework.srender(context, "privacy/staff_ad_withdrawn.html", number=ad_id, withdrawn=withdrawn),
-                chat_id=chat_id, message_id=message_id, reply_markup=None,
-            )
-        except TelegramError as exc:
-            log.info("could not update moderation card %s/%s: %s", chat_id, message_id, exc)
+        await redraw(RedrawKind.AD_WITHDRAWN if withdrawn else RedrawKind.AD_ERASED, ad_id, chat_id=chat_id, message_id=message_id)
     for report_id in result.report_cards:
-        await ads.redraw_report_card(context, report_id)
+        await redraw(RedrawKind.REPORT_CARD, report_id)
     for feedback_id in result.feedback_cards:  # the cards showed their name and text (or the staff member's)
-        async with unit_of_work(desk.sessions) as session:
-            item = await feedback_service.view(session, feedback_id)
-        if item is not None:
-            await feedback.refresh_card(context, item)  # logs (and survives) a card Telegram no longer has
+        await redraw(RedrawKind.FEEDBACK_CARD, feedback_id)
+    return owed
+
+
+async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure, owed: Owed) -> None:
+    """The Telegram side of an erasure, after its commit: the public channel first, then
+    what :func:`owe` recorded (each marked done when it succeeded; what fails, or is cut
+    short by a restart, the sweep does later: :func:`handlers.redraws.repair`, and the
+    outbox's repair for the lines)."""
+    desk = context.desk
+    desk.accounts.pop(result.user_id, None)
+    if desk.pending is not None:  # the index of pending_inputs: their rows are gone
+        desk.pending = {key for key in desk.pending if key[1] != result.user_id}
+    # first the public channel (the post ids stay recorded until the post is gone: what
+    # fails here, or is cut short by a restart, the sweep removes later)
+    for ad_id in result.unpublished:
+        await ads.unpublish(context, ad_id)
+    await redraw_handlers.run(context, owed.redraws)
+    await notices.send_all(context, owed.lines)
+    await redraw_handlers.run(context, owed.closes)  # a topic closed only once its line is in
     if result.kb_changed:
         await refresh_kb(context)
 
@@ -251,6 +277,7 @@ async def on_staff_button(update: Update, context: HelpdeskContext) -> None:
         result = await privacy.erase_user(  # type: ignore[union-attr]
             session, user_id=user_id, now=context.now(), by=query.from_user.id, policy=context.desk.policy  # type: ignore[union-attr]
         )
+        owed = await owe(context, session, result) if result is not None else Owed()
     if result is None:  # erased already, or never known
         await toast(query, casework.slabel(context, "toast_expired"))  # type: ignore[arg-type]
         return
@@ -260,4 +287,4 @@ async def on_staff_button(update: Update, context: HelpdeskContext) -> None:
         context, "privacy/staff_forgotten.html", user_id=user_id, by=query.from_user.first_name,  # type: ignore[union-attr]
         tickets=len(result.closed_tickets), tombstone=result.tombstone,
     ))
-    await finish_erasure(context, result)
+    await finish_erasure(context, result, owed)

@@ -18,7 +18,7 @@ from bot.db import unit_of_work
 from escalation import service
 from escalation.models import Direction, SendState, TicketStatus
 from escalation.service import SlaAction, TicketError
-from handlers import ads, casework, delivery, feedback, notices
+from handlers import ads, casework, delivery, feedback, notices, redraws
 from handlers.casework import slabel, srender
 from handlers.jobs import refresh_kb
 from handlers.staffauth import is_admin, is_staff
@@ -644,7 +644,8 @@ async def sla_sweep(context: HelpdeskContext) -> None:
     relays: :func:`handlers.casework.repair`; feedback, moderation and report cards:
     :func:`handlers.feedback.repair_cards`, :func:`handlers.ads.repair_cards`; notices to
     users and to staff, the SLA alerts among them: :func:`handlers.notices.repair`; the
-    ads channel: :func:`handlers.ads.repair_channel`), then act on what is due, marked in
+    ads channel: :func:`handlers.ads.repair_channel`; the staff chat's cards and topics
+    an erasure must redraw: :func:`handlers.redraws.repair`), then act on what is due, marked in
     the database. The alerts to staff (re-announce, the assignee's reminder, the
     resolution breach) are queued in the outbox in the transaction that marks their step
     done, and sent after its commit: a crash in between, a timeout, Telegram's flood
@@ -671,6 +672,10 @@ async def sla_sweep(context: HelpdeskContext) -> None:
         await ads.repair_channel(context)
     except Exception:
         log.exception("repairing the ads channel (unposted ads, posts to remove) failed; the next sweep tries again")
+    try:  # after the notices: a case's topic is closed once the line to staff in it is in
+        await redraws.repair(context)
+    except Exception:
+        log.exception("repairing the staff chat after erasures (cards, topics) failed; the next sweep tries again")
     async with unit_of_work(desk.sessions) as session:
         items = await service.sweep(session, desk.policy, now=context.now())
         names = await service.staff_names(session, [i.ticket.assignee_id for i in items if i.ticket.assignee_id])
