@@ -231,6 +231,10 @@ def cmd_kb(args: argparse.Namespace) -> int:
         sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         sha256 = None  # load_kb says what is wrong
+    if path.resolve() != settings.kb.path.resolve():
+        # another file than kb.path: the start compares kb.path with the file imported
+        # last, so recording this one would make the next start import kb.path over it
+        sha256 = None
     try:
         doc, problems = load_kb(path)
     except KbFileError as exc:
