@@ -103,7 +103,7 @@ def _path_hint(settings: Settings, path: Path, key: str, shipped: str) -> str:
 async def _check_token(settings: Settings) -> None:
     """getMe, once: a rejected token or a Bot API server out of reach is one clear line."""
     from telegram import Bot
-    from telegram.error import InvalidToken, NetworkError, TelegramError
+    from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
 
     from bot.config import TELEGRAM_API, TOKEN_ENV
     from bot.logs import RedactTokens
@@ -119,6 +119,11 @@ async def _check_token(settings: Settings) -> None:
         elsewhere = f", and that telegram.api_base_url ({url}) is a Bot API server" if url != TELEGRAM_API else ""
         raise ConfigError(
             [f"{where}: telegram.token: the Bot API server rejected the token{given}; check it with @BotFather{elsewhere}"]
+        ) from None
+    except RetryAfter as exc:  # the flood limit (a bot started again and again): it passes
+        raise Unreachable(
+            [f"{where}: telegram.api_base_url: the Bot API server at {url} asks to wait ({redact(exc.message)}); "
+             "this passes: start again later (a service manager does)"]
         ) from None
     except NetworkError as exc:  # refused, no DNS, TLS, timed out, a 5xx
         raise Unreachable(
@@ -231,6 +236,10 @@ def cmd_kb(args: argparse.Namespace) -> int:
         sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         sha256 = None  # load_kb says what is wrong
+    if path.resolve() != settings.kb.path.resolve():
+        # another file than kb.path: the start compares kb.path with the file imported
+        # last, so recording this one would make the next start import kb.path over it
+        sha256 = None
     try:
         doc, problems = load_kb(path)
     except KbFileError as exc:

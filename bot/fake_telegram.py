@@ -555,6 +555,16 @@ class FakeTelegram(BaseRequest):
             target = self.messages.get((msg.chat_id, msg.reply_to))
             if target is not None:
                 data["reply_to_message"] = self._message_json(target, with_reply=False)
+        if "reply_to_message" not in data and with_reply and msg.thread_id is not None:
+            # as Telegram does: a message in a forum topic that replies to nothing (or to a
+            # message that is gone) "replies" to the topic's service message
+            topic = self.topics.get((msg.chat_id, msg.thread_id))
+            if topic is not None:
+                data["reply_to_message"] = {
+                    "message_id": msg.thread_id, "date": msg.date, "chat": self.chats[msg.chat_id], "from": BOT_USER,
+                    "message_thread_id": msg.thread_id, "is_topic_message": True,
+                    "forum_topic_created": {"name": topic["name"], "icon_color": 7322096},
+                }
         if msg.edits:
             data["edit_date"] = int(self.clock())
         if msg.reply_markup and "inline_keyboard" in msg.reply_markup:

@@ -432,7 +432,10 @@ async def send_mod_card(
             async with unit_of_work(context.desk.sessions) as session:
                 await service.forget_album(session, ad_id=ad.id, chat_id=chat_id, message_id=fresh[0].message_id)
         raise
-    if known is not None and card.reply_to_message is None:
+    # (in a forum topic Telegram gives a message that replies to nothing the topic's own
+    # service message as reply_to_message: only the album itself counts)
+    replied = card.reply_to_message.message_id if card.reply_to_message is not None else None
+    if known is not None and replied != known:
         log.info("the photos of %s were gone from the staff chat: posted again under its card", what)
         await _keep_album(context, ad.id, await casework.post_album(context, chat_id, topic, file_ids, what, under=card.message_id))
     return card

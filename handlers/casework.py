@@ -619,9 +619,12 @@ async def relay_to_staff(
 
 
 async def _relay_failed(context: HelpdeskContext, relay: service.Relay, fail: delivery.Failure) -> None:
+    """A user's message did not reach staff: recorded, and the user asked to send it again.
+    One that may have arrived (a 502, a connection cut mid-answer: ``fail.maybe``) is
+    recorded maybe delivered, like a timeout, and the user is not asked to send it again."""
     async with unit_of_work(context.desk.sessions) as session:
-        await service.delivery_failed(session, message_id=relay.message.id, error=fail.reason, blocked=False, now=context.now())
-        queued = await queue_notice(context, session, relay.ticket, "ticket/not_delivered.html")
+        await service.delivery_failed(session, message_id=relay.message.id, error=fail.reason, blocked=False, now=context.now(), maybe=fail.maybe)
+        queued = None if fail.maybe else await queue_notice(context, session, relay.ticket, "ticket/not_delivered.html")
     await notices.send_all(context, [queued])
 
 

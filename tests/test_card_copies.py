@@ -234,7 +234,10 @@ async def test_photos_never_confirmed_come_with_the_card_posted_again(desk):
     assert await desk.scalar("SELECT album_message_id FROM ads") == album[0].message_id
 
 
-async def test_photos_deleted_from_the_chat_are_posted_again_under_the_card(desk):
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_photos_deleted_from_the_chat_are_posted_again_under_the_card(desk, staff_forum):
+    """Also in a forum, where Telegram answers a message in a topic that replies to nothing
+    with the topic's own service message as ``reply_to_message``."""
     mo, _ = moderators(desk)
     ad_id = await post_ad(desk, desk.tg.user(USER, "Sello"))
     for photo in photos(desk):  # somebody tidied the chat

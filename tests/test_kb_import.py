@@ -172,3 +172,40 @@ async def test_staff_edits_after_a_cli_import_survive_a_restart(database, tmp_pa
     async with running(app):
         await user.send("is it safe to meet a buyer")
         assert tg.last_bot_message(5190).text.startswith("Meeting buyers and sellers safely")
+
+
+async def test_importing_another_file_by_name_is_not_undone_by_a_restart(database, tmp_path):
+    """``helpdesk kb import FILE`` with a file that is not ``kb.path`` (README: export,
+    edit the copy, import it): the restart must not import ``kb.path`` again over it (the
+    file the bot imports on start did not change since it was imported last)."""
+    import asyncio
+
+    from bot.app import build_app, running
+    from bot.fake_telegram import FakeTelegram
+    from tests.support import STAFF_CHAT, FakeClock, make_settings, wipe
+
+    await wipe(database)
+    faq = tmp_path / "faq.yaml"  # kb.path: imported on the first start
+    faq.write_text(STARTER.read_text(encoding="utf-8"), encoding="utf-8")
+    settings = make_settings(database, kb={"path": str(faq)})
+    cfg = tmp_path / "config.toml"
+    schema = f'schema = "{database.schema}"\n' if database.schema else ""
+    cfg.write_text(f'[database]\nurl = "{database.url}"\n{schema}[kb]\npath = "{faq}"\n', encoding="utf-8")
+    clock = FakeClock()
+    tg = FakeTelegram(clock=lambda: clock.now.timestamp())
+    tg.add_group(STAFF_CHAT, "Support staff")
+    user = tg.user(5190, "Zodwa")
+    app = build_app(settings, request=tg, clock=clock)
+    tg.attach(app)
+    async with running(app):
+        # the team edits a copy of its knowledge base and imports that copy by name
+        edited = tmp_path / "edited.yaml"
+        text = faq.read_text(encoding="utf-8")
+        edited.write_text(text.replace("title: How do I meet a buyer or seller safely?", "title: Meeting a buyer or seller safely"), encoding="utf-8")
+        assert await asyncio.to_thread(main, ["--config", str(cfg), "kb", "import", str(edited)]) == 0
+    clock.advance(minutes=10)
+    app = build_app(settings, request=tg, clock=clock)  # the restart: kb.path is as it was imported on the first start
+    tg.attach(app)
+    async with running(app):
+        await user.send("is it safe to meet a buyer")
+        assert tg.last_bot_message(5190).text.startswith("Meeting a buyer or seller safely")

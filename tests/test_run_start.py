@@ -62,6 +62,22 @@ def test_a_server_that_is_not_a_bot_api_server_names_the_token_and_the_url(tmp_p
     assert f"telegram.api_base_url ({Elsewhere.url})" in line
 
 
+def test_a_flood_limit_on_getme_at_start_may_pass_and_is_not_a_config_mistake(tmp_path):
+    """Telegram (or a local Bot API server) answers getMe with 429 (a bot started again
+    and again by its service manager): that passes with time, so exit status 1 (systemd
+    starts it again; 2 would keep the bot down, RestartPreventExitStatus=2) and a line
+    that says so, not "not a Bot API server, check the address"."""
+    tg = FakeTelegram()
+    with FakeBotServer(tg, TOKEN) as server:
+        tg.fail("getMe", "flood", retry_after=30, times=5)
+        cfg = write_config(tmp_path, server)
+        line = one_clear_line(helpdesk(cfg, "run"), status=1)
+    assert line.startswith(f"{cfg}: telegram.api_base_url: "), line
+    assert "flood" in line.lower() or "retry" in line.lower(), line
+    assert "did not answer getMe like a Bot API server" not in line
+    assert not (tmp_path / "run.db").exists()  # stopped before the database
+
+
 def test_a_webhook_telegram_refuses_is_one_line_and_the_bot_stops(tmp_path):
     tg = FakeTelegram()
     with FakeBotServer(tg, TOKEN) as server:

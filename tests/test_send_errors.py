@@ -97,6 +97,21 @@ async def test_user_message_that_timed_out_is_recorded_as_maybe_and_the_user_not
     assert len([c for c in desk.tg.calls if c.method == "sendMessage" and "AB12" in str(c.params.get("text"))]) == 1
 
 
+async def test_user_message_answered_with_a_bad_gateway_is_maybe_delivered_and_the_user_not_told_it_failed(desk):
+    """A proxy in front of the Bot API answers 502: the message may have reached Telegram
+    (handlers.delivery.failure: "it may have arrived"), like a timeout. It is recorded
+    maybe delivered, not "not delivered", and the user is not asked to send it again
+    (which would put it twice in front of staff)."""
+    user, thandi, number = await _case(desk)
+    desk.tg.fail("sendMessage", "bad_gateway", chat_id=STAFF_CHAT)
+    await user.send("Here is the reference: CD34")
+    row = (await desk.rows("SELECT delivered, error FROM ticket_messages WHERE text = 'Here is the reference: CD34'"))[0]
+    assert row[0] is None and "may have arrived" in row[1]
+    assert not any("could not reach the support team" in t for t in _user_texts(desk))
+    await thandi.send(f"/ticket {number}", chat_id=STAFF_CHAT)
+    assert "CD34 ❔ maybe not delivered" in _staff_texts(desk)[-1]
+
+
 # ------------------------------------------------------------------ 403: the user blocked the bot
 
 
