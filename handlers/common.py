@@ -125,8 +125,8 @@ async def on_error(update: object, context: HelpdeskContext) -> None:
     if isinstance(context.error, DuplicateUpdate):
         log.info("update %s was handled before (re-delivered by Telegram): its repeat was rolled back", update_id)
         return
-    if update is None and isinstance(context.error, (Conflict, NetworkError)):
-        _polling_trouble(context)  # PTB retries getUpdates by itself
+    if update is None and context.job is None and isinstance(context.error, (Conflict, NetworkError)):
+        _polling_trouble(context)  # getUpdates (not a job: PTB passes those with their job); PTB retries it by itself
         return
     log.error("error while handling update %s", update_id, exc_info=context.error)
     if isinstance(update, Update):

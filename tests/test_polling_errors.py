@@ -37,3 +37,14 @@ async def test_other_errors_without_an_update_keep_their_traceback(desk: Any, ca
     await desk.app.process_error(None, RuntimeError("a job broke"))
     [line] = [r for r in caplog.records if r.name == "handlers.common"]
     assert line.levelname == "ERROR" and line.exc_info is not None
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_a_job_failing_with_a_network_error_keeps_its_traceback(desk: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A job's error also comes without an update, but with its job: not a polling problem."""
+    caplog.set_level(logging.INFO)
+    [job] = desk.app.job_queue.get_jobs_by_name("sla_sweep")
+    await desk.app.process_error(None, NetworkError("httpx.ReadError: connection reset"), job=job)
+    [line] = [r for r in caplog.records if r.name == "handlers.common"]
+    assert line.levelname == "ERROR" and line.exc_info is not None
+    assert "could not fetch updates" not in line.getMessage()
