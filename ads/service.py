@@ -437,8 +437,7 @@ async def ads_without_card(session: AsyncSession, *, before: datetime, limit: in
     submission and its card, Telegram refused the card, or the staff chat moved. Oldest
     first."""
     rows = await session.scalars(
-        select(Ad.id)
-        .with_hint(Ad, NEEDING_CARD_INDEX, "sqlite")
+        AD_CARDS.select_ids()  # with the SQLite index hint, as the card retries' queries
         .where(NEEDS_CARD, Ad.submitted_at <= before, Ad.mod_message_id.is_(None), Ad.card_claimed_at.is_(None))
         .order_by(Ad.submitted_at, Ad.id)
         .limit(limit)
