@@ -574,8 +574,9 @@ async def give_up_stuck_relay(session: AsyncSession, *, message_id: int, now: da
     """A stuck relay is recorded as *maybe delivered* (never sent again: it may have
     arrived) with a ticket event; atomically, so that one sweep reports it. None when
     it is not stuck any more (its sender recorded the outcome, or another sweep did).
-    The event is recorded once: a relay put back by :func:`stuck_relay_unreported`
-    (its error still says so) has it already."""
+    The caller queues the line that tells staff in the same transaction. The event is
+    recorded once: a relay that earlier versions put back (its error still says so) has
+    it already."""
     before = await session.scalar(select(TicketMessage.error).where(TicketMessage.id == message_id))
     done = await session.scalar(
         update(TicketMessage)
@@ -591,18 +592,6 @@ async def give_up_stuck_relay(session: AsyncSession, *, message_id: int, now: da
         to = "the user" if message.direction in (Direction.OUT, Direction.BOT) else "staff"  # type: ignore[union-attr]
         _event(session, ticket, None, "system", ticket.status, f"maybe not delivered to {to}: {STUCK_ERROR}", now)
     return ticket
-
-
-async def stuck_relay_unreported(session: AsyncSession, *, message_id: int) -> None:
-    """Staff could not be told about a stuck relay (Telegram refused the notice): it is
-    stuck again, so that the next sweep tries again. Its error stays: the ticket's
-    event about it is recorded already (:func:`give_up_stuck_relay` does not add another
-    on every sweep)."""
-    await session.execute(
-        update(TicketMessage)
-        .where(TicketMessage.id == message_id, TicketMessage.send_state == SendState.SENT, TicketMessage.error == STUCK_ERROR)
-        .values(send_state=SendState.SENDING)
-    )
 
 
 @dataclass(frozen=True)

@@ -814,91 +814,67 @@ async def report_interrupted(context: HelpdeskContext) -> int:
     """Relays claimed longer than :func:`stuck_grace` ago whose outcome was never
     recorded: the sender died between the claim and the result, so each may or may not
     have arrived. Sends are at most once: none is sent again; each is marked *maybe
-    delivered* and staff are told in the ticket's topic (or under its card), with the
-    text, so that nothing anyone wrote is dropped silently. Marked before staff are told,
-    atomically: of racing sweeps one reports it. A line refused for now (the flood limit,
-    a timeout, a network failure) is tried again by the next sweep; one Telegram refused
-    for good (400, 403) is logged once and not tried again (the relay stays recorded as
-    maybe delivered, with its ticket event). Returns how many were reported."""
+    delivered* and, in the same transaction, a line to staff is queued in the outbox
+    (:func:`handlers.notices.queue_for_ticket`: the ticket's topic, or under its card),
+    with the text, so that nothing anyone wrote is dropped silently. Marked atomically: of
+    racing sweeps one reports it. The line is sent after the commit; one a crash left,
+    or refused for now (the flood limit, the Bot API out of reach), is sent by a later
+    sweep; one that timed out is not sent again; one Telegram refused for good (400, 403)
+    is recorded failed and logged once, not tried again (the relay stays recorded as maybe
+    delivered, with its ticket event). Returns how many were reported."""
     desk = context.desk
     async with unit_of_work(desk.sessions) as session:
         stuck = await service.stuck_relays(session, before=context.now() - stuck_grace(context))
-    reported = 0
+    lines: list[notices.Queued | None] = []
     for item in stuck:
         async with unit_of_work(desk.sessions) as session:
             ticket = await service.give_up_stuck_relay(session, message_id=item.message.id, now=context.now())
-        if ticket is None:
-            continue  # finished meanwhile, or reported by another sweep
-        to_user = item.message.direction != Direction.IN
+            if ticket is None:
+                continue  # finished meanwhile, or reported by another sweep
+            to_user = item.message.direction != Direction.IN
+            text = short(item.message.text or f"({item.message.kind})", 3000)
+            html = srender(context, "staff/send_interrupted.html", to_user=to_user, number=ticket.id, name=item.sender_name, text=text)
+            lines.append(await notices.queue_for_ticket(
+                context, session, ticket, kind="send_interrupted", text=html, person_id=item.message.sender_id if to_user else None
+            ))
         log.error(
             "message %s of ticket #%s was being sent when the bot stopped; it may have arrived: marked maybe delivered, staff told",
             item.message.id, ticket.id,
         )
-        text = short(item.message.text or f"({item.message.kind})", 3000)
-        html = srender(context, "staff/send_interrupted.html", to_user=to_user, number=ticket.id, name=item.sender_name, text=text)
-        try:
-            await post_in_place(context, ticket, html)
-        except TelegramError as exc:
-            if delivery.failure(exc).refused:  # 400 / 403: the same line again changes nothing
-                log.error(
-                    "Telegram refused the line about message %s of ticket #%s (recorded maybe delivered, shown in /ticket %s; not tried again): %s",
-                    item.message.id, ticket.id, ticket.id, exc,
-                )
-                continue
-            log.error("staff could not be told about message %s of ticket #%s; the next sweep tries again: %s", item.message.id, ticket.id, exc)
-            async with unit_of_work(desk.sessions) as session:
-                await service.stuck_relay_unreported(session, message_id=item.message.id)
-            continue
-        reported += 1
-    return reported
+    await notices.send_all(context, lines)
+    return len(lines)
 
 
-async def _lost_ticket_card(context: HelpdeskContext, ticket_id: int) -> tuple[int, int | None, str]:
-    async with unit_of_work(context.desk.sessions) as session:
-        ticket = await service.get_ticket(session, ticket_id)
-    chat_id = ticket.staff_chat_id or context.department_chat(ticket.department)
+async def _lost_ticket_card(context: HelpdeskContext, session: AsyncSession, ticket_id: int) -> notices.Queued | None:
+    ticket = await service.get_ticket(session, ticket_id)
     html = srender(context, "staff/card_lost.html", kind="ticket", number=ticket.id, attempts=card_retries.ATTEMPTS)
-    return chat_id, None, html  # the General topic of a forum, where everybody looks
+    # the General topic of a forum, where everybody looks
+    return await notices.queue_for_ticket(context, session, ticket, kind="card_lost", text=html, general=True)
 
 
-async def report_lost_cards(
-    context: HelpdeskContext, kind: card_retries.CardKind, describe: Callable[[HelpdeskContext, int], Awaitable[tuple[int, int | None, str]]]
-) -> int:
+#: ``queue_line(context, session, id)``: renders the line about a lost card and queues it
+#: in the outbox in ``session`` (:mod:`handlers.notices`), where staff see it.
+LineQueuer = Callable[[HelpdeskContext, AsyncSession, int], Awaitable[notices.Queued | None]]
+
+
+async def report_lost_cards(context: HelpdeskContext, kind: card_retries.CardKind, queue_line: LineQueuer) -> int:
     """Cards of which every post timed out (:data:`bot.card_retries.ATTEMPTS`), still
-    needed: staff get one short line each, ``describe(context, id)`` -> (chat, topic,
-    html). Claimed first (of racing sweeps one tells); a line Telegram refused is sent
-    by the next sweep when it was refused for now (the flood limit, a network failure),
-    recorded once and never tried again when Telegram refused it for good (400, 403: e.g.
-    the bot was removed from the chat); one that timed out is not sent again. Returns how
-    many were told."""
+    needed: staff get one short line each. Claimed (``card_timeouts``: TOLD; of racing
+    sweeps one tells) and the line queued in the outbox by ``queue_line`` in the same
+    transaction, then sent after the commit: one a crash left, or refused for now (the
+    flood limit, the Bot API out of reach), is sent by a later sweep; one that timed out
+    is not sent again (one line, never two); one Telegram refused for good (400, 403: e.g.
+    the bot was removed from the chat) is recorded failed and logged once, never tried
+    again. Returns how many were queued."""
     desk = context.desk
     async with unit_of_work(desk.sessions) as session:
         lost = await card_retries.given_up(session, kind)
-    told = 0
+    lines: list[notices.Queued | None] = []
     for item_id in lost:
         async with unit_of_work(desk.sessions) as session:
             if not await card_retries.claim_telling(session, kind, item_id):
                 continue
-        chat_id, topic, html = await describe(context, item_id)
+            lines.append(await queue_line(context, session, item_id))
         log.error("every post of the card of %s %s timed out; it may be missing: staff are told (/repost posts it again)", kind.model.__tablename__, item_id)
-        try:
-            await delivery.to_staff_chat(
-                context, chat_id, lambda to: context.bot.send_message(to, html, message_thread_id=topic if to == chat_id else None)  # noqa: B023
-            )
-        except TimedOut as exc:  # it may have arrived: one line, never two
-            log.warning("telling staff about the card of %s %s timed out: %s", kind.model.__tablename__, item_id, exc)
-        except TelegramError as exc:
-            if delivery.failure(exc).refused:
-                log.error(
-                    "Telegram refused the line about the card of %s %s (recorded, not tried again; /repost posts the card): %s",
-                    kind.model.__tablename__, item_id, exc,
-                )
-                async with unit_of_work(desk.sessions) as session:
-                    await card_retries.refused(session, kind, item_id)
-            else:
-                log.error("could not tell staff about the card of %s %s (the next sweep tries again): %s", kind.model.__tablename__, item_id, exc)
-                async with unit_of_work(desk.sessions) as session:
-                    await card_retries.untold(session, kind, item_id)
-            continue
-        told += 1
-    return told
+    await notices.send_all(context, lines)
+    return len(lines)

@@ -22,11 +22,12 @@ one-off job of PTB's JobQueue (:func:`retry_later`; claimed like every send, so 
 and the job never both send one). Refused for a second chat in the same run, the limit
 is the bot's own, not one chat's: the run stops there and the job sends the rest.
 
-Notices to the moderators (the pattern alert: :func:`queue_for_moderators`) go the same
-way to the staff chat's Moderation topic, looked up when sent (a chat that moved is
-followed); so do notices to staff about a ticket (the SLA sweep's alerts:
-:func:`queue_for_ticket`), to the ticket's place in its staff chat as it is when sent
-(its topic or a reply to its card; or the chat's General topic). A refusal there (the
+Notices to the moderators (the pattern alert, a lost moderation card's line:
+:func:`queue_for_moderators`) go the same way to the staff chat's Moderation topic (or
+its Feedback topic), looked up when sent (a chat that moved is followed); so do notices
+to staff about a ticket (the SLA sweep's alerts, a lost card's line, a relay interrupted
+mid-send: :func:`queue_for_ticket`), to the ticket's place in its staff chat as it is
+when sent (its topic or a reply to its card; or the chat's General topic). A refusal there (the
 bot was removed from the staff chat, 403; a 400) is recorded *failed* and logged as an
 error, once; it is not "the user blocked the bot". A notice to an erased person's
 anonymous id is never queued nor sent (:func:`bot.outbox.addressable`), whichever
@@ -78,13 +79,17 @@ async def queue(
     )
 
 
-async def queue_for_moderators(context: HelpdeskContext, session, *, kind: str, text: str, ref: str) -> Queued | None:  # type: ignore[no-untyped-def]
+async def queue_for_moderators(
+    context: HelpdeskContext, session, *, kind: str, text: str, ref: str, person_id: int | None = None,  # type: ignore[no-untyped-def]
+    audience: Audience = Audience.MODERATORS,
+) -> Queued | None:
     """Store a rendered notice to the moderators (the staff chat's Moderation topic,
-    looked up when it is sent). ``ref`` names whom it is about (``user:<id>``: erased
-    with them)."""
+    looked up when it is sent; ``audience`` *feedback*: its Feedback topic). ``ref``
+    names what it is about (``user:<id>``: erased with them); ``person_id``: someone the
+    text names (an ad's owner by its title, a feedback's author): erased with them."""
     return await outbox.queue(
         session, chat_id=context.desk.settings.staff.chat_id, kind=kind, ref=ref, text=text, now=context.now(),  # type: ignore[arg-type]
-        audience=Audience.MODERATORS,
+        audience=audience, person_id=person_id,
     )
 
 
@@ -189,8 +194,8 @@ async def send(context: HelpdeskContext, notice_id: int) -> Outcome | None:
         return outcome
     markup = InlineKeyboardMarkup.de_json(notice.reply_markup, context.bot) if notice.reply_markup else None
     try:
-        if notice.audience == Audience.MODERATORS:
-            sent = await _to_moderators(context, notice.text, markup)
+        if notice.audience in (Audience.MODERATORS, Audience.FEEDBACK):
+            sent = await _to_topic(context, notice, markup)
         elif notice.audience in outbox.TICKET_AUDIENCES:
             sent = await _to_ticket(context, notice, markup)
         else:
@@ -246,13 +251,17 @@ async def _to_ticket(context: HelpdeskContext, notice: outbox.Notice, markup: In
     return await casework.post_in_place(context, ticket, notice.text, general=notice.audience == Audience.TICKET_GENERAL, markup=markup)
 
 
-async def _to_moderators(context: HelpdeskContext, text: str, markup: InlineKeyboardMarkup | None) -> Message:
-    """The staff chat's Moderation topic as it is now (a chat Telegram moved is followed)."""
-    from handlers.ads import moderation_place  # handlers.ads imports this module
+async def _to_topic(context: HelpdeskContext, notice: outbox.Notice, markup: InlineKeyboardMarkup | None) -> Message:
+    """The staff chat's Moderation (or Feedback) topic as it is now (a chat Telegram moved
+    is followed)."""
+    from handlers.ads import moderation_place  # handlers.ads and handlers.feedback import this module
+    from handlers.feedback import feedback_place
 
-    chat_id, topic = await moderation_place(context)
+    place = feedback_place if notice.audience == Audience.FEEDBACK else moderation_place
+    chat_id, topic = await place(context)
     return await delivery.to_staff_chat(
-        context, chat_id, lambda to: context.bot.send_message(to, text, message_thread_id=topic if to == chat_id else None, reply_markup=markup)
+        context, chat_id,
+        lambda to: context.bot.send_message(to, notice.text, message_thread_id=topic if to == chat_id else None, reply_markup=markup),
     )
 
 
