@@ -14,7 +14,10 @@ this module never imports telegram: buttons are stored as the Bot API's JSON). T
   ``telegram.stuck_send_minutes`` ago as ``maybe`` (the bot stopped mid-send) without
   sending them again.
 
-So a crash at any point loses no notice and sends none twice.
+So a crash at any point loses no notice and sends none twice. A notice to staff that is
+no longer true when its turn comes (an SLA alert about a ticket claimed or solved since it
+was queued: :func:`escalation.service.stale_alert`) is recorded ``dropped`` with the
+reason, not sent.
 
 Notices go to users' private chats (``audience`` *user*: the chat id is the user's
 Telegram id, always positive), to the moderators (*moderators*: e.g. the pattern
@@ -65,6 +68,7 @@ class NoticeState(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # surely not delivered (``error`` says why); not sent again
     MAYBE = "maybe"  # timed out, or the sender stopped mid-send: may have arrived; not sent again
+    DROPPED = "dropped"  # not sent: no longer true when its turn came (an SLA alert about a ticket claimed since; ``error`` says why)
 
 
 class Audience(StrEnum):
@@ -280,9 +284,9 @@ async def move_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int
 
 
 async def prune(session: AsyncSession, *, before: datetime) -> int:
-    """Forget finished notices (sent, failed, maybe delivered) created before ``before``:
+    """Forget finished notices (sent, failed, maybe delivered, dropped) created before ``before``:
     their rendered texts are personal data with no use once the outcome is recorded on
     the case, ad or feedback. Pending and sending ones stay for the sweep."""
-    finished = (NoticeState.SENT, NoticeState.FAILED, NoticeState.MAYBE)
+    finished = (NoticeState.SENT, NoticeState.FAILED, NoticeState.MAYBE, NoticeState.DROPPED)
     result = await session.execute(delete(Notice).where(Notice.state.in_(finished), Notice.created_at < before))
     return result.rowcount or 0  # type: ignore[attr-defined]

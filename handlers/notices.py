@@ -65,6 +65,7 @@ class Outcome:
     notice_id: int
     message: Message | None = None
     failure: delivery.Failure | None = None
+    dropped: str | None = None  # not sent: no longer true (why)
 
 
 async def queue(
@@ -212,6 +213,9 @@ async def send(context: HelpdeskContext, notice_id: int) -> Outcome | None:
     except _NoTicket:
         log.error("notice %s (%s, %s) is about a ticket that does not exist: not sent", notice_id, notice.kind, notice.ref)
         outcome = Outcome(notice_id, failure=delivery.Failure("no such ticket"))
+    except _Stale as stale:
+        log.info("notice %s (%s, %s) is not sent: %s", notice_id, notice.kind, notice.ref, stale)
+        outcome = Outcome(notice_id, dropped=str(stale))
     except Exception as exc:  # not Telegram's error: an answer the bot cannot read (a broken proxy or Bot API server)
         # It may have arrived: *maybe*, never sent again, as the stuck repair would mark it
         # later; recorded now, so that the chat's later notices (another ticket's SLA alert,
@@ -228,6 +232,11 @@ class _NoTicket(Exception):
     """The ticket a notice to staff is about is not there."""
 
 
+class _Stale(Exception):
+    """A notice to staff about a ticket that is no longer true of it (an SLA alert about
+    a ticket claimed or solved since): why."""
+
+
 def _ticket_id(notice: outbox.Notice) -> int | None:
     ref = notice.ref or ""
     return int(ref.split(":", 1)[1]) if ref.startswith("ticket:") else None
@@ -236,7 +245,8 @@ def _ticket_id(notice: outbox.Notice) -> int | None:
 async def _to_ticket(context: HelpdeskContext, notice: outbox.Notice, markup: InlineKeyboardMarkup | None) -> Message:
     """The ticket's place in the staff chat as it is now (its chat, topic and card: a chat
     Telegram moved, or a topic made since, is followed); the General topic for
-    *ticket_general*."""
+    *ticket_general*. An SLA alert that no longer applies to the ticket as it is now
+    (:func:`escalation.service.stale_alert`) raises :class:`_Stale`, unsent."""
     from escalation import service as tickets
     from handlers import casework
 
@@ -246,8 +256,11 @@ async def _to_ticket(context: HelpdeskContext, notice: outbox.Notice, markup: In
     try:
         async with unit_of_work(context.desk.sessions, read_only=True) as session:
             ticket = await tickets.get_ticket(session, ticket_id)
+            stale = await tickets.stale_alert(session, ticket=ticket, kind=notice.kind, assignee_id=notice.person_id, now=context.now())
     except tickets.TicketError as exc:
         raise _NoTicket(notice.ref) from exc
+    if stale is not None:
+        raise _Stale(stale)
     return await casework.post_in_place(context, ticket, notice.text, general=notice.audience == Audience.TICKET_GENERAL, markup=markup)
 
 
@@ -281,6 +294,8 @@ async def _record(context: HelpdeskContext, notice: outbox.Notice, outcome: Outc
                 await tickets.record_bot_message(session, ticket_id=ticket_id, text=sent.text or "", user_message_id=sent.message_id, now=context.now())
                 if notice.kind == "csat":
                     await tickets.set_survey_message(session, ticket_id=ticket_id, message_id=sent.message_id)
+        elif outcome.dropped is not None:
+            await outbox.record(session, notice_id=notice.id, state=NoticeState.DROPPED, error=outcome.dropped, now=context.now())
         elif fail is not None and fail.again:  # surely not sent (flood limit, Bot API out of reach): due again after retry_after
             retry_at = context.now() + timedelta(seconds=fail.retry_after)
             await outbox.release(session, notice_id=notice.id, error=fail.reason, retry_at=retry_at)
