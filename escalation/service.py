@@ -552,6 +552,17 @@ async def claim_relay(session: AsyncSession, *, message_id: int, now: datetime |
     return claimed is not None
 
 
+async def release_relay(session: AsyncSession, *, message_id: int) -> None:
+    """A claimed relay surely not sent (the Bot API was out of reach): pending again, so
+    that the sweep sends it (:func:`pending_relays`). Only while it is claimed: an outcome
+    recorded meanwhile stays."""
+    await session.execute(
+        update(TicketMessage)
+        .where(TicketMessage.id == message_id, TicketMessage.send_state == SendState.SENDING)
+        .values(send_state=SendState.PENDING, claimed_at=None)
+    )
+
+
 # The error recorded on a relay whose sender died between claiming and recording the outcome.
 STUCK_ERROR = "the bot stopped while sending it; it may have arrived"
 

@@ -174,7 +174,7 @@ async def card_text(context: HelpdeskContext, ticket_id: int) -> tuple[str, Tick
 
 
 async def post_alert(
-    context: HelpdeskContext, ticket_id: int, *, moved: bool = False, force: bool = False, again: bool = False
+    context: HelpdeskContext, ticket_id: int, *, moved: bool = False, force: bool = False, again: bool = False, raise_unsent: bool = False
 ) -> Ticket | None:
     """Put a new (or transferred) ticket in front of staff: a topic and a card.
 
@@ -183,7 +183,9 @@ async def post_alert(
     card although one was claimed before (the lazy repost when a relay finds no card);
     ``again``: the sweep posts a card whose last post timed out (:mod:`bot.card_retries`).
     A card posted after a timeout says so (:func:`posted_again`). None when the card was
-    not posted (claimed by another, Telegram refused it, or it timed out)."""
+    not posted (claimed by another, Telegram refused it, or it timed out); with
+    ``raise_unsent``, the Bot API out of reach (surely not posted, the claim released) is
+    raised (``NetworkError``) instead, for a relay that waits for its card."""
     desk = context.desk
     async with unit_of_work(desk.sessions) as session:
         if again:
@@ -209,7 +211,7 @@ async def post_alert(
             log.error("the staff chat of ticket #%s moved twice in a row; the alert is not posted", ticket.id)
             return None
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
-        return await post_alert(context, ticket_id, moved=True)  # the settings now name the new chat
+        return await post_alert(context, ticket_id, moved=True, raise_unsent=raise_unsent)  # the settings now name the new chat
     except TimedOut as exc:  # or unreadable (delivery.Unreadable); it may have arrived: the sweep posts it again after the grace
         await card_timed_out(context, service.TICKET_CARDS, ticket.id, f"ticket #{ticket.id}", exc)
         return None
@@ -217,6 +219,8 @@ async def post_alert(
         log.error("could not post the alert of ticket #%s to %s: %s", ticket.id, chat_id, exc)
         async with unit_of_work(desk.sessions) as session:  # surely not there: the sweep tries again
             await service.release_card_claim(session, ticket_id=ticket.id)
+        if raise_unsent and delivery.failure(exc).unsent:
+            raise
         return None
     context.desk.cards_shown[(chat_id, card.message_id)] = (text, markup.to_json() if markup else "")
     async with unit_of_work(desk.sessions) as session:
@@ -549,15 +553,22 @@ async def relay_to_staff(
 ) -> None:
     """Copy what the user sent into the ticket's place in the staff chat (long texts in
     several messages). A failure is recorded on the message and the user is told; a
-    timeout is recorded as maybe delivered and not sent again; a staff chat that became
-    a supergroup gets the message (and a fresh card) under its new id. The send is
-    claimed first (pending -> sending), so it happens once; ``source`` None: copied from
-    the user's chat by the stored message id (the sweep's repair)."""
+    timeout is recorded as maybe delivered and not sent again; the Bot API out of reach
+    with nothing sent (for the message, or for the card it needs first) leaves it queued
+    for the sweep (:func:`_relay_unsent`); a staff chat that became a supergroup gets the
+    message (and a fresh card) under its new id. The send is claimed first (pending ->
+    sending), so it happens once; ``source`` None: copied from the user's chat by the
+    stored message id (the sweep's repair)."""
     if not claimed and not await claim_relay(context, relay.message.id):
         return
     ticket = relay.ticket
     if ticket.staff_chat_id is None or ticket.card_message_id is None:
-        if await post_alert(context, ticket.id, force=True) is None:
+        try:
+            posted = await post_alert(context, ticket.id, force=True, raise_unsent=True)
+        except TelegramError as exc:  # the Bot API out of reach: neither the card nor the message is there
+            await _relay_unsent(context, relay, delivery.failure(exc))
+            return
+        if posted is None:
             await _relay_failed(context, relay, delivery.Failure("the staff chat could not be reached"))
             return
         async with unit_of_work(context.desk.sessions) as session:  # the alert set the card and topic
@@ -604,8 +615,12 @@ async def relay_to_staff(
         await relay_to_staff(context, service.Relay(ticket, relay.message, relay.reopened, relay.changed), source, user_name, moved=True, claimed=True)
         return
     except TelegramError as exc:
+        fail = delivery.failure(exc)
+        if fail.unsent and first is None and timed_out is None:  # nothing of it went out: surely not there
+            await _relay_unsent(context, relay, fail)
+            return
         log.error("could not relay a message of #%s to staff: %s", ticket.id, exc)
-        await _relay_failed(context, relay, delivery.failure(exc))
+        await _relay_failed(context, relay, fail)
         return
     if timed_out is not None:
         log.warning("relaying a message of #%s to staff timed out; it may have arrived, not sent again", ticket.id)
@@ -616,6 +631,19 @@ async def relay_to_staff(
             await service.set_staff_copy(session, message_id=relay.message.id, chat_id=ticket.staff_chat_id, staff_message_id=first.message_id)  # type: ignore[arg-type]
     if relay.changed:
         await refresh_card(context, ticket.id)
+
+
+async def _relay_unsent(context: HelpdeskContext, relay: service.Relay, fail: delivery.Failure) -> None:
+    """The Bot API was out of reach (the connection refused) and nothing of the user's
+    message was sent: it is surely not in the staff chat, so it goes back to the queue
+    (pending) and the sweep sends it, claimed like any relay (never twice), once the
+    repair grace has passed and the Bot API is back. The user is not asked to send it
+    again."""
+    log.warning(
+        "message %s of #%s was not relayed to staff, it stays queued for the sweep: %s", relay.message.id, relay.ticket.id, fail.reason
+    )
+    async with unit_of_work(context.desk.sessions) as session:
+        await service.release_relay(session, message_id=relay.message.id)
 
 
 async def _relay_failed(context: HelpdeskContext, relay: service.Relay, fail: delivery.Failure) -> None:
@@ -775,7 +803,8 @@ def stuck_grace(context: HelpdeskContext) -> timedelta:
 async def repair(context: HelpdeskContext) -> tuple[int, int, int]:
     """Send what the bot stored but never sent because it stopped in between (a crash
     after a transaction committed, before its messages went out): the staff card of a
-    ticket that never got one, then relays stored as pending, oldest first. Each send
+    ticket that never got one, then relays stored as pending (or put back: a user's
+    message that found the Bot API out of reach), oldest first. Each send
     is claimed first, so a repeated or racing sweep sends nothing twice. A card whose
     post timed out is posted again (a bounded number of times, then staff are told:
     :mod:`bot.card_retries`). Then relays claimed but never finished (the bot stopped
@@ -800,7 +829,7 @@ async def repair(context: HelpdeskContext) -> tuple[int, int, int]:
         pending = await service.pending_relays(session, before=before)
     relays = 0
     for item in pending:
-        log.warning("message %s of ticket #%s was stored but never sent (the bot stopped): sending it now", item.message.id, item.ticket.id)
+        log.warning("message %s of ticket #%s was stored but never sent (the bot stopped, or the Bot API was out of reach): sending it now", item.message.id, item.ticket.id)
         if item.message.direction == Direction.IN:
             send = relay_to_staff(context, service.Relay(item.ticket, item.message), None, item.sender_name)
         else:
