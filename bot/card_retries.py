@@ -10,11 +10,12 @@ claim and is counted (``card_timeouts``). Once the repair grace has
 passed since that try, the sweep claims the card again (``card_claimed_at`` moves to
 now, atomically: of racing sweeps one wins) and posts it again, with a line saying so;
 from then on the new message is the tracked card. After :data:`ATTEMPTS` posts in all
-timed out, the sweep stops and staff are told once (``card_timeouts`` becomes
-:data:`TOLD` before the line is sent; put back when the line was refused for Telegram's
-flood limit or a network failure, so that the next sweep sends it; a line Telegram
-refuses for good (400, 403: e.g. the bot was removed from the staff chat) is recorded as
-:data:`REFUSED` and logged, never tried again every minute).
+timed out, the sweep stops and staff are told once: ``card_timeouts`` becomes
+:data:`TOLD` and the line is queued in the outbox (:mod:`bot.outbox`) in the same
+transaction, so a crash before it is sent loses nothing; the outbox sends it after the
+commit, again after Telegram's flood limit or with the Bot API back, never twice, and
+records a line Telegram refuses for good (400, 403: e.g. the bot was removed from the
+staff chat) as failed, logged once, never tried again every minute.
 
 Staff can also post a card again by hand (``/repost``: :func:`claim_repost`), whatever
 became of its earlier posts: a card cut off by a crash in the middle of its send (claimed,
@@ -36,10 +37,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 #: posts of one card in all (the first and the sweep's) before staff are told instead
 ATTEMPTS = 3
-#: ``card_timeouts`` once staff were told that the card could not be confirmed
+#: ``card_timeouts`` once staff were told that the card could not be confirmed (the line
+#: queued in the outbox). Earlier versions stored ``ATTEMPTS + 2`` for a line Telegram
+#: refused; no query picks either value again.
 TOLD = ATTEMPTS + 1
-#: ``card_timeouts`` when Telegram refused that line for good (logged; not tried again)
-REFUSED = ATTEMPTS + 2
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,8 @@ async def given_up(session: AsyncSession, kind: CardKind, *, limit: int = 20) ->
 
 
 async def claim_telling(session: AsyncSession, kind: CardKind, item_id: int) -> bool:
-    """Claim telling staff about a card that could not be confirmed: once, of racing sweeps."""
+    """Claim telling staff about a card that could not be confirmed: once, of racing
+    sweeps. The caller queues the line in the same transaction."""
     model = kind.model
     told = await session.scalar(
         update(model)
@@ -128,20 +130,6 @@ async def claim_telling(session: AsyncSession, kind: CardKind, item_id: int) -> 
         .returning(model.id)
     )
     return told is not None
-
-
-async def untold(session: AsyncSession, kind: CardKind, item_id: int) -> None:
-    """The line to staff was refused for now (Telegram's flood limit, a network failure):
-    the next sweep tells them."""
-    model = kind.model
-    await session.execute(update(model).where(model.id == item_id, model.card_timeouts == TOLD).values(card_timeouts=ATTEMPTS))
-
-
-async def refused(session: AsyncSession, kind: CardKind, item_id: int) -> None:
-    """Telegram refused the line to staff for good (400, 403): recorded, not tried again
-    (a sweep a minute would change nothing); ``/repost`` still posts the card."""
-    model = kind.model
-    await session.execute(update(model).where(model.id == item_id, model.card_timeouts == TOLD).values(card_timeouts=REFUSED))
 
 
 @dataclass(frozen=True)

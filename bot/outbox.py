@@ -14,16 +14,22 @@ this module never imports telegram: buttons are stored as the Bot API's JSON). T
   ``telegram.stuck_send_minutes`` ago as ``maybe`` (the bot stopped mid-send) without
   sending them again.
 
-So a crash at any point loses no notice and sends none twice.
+So a crash at any point loses no notice and sends none twice. A notice to staff that is
+no longer true when its turn comes (an SLA alert about a ticket claimed or solved since it
+was queued: :func:`escalation.service.stale_alert`) is recorded ``dropped`` with the
+reason, not sent.
 
 Notices go to users' private chats (``audience`` *user*: the chat id is the user's
 Telegram id, always positive), to the moderators (*moderators*: e.g. the pattern
-alert; the staff chat and its Moderation topic are looked up when it is sent, so a chat
-that moved meanwhile is followed), or to staff about a ticket (*ticket*: the ticket's
-topic, or a reply to its card; *ticket_general*: in a forum the chat's General topic,
-where everybody looks; e.g. the SLA sweep's alerts. ``ref`` names the ticket, whose
-place is looked up when the notice is sent: a chat that moved, or a topic made since,
-is followed; ``chat_id`` is its staff chat when queued, for the per-chat order).
+alert, the line about a moderation card that could not be confirmed; the staff chat and
+its Moderation topic are looked up when it is sent, so a chat that moved meanwhile is
+followed), to the staff chat's Feedback topic (*feedback*, looked up the same way: the
+line about a feedback card that could not be confirmed), or to staff about a ticket
+(*ticket*: the ticket's topic, or a reply to its card, e.g. the line about a relay
+interrupted mid-send; *ticket_general*: in a forum the chat's General topic, where
+everybody looks; e.g. the SLA sweep's alerts. ``ref`` names the ticket, whose place is
+looked up when the notice is sent: a chat that moved, or a topic made since, is
+followed; ``chat_id`` is its staff chat when queued, for the per-chat order).
 Nothing is ever queued for, or sent to, an anonymous id (negative: the row an erased
 person's history moved to, see :mod:`bot.privacy`): :func:`queue` returns None for it,
 and a stored one is recorded failed, never sent.
@@ -62,6 +68,7 @@ class NoticeState(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # surely not delivered (``error`` says why); not sent again
     MAYBE = "maybe"  # timed out, or the sender stopped mid-send: may have arrived; not sent again
+    DROPPED = "dropped"  # not sent: no longer true when its turn came (an SLA alert about a ticket claimed since; ``error`` says why)
 
 
 class Audience(StrEnum):
@@ -69,6 +76,7 @@ class Audience(StrEnum):
     MODERATORS = "moderators"  # the moderators' place in the staff chat (chat_id: the staff chat when queued)
     TICKET = "ticket"  # the ticket (ref) in its staff chat: its topic, or a reply to its card (chat_id: that chat when queued)
     TICKET_GENERAL = "ticket_general"  # the ticket's staff chat where everybody looks: a forum's General topic
+    FEEDBACK = "feedback"  # the staff chat's Feedback topic (chat_id: the staff chat when queued)
 
 
 #: Audiences of notices about a ticket, sent where the ticket (``ref``) is in the staff chat.
@@ -276,9 +284,9 @@ async def move_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int
 
 
 async def prune(session: AsyncSession, *, before: datetime) -> int:
-    """Forget finished notices (sent, failed, maybe delivered) created before ``before``:
+    """Forget finished notices (sent, failed, maybe delivered, dropped) created before ``before``:
     their rendered texts are personal data with no use once the outcome is recorded on
     the case, ad or feedback. Pending and sending ones stay for the sweep."""
-    finished = (NoticeState.SENT, NoticeState.FAILED, NoticeState.MAYBE)
+    finished = (NoticeState.SENT, NoticeState.FAILED, NoticeState.MAYBE, NoticeState.DROPPED)
     result = await session.execute(delete(Notice).where(Notice.state.in_(finished), Notice.created_at < before))
     return result.rowcount or 0  # type: ignore[attr-defined]

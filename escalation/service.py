@@ -552,6 +552,17 @@ async def claim_relay(session: AsyncSession, *, message_id: int, now: datetime |
     return claimed is not None
 
 
+async def release_relay(session: AsyncSession, *, message_id: int) -> None:
+    """A claimed relay surely not sent (the Bot API was out of reach): pending again, so
+    that the sweep sends it (:func:`pending_relays`). Only while it is claimed: an outcome
+    recorded meanwhile stays."""
+    await session.execute(
+        update(TicketMessage)
+        .where(TicketMessage.id == message_id, TicketMessage.send_state == SendState.SENDING)
+        .values(send_state=SendState.PENDING, claimed_at=None)
+    )
+
+
 # The error recorded on a relay whose sender died between claiming and recording the outcome.
 STUCK_ERROR = "the bot stopped while sending it; it may have arrived"
 
@@ -574,8 +585,9 @@ async def give_up_stuck_relay(session: AsyncSession, *, message_id: int, now: da
     """A stuck relay is recorded as *maybe delivered* (never sent again: it may have
     arrived) with a ticket event; atomically, so that one sweep reports it. None when
     it is not stuck any more (its sender recorded the outcome, or another sweep did).
-    The event is recorded once: a relay put back by :func:`stuck_relay_unreported`
-    (its error still says so) has it already."""
+    The caller queues the line that tells staff in the same transaction. The event is
+    recorded once: a relay that earlier versions put back (its error still says so) has
+    it already."""
     before = await session.scalar(select(TicketMessage.error).where(TicketMessage.id == message_id))
     done = await session.scalar(
         update(TicketMessage)
@@ -591,18 +603,6 @@ async def give_up_stuck_relay(session: AsyncSession, *, message_id: int, now: da
         to = "the user" if message.direction in (Direction.OUT, Direction.BOT) else "staff"  # type: ignore[union-attr]
         _event(session, ticket, None, "system", ticket.status, f"maybe not delivered to {to}: {STUCK_ERROR}", now)
     return ticket
-
-
-async def stuck_relay_unreported(session: AsyncSession, *, message_id: int) -> None:
-    """Staff could not be told about a stuck relay (Telegram refused the notice): it is
-    stuck again, so that the next sweep tries again. Its error stays: the ticket's
-    event about it is recorded already (:func:`give_up_stuck_relay` does not add another
-    on every sweep)."""
-    await session.execute(
-        update(TicketMessage)
-        .where(TicketMessage.id == message_id, TicketMessage.send_state == SendState.SENT, TicketMessage.error == STUCK_ERROR)
-        .values(send_state=SendState.SENDING)
-    )
 
 
 @dataclass(frozen=True)
@@ -1135,6 +1135,47 @@ class SlaAction(StrEnum):
     CLOSE = "close"  # resolved and past the reopen window (silent)
 
 
+#: The SLA steps that alert staff, and the kind of each one's notice in the outbox.
+SLA_ALERTS: dict[SlaAction, str] = {
+    SlaAction.REANNOUNCE: "sla_reannounce", SlaAction.PING: "sla_ping", SlaAction.RESOLUTION: "sla_resolution",
+}
+
+
+#: step -> (the statuses its alert is about, the due time the ticket is past)
+_ALERTED = {
+    SlaAction.REANNOUNCE: ((S.NEW,), Ticket.reply_due_at),  # unclaimed past the reply target
+    SlaAction.PING: ((S.CLAIMED,), Ticket.reply_due_at),  # claimed, no staff reply past it
+    SlaAction.RESOLUTION: ((S.NEW, S.CLAIMED), Ticket.resolve_due_at),  # in staff's hands past the resolution target
+}
+
+
+def _alert_applies(action: SlaAction, now: datetime) -> ColumnElement[bool]:
+    """The tickets an SLA step's alert is true of at ``now``: the sweep's condition for
+    the step (besides "not announced yet"), and the check of a queued alert when it is
+    sent (:func:`stale_alert`)."""
+    statuses, due = _ALERTED[action]
+    return and_(Ticket.status.in_(statuses), due <= now)
+
+
+async def stale_alert(session: AsyncSession, *, ticket: Ticket, kind: str, assignee_id: int | None, now: datetime) -> str | None:
+    """Why an SLA alert queued earlier (``kind``, see :data:`SLA_ALERTS`) no longer
+    applies to ``ticket`` as it is at ``now``, when its turn to be sent comes (late: left
+    by a crash, held by Telegram's flood limit or an outage): claimed, answered, resolved
+    or closed meanwhile; its target moved (released, the user wrote, reopened); or, for the
+    assignee's reminder, the case is with someone else than ``assignee_id``. None: it
+    still applies (or ``kind`` is not an SLA alert)."""
+    action = next((step for step, name in SLA_ALERTS.items() if name == kind), None)
+    if action is None:
+        return None
+    if ticket.status not in _ALERTED[action][0]:
+        return f"no longer applies: #{ticket.id} is {ticket.status} now"
+    if await session.scalar(select(Ticket.id).where(Ticket.id == ticket.id, _alert_applies(action, now))) is None:
+        return f"no longer applies: #{ticket.id} has a new target now"
+    if action == SlaAction.PING and assignee_id is not None and ticket.assignee_id != assignee_id:
+        return f"no longer applies: #{ticket.id} is with someone else now"
+    return None
+
+
 @dataclass(frozen=True)
 class SweepItem:
     action: SlaAction
@@ -1149,10 +1190,9 @@ async def sweep(session: AsyncSession, policy: Policy, *, now: datetime) -> list
         await session.scalars(
             select(Ticket)
             .where(
-                Ticket.reply_due_at <= now,
                 or_(
-                    and_(Ticket.status == S.NEW, Ticket.sla_level < 1),
-                    and_(Ticket.status == S.CLAIMED, Ticket.sla_level < 2),
+                    and_(_alert_applies(SlaAction.REANNOUNCE, now), Ticket.sla_level < 1),
+                    and_(_alert_applies(SlaAction.PING, now), Ticket.sla_level < 2),
                 ),
             )
             .order_by(Ticket.id)
@@ -1173,7 +1213,7 @@ async def sweep(session: AsyncSession, policy: Policy, *, now: datetime) -> list
     overdue = (
         await session.scalars(
             select(Ticket)
-            .where(Ticket.status.in_((S.NEW, S.CLAIMED)), Ticket.resolve_due_at <= now, Ticket.resolution_breached.is_(False))
+            .where(_alert_applies(SlaAction.RESOLUTION, now), Ticket.resolution_breached.is_(False))
             .order_by(Ticket.id)
             .with_for_update(skip_locked=True)
         )

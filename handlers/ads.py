@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from markupsafe import Markup
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -588,27 +589,27 @@ async def repair_cards(context: HelpdeskContext) -> tuple[int, int]:
     return ads, reports
 
 
-async def _lost_ad_card(context: HelpdeskContext, ad_id: int) -> tuple[int, int | None, str]:
-    async with unit_of_work(context.desk.sessions) as session:
-        ad = await service.get_ad(session, ad_id)
+async def _lost_ad_card(context: HelpdeskContext, session: AsyncSession, ad_id: int) -> notices.Queued | None:
+    """The line about a lost moderation (or Take down) card, queued for the Moderation
+    topic (looked up when sent); it names the ad's title: erased with its owner."""
+    ad = await service.get_ad(session, ad_id)
     kind = "ad" if ad is None or ad.status == AdStatus.SUBMITTED else "take_down"
-    chat_id, topic = await moderation_place(context)
     html = casework.srender(
         context, "staff/card_lost.html", kind=kind, number=ad_id, title=ad.title if ad else "", attempts=card_retries.ATTEMPTS
     )
-    return chat_id, topic, html
+    return await notices.queue_for_moderators(
+        context, session, kind="card_lost", ref=f"ad:{ad_id}", text=html, person_id=ad.user_id if ad else None
+    )
 
 
-async def _lost_report_card(context: HelpdeskContext, report_id: int) -> tuple[int, int | None, str]:
+async def _lost_report_card(context: HelpdeskContext, session: AsyncSession, report_id: int) -> notices.Queued | None:
     from ads.models import AdReport
 
-    async with unit_of_work(context.desk.sessions) as session:
-        report = await session.get(AdReport, report_id)
-    chat_id, topic = await moderation_place(context)
+    report = await session.get(AdReport, report_id)
     html = casework.srender(
         context, "staff/card_lost.html", kind="report", number=report_id, ad=report.ad_id if report else "?", attempts=card_retries.ATTEMPTS
     )
-    return chat_id, topic, html
+    return await notices.queue_for_moderators(context, session, kind="card_lost", ref=f"report:{report_id}", text=html)
 
 
 async def show_decided(

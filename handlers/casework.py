@@ -174,7 +174,7 @@ async def card_text(context: HelpdeskContext, ticket_id: int) -> tuple[str, Tick
 
 
 async def post_alert(
-    context: HelpdeskContext, ticket_id: int, *, moved: bool = False, force: bool = False, again: bool = False
+    context: HelpdeskContext, ticket_id: int, *, moved: bool = False, force: bool = False, again: bool = False, raise_unsent: bool = False
 ) -> Ticket | None:
     """Put a new (or transferred) ticket in front of staff: a topic and a card.
 
@@ -183,7 +183,9 @@ async def post_alert(
     card although one was claimed before (the lazy repost when a relay finds no card);
     ``again``: the sweep posts a card whose last post timed out (:mod:`bot.card_retries`).
     A card posted after a timeout says so (:func:`posted_again`). None when the card was
-    not posted (claimed by another, Telegram refused it, or it timed out)."""
+    not posted (claimed by another, Telegram refused it, or it timed out); with
+    ``raise_unsent``, the Bot API out of reach (surely not posted, the claim released) is
+    raised (``NetworkError``) instead, for a relay that waits for its card."""
     desk = context.desk
     async with unit_of_work(desk.sessions) as session:
         if again:
@@ -209,7 +211,7 @@ async def post_alert(
             log.error("the staff chat of ticket #%s moved twice in a row; the alert is not posted", ticket.id)
             return None
         await delivery.chat_moved(context, chat_id, exc.new_chat_id)
-        return await post_alert(context, ticket_id, moved=True)  # the settings now name the new chat
+        return await post_alert(context, ticket_id, moved=True, raise_unsent=raise_unsent)  # the settings now name the new chat
     except TimedOut as exc:  # or unreadable (delivery.Unreadable); it may have arrived: the sweep posts it again after the grace
         await card_timed_out(context, service.TICKET_CARDS, ticket.id, f"ticket #{ticket.id}", exc)
         return None
@@ -217,6 +219,8 @@ async def post_alert(
         log.error("could not post the alert of ticket #%s to %s: %s", ticket.id, chat_id, exc)
         async with unit_of_work(desk.sessions) as session:  # surely not there: the sweep tries again
             await service.release_card_claim(session, ticket_id=ticket.id)
+        if raise_unsent and delivery.failure(exc).unsent:
+            raise
         return None
     context.desk.cards_shown[(chat_id, card.message_id)] = (text, markup.to_json() if markup else "")
     async with unit_of_work(desk.sessions) as session:
@@ -549,15 +553,22 @@ async def relay_to_staff(
 ) -> None:
     """Copy what the user sent into the ticket's place in the staff chat (long texts in
     several messages). A failure is recorded on the message and the user is told; a
-    timeout is recorded as maybe delivered and not sent again; a staff chat that became
-    a supergroup gets the message (and a fresh card) under its new id. The send is
-    claimed first (pending -> sending), so it happens once; ``source`` None: copied from
-    the user's chat by the stored message id (the sweep's repair)."""
+    timeout is recorded as maybe delivered and not sent again; the Bot API out of reach
+    with nothing sent (for the message, or for the card it needs first) leaves it queued
+    for the sweep (:func:`_relay_unsent`); a staff chat that became a supergroup gets the
+    message (and a fresh card) under its new id. The send is claimed first (pending ->
+    sending), so it happens once; ``source`` None: copied from the user's chat by the
+    stored message id (the sweep's repair)."""
     if not claimed and not await claim_relay(context, relay.message.id):
         return
     ticket = relay.ticket
     if ticket.staff_chat_id is None or ticket.card_message_id is None:
-        if await post_alert(context, ticket.id, force=True) is None:
+        try:
+            posted = await post_alert(context, ticket.id, force=True, raise_unsent=True)
+        except TelegramError as exc:  # the Bot API out of reach: neither the card nor the message is there
+            await _relay_unsent(context, relay, delivery.failure(exc))
+            return
+        if posted is None:
             await _relay_failed(context, relay, delivery.Failure("the staff chat could not be reached"))
             return
         async with unit_of_work(context.desk.sessions) as session:  # the alert set the card and topic
@@ -604,8 +615,12 @@ async def relay_to_staff(
         await relay_to_staff(context, service.Relay(ticket, relay.message, relay.reopened, relay.changed), source, user_name, moved=True, claimed=True)
         return
     except TelegramError as exc:
+        fail = delivery.failure(exc)
+        if fail.unsent and first is None and timed_out is None:  # nothing of it went out: surely not there
+            await _relay_unsent(context, relay, fail)
+            return
         log.error("could not relay a message of #%s to staff: %s", ticket.id, exc)
-        await _relay_failed(context, relay, delivery.failure(exc))
+        await _relay_failed(context, relay, fail)
         return
     if timed_out is not None:
         log.warning("relaying a message of #%s to staff timed out; it may have arrived, not sent again", ticket.id)
@@ -616,6 +631,19 @@ async def relay_to_staff(
             await service.set_staff_copy(session, message_id=relay.message.id, chat_id=ticket.staff_chat_id, staff_message_id=first.message_id)  # type: ignore[arg-type]
     if relay.changed:
         await refresh_card(context, ticket.id)
+
+
+async def _relay_unsent(context: HelpdeskContext, relay: service.Relay, fail: delivery.Failure) -> None:
+    """The Bot API was out of reach (the connection refused) and nothing of the user's
+    message was sent: it is surely not in the staff chat, so it goes back to the queue
+    (pending) and the sweep sends it, claimed like any relay (never twice), once the
+    repair grace has passed and the Bot API is back. The user is not asked to send it
+    again."""
+    log.warning(
+        "message %s of #%s was not relayed to staff, it stays queued for the sweep: %s", relay.message.id, relay.ticket.id, fail.reason
+    )
+    async with unit_of_work(context.desk.sessions) as session:
+        await service.release_relay(session, message_id=relay.message.id)
 
 
 async def _relay_failed(context: HelpdeskContext, relay: service.Relay, fail: delivery.Failure) -> None:
@@ -775,7 +803,8 @@ def stuck_grace(context: HelpdeskContext) -> timedelta:
 async def repair(context: HelpdeskContext) -> tuple[int, int, int]:
     """Send what the bot stored but never sent because it stopped in between (a crash
     after a transaction committed, before its messages went out): the staff card of a
-    ticket that never got one, then relays stored as pending, oldest first. Each send
+    ticket that never got one, then relays stored as pending (or put back: a user's
+    message that found the Bot API out of reach), oldest first. Each send
     is claimed first, so a repeated or racing sweep sends nothing twice. A card whose
     post timed out is posted again (a bounded number of times, then staff are told:
     :mod:`bot.card_retries`). Then relays claimed but never finished (the bot stopped
@@ -800,7 +829,7 @@ async def repair(context: HelpdeskContext) -> tuple[int, int, int]:
         pending = await service.pending_relays(session, before=before)
     relays = 0
     for item in pending:
-        log.warning("message %s of ticket #%s was stored but never sent (the bot stopped): sending it now", item.message.id, item.ticket.id)
+        log.warning("message %s of ticket #%s was stored but never sent (the bot stopped, or the Bot API was out of reach): sending it now", item.message.id, item.ticket.id)
         if item.message.direction == Direction.IN:
             send = relay_to_staff(context, service.Relay(item.ticket, item.message), None, item.sender_name)
         else:
@@ -814,91 +843,67 @@ async def report_interrupted(context: HelpdeskContext) -> int:
     """Relays claimed longer than :func:`stuck_grace` ago whose outcome was never
     recorded: the sender died between the claim and the result, so each may or may not
     have arrived. Sends are at most once: none is sent again; each is marked *maybe
-    delivered* and staff are told in the ticket's topic (or under its card), with the
-    text, so that nothing anyone wrote is dropped silently. Marked before staff are told,
-    atomically: of racing sweeps one reports it. A line refused for now (the flood limit,
-    a timeout, a network failure) is tried again by the next sweep; one Telegram refused
-    for good (400, 403) is logged once and not tried again (the relay stays recorded as
-    maybe delivered, with its ticket event). Returns how many were reported."""
+    delivered* and, in the same transaction, a line to staff is queued in the outbox
+    (:func:`handlers.notices.queue_for_ticket`: the ticket's topic, or under its card),
+    with the text, so that nothing anyone wrote is dropped silently. Marked atomically: of
+    racing sweeps one reports it. The line is sent after the commit; one a crash left,
+    or refused for now (the flood limit, the Bot API out of reach), is sent by a later
+    sweep; one that timed out is not sent again; one Telegram refused for good (400, 403)
+    is recorded failed and logged once, not tried again (the relay stays recorded as maybe
+    delivered, with its ticket event). Returns how many were reported."""
     desk = context.desk
     async with unit_of_work(desk.sessions) as session:
         stuck = await service.stuck_relays(session, before=context.now() - stuck_grace(context))
-    reported = 0
+    lines: list[notices.Queued | None] = []
     for item in stuck:
         async with unit_of_work(desk.sessions) as session:
             ticket = await service.give_up_stuck_relay(session, message_id=item.message.id, now=context.now())
-        if ticket is None:
-            continue  # finished meanwhile, or reported by another sweep
-        to_user = item.message.direction != Direction.IN
+            if ticket is None:
+                continue  # finished meanwhile, or reported by another sweep
+            to_user = item.message.direction != Direction.IN
+            text = short(item.message.text or f"({item.message.kind})", 3000)
+            html = srender(context, "staff/send_interrupted.html", to_user=to_user, number=ticket.id, name=item.sender_name, text=text)
+            lines.append(await notices.queue_for_ticket(
+                context, session, ticket, kind="send_interrupted", text=html, person_id=item.message.sender_id if to_user else None
+            ))
         log.error(
             "message %s of ticket #%s was being sent when the bot stopped; it may have arrived: marked maybe delivered, staff told",
             item.message.id, ticket.id,
         )
-        text = short(item.message.text or f"({item.message.kind})", 3000)
-        html = srender(context, "staff/send_interrupted.html", to_user=to_user, number=ticket.id, name=item.sender_name, text=text)
-        try:
-            await post_in_place(context, ticket, html)
-        except TelegramError as exc:
-            if delivery.failure(exc).refused:  # 400 / 403: the same line again changes nothing
-                log.error(
-                    "Telegram refused the line about message %s of ticket #%s (recorded maybe delivered, shown in /ticket %s; not tried again): %s",
-                    item.message.id, ticket.id, ticket.id, exc,
-                )
-                continue
-            log.error("staff could not be told about message %s of ticket #%s; the next sweep tries again: %s", item.message.id, ticket.id, exc)
-            async with unit_of_work(desk.sessions) as session:
-                await service.stuck_relay_unreported(session, message_id=item.message.id)
-            continue
-        reported += 1
-    return reported
+    await notices.send_all(context, lines)
+    return len(lines)
 
 
-async def _lost_ticket_card(context: HelpdeskContext, ticket_id: int) -> tuple[int, int | None, str]:
-    async with unit_of_work(context.desk.sessions) as session:
-        ticket = await service.get_ticket(session, ticket_id)
-    chat_id = ticket.staff_chat_id or context.department_chat(ticket.department)
+async def _lost_ticket_card(context: HelpdeskContext, session: AsyncSession, ticket_id: int) -> notices.Queued | None:
+    ticket = await service.get_ticket(session, ticket_id)
     html = srender(context, "staff/card_lost.html", kind="ticket", number=ticket.id, attempts=card_retries.ATTEMPTS)
-    return chat_id, None, html  # the General topic of a forum, where everybody looks
+    # the General topic of a forum, where everybody looks
+    return await notices.queue_for_ticket(context, session, ticket, kind="card_lost", text=html, general=True)
 
 
-async def report_lost_cards(
-    context: HelpdeskContext, kind: card_retries.CardKind, describe: Callable[[HelpdeskContext, int], Awaitable[tuple[int, int | None, str]]]
-) -> int:
+#: ``queue_line(context, session, id)``: renders the line about a lost card and queues it
+#: in the outbox in ``session`` (:mod:`handlers.notices`), where staff see it.
+LineQueuer = Callable[[HelpdeskContext, AsyncSession, int], Awaitable[notices.Queued | None]]
+
+
+async def report_lost_cards(context: HelpdeskContext, kind: card_retries.CardKind, queue_line: LineQueuer) -> int:
     """Cards of which every post timed out (:data:`bot.card_retries.ATTEMPTS`), still
-    needed: staff get one short line each, ``describe(context, id)`` -> (chat, topic,
-    html). Claimed first (of racing sweeps one tells); a line Telegram refused is sent
-    by the next sweep when it was refused for now (the flood limit, a network failure),
-    recorded once and never tried again when Telegram refused it for good (400, 403: e.g.
-    the bot was removed from the chat); one that timed out is not sent again. Returns how
-    many were told."""
+    needed: staff get one short line each. Claimed (``card_timeouts``: TOLD; of racing
+    sweeps one tells) and the line queued in the outbox by ``queue_line`` in the same
+    transaction, then sent after the commit: one a crash left, or refused for now (the
+    flood limit, the Bot API out of reach), is sent by a later sweep; one that timed out
+    is not sent again (one line, never two); one Telegram refused for good (400, 403: e.g.
+    the bot was removed from the chat) is recorded failed and logged once, never tried
+    again. Returns how many were queued."""
     desk = context.desk
     async with unit_of_work(desk.sessions) as session:
         lost = await card_retries.given_up(session, kind)
-    told = 0
+    lines: list[notices.Queued | None] = []
     for item_id in lost:
         async with unit_of_work(desk.sessions) as session:
             if not await card_retries.claim_telling(session, kind, item_id):
                 continue
-        chat_id, topic, html = await describe(context, item_id)
+            lines.append(await queue_line(context, session, item_id))
         log.error("every post of the card of %s %s timed out; it may be missing: staff are told (/repost posts it again)", kind.model.__tablename__, item_id)
-        try:
-            await delivery.to_staff_chat(
-                context, chat_id, lambda to: context.bot.send_message(to, html, message_thread_id=topic if to == chat_id else None)  # noqa: B023
-            )
-        except TimedOut as exc:  # it may have arrived: one line, never two
-            log.warning("telling staff about the card of %s %s timed out: %s", kind.model.__tablename__, item_id, exc)
-        except TelegramError as exc:
-            if delivery.failure(exc).refused:
-                log.error(
-                    "Telegram refused the line about the card of %s %s (recorded, not tried again; /repost posts the card): %s",
-                    kind.model.__tablename__, item_id, exc,
-                )
-                async with unit_of_work(desk.sessions) as session:
-                    await card_retries.refused(session, kind, item_id)
-            else:
-                log.error("could not tell staff about the card of %s %s (the next sweep tries again): %s", kind.model.__tablename__, item_id, exc)
-                async with unit_of_work(desk.sessions) as session:
-                    await card_retries.untold(session, kind, item_id)
-            continue
-        told += 1
-    return told
+    await notices.send_all(context, lines)
+    return len(lines)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, ChatMigrated, TelegramError, TimedOut
@@ -18,6 +19,7 @@ from telegram.error import BadRequest, ChatMigrated, TelegramError, TimedOut
 from bot import card_retries
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
+from bot.outbox import Audience
 from bot.users import get_state, set_state
 from escalation import feedback as service
 from escalation import service as tickets_service
@@ -342,13 +344,17 @@ async def repair_cards(context: HelpdeskContext) -> int:
     return posted
 
 
-async def _lost_card(context: HelpdeskContext, feedback_id: int) -> tuple[int, int | None, str]:
-    async with unit_of_work(context.desk.sessions) as session:
-        item = await service.view(session, feedback_id)
-    name = slabel(context, "erased_user") if item is None or item.erased else item.user_name
-    chat_id, topic = await feedback_place(context)
+async def _lost_card(context: HelpdeskContext, session: AsyncSession, feedback_id: int) -> notices.Queued | None:
+    """The line about a lost feedback card, queued for the Feedback topic (looked up when
+    sent); it names the author: erased with them."""
+    item = await service.view(session, feedback_id)
+    erased = item is None or item.erased
+    name = slabel(context, "erased_user") if erased else item.user_name  # type: ignore[union-attr]
     html = srender(context, "staff/card_lost.html", kind="feedback", number=feedback_id, name=name, attempts=card_retries.ATTEMPTS)
-    return chat_id, topic, html
+    return await notices.queue_for_moderators(
+        context, session, kind="card_lost", ref=f"feedback:{feedback_id}", text=html, audience=Audience.FEEDBACK,
+        person_id=None if erased else item.user_id,  # type: ignore[union-attr]
+    )
 
 
 async def refresh_card(context: HelpdeskContext, item: FeedbackView) -> None:

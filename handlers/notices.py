@@ -22,11 +22,12 @@ one-off job of PTB's JobQueue (:func:`retry_later`; claimed like every send, so 
 and the job never both send one). Refused for a second chat in the same run, the limit
 is the bot's own, not one chat's: the run stops there and the job sends the rest.
 
-Notices to the moderators (the pattern alert: :func:`queue_for_moderators`) go the same
-way to the staff chat's Moderation topic, looked up when sent (a chat that moved is
-followed); so do notices to staff about a ticket (the SLA sweep's alerts:
-:func:`queue_for_ticket`), to the ticket's place in its staff chat as it is when sent
-(its topic or a reply to its card; or the chat's General topic). A refusal there (the
+Notices to the moderators (the pattern alert, a lost moderation card's line:
+:func:`queue_for_moderators`) go the same way to the staff chat's Moderation topic (or
+its Feedback topic), looked up when sent (a chat that moved is followed); so do notices
+to staff about a ticket (the SLA sweep's alerts, a lost card's line, a relay interrupted
+mid-send: :func:`queue_for_ticket`), to the ticket's place in its staff chat as it is
+when sent (its topic or a reply to its card; or the chat's General topic). A refusal there (the
 bot was removed from the staff chat, 403; a 400) is recorded *failed* and logged as an
 error, once; it is not "the user blocked the bot". A notice to an erased person's
 anonymous id is never queued nor sent (:func:`bot.outbox.addressable`), whichever
@@ -64,6 +65,7 @@ class Outcome:
     notice_id: int
     message: Message | None = None
     failure: delivery.Failure | None = None
+    dropped: str | None = None  # not sent: no longer true (why)
 
 
 async def queue(
@@ -78,13 +80,17 @@ async def queue(
     )
 
 
-async def queue_for_moderators(context: HelpdeskContext, session, *, kind: str, text: str, ref: str) -> Queued | None:  # type: ignore[no-untyped-def]
+async def queue_for_moderators(
+    context: HelpdeskContext, session, *, kind: str, text: str, ref: str, person_id: int | None = None,  # type: ignore[no-untyped-def]
+    audience: Audience = Audience.MODERATORS,
+) -> Queued | None:
     """Store a rendered notice to the moderators (the staff chat's Moderation topic,
-    looked up when it is sent). ``ref`` names whom it is about (``user:<id>``: erased
-    with them)."""
+    looked up when it is sent; ``audience`` *feedback*: its Feedback topic). ``ref``
+    names what it is about (``user:<id>``: erased with them); ``person_id``: someone the
+    text names (an ad's owner by its title, a feedback's author): erased with them."""
     return await outbox.queue(
         session, chat_id=context.desk.settings.staff.chat_id, kind=kind, ref=ref, text=text, now=context.now(),  # type: ignore[arg-type]
-        audience=Audience.MODERATORS,
+        audience=audience, person_id=person_id,
     )
 
 
@@ -189,8 +195,8 @@ async def send(context: HelpdeskContext, notice_id: int) -> Outcome | None:
         return outcome
     markup = InlineKeyboardMarkup.de_json(notice.reply_markup, context.bot) if notice.reply_markup else None
     try:
-        if notice.audience == Audience.MODERATORS:
-            sent = await _to_moderators(context, notice.text, markup)
+        if notice.audience in (Audience.MODERATORS, Audience.FEEDBACK):
+            sent = await _to_topic(context, notice, markup)
         elif notice.audience in outbox.TICKET_AUDIENCES:
             sent = await _to_ticket(context, notice, markup)
         else:
@@ -207,6 +213,9 @@ async def send(context: HelpdeskContext, notice_id: int) -> Outcome | None:
     except _NoTicket:
         log.error("notice %s (%s, %s) is about a ticket that does not exist: not sent", notice_id, notice.kind, notice.ref)
         outcome = Outcome(notice_id, failure=delivery.Failure("no such ticket"))
+    except _Stale as stale:
+        log.info("notice %s (%s, %s) is not sent: %s", notice_id, notice.kind, notice.ref, stale)
+        outcome = Outcome(notice_id, dropped=str(stale))
     except Exception as exc:  # not Telegram's error: an answer the bot cannot read (a broken proxy or Bot API server)
         # It may have arrived: *maybe*, never sent again, as the stuck repair would mark it
         # later; recorded now, so that the chat's later notices (another ticket's SLA alert,
@@ -223,6 +232,11 @@ class _NoTicket(Exception):
     """The ticket a notice to staff is about is not there."""
 
 
+class _Stale(Exception):
+    """A notice to staff about a ticket that is no longer true of it (an SLA alert about
+    a ticket claimed or solved since): why."""
+
+
 def _ticket_id(notice: outbox.Notice) -> int | None:
     ref = notice.ref or ""
     return int(ref.split(":", 1)[1]) if ref.startswith("ticket:") else None
@@ -231,7 +245,8 @@ def _ticket_id(notice: outbox.Notice) -> int | None:
 async def _to_ticket(context: HelpdeskContext, notice: outbox.Notice, markup: InlineKeyboardMarkup | None) -> Message:
     """The ticket's place in the staff chat as it is now (its chat, topic and card: a chat
     Telegram moved, or a topic made since, is followed); the General topic for
-    *ticket_general*."""
+    *ticket_general*. An SLA alert that no longer applies to the ticket as it is now
+    (:func:`escalation.service.stale_alert`) raises :class:`_Stale`, unsent."""
     from escalation import service as tickets
     from handlers import casework
 
@@ -241,18 +256,25 @@ async def _to_ticket(context: HelpdeskContext, notice: outbox.Notice, markup: In
     try:
         async with unit_of_work(context.desk.sessions, read_only=True) as session:
             ticket = await tickets.get_ticket(session, ticket_id)
+            stale = await tickets.stale_alert(session, ticket=ticket, kind=notice.kind, assignee_id=notice.person_id, now=context.now())
     except tickets.TicketError as exc:
         raise _NoTicket(notice.ref) from exc
+    if stale is not None:
+        raise _Stale(stale)
     return await casework.post_in_place(context, ticket, notice.text, general=notice.audience == Audience.TICKET_GENERAL, markup=markup)
 
 
-async def _to_moderators(context: HelpdeskContext, text: str, markup: InlineKeyboardMarkup | None) -> Message:
-    """The staff chat's Moderation topic as it is now (a chat Telegram moved is followed)."""
-    from handlers.ads import moderation_place  # handlers.ads imports this module
+async def _to_topic(context: HelpdeskContext, notice: outbox.Notice, markup: InlineKeyboardMarkup | None) -> Message:
+    """The staff chat's Moderation (or Feedback) topic as it is now (a chat Telegram moved
+    is followed)."""
+    from handlers.ads import moderation_place  # handlers.ads and handlers.feedback import this module
+    from handlers.feedback import feedback_place
 
-    chat_id, topic = await moderation_place(context)
+    place = feedback_place if notice.audience == Audience.FEEDBACK else moderation_place
+    chat_id, topic = await place(context)
     return await delivery.to_staff_chat(
-        context, chat_id, lambda to: context.bot.send_message(to, text, message_thread_id=topic if to == chat_id else None, reply_markup=markup)
+        context, chat_id,
+        lambda to: context.bot.send_message(to, notice.text, message_thread_id=topic if to == chat_id else None, reply_markup=markup),
     )
 
 
@@ -272,6 +294,8 @@ async def _record(context: HelpdeskContext, notice: outbox.Notice, outcome: Outc
                 await tickets.record_bot_message(session, ticket_id=ticket_id, text=sent.text or "", user_message_id=sent.message_id, now=context.now())
                 if notice.kind == "csat":
                     await tickets.set_survey_message(session, ticket_id=ticket_id, message_id=sent.message_id)
+        elif outcome.dropped is not None:
+            await outbox.record(session, notice_id=notice.id, state=NoticeState.DROPPED, error=outcome.dropped, now=context.now())
         elif fail is not None and fail.again:  # surely not sent (flood limit, Bot API out of reach): due again after retry_after
             retry_at = context.now() + timedelta(seconds=fail.retry_after)
             await outbox.release(session, notice_id=notice.id, error=fail.reason, retry_at=retry_at)

@@ -699,7 +699,7 @@ async def sla_sweep(context: HelpdeskContext) -> None:
 
 
 #: The sweep's actions that alert staff, and the notice kind of each.
-ALERTS = {SlaAction.REANNOUNCE: "sla_reannounce", SlaAction.PING: "sla_ping", SlaAction.RESOLUTION: "sla_resolution"}
+ALERTS = service.SLA_ALERTS
 
 
 async def _queue_alert(context: HelpdeskContext, session, item: service.SweepItem, names: dict[int, str]) -> notices.Queued | None:  # type: ignore[no-untyped-def]

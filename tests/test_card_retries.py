@@ -20,6 +20,7 @@ import pytest
 from bot import card_retries
 from tests.support import STAFF_CHAT
 from tests.test_escalation import open_ticket, staff_pair
+from tests.test_notices import Killed, killed_after_commit
 from tests.test_repair import sweep
 
 USER = 6401
@@ -158,25 +159,28 @@ async def test_ticket_card_that_keeps_timing_out_is_tried_three_times_then_staff
 
 @pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
 async def test_a_forced_post_timing_out_after_the_last_try_does_not_swallow_the_line_to_staff(desk, settings_overrides):
-    """Three posts timed out and the line to staff was refused for the flood limit (told
-    by the next sweep); meanwhile the user writes and the relay's own post of the card
-    times out too: the count stays at its last try, so the next sweep still tells staff."""
+    """Three posts timed out and the line to staff was refused for the flood limit (it
+    waits in the outbox); meanwhile the user writes and the relay's own post of the card
+    times out too: staff stay told, and the next sweep still sends the line, once."""
     staff_pair(desk)
     user = desk.tg.user(USER, "Naledi")
     desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, times=card_retries.ATTEMPTS)
-    desk.tg.fail("sendMessage", "flood", chat_id=STAFF_CHAT)  # the line to staff: refused for now
+    desk.tg.fail("sendMessage", "flood", chat_id=STAFF_CHAT, retry_after=30)  # the line to staff: refused for now
     desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT)  # the relay's own post of the card
-    await open_ticket(desk, user)
+    number = await open_ticket(desk, user)
     for _ in range(2, card_retries.ATTEMPTS + 1):
         desk.clock.advance(minutes=3)
         await sweep(desk)
-    assert await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.ATTEMPTS and lost_lines(desk) == []
+    assert await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.TOLD and lost_lines(desk) == []
+    assert [n[:4] for n in await lost_card_notices(desk)] == [("card_lost", f"ticket:{number}", "ticket_general", "pending")]
     await user.send("Any news?")  # the relay posts the card itself: a fourth timeout
-    assert await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.ATTEMPTS
+    assert await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.TOLD
     desk.clock.advance(minutes=3)
     await sweep(desk)
     assert len(lost_lines(desk)) == 1
-    assert await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.TOLD
+    await later_sweeps(desk)
+    assert len(lost_lines(desk)) == 1
+    assert [n[3] for n in await lost_card_notices(desk)] == ["sent"]
 
 
 @pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
@@ -187,18 +191,21 @@ async def test_the_line_about_a_lost_card_refused_for_the_flood_limit_is_sent_by
     desk.clock.advance(minutes=3)
     await sweep(desk)
     desk.clock.advance(minutes=3)
-    desk.tg.fail("sendMessage", "flood", chat_id=STAFF_CHAT)  # after the card's third timeout, the line is refused for now
+    desk.tg.fail("sendMessage", "flood", chat_id=STAFF_CHAT, retry_after=30)  # after the card's third timeout, the line is refused for now
     await sweep(desk)
-    assert lost_lines(desk) == [] and await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.ATTEMPTS
+    assert lost_lines(desk) == [] and await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.TOLD
+    [(_, _, _, state, error)] = await lost_card_notices(desk)
+    assert state == "pending" and "flood limit" in error
     await later_sweeps(desk)
     assert len(lost_lines(desk)) == 1 and f"/ticket {number}" in lost_lines(desk)[0].text
+    assert [n[3] for n in await lost_card_notices(desk)] == ["sent"]
 
 
 @pytest.mark.parametrize("refusal", ["kicked", "parse"])
 async def test_the_line_about_a_lost_card_that_telegram_refuses_is_recorded_once_not_tried_every_minute(desk, refusal, caplog):
     """The bot was removed from the staff chat (403), or Telegram cannot take the line
-    (400): trying again each minute changes nothing. The refusal is recorded on the card
-    (``card_timeouts``: :data:`bot.card_retries.REFUSED`) and logged, once."""
+    (400): trying again each minute changes nothing. The refusal is recorded on the line
+    (the outbox: *failed*, with Telegram's reason) and logged, once."""
     staff_pair(desk)
     desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, times=card_retries.ATTEMPTS)
     await open_ticket(desk, desk.tg.user(USER, "Naledi"))
@@ -208,12 +215,65 @@ async def test_the_line_about_a_lost_card_that_telegram_refuses_is_recorded_once
     desk.tg.fail("sendMessage", refusal, chat_id=STAFF_CHAT, times=100)  # after the card's third timeout
     with caplog.at_level(logging.ERROR):
         await sweep(desk)
-    assert lost_lines(desk) == [] and await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.REFUSED
-    assert [r for r in caplog.records if r.levelno >= logging.ERROR and "refused the line" in r.getMessage()]
+    assert lost_lines(desk) == [] and await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.TOLD
+    [(_, _, _, state, error)] = await lost_card_notices(desk)
+    assert state == "failed" and error
+    refused = [r for r in caplog.records if r.levelno >= logging.ERROR and "card_lost" in r.getMessage() and "recorded failed" in r.getMessage()]
+    assert len(refused) == 1
     start = len(desk.tg.calls)
     await later_sweeps(desk, times=5)
     assert sends_to_staff(desk, start) == []
-    assert await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.REFUSED
+    assert await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.TOLD
+    assert [n[3] for n in await lost_card_notices(desk)] == ["failed"]
+
+
+async def lost_card_notices(desk):
+    """(kind, ref, audience, state, error) of the lines to staff about lost cards."""
+    rows = await desk.rows("SELECT kind, ref, audience, state, error FROM notices WHERE kind = 'card_lost' ORDER BY id")
+    return [tuple(r) for r in rows]
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_the_line_about_a_lost_card_survives_a_crash_after_its_commit_and_is_sent_once(desk, staff_forum):
+    """The sweep that marks staff told (``card_timeouts``: TOLD) dies right after its
+    commit: the line was queued in that transaction, so a later sweep sends it, once,
+    in the chat's General topic (a forum) where everybody looks."""
+    staff_pair(desk)
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, times=card_retries.ATTEMPTS)
+    number = await open_ticket(desk, desk.tg.user(USER, "Naledi"))
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    desk.clock.advance(minutes=3)
+    with killed_after_commit("card_lost"), pytest.raises(Killed):
+        await sweep(desk)  # the third post times out; staff are to be told: the bot dies after the commit
+    assert await desk.scalar("SELECT card_timeouts FROM tickets") == card_retries.TOLD and lost_lines(desk) == []
+    assert await lost_card_notices(desk) == [("card_lost", f"ticket:{number}", "ticket_general", "pending", None)]
+    await sweep(desk)  # too fresh: the sweep that queued it may be sending it right now
+    assert lost_lines(desk) == []
+    await later_sweeps(desk, times=4)
+    [line] = lost_lines(desk)
+    assert f"card of ticket #{number} after 3 tries" in line.text and line.thread_id is None
+    assert await lost_card_notices(desk) == [("card_lost", f"ticket:{number}", "ticket_general", "sent", None)]
+    assert len([c for c in desk.tg.calls if c.method == "sendMessage" and "after 3 tries" in str(c.params.get("text"))]) == 1
+
+
+@pytest.mark.parametrize("staff_forum", [True])
+async def test_the_line_about_a_lost_feedback_card_left_by_a_crash_goes_to_the_feedback_topic_once(desk, staff_forum):
+    staff_pair(desk)
+    desk.tg.fail("sendMessage", "timeout", chat_id=STAFF_CHAT, times=card_retries.ATTEMPTS)
+    number = await give_feedback(desk, desk.tg.user(USER, "Naledi"))
+    for _ in range(card_retries.ATTEMPTS - 2):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    desk.clock.advance(minutes=3)
+    with killed_after_commit("card_lost"), pytest.raises(Killed):
+        await sweep(desk)
+    assert lost_lines(desk) == []
+    await later_sweeps(desk, times=4)
+    [line] = lost_lines(desk)
+    assert f"card of feedback #{number} from Naledi" in line.text
+    assert line.thread_id == desk.tg.topic_named(STAFF_CHAT, "Feedback")
+    assert [n[:4] for n in await lost_card_notices(desk)] == [("card_lost", f"feedback:{number}", "feedback", "sent")]
 
 
 # ------------------------------------------------------------------ feedback cards

@@ -321,6 +321,45 @@ async def test_user_message_interrupted_mid_relay_reaches_staff_as_a_flagged_cop
     assert len([m for m in desk.tg.chat_messages(STAFF_CHAT) if "ON-5521" in m.text]) == 1
 
 
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_the_line_about_an_interrupted_relay_survives_a_crash_after_its_commit_and_is_sent_once(desk, staff_forum):
+    """The sweep that marks the relay maybe delivered dies right after its commit: the line
+    to staff was queued in that transaction (the outbox), so a later sweep posts it in the
+    ticket's place, once, and the relay is never sent again."""
+    from tests.test_notices import Killed, killed_after_commit
+
+    staff_pair(desk)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    alert = card(desk, number)
+    message_id = await crashed_user_message(desk, number, "serial number SN-3141", 5207)
+    await crashed_mid_send(desk, message_id)
+    desk.clock.advance(minutes=11)
+    with killed_after_commit("send_interrupted"), pytest.raises(Killed):
+        await sweep(desk)
+    row = (await desk.rows("SELECT send_state, delivered, error FROM ticket_messages WHERE id = :i", i=message_id))[0]
+    assert tuple(row) == ("sent", None, service.STUCK_ERROR)
+    assert not any("SN-3141" in m.text for m in desk.tg.chat_messages(STAFF_CHAT))
+    rows = await desk.rows("SELECT kind, ref, audience, state FROM notices WHERE kind = 'send_interrupted'")
+    assert [tuple(r) for r in rows] == [("send_interrupted", f"ticket:{number}", "ticket", "pending")]
+    await sweep(desk)  # too fresh: the sweep that queued it may be sending it right now
+    assert not any("SN-3141" in m.text for m in desk.tg.chat_messages(STAFF_CHAT))
+    for _ in range(4):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    [told] = [m for m in desk.tg.chat_messages(STAFF_CHAT) if "SN-3141" in m.text]
+    assert f"A message from Naledi (#{number}) may not have reached this chat" in told.text
+    if staff_forum:
+        assert told.thread_id == alert.thread_id
+    else:
+        assert told.reply_to == alert.message_id
+    assert len([c for c in desk.tg.calls if "SN-3141" in str(c.params.get("text", ""))]) == 1
+    assert await desk.scalar("SELECT state FROM notices WHERE kind = 'send_interrupted'") == "sent"
+    assert await desk.scalar(
+        "SELECT count(*) FROM ticket_events WHERE ticket_id = :n AND note LIKE 'maybe not delivered%'", n=number
+    ) == 1
+
+
 async def test_a_relay_finished_meanwhile_is_not_reported(desk):
     staff_pair(desk)
     user = desk.tg.user(USER, "Naledi")
@@ -415,14 +454,16 @@ async def test_interrupted_relay_whose_notice_was_refused_for_the_flood_limit_is
     message_id = await crashed_user_message(desk, number, "invoice INV-808 attached", 5203)
     await crashed_mid_send(desk, message_id)
     desk.clock.advance(minutes=11)
-    desk.tg.fail("sendMessage", "flood", chat_id=STAFF_CHAT)
+    desk.tg.fail("sendMessage", "flood", chat_id=STAFF_CHAT, retry_after=30)
     await sweep(desk)
     assert not any("INV-808" in m.text for m in desk.tg.chat_messages(STAFF_CHAT))
-    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE id = :i", i=message_id) == "sending"
-    desk.clock.advance(minutes=1)
+    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE id = :i", i=message_id) == "sent"  # maybe delivered
+    row = (await desk.rows("SELECT state, error FROM notices WHERE kind = 'send_interrupted'"))[0]
+    assert row[0] == "pending" and "flood limit" in row[1]  # the line waits in the outbox
+    desk.clock.advance(minutes=3)
     await sweep(desk)
     assert len([m for m in desk.tg.chat_messages(STAFF_CHAT) if "INV-808" in m.text]) == 1
-    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE id = :i", i=message_id) == "sent"
+    assert await desk.scalar("SELECT state FROM notices WHERE kind = 'send_interrupted'") == "sent"
 
 
 async def test_interrupted_relay_of_a_ticket_without_a_place_in_the_staff_chat_is_reported_in_the_chat(desk):
@@ -441,22 +482,24 @@ async def test_interrupted_relay_of_a_ticket_without_a_place_in_the_staff_chat_i
 
 @pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
 async def test_an_interrupted_relay_whose_notice_keeps_being_refused_for_the_flood_limit_records_its_event_once(desk, settings_overrides):
-    """Each sweep that could not tell staff for Telegram's flood limit puts the relay back
-    for the next one; the ticket's history must say 'maybe not delivered' once, not once
-    per sweep."""
+    """Each sweep that could not tell staff for Telegram's flood limit leaves the line in
+    the outbox for the next one; the ticket's history must say 'maybe not delivered' once,
+    not once per sweep, and the line arrives once."""
     staff_pair(desk)
     user = desk.tg.user(USER, "Naledi")
     number = await open_ticket(desk, user)
     message_id = await crashed_user_message(desk, number, "receipt RC-19 attached", 5205)
     await crashed_mid_send(desk, message_id)
-    desk.tg.fail("sendMessage", "flood", chat_id=STAFF_CHAT, times=3)
+    desk.tg.fail("sendMessage", "flood", chat_id=STAFF_CHAT, times=3, retry_after=30)
     for _ in range(3):
         desk.clock.advance(minutes=11)
         await sweep(desk)
-    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE id = :i", i=message_id) == "sending"
-    desk.clock.advance(minutes=1)
+    assert await desk.scalar("SELECT state FROM notices WHERE kind = 'send_interrupted'") == "pending"
+    assert not any("RC-19" in m.text for m in desk.tg.chat_messages(STAFF_CHAT))
+    desk.clock.advance(minutes=3)
     await sweep(desk)
     assert len([m for m in desk.tg.chat_messages(STAFF_CHAT) if "RC-19" in m.text]) == 1
+    assert await desk.scalar("SELECT count(*) FROM notices WHERE kind = 'send_interrupted'") == 1
     assert await desk.scalar(
         "SELECT count(*) FROM ticket_events WHERE ticket_id = :n AND note LIKE 'maybe not delivered%'", n=number
     ) == 1
@@ -477,7 +520,10 @@ async def test_an_interrupted_relay_whose_notice_telegram_refuses_is_recorded_on
     desk.clock.advance(minutes=11)
     with caplog.at_level(logging.ERROR):
         await sweep(desk)
-    assert [r for r in caplog.records if r.levelno >= logging.ERROR and "refused the line" in r.getMessage()]
+    refused = [r for r in caplog.records if r.levelno >= logging.ERROR and "send_interrupted" in r.getMessage() and "recorded failed" in r.getMessage()]
+    assert len(refused) == 1
+    row = (await desk.rows("SELECT state, error FROM notices WHERE kind = 'send_interrupted'"))[0]
+    assert row[0] == "failed" and row[1]
     tries = [c for c in desk.tg.calls if c.method == "sendMessage" and "RC-20" in str(c.params.get("text", ""))]
     assert len(tries) == 1 and not tries[0].ok
     for _ in range(4):

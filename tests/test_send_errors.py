@@ -112,6 +112,84 @@ async def test_user_message_answered_with_a_bad_gateway_is_maybe_delivered_and_t
     assert "CD34 ❔ maybe not delivered" in _staff_texts(desk)[-1]
 
 
+# ------------------------------------------------------------------ the Bot API out of reach
+
+
+def _staff_copies(desk, needle):
+    return [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and needle in (m.text or "")]
+
+
+def _tries(desk, needle):
+    return [c for c in desk.tg.calls if c.method in ("sendMessage", "copyMessage") and needle in str(c.params.get("text", c.params.get("caption", "")))]
+
+
+@pytest.mark.parametrize("kind", ["text", "photo"])
+async def test_user_message_that_found_the_bot_api_out_of_reach_stays_queued_and_the_sweep_sends_it_once(desk, kind):
+    """The connection to the Bot API refused (a server restarting, a network outage):
+    nothing was sent, so the message is not "not delivered" and the user is not asked to
+    send it again; it stays queued, and the sweep sends it once the Bot API is back, once."""
+    from tests.test_repair import sweep
+
+    user, thandi, number = await _case(desk)
+    method = "sendMessage" if kind == "text" else "copyMessage"
+    desk.tg.fail(method, "unreachable", chat_id=STAFF_CHAT, times=2)
+    if kind == "text":
+        await user.send("Here is the reference: EF56")
+    else:
+        await user.send_photo("Here is the receipt EF56")
+    row = (await desk.rows("SELECT send_state, delivered, error FROM ticket_messages WHERE text LIKE '%EF56'"))[0]
+    assert (row[0], row[2]) == ("pending", None) and row[1] is not False
+    assert not any("could not reach the support team" in t for t in _user_texts(desk))
+    assert _staff_copies(desk, "EF56") == []
+    await sweep(desk)  # within the repair grace: the handler's turn
+    assert len(_tries(desk, "EF56")) == 1
+    desk.clock.advance(minutes=3)
+    await sweep(desk)  # still out of reach: still queued
+    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE text LIKE '%EF56'") == "pending"
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    [copy] = _staff_copies(desk, "EF56")
+    assert copy.reply_to == card(desk, number).message_id
+    row = (await desk.rows("SELECT send_state, delivered, staff_message_id FROM ticket_messages WHERE text LIKE '%EF56'"))[0]
+    assert tuple(row) == ("sent", True, copy.message_id)
+    for _ in range(3):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    assert len(_staff_copies(desk, "EF56")) == 1 and len(_tries(desk, "EF56")) == 3
+    assert not any("could not reach the support team" in t for t in _user_texts(desk))
+    # a staff reply to the copy reaches the user
+    await thandi.send("Thanks, found it.", chat_id=STAFF_CHAT, reply_to=copy)
+    assert "Thanks, found it." in _user_texts(desk)[-1]
+
+
+async def test_user_message_whose_ticket_card_found_the_bot_api_out_of_reach_waits_for_the_card_and_is_sent_once(desk):
+    """A ticket without a card (the bot stopped before posting it): the user's message
+    needs one first, and the Bot API is out of reach for both. The message stays queued;
+    the sweep posts the card, then the message, once; the user is not asked to resend."""
+    from tests.test_repair import cards, crashed_intake, sweep
+
+    staff_pair(desk)
+    user, number = await crashed_intake(desk, user_id=USER)
+    desk.tg.fail("sendMessage", "unreachable", chat_id=STAFF_CHAT, times=3)
+    await user.send("My order is GH78")
+    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE text = 'My order is GH78'") == "pending"
+    assert not any("could not reach the support team" in t for t in _user_texts(desk))
+    desk.clock.advance(minutes=3)
+    await sweep(desk)  # still out of reach: the sweep's card, then the message's own try at one
+    assert cards(desk, number) == [] and _staff_copies(desk, "GH78") == []
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    [posted] = cards(desk, number)
+    [copy] = _staff_copies(desk, "GH78")
+    assert copy.reply_to == posted.message_id
+    for _ in range(3):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    assert len(cards(desk, number)) == 1 and len(_staff_copies(desk, "GH78")) == 1
+    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE text = 'My order is GH78'") == "sent"
+    assert not any("could not reach the support team" in t for t in _user_texts(desk))
+
+
 # ------------------------------------------------------------------ 403: the user blocked the bot
 
 

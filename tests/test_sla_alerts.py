@@ -275,3 +275,105 @@ async def test_alert_with_an_answer_the_bot_cannot_read_is_maybe_delivered_and_t
     assert "it may have arrived" in rows[0][4]
     await later_sweeps(desk, times=5, minutes=5)
     assert len(alert_sends(desk)) == 2
+
+
+# ------------------------------------------------------------------ an alert sent late is checked against the ticket as it is now
+
+
+async def dropped(desk):
+    """(kind, error) of the staff notices the outbox dropped."""
+    rows = await desk.rows("SELECT kind, error FROM notices WHERE audience != 'user' AND state = 'dropped' ORDER BY id")
+    return [tuple(r) for r in rows]
+
+
+@pytest.mark.parametrize("change", ["claim", "resolve", "spam"])
+async def test_reannounce_left_by_a_crash_is_dropped_when_the_ticket_was_taken_care_of_meanwhile(desk, change):
+    """The re-announce ("please claim it") waits in the outbox after a crash; before a
+    sweep sends it, an agent claims, resolves or closes the ticket: staff never see it,
+    and the notice says why it was not sent."""
+    number = await crashed_reannounce(desk)
+    thandi = desk.tg.user(800001, "Thandi")
+    if change == "claim":
+        await thandi.press("Claim", card(desk, number))
+    elif change == "resolve":
+        await thandi.send(f"/resolve {number}", chat_id=STAFF_CHAT)
+    else:
+        await thandi.press("Close as spam", card(desk, number))
+    await later_sweeps(desk)
+    assert alerts(desk, needle="has waited") == []
+    assert not [c for c in alert_sends(desk) if "has waited" in c.params["text"]]
+    status = {"claim": "claimed", "resolve": "resolved", "spam": "closed"}[change]
+    [(kind, error)] = [d for d in await dropped(desk) if d[0] == "sla_reannounce"]
+    assert f"no longer applies: #{number} is {status} now" in error
+    assert await desk.scalar("SELECT state FROM notices WHERE kind = 'sla_reannounce'") == "dropped"
+
+
+async def test_reannounce_left_by_a_crash_still_goes_out_when_the_ticket_still_waits(desk):
+    number = await crashed_reannounce(desk)
+    desk.tg.user(800001, "Thandi")
+    await later_sweeps(desk)
+    assert len(alerts(desk, needle="has waited")) == 1 and await dropped(desk) == []
+    assert f"#{number}" in alerts(desk)[0].text
+
+
+async def test_reannounce_of_a_ticket_released_meanwhile_is_dropped_its_clock_started_again(desk):
+    number = await crashed_reannounce(desk)
+    thandi = desk.tg.user(800001, "Thandi")
+    await thandi.press("Claim", card(desk, number))
+    await thandi.press("Release", card(desk, number))  # new again, with a fresh reply target
+    await later_sweeps(desk)
+    assert alerts(desk, needle="has waited") == []
+    assert await dropped(desk) == [("sla_reannounce", f"no longer applies: #{number} has a new target now")]
+
+
+@pytest.mark.parametrize("change", ["reply", "reassign"])
+async def test_assignee_reminder_left_by_a_crash_is_dropped_when_answered_or_reassigned_meanwhile(desk, change):
+    thandi, sipho = staff_pair(desk)
+    number = await open_ticket(desk, desk.tg.user(USER, "Naledi"))
+    await thandi.press("Claim", card(desk, number))
+    desk.clock.advance(minutes=61)
+    with killed_after_commit("sla_ping"), pytest.raises(Killed):
+        await sweep(desk)
+    if change == "reply":
+        await thandi.send("We are looking at it.", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+        reason = f"no longer applies: #{number} is waiting now"
+    else:
+        await sipho.send("/queue", chat_id=STAFF_CHAT)  # the bot knows Sipho
+        await thandi.send(f"/assign {number} @sipho_support", chat_id=STAFF_CHAT)
+        assert "assigned to Sipho" in desk.tg.last_bot_message(STAFF_CHAT).text
+        reason = f"no longer applies: #{number} is with someone else now"
+    await later_sweeps(desk)
+    assert alerts(desk, needle="has no reply yet") == []
+    assert await dropped(desk) == [("sla_ping", reason)]
+
+
+async def test_resolution_breach_and_reannounce_left_by_a_crash_are_both_dropped_once_the_ticket_is_resolved(desk):
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, desk.tg.user(USER, "Naledi"))
+    desk.clock.advance(days=1, minutes=1)
+    with killed_after_commit("sla_resolution"), pytest.raises(Killed):
+        await sweep(desk)
+    await thandi.send(f"/resolve {number}", chat_id=STAFF_CHAT)
+    await later_sweeps(desk)
+    assert alerts(desk) == []
+    reason = f"no longer applies: #{number} is resolved now"
+    assert await dropped(desk) == [("sla_reannounce", reason), ("sla_resolution", reason)]
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_alert_held_by_the_flood_limit_is_dropped_when_the_ticket_was_claimed_during_the_wait(desk, settings_overrides):
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, desk.tg.user(USER, "Naledi"))
+    desk.tg.fail("sendMessage", "flood", chat_id=STAFF_CHAT, retry_after=30)
+    desk.clock.advance(minutes=61)
+    await sweep(desk)
+    assert await desk.scalar("SELECT state FROM notices WHERE kind = 'sla_reannounce'") == "pending"
+    await thandi.press("Claim", card(desk, number))
+    desk.clock.advance(seconds=31)
+    [job] = desk.app.job_queue.get_jobs_by_name("notice_retry")
+    job.schedule_removal()
+    await job.run(desk.app)
+    await later_sweeps(desk)
+    assert alerts(desk, needle="has waited") == []
+    assert len([c for c in alert_sends(desk) if "has waited" in c.params["text"]]) == 1  # the refused one only
+    assert [d for d in await dropped(desk) if d[0] == "sla_reannounce"] == [("sla_reannounce", f"no longer applies: #{number} is claimed now")]
