@@ -137,6 +137,17 @@ async def _check_token(settings: Settings) -> None:
         ) from None
 
 
+#: What PostgreSQL answers at connect (SQLSTATE) that time does not fix: exit status 2,
+#: and what to do. Anything else (refused, timed out, starting up, too many connections)
+#: may pass: exit status 1.
+PG_REFUSALS = {
+    "28P01": "correct the user name and password in database.url",
+    "28000": "check the user name in database.url (createuser) and that pg_hba.conf lets it in from this machine",
+    "3D000": "create the database (createdb --owner=USER NAME) or correct its name in database.url",
+    "42501": "grant the user CONNECT on the database, or use another user",
+}
+
+
 async def _check_database(settings: Settings) -> None:
     """Connect once (SELECT 1): a database out of reach is one line naming database.url
     and what to check, instead of a driver's traceback (OSError, asyncpg, sqlite3)."""
@@ -144,9 +155,7 @@ async def _check_database(settings: Settings) -> None:
     from sqlalchemy.engine import make_url
 
     from bot.db import make_engine
-    from bot.logs import RedactTokens
 
-    where = settings.source or "config.toml"
     url = make_url(settings.database.url)
     if url.drivername.startswith("sqlite"):
         # the stdlib, in this thread: a failed aiosqlite connect leaves its worker thread
@@ -154,14 +163,15 @@ async def _check_database(settings: Settings) -> None:
         file = Path(url.database or "")
         try:
             if url.database and url.database != ":memory:":
-                with contextlib.closing(sqlite3.connect(file, timeout=DB_CONNECT_TIMEOUT)) as db:
-                    db.execute("SELECT 1")
+                with contextlib.closing(sqlite3.connect(file, timeout=DB_CONNECT_TIMEOUT, isolation_level=None)) as db:
+                    # may this user write? A read-only file reads fine: write the version the
+                    # file has (a write SQLite refuses on a read-only file), and roll it back
+                    db.execute("BEGIN IMMEDIATE")
+                    version = db.execute("PRAGMA user_version").fetchone()[0]
+                    db.execute(f"PRAGMA user_version = {int(version)}")
+                    db.execute("ROLLBACK")
         except sqlite3.Error as exc:
-            raise ConfigError(
-                [f"{where}: database.url: cannot open the SQLite file {file} ({exc}); check that the folder "
-                 f"{file.parent} exists and that this user may write there (relative paths are relative to the "
-                 "config file's folder)"]
-            ) from None
+            raise _sqlite_trouble(settings, file, str(exc)) from None
         return
     engine = make_engine(settings.database.url, schema=settings.database.schema_name)
     try:
@@ -169,18 +179,46 @@ async def _check_database(settings: Settings) -> None:
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 (whatever the driver raises, the line below says it)
-        cause = getattr(exc, "orig", None) or exc
-        if isinstance(exc, TimeoutError):
-            reason = f"no answer within {DB_CONNECT_TIMEOUT} s"
-        else:
-            reason = RedactTokens()._clean(str(cause) or type(cause).__name__).splitlines()[0]
-        raise Unreachable(
-            [f"{where}: database.url: cannot connect to {_safe_url(settings.database.url)} ({reason}); check that "
-             "PostgreSQL runs there and accepts connections from this machine, the user and password, and that "
-             "the database exists (createdb)"]
-        ) from None
+        raise _postgres_trouble(settings, exc) from None
     finally:
         await engine.dispose()
+
+
+def _sqlite_trouble(settings: Settings, file: Path, reason: str) -> ConfigError:
+    where = settings.source or "config.toml"
+    if "locked" in reason:  # another process wrote for longer than the timeout: it passes
+        return Unreachable(
+            [f"{where}: database.url: the SQLite file {file} stayed locked by another process ({reason}); start again later"]
+        )
+    return ConfigError(
+        [f"{where}: database.url: cannot open the SQLite file {file} ({reason}); check that the folder "
+         f"{file.parent} exists and that this user may write there (relative paths are relative to the "
+         "config file's folder)"]
+    )
+
+
+def _postgres_trouble(settings: Settings, exc: BaseException) -> ConfigError:
+    """The one line for a failed connection: a refusal only a change fixes (a wrong
+    password, a user or database that does not exist: :data:`PG_REFUSALS`) is a
+    :class:`ConfigError`, a server that does not answer is :class:`Unreachable`."""
+    from bot.logs import RedactTokens
+
+    where = settings.source or "config.toml"
+    url = _safe_url(settings.database.url)
+    cause = getattr(exc, "orig", None) or exc
+    if isinstance(exc, TimeoutError):
+        reason = f"no answer within {DB_CONNECT_TIMEOUT} s"
+    else:
+        reason = RedactTokens()._clean(str(cause) or type(cause).__name__).splitlines()[0]
+    todo = PG_REFUSALS.get(str(getattr(cause, "sqlstate", "")))
+    if todo:
+        return ConfigError(
+            [f"{where}: database.url: PostgreSQL refused {url} ({reason}); {todo}; starting again does not help until then"]
+        )
+    return Unreachable(
+        [f"{where}: database.url: cannot connect to {url} ({reason}); check that PostgreSQL runs there and accepts "
+         "connections from this machine (host, port, firewall); this may pass (a service manager starts the bot again)"]
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
