@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import signal
 import sqlite3
 import sys
 from pathlib import Path
@@ -44,12 +45,8 @@ def _settings(args: argparse.Namespace, *, must_exist: bool = True) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from telegram import Update
-
-    from bot.app import build_app
     from bot.logs import setup_logging
     from ads.policy import PolicyError, load_policy
-    from bot.migrate import upgrade
     from kb.kbfile import KbFileError, load_kb
 
     settings = _settings(args)
@@ -75,7 +72,22 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"{settings.kb.path}: {problem}", file=sys.stderr)
             print(f"{settings.kb.path}: {len(errors)} errors; fix them (helpdesk kb validate) and start again", file=sys.stderr)
             return 2
-    asyncio.run(_check_token(settings))  # a rejected token: one clear line, before anything else
+    # the lock before Telegram: a second instance on this database touches nothing
+    lock = _instance_lock(settings)
+    try:
+        status = _serve(args, settings)
+    finally:
+        lock.release()
+    return EXIT_CONFIG if lock.taken_over else status
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from telegram import Update
+
+    from bot.app import build_app
+    from bot.migrate import upgrade
+
+    asyncio.run(_check_token(settings))  # a rejected token: one clear line, before the database
     asyncio.run(_check_database(settings))
     upgrade(settings.database.url, settings.database.schema_name)
     app = build_app(settings)
@@ -90,6 +102,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("starting long polling against %s", settings.telegram.api_base_url)
     app.run_polling(allowed_updates=Update.ALL_TYPES)
     return 0
+
+
+def _instance_lock(settings: Settings):  # type: ignore[no-untyped-def]
+    """This database's instance lock (bot/instance.py), or one line: another instance runs
+    (exit status 2: a service manager must not start this one again and again), or the
+    database cannot be reached (as :func:`_check_database` says)."""
+    from sqlalchemy.engine import make_url
+
+    from bot.instance import InstanceRunning, hold, lock_file
+
+    url = settings.database.url
+    where = settings.source or "config.toml"
+    try:
+        return hold(url, settings.database.schema_name, timeout=DB_CONNECT_TIMEOUT, on_taken=_stop_this_process)
+    except InstanceRunning as exc:
+        holder = f", {exc.holder}" if exc.holder else ""
+        raise ConfigError(
+            [f"{where}: database.url: another helpdesk instance is running on this database ({_safe_url(url)}{holder}); "
+             "stop it first (systemctl stop helpdesk), or give this bot a database of its own"]
+        ) from None
+    except Exception as exc:  # noqa: BLE001 (whatever the driver raises, the line says it)
+        lock = lock_file(url) if make_url(url).get_backend_name() == "sqlite" else None
+        if lock is None:
+            raise _postgres_trouble(settings, exc) from None
+        reason = f"{lock.name}: {exc.strerror}" if isinstance(exc, OSError) else str(exc)
+        raise _sqlite_trouble(settings, Path(make_url(url).database or ""), reason) from None
+
+
+def _stop_this_process() -> None:
+    """Stop the bot as SIGTERM does (PTB's and the webhook server's handlers)."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _path_hint(settings: Settings, path: Path, key: str, shipped: str) -> str:
