@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import signal
 import sqlite3
 import sys
 from pathlib import Path
@@ -44,12 +45,8 @@ def _settings(args: argparse.Namespace, *, must_exist: bool = True) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from telegram import Update
-
-    from bot.app import build_app
     from bot.logs import setup_logging
     from ads.policy import PolicyError, load_policy
-    from bot.migrate import upgrade
     from kb.kbfile import KbFileError, load_kb
 
     settings = _settings(args)
@@ -75,7 +72,22 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"{settings.kb.path}: {problem}", file=sys.stderr)
             print(f"{settings.kb.path}: {len(errors)} errors; fix them (helpdesk kb validate) and start again", file=sys.stderr)
             return 2
-    asyncio.run(_check_token(settings))  # a rejected token: one clear line, before anything else
+    # the lock before Telegram: a second instance on this database touches nothing
+    lock = _instance_lock(settings)
+    try:
+        status = _serve(args, settings)
+    finally:
+        lock.release()
+    return EXIT_CONFIG if lock.taken_over else status
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from telegram import Update
+
+    from bot.app import build_app
+    from bot.migrate import upgrade
+
+    asyncio.run(_check_token(settings))  # a rejected token: one clear line, before the database
     asyncio.run(_check_database(settings))
     upgrade(settings.database.url, settings.database.schema_name)
     app = build_app(settings)
@@ -90,6 +102,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("starting long polling against %s", settings.telegram.api_base_url)
     app.run_polling(allowed_updates=Update.ALL_TYPES)
     return 0
+
+
+def _instance_lock(settings: Settings):  # type: ignore[no-untyped-def]
+    """This database's instance lock (bot/instance.py), or one line: another instance runs
+    (exit status 2: a service manager must not start this one again and again), or the
+    database cannot be reached (as :func:`_check_database` says)."""
+    from sqlalchemy.engine import make_url
+
+    from bot.instance import InstanceRunning, hold, lock_file
+
+    url = settings.database.url
+    where = settings.source or "config.toml"
+    try:
+        return hold(url, settings.database.schema_name, timeout=DB_CONNECT_TIMEOUT, on_taken=_stop_this_process)
+    except InstanceRunning as exc:
+        holder = f", {exc.holder}" if exc.holder else ""
+        raise ConfigError(
+            [f"{where}: database.url: another helpdesk instance is running on this database ({_safe_url(url)}{holder}); "
+             "stop it first (systemctl stop helpdesk), or give this bot a database of its own"]
+        ) from None
+    except Exception as exc:  # noqa: BLE001 (whatever the driver raises, the line says it)
+        lock = lock_file(url) if make_url(url).get_backend_name() == "sqlite" else None
+        if lock is None:
+            raise _postgres_trouble(settings, exc) from None
+        reason = f"{lock.name}: {exc.strerror}" if isinstance(exc, OSError) else str(exc)
+        raise _sqlite_trouble(settings, Path(make_url(url).database or ""), reason) from None
+
+
+def _stop_this_process() -> None:
+    """Stop the bot as SIGTERM does (PTB's and the webhook server's handlers)."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _path_hint(settings: Settings, path: Path, key: str, shipped: str) -> str:
@@ -137,6 +180,17 @@ async def _check_token(settings: Settings) -> None:
         ) from None
 
 
+#: What PostgreSQL answers at connect (SQLSTATE) that time does not fix: exit status 2,
+#: and what to do. Anything else (refused, timed out, starting up, too many connections)
+#: may pass: exit status 1.
+PG_REFUSALS = {
+    "28P01": "correct the user name and password in database.url",
+    "28000": "check the user name in database.url (createuser) and that pg_hba.conf lets it in from this machine",
+    "3D000": "create the database (createdb --owner=USER NAME) or correct its name in database.url",
+    "42501": "grant the user CONNECT on the database, or use another user",
+}
+
+
 async def _check_database(settings: Settings) -> None:
     """Connect once (SELECT 1): a database out of reach is one line naming database.url
     and what to check, instead of a driver's traceback (OSError, asyncpg, sqlite3)."""
@@ -144,9 +198,7 @@ async def _check_database(settings: Settings) -> None:
     from sqlalchemy.engine import make_url
 
     from bot.db import make_engine
-    from bot.logs import RedactTokens
 
-    where = settings.source or "config.toml"
     url = make_url(settings.database.url)
     if url.drivername.startswith("sqlite"):
         # the stdlib, in this thread: a failed aiosqlite connect leaves its worker thread
@@ -154,14 +206,15 @@ async def _check_database(settings: Settings) -> None:
         file = Path(url.database or "")
         try:
             if url.database and url.database != ":memory:":
-                with contextlib.closing(sqlite3.connect(file, timeout=DB_CONNECT_TIMEOUT)) as db:
-                    db.execute("SELECT 1")
+                with contextlib.closing(sqlite3.connect(file, timeout=DB_CONNECT_TIMEOUT, isolation_level=None)) as db:
+                    # may this user write? A read-only file reads fine: write the version the
+                    # file has (a write SQLite refuses on a read-only file), and roll it back
+                    db.execute("BEGIN IMMEDIATE")
+                    version = db.execute("PRAGMA user_version").fetchone()[0]
+                    db.execute(f"PRAGMA user_version = {int(version)}")
+                    db.execute("ROLLBACK")
         except sqlite3.Error as exc:
-            raise ConfigError(
-                [f"{where}: database.url: cannot open the SQLite file {file} ({exc}); check that the folder "
-                 f"{file.parent} exists and that this user may write there (relative paths are relative to the "
-                 "config file's folder)"]
-            ) from None
+            raise _sqlite_trouble(settings, file, str(exc)) from None
         return
     engine = make_engine(settings.database.url, schema=settings.database.schema_name)
     try:
@@ -169,18 +222,46 @@ async def _check_database(settings: Settings) -> None:
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 (whatever the driver raises, the line below says it)
-        cause = getattr(exc, "orig", None) or exc
-        if isinstance(exc, TimeoutError):
-            reason = f"no answer within {DB_CONNECT_TIMEOUT} s"
-        else:
-            reason = RedactTokens()._clean(str(cause) or type(cause).__name__).splitlines()[0]
-        raise Unreachable(
-            [f"{where}: database.url: cannot connect to {_safe_url(settings.database.url)} ({reason}); check that "
-             "PostgreSQL runs there and accepts connections from this machine, the user and password, and that "
-             "the database exists (createdb)"]
-        ) from None
+        raise _postgres_trouble(settings, exc) from None
     finally:
         await engine.dispose()
+
+
+def _sqlite_trouble(settings: Settings, file: Path, reason: str) -> ConfigError:
+    where = settings.source or "config.toml"
+    if "locked" in reason:  # another process wrote for longer than the timeout: it passes
+        return Unreachable(
+            [f"{where}: database.url: the SQLite file {file} stayed locked by another process ({reason}); start again later"]
+        )
+    return ConfigError(
+        [f"{where}: database.url: cannot open the SQLite file {file} ({reason}); check that the folder "
+         f"{file.parent} exists and that this user may write there (relative paths are relative to the "
+         "config file's folder)"]
+    )
+
+
+def _postgres_trouble(settings: Settings, exc: BaseException) -> ConfigError:
+    """The one line for a failed connection: a refusal only a change fixes (a wrong
+    password, a user or database that does not exist: :data:`PG_REFUSALS`) is a
+    :class:`ConfigError`, a server that does not answer is :class:`Unreachable`."""
+    from bot.logs import RedactTokens
+
+    where = settings.source or "config.toml"
+    url = _safe_url(settings.database.url)
+    cause = getattr(exc, "orig", None) or exc
+    if isinstance(exc, TimeoutError):
+        reason = f"no answer within {DB_CONNECT_TIMEOUT} s"
+    else:
+        reason = RedactTokens()._clean(str(cause) or type(cause).__name__).splitlines()[0]
+    todo = PG_REFUSALS.get(str(getattr(cause, "sqlstate", "")))
+    if todo:
+        return ConfigError(
+            [f"{where}: database.url: PostgreSQL refused {url} ({reason}); {todo}; starting again does not help until then"]
+        )
+    return Unreachable(
+        [f"{where}: database.url: cannot connect to {url} ({reason}); check that PostgreSQL runs there and accepts "
+         "connections from this machine (host, port, firewall); this may pass (a service manager starts the bot again)"]
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -139,9 +139,10 @@ POLLING_TROUBLE_REPEAT = timedelta(minutes=5)
 
 def _polling_trouble(context: HelpdeskContext) -> None:
     """getUpdates failed (PTB tries again with a growing pause): one clear line, not a
-    traceback per retry. A Conflict means another process polls with this token (a
-    second ``helpdesk run``, or the old one still stopping) or a webhook is set: Telegram
-    gives each update to one of them only."""
+    traceback per retry. A Conflict means another process polls with this token, or a
+    webhook is set: Telegram gives each update to one of them only. A second ``helpdesk
+    run`` on this database does not start (bot/instance.py), so it is one on another
+    database or machine, a copy started by other means, or the old one still stopping."""
     error = context.error
     kind = "conflict" if isinstance(error, Conflict) else "network"
     now = context.now()
@@ -152,7 +153,8 @@ def _polling_trouble(context: HelpdeskContext) -> None:
     if kind == "conflict":
         log.error(
             "Telegram refuses to deliver updates here: another process is polling with this bot token, "
-            "or a webhook is set (%s). Run one `helpdesk run` per token; retrying meanwhile", error,
+            "or a webhook is set (%s). Not a `helpdesk run` on this database (a second one does not start): "
+            "look for one on another database or machine; run one `helpdesk run` per token. Retrying meanwhile", error,
         )
     else:
         log.warning("could not fetch updates from the Bot API (%s); retrying", error)

@@ -189,3 +189,38 @@ def test_migration_0020_marks_the_posts_live_today_as_claimed(empty_db):
         "SELECT id, publish_claimed_at IS NOT NULL, publish_uncertain, channel_failures FROM ads ORDER BY id"
     )).all()))
     assert [tuple(r) for r in rows] == [(1, True, False, 0), (2, False, False, 0)]
+
+
+def test_migration_0024_downgrade_drops_the_notices_to_staff_the_old_code_cannot_place(empty_db):
+    """Code before 0024 knows the audiences ``user`` and ``moderators`` only: it would send
+    a pending ``ticket`` notice like a user's, to its chat id (the staff group), and its
+    erasure would never find a finished one (``person_id`` goes with the downgrade). So
+    the downgrade deletes every notice of an audience 0023 does not know, and no other."""
+    url, schema = empty_db
+    upgrade(url, schema)
+    rows = [  # (audience, state)
+        ("user", "pending"), ("moderators", "pending"), ("ticket", "pending"), ("ticket_general", "pending"),
+        ("ticket", "sending"), ("ticket", "sent"), ("ticket_general", "failed"), ("user", "sent"),
+    ]
+
+    def queue(c):
+        for n, (audience, state) in enumerate(rows, start=1):
+            chat = 3001 if audience == "user" else -1001000000001
+            c.execute(
+                sa.text(
+                    "INSERT INTO notices (id, chat_id, audience, kind, ref, text, state, created_at, person_id) "
+                    "VALUES (:id, :chat, :audience, 'sla', 'ticket:1', 'text', :state, :at, :person)"
+                ),
+                {"id": n, "chat": chat, "audience": audience, "state": state,
+                 "at": datetime(2026, 12, 6, 9, 0), "person": 4001 if audience.startswith("ticket") else None},
+            )
+
+    asyncio.run(_with_connection(url, schema, queue))
+    downgrade(url, "0023", schema)
+    assert asyncio.run(_state(url, schema))[1] == "0023"
+    left = asyncio.run(_with_connection(url, schema, lambda c: c.execute(sa.text(
+        "SELECT id, audience, state FROM notices ORDER BY id"
+    )).all()))
+    assert [tuple(r) for r in left] == [(1, "user", "pending"), (2, "moderators", "pending"), (8, "user", "sent")]
+    upgrade(url, schema)  # and back up: the rows kept are still there
+    assert asyncio.run(_with_connection(url, schema, lambda c: c.execute(sa.text("SELECT count(*) FROM notices")).scalar_one())) == 3

@@ -26,6 +26,7 @@ async def test_a_second_poller_is_named_once_per_five_minutes_without_tracebacks
     assert [r.levelname for r in lines] == ["ERROR", "WARNING", "ERROR"]
     assert "another process is polling with this bot token" in lines[0].getMessage()
     assert "one `helpdesk run` per token" in lines[0].getMessage()
+    assert "another database or machine" in lines[0].getMessage()  # the same database is kept out at start
     assert "could not fetch updates" in lines[1].getMessage()
     assert all(r.exc_info is None for r in lines)
     assert desk.tg.sent() == []  # nobody is messaged

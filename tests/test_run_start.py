@@ -5,6 +5,7 @@ database it cannot open. Each is one line naming the key, a non-zero exit, no tr
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -125,6 +126,20 @@ def test_a_sqlite_file_in_a_missing_folder_names_database_url(tmp_path):
     assert f"check that the folder {tmp_path}/no-such-folder exists" in line
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write a read-only file")
+def test_a_sqlite_file_this_user_may_not_write_names_database_url(tmp_path):
+    """Reading works, so without a write check the bot would stop at its first write
+    with exit status 1, and a service manager would start it again and again."""
+    with FakeBotServer(FakeTelegram(), TOKEN) as server:
+        cfg = write_config(tmp_path, server)
+        db = tmp_path / "run.db"
+        sqlite3.connect(db).close()
+        db.chmod(0o444)
+        line = one_clear_line(helpdesk(cfg, "run"))
+    assert line.startswith(f"{cfg}: database.url: cannot open the SQLite file {db} ("), line
+    assert "readonly" in line and "that this user may write there" in line
+
+
 @pytest.mark.parametrize("command", [["migrate"], ["kb", "import"], ["kb", "export"], ["report", "--period", "2026-10"]])
 def test_every_command_that_uses_the_database_says_the_same(tmp_path, capsys, command):
     cfg = tmp_path / "config.toml"
@@ -141,6 +156,32 @@ def test_a_postgresql_database_that_does_not_exist_says_createdb(tmp_path, capsy
     url = make_url(PG_URL).set(database="helpdesk_no_such_database")
     cfg = tmp_path / "config.toml"
     cfg.write_text(f'[database]\nurl = "{url.render_as_string(hide_password=False)}"\n')
-    assert main(["--config", str(cfg), "migrate"]) == 1
+    assert main(["--config", str(cfg), "migrate"]) == 2  # starting again would not help
     err = capsys.readouterr().err
-    assert "database.url: cannot connect to" in err and "helpdesk_no_such_database" in err and "createdb" in err
+    assert 'database "helpdesk_no_such_database" does not exist' in err and "createdb" in err
+
+
+def pg_url_with(**parts: str) -> str:
+    return make_url(PG_URL).set(**parts).render_as_string(hide_password=False)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set")
+@pytest.mark.parametrize(
+    ("parts", "said", "todo"),
+    [
+        ({"database": "helpdesk_no_such_database"}, 'database "helpdesk_no_such_database" does not exist', "create the database (createdb"),
+        ({"username": "helpdesk_no_such_role"}, 'role "helpdesk_no_such_role" does not exist', "check the user name in database.url"),
+    ],
+    ids=["database", "role"],
+)
+def test_what_postgresql_refuses_for_good_is_a_configuration_mistake(tmp_path, parts, said, todo):
+    """A database or a user that does not exist (or a wrong password) does not pass with
+    time: exit status 2, so that systemd (RestartPreventExitStatus=2) does not start the
+    bot again and again; the line names the problem, never the password."""
+    with FakeBotServer(FakeTelegram(), TOKEN) as server:
+        cfg = write_config(tmp_path, server)
+        with_database(cfg, pg_url_with(password="S3cret", **parts))
+        line = one_clear_line(helpdesk(cfg, "run"), status=2)
+    shown = make_url(pg_url_with(password="S3cret", **parts)).render_as_string(hide_password=True)
+    assert line.startswith(f"{cfg}: database.url: PostgreSQL refused {shown} ({said}"), line
+    assert todo in line and "S3cret" not in line

@@ -7,6 +7,14 @@ The new audiences (``ticket``, ``ticket_general``) are values of the existing
 ``audience`` column; the ticket is ``ref`` ("ticket:12") and its place in the staff chat
 is looked up when the notice is sent.
 
+Downgrade: the code before this revision knows the audiences ``user`` and ``moderators``
+only. It would send a pending ``ticket`` notice as if to a user, to its ``chat_id`` (the
+staff group, outside the ticket's topic), and its erasure would never find a finished one
+(it looks for user and moderator notices, and ``person_id`` is gone). So the downgrade
+deletes every notice of an audience it does not know, whatever its state: the SLA steps
+they announced stay recorded on the tickets (nothing is announced again), and an alert
+still pending is lost (the staff see the ticket in ``/queue``).
+
 Revision ID: 0024
 Revises: 0023
 Create Date: 2026-12-06 09:00:00
@@ -31,6 +39,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute(sa.text("DELETE FROM notices WHERE audience NOT IN ('user', 'moderators')"))
     with op.batch_alter_table('notices', schema=None) as batch_op:
         batch_op.drop_index('ix_notices_person_id')
         batch_op.drop_column('person_id')
