@@ -379,7 +379,8 @@ async def mod_card(context: HelpdeskContext, ad_id: int, decision: str | None = 
     ]
     state = "⏳ pending" if ad.status == AdStatus.SUBMITTED else ("🤖 auto-approved" if ad.auto_approved else ad.status)  # type: ignore[union-attr]
     text = casework.srender(
-        context, "ads/mod_card.html", user=user, history=history, flags=flags, state=state, decision=decision, **ad_values(context, ad)  # type: ignore[arg-type]
+        context, "ads/mod_card.html", user=user, erased_name=casework.erased_name(context, user), history=history, flags=flags, state=state,
+        decision=decision, **ad_values(context, ad),  # type: ignore[arg-type]
     )
     if not copy:
         text = casework.posted_again(context, text, ad.card_timeouts)  # type: ignore[union-attr]
@@ -1400,7 +1401,7 @@ async def report_card(context: HelpdeskContext, report_id: int, state: str = "�
 def _shown_name(context: HelpdeskContext, user: User | None) -> str:
     if user is None:
         return "?"
-    return casework.slabel(context, "erased_user") if user.deleted_at is not None else user.display_name
+    return casework.erased_name(context, user) or user.display_name
 
 
 def _report_buttons(context: HelpdeskContext, report_id: int) -> InlineKeyboardMarkup:

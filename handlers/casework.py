@@ -21,6 +21,7 @@ from telegram.error import BadRequest, ChatMigrated, TelegramError, TimedOut
 from bot import card_retries
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
+from bot.models import User
 from bot.telegram_html import utf16_length
 from escalation import service
 from escalation.models import Direction, Ticket, TicketStatus
@@ -41,6 +42,13 @@ def srender(context: HelpdeskContext, name: str, /, **values: Any) -> str:
 
 def slabel(context: HelpdeskContext, key: str, /, **values: Any) -> str:
     return context.desk.templates.label(staff_locale(context), key, **values)
+
+
+def erased_name(context: HelpdeskContext, user: User | None) -> str | None:
+    """"(erased user)" for the anonymous row an erased person's history moved to, else
+    None. Staff never see that row's id: it is internal, names nobody and no command
+    takes it (``/forget`` confirms with the person's Telegram id, as they knew it)."""
+    return slabel(context, "erased_user") if user is not None and user.deleted_at is not None else None
 
 
 def category_label(context: HelpdeskContext, category: str) -> str:
@@ -158,6 +166,7 @@ async def card_text(context: HelpdeskContext, ticket_id: int) -> tuple[str, Tick
         "staff/card.html",
         t=ticket,
         user=info.user,
+        erased_name=erased_name(context, info.user),
         earlier=info.earlier_tickets,
         ads=info.ads,
         strikes=info.active_strikes,
@@ -233,7 +242,7 @@ async def _ticket_topic(context: HelpdeskContext, ticket: Ticket, info: service.
         return topic_id
     name = context.desk.templates.render_plain(
         "staff/topic_name.j2", staff_locale(context),
-        number=ticket.id, name=info.user.display_name, category=category_label(context, ticket.category),
+        number=ticket.id, name=erased_name(context, info.user) or info.user.display_name, category=category_label(context, ticket.category),
     )
     try:
         topic = await delivery.readable(context.bot.create_forum_topic(chat_id, short(name, 128)))

@@ -1,0 +1,59 @@
+"""What an erasure must not leave behind in the staff chat or the outbox.
+
+- the photos of the erased user's ads in the staff chat (every round's album): deleted;
+  a photo Telegram no longer has is done; one older than Telegram's 48 hours for
+  deleting is marked "(erased)" in its caption (recorded and logged: an admin deletes it);
+- their cases' cards say "(erased user)", never the internal anonymous id;
+- the notices that named an erased staff member ("Thandi from support is on your case"),
+  and their copies in the case's history, are erased or redacted with her;
+- the earlier copies of the cards of the cases an erased staff member held are redrawn.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tests.support import STAFF_CHAT
+from tests.test_ads_flow import DESCRIPTION, mod_card, moderators, post_ad
+from tests.test_erasure_redraws import owed, ticket_cards
+from tests.test_escalation import card, open_ticket, staff_pair
+from tests.test_privacy import ADMIN_ID, everything
+from tests.test_repair import sweep
+
+
+async def erase(person):
+    await person.send("/deleteme")
+    await person.press("Yes, erase my data")
+
+
+async def forget(desk, admin, ref):
+    await admin.send(f"/forget {ref}", chat_id=STAFF_CHAT)
+    await admin.press("Erase", desk.tg.last_bot_message(STAFF_CHAT))
+
+
+def photos_in_staff_chat(desk):
+    return [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.kind == "photo"]
+
+
+def now_shown(desk, message):
+    return desk.tg.messages[(message.chat_id, message.message_id)]
+
+
+async def test_the_cards_of_an_erased_user_say_erased_user_not_an_internal_id(desk):
+    user = desk.tg.user(5503, "Lerato", last_name="Mokoena", username="lerato_m")
+    thandi, _ = staff_pair(desk)
+    number = await open_ticket(desk, user)
+    await thandi.press("Claim", card(desk, number))
+    await erase(user)
+    anonymous = await desk.scalar("SELECT user_id FROM tickets WHERE id = :i", i=number)
+    assert anonymous < 0
+    shown = card(desk, number).text
+    assert "👤 (erased user)\n" in shown, shown
+    assert str(anonymous) not in shown and "5503" not in shown and "Lerato" not in shown
+    # /ticket N shows the same card
+    await thandi.send(f"/ticket {number}", chat_id=STAFF_CHAT)
+    answer = desk.tg.last_bot_message(STAFF_CHAT).text
+    assert "👤 (erased user)" in answer and str(anonymous) not in answer
+    assert desk.tg.errors() == []
