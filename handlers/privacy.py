@@ -156,13 +156,16 @@ async def owe(context: HelpdeskContext, session: AsyncSession, result: privacy.E
             "erasure of staff member %s: %d older finished cases keep their card as drawn (only the %d latest are redrawn)",
             result.user_id, len(finished) - MAX_FINISHED_REDRAWS, MAX_FINISHED_REDRAWS,
         )
-    for ticket_id in [t for t in result.assigned_cards if t in released] + finished[:MAX_FINISHED_REDRAWS]:
+    redrawn = [t for t in result.assigned_cards if t in released] + finished[:MAX_FINISHED_REDRAWS]
+    for ticket_id in redrawn:
         await redraw(RedrawKind.TICKET_CARD, ticket_id)
         if ticket_id in released:
             ticket = await service.get_ticket(session, ticket_id)
             owed.lines.append(await notices.queue_for_ticket(
                 context, session, ticket, kind="erasure_released", text=casework.srender(context, "privacy/staff_ticket_released.html", number=ticket_id),
             ))
+    for ticket_id, chat_id, message_id in await service.card_copies(session, ticket_ids=redrawn):  # their earlier copies named them too
+        await redraw(RedrawKind.CARD_COPY, ticket_id, chat_id=chat_id, message_id=message_id)
     for chat_id, message_id, ad_id, withdrawn in result.mod_cards:
         await redraw(RedrawKind.AD_WITHDRAWN if withdrawn else RedrawKind.AD_ERASED, ad_id, chat_id=chat_id, message_id=message_id)
     for report_id in result.report_cards:

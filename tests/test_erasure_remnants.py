@@ -57,3 +57,24 @@ async def test_the_cards_of_an_erased_user_say_erased_user_not_an_internal_id(de
     answer = desk.tg.last_bot_message(STAFF_CHAT).text
     assert "👤 (erased user)" in answer and str(anonymous) not in answer
     assert desk.tg.errors() == []
+
+
+async def test_forgetting_a_staff_member_redraws_the_earlier_copies_of_their_cases_cards(desk):
+    thandi, sipho = staff_pair(desk)
+    admin = desk.tg.user(ADMIN_ID, "Admin")
+    held = await open_ticket(desk, desk.tg.user(5507, "Musa"))
+    await thandi.press("Claim", card(desk, held))
+    await sipho.send(f"/repost ticket {held}", chat_id=STAFF_CHAT)
+    done = await open_ticket(desk, desk.tg.user(5508, "Dineo"), text="where is my refund for the featured ad")
+    await thandi.press("Claim", card(desk, done))
+    await sipho.send(f"/repost ticket {done}", chat_id=STAFF_CHAT)
+    await thandi.send(f"/resolve {done}", chat_id=STAFF_CHAT)
+    copies = [*ticket_cards(desk, held), *ticket_cards(desk, done)]
+    assert len(copies) == 4 and all("Thandi" in m.text for m in copies)
+    await forget(desk, admin, "@thandi_support")
+    for m in copies:
+        assert "Thandi" not in now_shown(desk, m).text, now_shown(desk, m).text
+    assert ticket_cards(desk, held)[0].reply_markup is None  # the earlier copy: still no buttons
+    assert "✋ Claim" in ticket_cards(desk, held)[-1].button_texts
+    assert await owed(desk) == 0
+    assert desk.tg.errors() == []
