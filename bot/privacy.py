@@ -31,7 +31,9 @@ anonymous figures the reports count. What happens to each table:
   phrasings that are their questions.
 - ``notices``: theirs are deleted (unsent ones never go out), and so are the notices to
   staff about them or their cases (a pattern alert, SLA alerts) and those whose text
-  names them (``person_id``: a staff member in a reminder).
+  names them (``person_id``: a staff member in "Thandi from support is on your case", in
+  a reminder or a breach alert); a copy of such a notice in a case's history
+  (``ticket_messages.person_id``) reads ``(erased)``.
 - ``pending_inputs`` of theirs are deleted; ``processed_updates`` of their private chat
   (dedupe markers: chat id = user id) lose the chat and message ids and keep only the
   update id, which still recognises a re-delivered update.
@@ -78,7 +80,7 @@ from kb.models import KbChange, KbDraft, KbPhrasing, PhrasingSource, PhrasingSta
 
 EXPORT_FORMAT = "saypro-helpdesk-personal-data/1"
 KEEP_TOMBSTONE = (UserStatus.BANNED, UserStatus.BLOCKED)
-ERASED_TEXT = "(erased)"  # stands in for a user's text quoted in a KB change summary
+ERASED_TEXT = "(erased)"  # stands in for an erased text: a question quoted in a KB change summary, a bot message naming staff
 
 
 def _plain(value: Any) -> Any:
@@ -388,6 +390,11 @@ async def erase_user(
     from bot.outbox import erase_named
 
     await erase_named(session, person_id=user_id)
+    # and the copies of those notices in the cases' history ("Thandi from support is on
+    # your case"): the case keeps that the bot told the user something, not the name
+    await session.execute(
+        update(TicketMessage).where(TicketMessage.person_id == user_id).values(text=ERASED_TEXT, person_id=None)
+    )
     # what their next message was for (a /feedback prompt, a staff answer): nothing to keep
     await session.execute(delete(PendingInput).where(PendingInput.user_id == user_id))
     # the dedupe markers of their private chat (chat id = user id) no longer say which chat

@@ -706,17 +706,27 @@ async def user_locale(context: HelpdeskContext, user_id: int) -> str:
 
 
 async def queue_notice(
-    context: HelpdeskContext, session, ticket: Ticket, template: str, markup: Any = None, *, kind: str | None = None, **values: Any  # type: ignore[no-untyped-def]
+    context: HelpdeskContext, session, ticket: Ticket, template: str, markup: Any = None, *, kind: str | None = None,  # type: ignore[no-untyped-def]
+    person_id: int | None = None, **values: Any,
 ) -> notices.Queued | None:
     """A notice about the case, rendered in the user's language and queued in the unit
     of work of the transition that causes it (``session``); sent after the commit
     (:func:`handlers.notices.send_all`: a reply to it targets the case; a user who blocked
     the bot is recorded on the ticket, staff are told once, the case goes on; a timeout
-    is not sent again), or by the sweep after a crash."""
+    is not sent again), or by the sweep after a crash. ``person_id``: a staff member its
+    text names: the notice, and its copy in the case's history, are erased with them."""
     locale = await user_locale(context, ticket.user_id)
     text = context.desk.templates.render(template, locale, number=ticket.id, **values)
     kind = kind or "ticket_" + template.rsplit("/", 1)[-1].split(".", 1)[0]
-    return await notices.queue(context, session, chat_id=ticket.user_id, kind=kind, ref=f"ticket:{ticket.id}", text=text, markup=markup)
+    return await notices.queue(
+        context, session, chat_id=ticket.user_id, kind=kind, ref=f"ticket:{ticket.id}", text=text, markup=markup, person_id=person_id
+    )
+
+
+async def queue_claimed(context: HelpdeskContext, session, ticket: Ticket, *, staff_id: int, staff_name: str) -> notices.Queued | None:  # type: ignore[no-untyped-def]
+    """"<name> from support is on your case": it names the staff member, so it is erased
+    with them (``/forget``), sent or not, and so is its copy in the case's history."""
+    return await queue_notice(context, session, ticket, "ticket/claimed.html", staff_name=staff_name, person_id=staff_id)
 
 
 async def queue_resolved(context: HelpdeskContext, session, result: service.Resolution, *, auto: bool = False) -> list[notices.Queued]:  # type: ignore[no-untyped-def]
