@@ -131,6 +131,27 @@ class AdPhoto(Base):
     ad: Mapped[Ad] = relationship(back_populates="photos")
 
 
+class StaffMessageKind(StrEnum):
+    PHOTO = "photo"  # a photo of an ad's album
+    CARD = "card"  # a moderation (or Take down) card
+
+
+class AdStaffMessage(Base):
+    """A message the bot posted about an ad in the staff chat: each photo of each round's
+    album (``photo``) and each moderation or Take down card (``card``: the tracked one is
+    ``ads.mod_message_id``; the others are earlier rounds' cards and cards posted again).
+    Kept across resubmissions (``ads.album_*`` and ``ads.mod_*`` name only the current
+    round's), so that erasing the owner deletes every photo and redraws every card
+    (:mod:`bot.privacy`). Photos taken down again (their card was refused) are dropped."""
+
+    __tablename__ = "ad_staff_messages"
+
+    chat_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    message_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    ad_id: Mapped[int] = mapped_column(ForeignKey("ads.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(SafeString(8))  # StaffMessageKind
+
+
 class AdCheck(Base):
     """A pre-check finding stored with the submitted ad (what the moderator sees)."""
 

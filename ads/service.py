@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ads.models import Ad, AdCheck, AdEvent, AdEventKind, AdPhoto, AdReport, AdStatus, Step
+from ads.models import Ad, AdCheck, AdEvent, AdEventKind, AdPhoto, AdReport, AdStaffMessage, AdStatus, StaffMessageKind, Step
 from ads.policy import Finding, Policy, RecentAd, pre_check
 from ads.price import PriceError, parse_price
 from bot.card_retries import CardKind
@@ -370,21 +370,32 @@ async def decide(
 
 async def attach_moderation_card(session: AsyncSession, *, ad_id: int, chat_id: int, message_id: int) -> None:
     await session.execute(update(Ad).where(Ad.id == ad_id).values(mod_chat_id=chat_id, mod_message_id=message_id))
+    await _posted(session, ad_id, chat_id, [message_id], StaffMessageKind.CARD)
 
 
-async def keep_album(session: AsyncSession, *, ad_id: int, chat_id: int, message_id: int) -> None:
-    """The photos of this submission are in the staff chat (Telegram confirmed them; the
-    album's first message): a card posted again replies to them."""
-    await session.execute(update(Ad).where(Ad.id == ad_id).values(album_chat_id=chat_id, album_message_id=message_id))
+async def keep_album(session: AsyncSession, *, ad_id: int, chat_id: int, message_ids: list[int]) -> None:
+    """The photos of this submission are in the staff chat (Telegram confirmed them): a
+    card posted again replies to them (the album's first message), and erasing the owner
+    deletes each of them (:class:`ads.models.AdStaffMessage`)."""
+    await session.execute(update(Ad).where(Ad.id == ad_id).values(album_chat_id=chat_id, album_message_id=message_ids[0]))
+    await _posted(session, ad_id, chat_id, message_ids, StaffMessageKind.PHOTO)
 
 
-async def forget_album(session: AsyncSession, *, ad_id: int, chat_id: int, message_id: int) -> None:
+async def forget_album(session: AsyncSession, *, ad_id: int, chat_id: int, message_ids: list[int]) -> None:
     """The album recorded by :func:`keep_album` was taken down again (its card was refused)."""
     await session.execute(
         update(Ad)
-        .where(Ad.id == ad_id, Ad.album_chat_id == chat_id, Ad.album_message_id == message_id)
+        .where(Ad.id == ad_id, Ad.album_chat_id == chat_id, Ad.album_message_id == message_ids[0])
         .values(album_chat_id=None, album_message_id=None)
     )
+    await session.execute(
+        delete(AdStaffMessage).where(AdStaffMessage.chat_id == chat_id, AdStaffMessage.message_id.in_(message_ids))
+    )
+
+
+async def _posted(session: AsyncSession, ad_id: int, chat_id: int, message_ids: list[int], kind: StaffMessageKind) -> None:
+    for message_id in message_ids:
+        await session.merge(AdStaffMessage(chat_id=chat_id, message_id=message_id, ad_id=ad_id, kind=kind))
 
 
 # The moderation card is posted after the submission commits. Posting it is claimed

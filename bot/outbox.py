@@ -36,7 +36,8 @@ and a stored one is recorded failed, never sent.
 
 Erasure (:func:`erase_user`, :func:`erase_named`): a person's own notices go, and so do
 the notices to staff about them or their tickets, and those whose text names them
-(``person_id``: e.g. the assignee in a reminder).
+(``person_id``: e.g. the assignee in a reminder, the staff member in "Thandi from
+support is on your case").
 
 Order: a chat's notices go out in the order they were queued. One refused for Telegram's
 flood limit goes back to *pending* with ``retry_at`` (now + Telegram's retry_after);

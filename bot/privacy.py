@@ -19,7 +19,9 @@ anonymous figures the reports count. What happens to each table:
   id. ``ratings``: stars stay, the comment goes.
 - ``ads``: drafts deleted; the others keep category, price, status and dates with
   title, description, location and phone blanked, photos and pre-check details
-  removed; a live or waiting ad is withdrawn (``deleted``).
+  removed; a live or waiting ad is withdrawn (``deleted``). ``ad_staff_messages`` (the
+  photos and cards of their ads in the staff chat): taken over by the erasure's redraws
+  (photos deleted, cards redrawn), then forgotten.
   ``ad_events`` of their ads move to the anonymous id (a withdrawal is recorded).
 - ``ad_reports`` they made, ``strikes`` against them, ``user_events`` (penalties),
   ``feedback`` (text and answer blanked, rating kept): moved to the anonymous id. A staff
@@ -31,7 +33,9 @@ anonymous figures the reports count. What happens to each table:
   phrasings that are their questions.
 - ``notices``: theirs are deleted (unsent ones never go out), and so are the notices to
   staff about them or their cases (a pattern alert, SLA alerts) and those whose text
-  names them (``person_id``: a staff member in a reminder).
+  names them (``person_id``: a staff member in "Thandi from support is on your case", in
+  a reminder or a breach alert); a copy of such a notice in a case's history
+  (``ticket_messages.person_id``) reads ``(erased)``.
 - ``pending_inputs`` of theirs are deleted; ``processed_updates`` of their private chat
   (dedupe markers: chat id = user id) lose the chat and message ids and keep only the
   update id, which still recognises a re-delivered update.
@@ -44,9 +48,13 @@ back to the queue (released, as ``/release`` does); finished ones keep the anony
 as assignee, so past per-staff figures stay, without a name.
 
 ``Erasure`` lists the staff-chat cards that showed the person (cases with the earlier
-copies of their cards the bot knows, feedback, moderation and report cards): the handler
-records each redraw in the same transaction (:mod:`bot.redraws`), does them after the
-commit, and the sweep finishes what a crash or a refusal for now left.
+copies of their cards the bot knows, feedback, moderation cards of every round, report
+cards; for a staff member the cards of the cases they held, copies too) and the photos
+of their ads there: the handler records each redraw (or deletion) in the same
+transaction (:mod:`bot.redraws`), does them after the commit, and the sweep finishes
+what a crash or a refusal for now left. Redrawn cards name an erased user "(erased
+user)", never by the anonymous id: that id is internal (no command takes it, and
+``/forget`` confirms with the Telegram id staff knew).
 Copies Telegram keeps (the user's own chat, messages relayed into the staff chat) are
 not in the database; staff remove those in Telegram if asked.
 
@@ -65,7 +73,7 @@ from typing import Any
 from sqlalchemy import delete, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ads.models import Ad, AdCheck, AdEvent, AdEventKind, AdPhoto, AdReport, AdStatus, Strike, UserEvent
+from ads.models import Ad, AdCheck, AdEvent, AdEventKind, AdPhoto, AdReport, AdStaffMessage, AdStatus, StaffMessageKind, Strike, UserEvent
 from bot.models import PendingInput, ProcessedUpdate, User, UserStatus
 from bot.users import find_user
 from escalation import service as tickets_service
@@ -78,7 +86,7 @@ from kb.models import KbChange, KbDraft, KbPhrasing, PhrasingSource, PhrasingSta
 
 EXPORT_FORMAT = "saypro-helpdesk-personal-data/1"
 KEEP_TOMBSTONE = (UserStatus.BANNED, UserStatus.BLOCKED)
-ERASED_TEXT = "(erased)"  # stands in for a user's text quoted in a KB change summary
+ERASED_TEXT = "(erased)"  # stands in for an erased text: a question quoted in a KB change summary, a bot message naming staff
 
 
 def _plain(value: Any) -> Any:
@@ -259,8 +267,10 @@ class Erasure:
     tickets: list[int] = field(default_factory=list)  # every case that reached staff (cards to redraw)
     card_copies: list[tuple[int, int, int]] = field(default_factory=list)  # earlier copies of their cards (ticket, chat, message): redrawn
     unpublished: list[int] = field(default_factory=list)  # ads whose channel post is to delete
-    # moderation cards of their ads (chat, message, ad, withdrawn by this erasure): redrawn without them
+    # moderation cards of their ads, the current ones and every earlier one the bot knows
+    # (chat, message, ad, withdrawn by this erasure): redrawn without them
     mod_cards: list[tuple[int, int, int, bool]] = field(default_factory=list)
+    ad_photos: list[tuple[int, int, int]] = field(default_factory=list)  # their ads' photos in the staff chat (ad, chat, message): deleted
     report_cards: list[int] = field(default_factory=list)  # ad reports whose card names them (reporter or owner)
     feedback_cards: list[int] = field(default_factory=list)  # feedback whose staff card shows them (redraw)
     released_tickets: list[int] = field(default_factory=list)  # open cases a staff member held, back in the queue
@@ -388,6 +398,11 @@ async def erase_user(
     from bot.outbox import erase_named
 
     await erase_named(session, person_id=user_id)
+    # and the copies of those notices in the cases' history ("Thandi from support is on
+    # your case"): the case keeps that the bot told the user something, not the name
+    await session.execute(
+        update(TicketMessage).where(TicketMessage.person_id == user_id).values(text=ERASED_TEXT, person_id=None)
+    )
     # what their next message was for (a /feedback prompt, a staff answer): nothing to keep
     await session.execute(delete(PendingInput).where(PendingInput.user_id == user_id))
     # the dedupe markers of their private chat (chat id = user id) no longer say which chat
@@ -471,6 +486,11 @@ async def _erase_user_content(session: AsyncSession, result: Erasure, *, user_id
 
     # ads: drafts go; the rest keep their figures, withdrawn if still live or waiting
     ads = (await session.scalars(select(Ad).where(Ad.user_id == user_id).with_for_update())).all()
+    posted_in_staff_chat = (await session.execute(
+        select(AdStaffMessage.ad_id, AdStaffMessage.chat_id, AdStaffMessage.message_id, AdStaffMessage.kind)
+        .where(AdStaffMessage.ad_id.in_([a.id for a in ads]))
+        .order_by(AdStaffMessage.ad_id, AdStaffMessage.chat_id, AdStaffMessage.message_id)
+    )).all() if ads else []
     for ad in ads:
         posted = ad.published_chat_id is not None and (ad.published_message_id or ad.published_photo_id)
         if ad.status == AdStatus.DRAFT and not posted:
@@ -488,6 +508,16 @@ async def _erase_user_content(session: AsyncSession, result: Erasure, *, user_id
             result.unpublished.append(ad.id)
         ad.user_id, ad.title, ad.description, ad.location, ad.phone = anon_id, "", "", "", None
         ad.decision_note, ad.step, ad.updated_at = None, None, now
+    # every photo of theirs in the staff chat goes; every other card of their ads (earlier
+    # rounds, cards posted again) is redrawn like the current one
+    current = {(chat, message) for chat, message, _, _ in result.mod_cards}
+    for ad_id, chat_id, message_id, kind in posted_in_staff_chat:
+        if kind == StaffMessageKind.PHOTO:
+            result.ad_photos.append((ad_id, chat_id, message_id))
+        elif (chat_id, message_id) not in current:
+            result.mod_cards.append((chat_id, message_id, ad_id, False))
+    if posted_in_staff_chat:  # the erasure's redraws know them now
+        await session.execute(delete(AdStaffMessage).where(AdStaffMessage.ad_id.in_([a.id for a in ads])))
     kept = [a.id for a in ads if a.status != AdStatus.DRAFT]
     if kept:
         await session.execute(delete(AdPhoto).where(AdPhoto.ad_id.in_(kept)))

@@ -10,10 +10,13 @@ lines to staff, "case closed" / "case released", go through the outbox,
 :mod:`bot.outbox`, in the same transaction). This module never imports telegram: a row
 says what to redraw (``kind`` and ``ref``; for a message whose id is not kept elsewhere,
 ``chat_id`` and ``message_id``), and the handlers draw it from the current state of the
-database (:mod:`handlers.redraws`). Then:
+database (:mod:`handlers.redraws`). The photos of the person's ads in the staff chat are
+rows too (``ad_photo``): deleted rather than redrawn (see :func:`handlers.redraws._ad_photo`
+for the photos Telegram no longer lets the bot delete). Then:
 
 - right after the commit the handler claims each (:func:`claim`: one sender) and does
-  it; an edit that succeeded, or that Telegram says changes nothing, is done (``done_at``);
+  it; an edit that succeeded, or that Telegram says changes nothing, is done (``done_at``;
+  ``error`` set when it was done only in part: a photo too old to delete, marked erased);
 - refused for Telegram's flood limit, or the Bot API out of reach: surely not done,
   back to pending, due again after retry_after (:func:`again`, not counted as a try);
 - a timeout or other network trouble: due again after the repair grace (counted);
@@ -53,6 +56,7 @@ class RedrawKind(StrEnum):
     TOPIC_CLOSE = "topic_close"  # ref: the ticket; its topic closed, after the notice after_notice_id
     AD_WITHDRAWN = "ad_withdrawn"  # ref: the ad; chat_id / message_id: its moderation card ("withdrawn")
     AD_ERASED = "ad_erased"  # ref: the ad; chat_id / message_id: its moderation card (finished before)
+    AD_PHOTO = "ad_photo"  # ref: the ad; chat_id / message_id: one of its photos (deleted, else its caption says erased)
     REPORT_CARD = "report_card"  # ref: the ad report; its card
     FEEDBACK_CARD = "feedback_card"  # ref: the feedback; its card
 
@@ -80,7 +84,7 @@ class Redraw(Base):
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")  # tries so far (flood refusals not counted)
     retry_at: Mapped[datetime | None]  # refused for now: not due before this
     done_at: Mapped[datetime | None]  # done (or refused for good, or given up: ``error`` says why)
-    error: Mapped[str | None] = mapped_column(SafeText)  # the last failure
+    error: Mapped[str | None] = mapped_column(SafeText)  # the last failure (on a done one: why it was done only in part)
 
 
 async def add(
@@ -134,7 +138,8 @@ async def claim(session: AsyncSession, *, redraw_id: int, now: datetime, stale_b
 
 
 async def finish(session: AsyncSession, *, redraw_id: int, now: datetime, error: str | None = None) -> None:
-    """Done: redrawn (``error`` None), or refused for good (``error``: never tried again)."""
+    """Done: redrawn (``error`` None), done in part or refused for good (``error`` says
+    why; never tried again)."""
     await session.execute(
         update(Redraw).where(Redraw.id == redraw_id, Redraw.done_at.is_(None))
         .values(done_at=now, claimed_at=None, error=error[:1000] if error else None)

@@ -131,6 +131,7 @@ class TicketMessage(Base):
     __table_args__ = (
         Index("ix_ticket_messages_staff", "staff_chat_id", "staff_message_id"),
         Index("ix_ticket_messages_send_state", "send_state"),
+        Index("ix_ticket_messages_person_id", "person_id"),  # erasure: the bot's messages that name a person (migration 0029)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -143,6 +144,10 @@ class TicketMessage(Base):
     user_message_id: Mapped[int | None]
     staff_chat_id: Mapped[int | None]
     staff_message_id: Mapped[int | None]
+    # a notice of the bot (``bot``) whose text names someone besides the user (the staff
+    # member on the case: "Thandi from support is on your case"): redacted when that
+    # person is erased (:mod:`bot.privacy`), like the notice itself (``notices.person_id``)
+    person_id: Mapped[int | None]
     # True: delivered; False: not delivered (``error`` says why); None: maybe delivered
     # (the request timed out after it was sent, so it is not sent again blindly)
     delivered: Mapped[bool | None] = mapped_column(default=True)

@@ -649,11 +649,15 @@ async def set_staff_copy(session: AsyncSession, *, message_id: int, chat_id: int
     )
 
 
-async def record_bot_message(session: AsyncSession, *, ticket_id: int, text: str, user_message_id: int, now: datetime) -> None:
-    """What the bot told the user about the case (a reply to it targets the case)."""
-    session.add(
-        TicketMessage(ticket_id=ticket_id, direction=Direction.BOT, sender_id=None, kind="text", text=text, user_message_id=user_message_id, at=now)
-    )
+async def record_bot_message(
+    session: AsyncSession, *, ticket_id: int, text: str, user_message_id: int, now: datetime, person_id: int | None = None
+) -> None:
+    """What the bot told the user about the case (a reply to it targets the case).
+    ``person_id``: a staff member the text names (redacted when they are erased)."""
+    session.add(TicketMessage(
+        ticket_id=ticket_id, direction=Direction.BOT, sender_id=None, kind="text", text=text, user_message_id=user_message_id, at=now,
+        person_id=person_id,
+    ))
 
 
 async def set_user_copy(session: AsyncSession, *, message_id: int, user_message_id: int) -> None:

@@ -380,7 +380,8 @@ async def mod_card(context: HelpdeskContext, ad_id: int, decision: str | None = 
     ]
     state = "⏳ pending" if ad.status == AdStatus.SUBMITTED else ("🤖 auto-approved" if ad.auto_approved else ad.status)  # type: ignore[union-attr]
     text = casework.srender(
-        context, "ads/mod_card.html", user=user, history=history, flags=flags, state=state, decision=decision, **ad_values(context, ad)  # type: ignore[arg-type]
+        context, "ads/mod_card.html", user=user, erased_name=casework.erased_name(context, user), history=history, flags=flags, state=state,
+        decision=decision, **ad_values(context, ad),  # type: ignore[arg-type]
     )
     if not copy:
         text = casework.posted_again(context, text, ad.card_timeouts)  # type: ignore[union-attr]
@@ -431,7 +432,7 @@ async def send_mod_card(
         if fresh:
             await casework.drop_album(context, fresh, what)
             async with unit_of_work(context.desk.sessions) as session:
-                await service.forget_album(session, ad_id=ad.id, chat_id=chat_id, message_id=fresh[0].message_id)
+                await service.forget_album(session, ad_id=ad.id, chat_id=chat_id, message_ids=[m.message_id for m in fresh])
         raise
     # (in a forum topic Telegram gives a message that replies to nothing the topic's own
     # service message as reply_to_message: only the album itself counts)
@@ -445,7 +446,7 @@ async def send_mod_card(
 async def _keep_album(context: HelpdeskContext, ad_id: int, album: list[Message]) -> None:
     if album:
         async with unit_of_work(context.desk.sessions) as session:
-            await service.keep_album(session, ad_id=ad_id, chat_id=album[0].chat_id, message_id=album[0].message_id)
+            await service.keep_album(session, ad_id=ad_id, chat_id=album[0].chat_id, message_ids=[m.message_id for m in album])
 
 
 async def post_for_moderation(context: HelpdeskContext, ad_id: int, *, moved: bool = False, again: bool = False) -> bool:
@@ -1020,13 +1021,15 @@ async def publish(context: HelpdeskContext, ad_id: int) -> bool:
     return live
 
 
-def _post_gone(exc: TelegramError) -> bool:
+def already_deleted(exc: TelegramError) -> bool:
+    """Telegram refused to delete a message it no longer has (deleted by hand, or before)."""
     return "message to delete not found" in exc.message.lower()
 
 
-def _too_old_to_delete(exc: TelegramError) -> bool:
+def too_old_to_delete(exc: TelegramError) -> bool:
     """Bots may delete a message only within 48 hours of sending it: an ad that expires,
-    sells or is taken down later cannot have its post deleted."""
+    sells or is taken down later cannot have its post deleted (nor its photos in the
+    staff chat, when its owner is erased)."""
     return "message can't be deleted" in exc.message.lower()
 
 
@@ -1067,10 +1070,10 @@ async def unpublish(context: HelpdeskContext, ad_id: int) -> bool:
         try:
             await context.bot.delete_message(chat_id, target)  # type: ignore[arg-type]
         except TelegramError as exc:
-            if _too_old_to_delete(exc):
+            if too_old_to_delete(exc):
                 failed = await _withdraw_post(context, chat_id, target, ad_id, photo=target == photo_id)  # type: ignore[arg-type]
                 refused = failed or refused
-            elif not _post_gone(exc):
+            elif not already_deleted(exc):
                 refused = exc
     async with unit_of_work(desk.sessions, effect=False) as session:
         if refused is None:
@@ -1401,7 +1404,7 @@ async def report_card(context: HelpdeskContext, report_id: int, state: str = "�
 def _shown_name(context: HelpdeskContext, user: User | None) -> str:
     if user is None:
         return "?"
-    return casework.slabel(context, "erased_user") if user.deleted_at is not None else user.display_name
+    return casework.erased_name(context, user) or user.display_name
 
 
 def _report_buttons(context: HelpdeskContext, report_id: int) -> InlineKeyboardMarkup:

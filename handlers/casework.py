@@ -21,6 +21,7 @@ from telegram.error import BadRequest, ChatMigrated, TelegramError, TimedOut
 from bot import card_retries
 from bot.context import HelpdeskContext
 from bot.db import unit_of_work
+from bot.models import User
 from bot.telegram_html import utf16_length
 from escalation import service
 from escalation.models import Direction, Ticket, TicketStatus
@@ -41,6 +42,13 @@ def srender(context: HelpdeskContext, name: str, /, **values: Any) -> str:
 
 def slabel(context: HelpdeskContext, key: str, /, **values: Any) -> str:
     return context.desk.templates.label(staff_locale(context), key, **values)
+
+
+def erased_name(context: HelpdeskContext, user: User | None) -> str | None:
+    """"(erased user)" for the anonymous row an erased person's history moved to, else
+    None. Staff never see that row's id: it is internal, names nobody and no command
+    takes it (``/forget`` confirms with the person's Telegram id, as they knew it)."""
+    return slabel(context, "erased_user") if user is not None and user.deleted_at is not None else None
 
 
 def category_label(context: HelpdeskContext, category: str) -> str:
@@ -158,6 +166,7 @@ async def card_text(context: HelpdeskContext, ticket_id: int) -> tuple[str, Tick
         "staff/card.html",
         t=ticket,
         user=info.user,
+        erased_name=erased_name(context, info.user),
         earlier=info.earlier_tickets,
         ads=info.ads,
         strikes=info.active_strikes,
@@ -237,7 +246,7 @@ async def _ticket_topic(context: HelpdeskContext, ticket: Ticket, info: service.
         return topic_id
     name = context.desk.templates.render_plain(
         "staff/topic_name.j2", staff_locale(context),
-        number=ticket.id, name=info.user.display_name, category=category_label(context, ticket.category),
+        number=ticket.id, name=erased_name(context, info.user) or info.user.display_name, category=category_label(context, ticket.category),
     )
     try:
         topic = await delivery.readable(context.bot.create_forum_topic(chat_id, short(name, 128)))
@@ -725,17 +734,27 @@ async def user_locale(context: HelpdeskContext, user_id: int) -> str:
 
 
 async def queue_notice(
-    context: HelpdeskContext, session, ticket: Ticket, template: str, markup: Any = None, *, kind: str | None = None, **values: Any  # type: ignore[no-untyped-def]
+    context: HelpdeskContext, session, ticket: Ticket, template: str, markup: Any = None, *, kind: str | None = None,  # type: ignore[no-untyped-def]
+    person_id: int | None = None, **values: Any,
 ) -> notices.Queued | None:
     """A notice about the case, rendered in the user's language and queued in the unit
     of work of the transition that causes it (``session``); sent after the commit
     (:func:`handlers.notices.send_all`: a reply to it targets the case; a user who blocked
     the bot is recorded on the ticket, staff are told once, the case goes on; a timeout
-    is not sent again), or by the sweep after a crash."""
+    is not sent again), or by the sweep after a crash. ``person_id``: a staff member its
+    text names: the notice, and its copy in the case's history, are erased with them."""
     locale = await user_locale(context, ticket.user_id)
     text = context.desk.templates.render(template, locale, number=ticket.id, **values)
     kind = kind or "ticket_" + template.rsplit("/", 1)[-1].split(".", 1)[0]
-    return await notices.queue(context, session, chat_id=ticket.user_id, kind=kind, ref=f"ticket:{ticket.id}", text=text, markup=markup)
+    return await notices.queue(
+        context, session, chat_id=ticket.user_id, kind=kind, ref=f"ticket:{ticket.id}", text=text, markup=markup, person_id=person_id
+    )
+
+
+async def queue_claimed(context: HelpdeskContext, session, ticket: Ticket, *, staff_id: int, staff_name: str) -> notices.Queued | None:  # type: ignore[no-untyped-def]
+    """"<name> from support is on your case": it names the staff member, so it is erased
+    with them (``/forget``), sent or not, and so is its copy in the case's history."""
+    return await queue_notice(context, session, ticket, "ticket/claimed.html", staff_name=staff_name, person_id=staff_id)
 
 
 async def queue_resolved(context: HelpdeskContext, session, result: service.Resolution, *, auto: bool = False) -> list[notices.Queued]:  # type: ignore[no-untyped-def]

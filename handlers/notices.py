@@ -70,13 +70,15 @@ class Outcome:
 
 async def queue(
     context: HelpdeskContext, session, *, chat_id: int, kind: str, text: str, ref: str | None = None,  # type: ignore[no-untyped-def]
-    markup: InlineKeyboardMarkup | None = None,
+    markup: InlineKeyboardMarkup | None = None, person_id: int | None = None,
 ) -> Queued | None:
     """Store a rendered notice to a user in the current unit of work (``session``); send
     it with :func:`send_all` after the commit. None for an erased person's anonymous id
-    (nothing stored: there is nobody to tell)."""
+    (nothing stored: there is nobody to tell). ``person_id``: someone else its text names
+    (a staff member): erased with them."""
     return await outbox.queue(
-        session, chat_id=chat_id, kind=kind, ref=ref, text=text, reply_markup=markup.to_dict() if markup else None, now=context.now()
+        session, chat_id=chat_id, kind=kind, ref=ref, text=text, reply_markup=markup.to_dict() if markup else None, now=context.now(),
+        person_id=person_id,
     )
 
 
@@ -291,7 +293,9 @@ async def _record(context: HelpdeskContext, notice: outbox.Notice, outcome: Outc
             if not recorded:
                 log.warning("notice %s was sent, but its row is gone (erased meanwhile)", notice.id)
             elif ticket_id is not None:  # a reply to the notice targets the case
-                await tickets.record_bot_message(session, ticket_id=ticket_id, text=sent.text or "", user_message_id=sent.message_id, now=context.now())
+                await tickets.record_bot_message(
+                    session, ticket_id=ticket_id, text=sent.text or "", user_message_id=sent.message_id, now=context.now(), person_id=notice.person_id,
+                )
                 if notice.kind == "csat":
                     await tickets.set_survey_message(session, ticket_id=ticket_id, message_id=sent.message_id)
         elif outcome.dropped is not None:

@@ -105,25 +105,32 @@ async def _edit(query: Any, text: str) -> None:
 
 #: Finished cases of an erased staff member whose cards are redrawn (the latest ones).
 MAX_FINISHED_REDRAWS = 20
+#: Photos deleted by the erasure's own update (an album); the sweep deletes the others,
+#: :data:`handlers.redraws.PER_SWEEP` a minute: each call counts against Telegram's 20 a
+#: minute in a group, and updates wait while the erasure's waits.
+PHOTOS_AT_ONCE = 10
 
 
 @dataclass(frozen=True)
 class Owed:
     """The Telegram side of an erasure, recorded in its transaction (:func:`owe`): the
-    redraws (:mod:`bot.redraws`: cards, card copies, topic names), the lines to staff
-    (the outbox) and the topics to close once their line is in."""
+    redraws (:mod:`bot.redraws`: cards, card copies, topic names; the photos to delete),
+    the lines to staff (the outbox) and the topics to close once their line is in."""
 
     redraws: list[int] = field(default_factory=list)
+    photos: list[int] = field(default_factory=list)  # redraws deleting their ads' photos
     lines: list[notices.Queued | None] = field(default_factory=list)
     closes: list[int] = field(default_factory=list)
 
 
 async def owe(context: HelpdeskContext, session: AsyncSession, result: privacy.Erasure) -> Owed:
     """Record, in the erasure's transaction, everything it owes the staff chat: each card
-    and topic that showed the person (redrawn without them), the line to staff for each
-    case it closed or released (the outbox: posted once, where the case is when it is
-    sent), the topics of the closed cases. Done right after the commit
-    (:func:`finish_erasure`); what a crash or a refusal leaves, the sweep does."""
+    and topic that showed the person (redrawn without them; every earlier copy of a card
+    too), the photos of their ads (deleted), the line to staff for each case it closed
+    or released (the outbox: posted once, where the case is when it is sent), the topics
+    of the closed cases. Done right after the commit (:func:`finish_erasure`; photos
+    beyond :data:`PHOTOS_AT_ONCE` by the sweep); what a crash or a refusal leaves, the
+    sweep does."""
     owed = Owed()
     now = context.now()
 
@@ -156,15 +163,20 @@ async def owe(context: HelpdeskContext, session: AsyncSession, result: privacy.E
             "erasure of staff member %s: %d older finished cases keep their card as drawn (only the %d latest are redrawn)",
             result.user_id, len(finished) - MAX_FINISHED_REDRAWS, MAX_FINISHED_REDRAWS,
         )
-    for ticket_id in [t for t in result.assigned_cards if t in released] + finished[:MAX_FINISHED_REDRAWS]:
+    redrawn = [t for t in result.assigned_cards if t in released] + finished[:MAX_FINISHED_REDRAWS]
+    for ticket_id in redrawn:
         await redraw(RedrawKind.TICKET_CARD, ticket_id)
         if ticket_id in released:
             ticket = await service.get_ticket(session, ticket_id)
             owed.lines.append(await notices.queue_for_ticket(
                 context, session, ticket, kind="erasure_released", text=casework.srender(context, "privacy/staff_ticket_released.html", number=ticket_id),
             ))
+    for ticket_id, chat_id, message_id in await service.card_copies(session, ticket_ids=redrawn):  # their earlier copies named them too
+        await redraw(RedrawKind.CARD_COPY, ticket_id, chat_id=chat_id, message_id=message_id)
     for chat_id, message_id, ad_id, withdrawn in result.mod_cards:
         await redraw(RedrawKind.AD_WITHDRAWN if withdrawn else RedrawKind.AD_ERASED, ad_id, chat_id=chat_id, message_id=message_id)
+    for ad_id, chat_id, message_id in result.ad_photos:  # deleted (or marked erased, when too old to delete)
+        owed.photos.append(await redraws.add(session, RedrawKind.AD_PHOTO, ad_id, now=now, chat_id=chat_id, message_id=message_id))
     for report_id in result.report_cards:
         await redraw(RedrawKind.REPORT_CARD, report_id)
     for feedback_id in result.feedback_cards:  # the cards showed their name and text (or the staff member's)
@@ -188,6 +200,9 @@ async def finish_erasure(context: HelpdeskContext, result: privacy.Erasure, owed
     await redraw_handlers.run(context, owed.redraws)
     await notices.send_all(context, owed.lines)
     await redraw_handlers.run(context, owed.closes)  # a topic closed only once its line is in
+    await redraw_handlers.run(context, owed.photos[:PHOTOS_AT_ONCE])
+    if len(owed.photos) > PHOTOS_AT_ONCE:
+        log.info("erasure of %s: %d more photos in the staff chat are deleted by the sweep", result.user_id, len(owed.photos) - PHOTOS_AT_ONCE)
     if result.kb_changed:
         await refresh_kb(context)
 

@@ -1,4 +1,5 @@
-"""Telegram side of the owed redraws (:mod:`bot.redraws`): an erasure's edits in the staff chat.
+"""Telegram side of the owed redraws (:mod:`bot.redraws`): an erasure's edits in the staff
+chat, and the deletion of the erased person's ad photos there (:func:`_ad_photo`).
 
 The handler that committed an erasure does its redraws right away (:func:`run`); the
 sweep (:func:`repair`) does what a crash, Telegram's flood limit or a timeout left. Each
@@ -76,6 +77,44 @@ async def _ad_card(context: HelpdeskContext, job: Redraw) -> None:
     await context.bot.edit_message_text(text, chat_id=job.chat_id, message_id=job.message_id, reply_markup=None)  # type: ignore[arg-type]
 
 
+#: Recorded on the redraw of a photo Telegram would not delete (its caption says erased).
+PHOTO_KEPT = "Telegram refused to delete it (bots may delete only messages younger than 48 hours): its caption says erased"
+
+
+async def _ad_photo(context: HelpdeskContext, job: Redraw) -> str | None:
+    """A photo of an erased person's ad in the staff chat (each photo of each album):
+    deleted, as a privacy-minded desk expects: the photos are their data (a face, a home,
+    a number plate), and staff need them no more once the ad is withdrawn. A photo
+    Telegram no longer has (deleted by hand) is done.
+
+    Telegram lets a bot delete its messages only within 48 hours of sending them, and a
+    moderated ad's photos are usually older. Such a photo the bot can only mark: its
+    caption says it was erased (bots may edit their own messages at any time) and asks
+    an admin to delete it by hand (admins can); the redraw is done with
+    :data:`PHOTO_KEPT` recorded, and a warning is logged. One message at a time
+    (``deleteMessage``, not ``deleteMessages``): the batch call answers for all of them
+    at once, and the bot must know which photos stay."""
+    try:
+        await context.bot.delete_message(job.chat_id, job.message_id)  # type: ignore[arg-type]
+        return None
+    except TelegramError as exc:
+        if ads.already_deleted(exc):
+            return None
+        if not ads.too_old_to_delete(exc):
+            raise
+    caption = casework.srender(context, "privacy/staff_photo_erased.html", number=job.ref)
+    try:
+        await context.bot.edit_message_caption(chat_id=job.chat_id, message_id=job.message_id, caption=caption)  # type: ignore[arg-type]
+    except TelegramError as exc:
+        if not _unchanged(exc):  # marked by an earlier try: it still stays
+            raise
+    log.warning(
+        "erasure: photo %s/%s of ad #%s could not be deleted (older than Telegram's 48 hours for bots): "
+        "its caption now says erased; an admin of the staff chat can delete it", job.chat_id, job.message_id, job.ref,
+    )
+    return PHOTO_KEPT
+
+
 async def _report_card(context: HelpdeskContext, job: Redraw) -> None:
     await ads.redraw_report_card(context, job.ref)
 
@@ -87,13 +126,16 @@ async def _feedback_card(context: HelpdeskContext, job: Redraw) -> None:
         await feedback.draw_card(context, item)
 
 
-DRAW: dict[str, Callable[[HelpdeskContext, Redraw], Awaitable[None]]] = {
+#: How each kind is done; what one returns is recorded on the redraw done (why it was
+#: done only in part), None when it was done in full.
+DRAW: dict[str, Callable[[HelpdeskContext, Redraw], Awaitable[str | None]]] = {
     RedrawKind.TICKET_CARD: _ticket_card,
     RedrawKind.CARD_COPY: _card_copy,
     RedrawKind.TOPIC_NAME: _topic_name,
     RedrawKind.TOPIC_CLOSE: _topic_close,
     RedrawKind.AD_WITHDRAWN: _ad_card,
     RedrawKind.AD_ERASED: _ad_card,
+    RedrawKind.AD_PHOTO: _ad_photo,
     RedrawKind.REPORT_CARD: _report_card,
     RedrawKind.FEEDBACK_CARD: _feedback_card,
 }
@@ -105,6 +147,7 @@ WHAT = {
     RedrawKind.TOPIC_CLOSE: "closing the topic of ticket #{ref}",
     RedrawKind.AD_WITHDRAWN: "the moderation card of ad #{ref}",
     RedrawKind.AD_ERASED: "the moderation card of ad #{ref}",
+    RedrawKind.AD_PHOTO: "the photo {chat_id}/{message_id} of ad #{ref}",
     RedrawKind.REPORT_CARD: "the card of report {ref}",
     RedrawKind.FEEDBACK_CARD: "the card of feedback #{ref}",
 }
@@ -140,7 +183,7 @@ async def _one(context: HelpdeskContext, redraw_id: int, stale_before: datetime 
         return None  # done, being done, not due, or waiting for its line to staff
     what = describe(job)
     try:
-        await DRAW[job.kind](context, job)
+        note = await DRAW[job.kind](context, job)
     except TelegramError as exc:
         if _unchanged(exc):
             async with unit_of_work(desk.sessions, effect=False) as session:
@@ -166,7 +209,7 @@ async def _one(context: HelpdeskContext, redraw_id: int, stale_before: datetime 
         log.warning("erasure: could not redraw %s, not tried again: %s", what, fail.reason)
         return Tried(done=True)
     async with unit_of_work(desk.sessions, effect=False) as session:
-        await redraws.finish(session, redraw_id=job.id, now=context.now())
+        await redraws.finish(session, redraw_id=job.id, now=context.now(), error=note)
     return Tried(done=True)
 
 

@@ -157,7 +157,7 @@ async def post_to_ticket(update: Update, context: HelpdeskContext, ticket_id: in
                 file_id=file_id, chat_id=message.chat_id, staff_message_id=message.message_id, note=note, now=context.now(),
             )
             if post.claimed:  # the first reply claims the case: the user hears who has it
-                claimed = await casework.queue_notice(context, session, post.ticket, "ticket/claimed.html", staff_name=user.first_name)  # type: ignore[union-attr]
+                claimed = await casework.queue_claimed(context, session, post.ticket, staff_id=user.id, staff_name=user.first_name)  # type: ignore[union-attr]
     except TicketError as exc:
         await message.reply_html(_error_text(context, exc))
         return
@@ -208,7 +208,7 @@ async def on_ticket_button(update: Update, context: HelpdeskContext) -> None:
                 holder = (await service.staff_names(session, [result.ticket.assignee_id]))  # type: ignore[list-item]
                 ticket = result.ticket
                 if result.won:
-                    queued = [await casework.queue_notice(context, session, ticket, "ticket/claimed.html", staff_name=staff.first_name)]
+                    queued = [await casework.queue_claimed(context, session, ticket, staff_id=staff.id, staff_name=staff.first_name)]
             elif action == "release":
                 admin = await is_admin(context, staff.id, update.effective_chat.id)  # type: ignore[union-attr]
                 ticket = await service.release(session, desk.policy, ticket_id=ticket_id, staff_id=staff.id, is_admin=admin, now=context.now())
@@ -396,7 +396,7 @@ async def cmd_assign(update: Update, context: HelpdeskContext) -> None:
     try:
         async with unit_of_work(context.desk.sessions) as session:
             ticket, member = await service.assign(session, ticket_id=number, username=args[1], staff_id=update.effective_user.id, now=context.now())  # type: ignore[union-attr]
-            queued = await casework.queue_notice(context, session, ticket, "ticket/claimed.html", staff_name=member.first_name)
+            queued = await casework.queue_claimed(context, session, ticket, staff_id=member.id, staff_name=member.first_name)
     except TicketError as exc:
         await update.effective_message.reply_html(_error_text(context, exc))  # type: ignore[union-attr]
         return

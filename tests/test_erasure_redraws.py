@@ -76,6 +76,9 @@ async def test_crash_after_the_erasure_commit_the_sweep_redraws_every_card_and_t
     post = await desk.scalar("SELECT published_message_id FROM ads WHERE id = :i", i=h["live"])
     shown = [*ticket_cards(desk, h["solved"]), *ticket_cards(desk, h["open"]), feedback_card(desk, number), live, desk.tg.messages[report]]
     assert len(ticket_cards(desk, h["open"])) == 2
+    photos = [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.kind == "photo"]  # her ads' albums (the other seller's too)
+    theirs = {m.message_id for m in photos if m.file_id.startswith("photo-5001")}
+    assert len(theirs) == 2
     assert all("Lerato" in m.text for m in shown)
     topics = {}
     if staff_forum:
@@ -94,6 +97,9 @@ async def test_crash_after_the_erasure_commit_the_sweep_redraws_every_card_and_t
         for name in NAMES:
             assert name not in text, (name, text)
     assert "closed" in card(desk, h["open"]).text
+    assert all("👤 (erased user)" in m.text for m in [*ticket_cards(desk, h["solved"]), *ticket_cards(desk, h["open"])])
+    for m in photos:  # her photos deleted by the sweep, nobody else's
+        assert desk.tg.messages[(m.chat_id, m.message_id)].deleted == (m.message_id in theirs)
     assert ticket_cards(desk, h["open"])[0].reply_markup is None  # the earlier copy: no buttons
     assert desk.tg.messages[(live.chat_id, live.message_id)].text == f"🗑 Ad #{h['live']} was withdrawn: its owner's personal data was erased."
     assert "reported by (erased user)" in desk.tg.messages[report].text
@@ -111,7 +117,9 @@ async def test_crash_after_the_erasure_commit_the_sweep_redraws_every_card_and_t
     for _ in range(2):
         desk.clock.advance(minutes=3)
         await sweep(desk)
-    assert [c.method for c in desk.tg.calls[calls:] if c.method in ("editMessageText", "editForumTopic", "closeForumTopic", "sendMessage")] == []
+    assert [c.method for c in desk.tg.calls[calls:] if c.method in (
+        "editMessageText", "editForumTopic", "closeForumTopic", "sendMessage", "deleteMessage", "editMessageCaption"
+    )] == []
     assert len(lines(desk, f"#{h['open']} closed: the user's personal data was erased")) == 1
     assert desk.tg.errors() == []
 

@@ -224,3 +224,33 @@ def test_migration_0024_downgrade_drops_the_notices_to_staff_the_old_code_cannot
     assert [tuple(r) for r in left] == [(1, "user", "pending"), (2, "moderators", "pending"), (8, "user", "sent")]
     upgrade(url, schema)  # and back up: the rows kept are still there
     assert asyncio.run(_with_connection(url, schema, lambda c: c.execute(sa.text("SELECT count(*) FROM notices")).scalar_one())) == 3
+
+
+def test_migration_0028_records_the_known_ad_messages_and_links_the_on_your_case_texts(empty_db):
+    """The ads' current album (first photo) and card are recorded; the "on your case"
+    notices and their copies in a case's history name the staff member they name; such a
+    copy naming nobody on the staff any more (erased before) is redacted."""
+    url, schema = empty_db
+    upgrade(url, schema, SCRIPT.get_revision("0028").down_revision)
+    asyncio.run(_with_connection(url, schema, _fill))  # staff members 1 "r1" and 2 "r2"
+
+    def history(c):
+        c.execute(sa.text("UPDATE ads SET album_chat_id = -100, album_message_id = 5, mod_chat_id = -100, mod_message_id = 9 WHERE id = 1"))
+        c.execute(sa.text("UPDATE ticket_messages SET direction = 'bot', text = '👋 r1 from support is on your case #1.' WHERE id = 1"))
+        c.execute(sa.text("UPDATE ticket_messages SET direction = 'bot', text = '👋 Gone from support is on your case #2.' WHERE id = 2"))
+        c.execute(sa.text("UPDATE notices SET kind = 'ticket_claimed', text = '👋 <b>r2</b> from support is on your case <b>#1</b>.' WHERE id = 1"))
+
+    asyncio.run(_with_connection(url, schema, history))
+    upgrade(url, schema, "0028")
+
+    def read(c):
+        return (
+            [tuple(r) for r in c.execute(sa.text("SELECT chat_id, message_id, ad_id, kind FROM ad_staff_messages ORDER BY message_id"))],
+            [tuple(r) for r in c.execute(sa.text("SELECT person_id, text FROM ticket_messages ORDER BY id"))],
+            [tuple(r) for r in c.execute(sa.text("SELECT person_id FROM notices ORDER BY id"))],
+        )
+
+    albums, messages, notices = asyncio.run(_with_connection(url, schema, read))
+    assert albums == [(-100, 5, 1, "photo"), (-100, 9, 1, "card")]
+    assert messages == [(1, "👋 r1 from support is on your case #1."), (None, "(erased)")]
+    assert notices == [(2,), (None,)]
