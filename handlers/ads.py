@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -565,29 +566,30 @@ async def repair_cards(context: HelpdeskContext) -> tuple[int, int]:
         report_ids = await service.reports_without_card(session, before=before)
         ads_again = await card_retries.due_again(session, service.AD_CARDS, before=before)
         reports_again = await card_retries.due_again(session, service.REPORT_CARDS, before=before)
-    ads = reports = 0
-    for ad_id in ad_ids:
-        log.warning(
-            "ad #%s waits for moderation with no card, or auto-approved for its Take down card (the bot stopped before posting it,"
-            " or it was refused): posting it now", ad_id,
-        )
-        if await guarded(f"posting the card of ad #{ad_id}", post_for_moderation(context, ad_id)):
-            ads += 1
-    for ad_id in ads_again:
-        log.warning("posting the card of ad #%s timed out, so it may be missing: posting it again", ad_id)
-        if await guarded(f"posting the card of ad #{ad_id} again", post_for_moderation(context, ad_id, again=True)):
-            ads += 1
-    for report_id in report_ids:
-        log.warning("report %s has no card (the bot stopped before posting it, or it was refused): posting it now", report_id)
-        if await guarded(f"posting the card of report {report_id}", post_report_card(context, report_id)):
-            reports += 1
-    for report_id in reports_again:
-        log.warning("posting the card of report %s timed out, so it may be missing: posting it again", report_id)
-        if await guarded(f"posting the card of report {report_id} again", post_report_card(context, report_id, again=True)):
-            reports += 1
+    missing = "(the bot stopped before posting it, or it was refused): posting it now"
+    timed_out = "timed out, so it may be missing: posting it again"
+    ads = await _post_cards(
+        ad_ids, "ad #", lambda i: post_for_moderation(context, i),
+        f"ad #%s waits for moderation with no card, or auto-approved for its Take down card {missing}",
+    ) + await _post_cards(ads_again, "ad #", lambda i: post_for_moderation(context, i, again=True), f"posting the card of ad #%s {timed_out}")
+    reports = await _post_cards(
+        report_ids, "report ", lambda i: post_report_card(context, i), f"report %s has no card {missing}"
+    ) + await _post_cards(reports_again, "report ", lambda i: post_report_card(context, i, again=True), f"posting the card of report %s {timed_out}")
     await casework.report_lost_cards(context, service.AD_CARDS, _lost_ad_card)
     await casework.report_lost_cards(context, service.REPORT_CARDS, _lost_report_card)
     return ads, reports
+
+
+async def _post_cards(ids: list[int], label: str, post: Callable[[int], Awaitable[bool]], why: str) -> int:
+    """One of :func:`repair_cards`' four kinds of post: each card logged (``why`` % id)
+    and posted, an exception logged and the loop going on (:func:`handlers.ui.guarded`).
+    Returns how many were posted."""
+    posted = 0
+    for item_id in ids:
+        log.warning(why, item_id)
+        if await guarded(f"posting the card of {label}{item_id}", post(item_id)):
+            posted += 1
+    return posted
 
 
 async def _lost_ad_card(context: HelpdeskContext, session: AsyncSession, ad_id: int) -> notices.Queued | None:
