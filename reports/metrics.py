@@ -145,7 +145,7 @@ async def _spread_in_sql(
     database (window functions): a few rows come back, not one per value. The values
     are those of :func:`_rounded` (rounding keeps their order, so the value at a rank
     is the same)."""
-    values = select(minutes.label("m"), (by if by is not None else literal(None)).label("who")).where(*where).subquery()
+    values = select(minutes.label("m"), *([] if by is None else [by.label("who")])).where(*where).subquery()
     rn, n = func.row_number().over(order_by=values.c.m), func.count().over()
     columns = [values.c.m, rn.label("rn"), n.label("n")]
     if by is not None:
