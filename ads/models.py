@@ -231,8 +231,10 @@ class AdEvent(Base):
 
     __tablename__ = "ad_events"
     __table_args__ = (
-        Index("ix_ad_events_at", "at"),
-        Index("ix_ad_events_ad_at", "ad_id", "at"),
+        # an ad's events in time order, with their kind (the report: the round a decision
+        # answers, the last event before a period's end); the report's index by kind and
+        # time is declared with its queries (reports/models.py)
+        Index("ix_ad_events_ad_at_kind", "ad_id", "at", "kind"),
         # a user's history on the moderation card, the pattern alert's rejections
         Index("ix_ad_events_user_kind", "user_id", "kind"),
     )

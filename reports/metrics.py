@@ -2,9 +2,10 @@
 
 Every function takes an ``AsyncSession`` and a :class:`~reports.periods.Period` (local
 midnights of the configured time zone, as UTC instants) and returns plain values. The
-queries are set-based (counts and GROUP BYs in the database); only the columns a
-percentile needs are fetched. The exact definitions are in README.md ("Reports") and in
-each docstring.
+queries are set-based (counts, GROUP BYs and percentiles in the database; only the
+approval times, which the report draws as a histogram, come back one by one), and read
+indexes that hold every column they need (reports/models.py). The exact definitions
+are in README.md ("Reports") and in each docstring.
 
 Where the data comes from, and its limits:
 
@@ -40,7 +41,8 @@ from sqlalchemy.sql.functions import FunctionElement
 from ads.models import DECISION_KINDS, SUBMISSION_KINDS, Ad, AdEvent, AdEventKind, AdStatus, Strike, UserEvent, UserEventKind
 from bot.db import UTCDateTime
 from bot.models import User
-from escalation.models import OPEN_STATUSES, Feedback, Rating, StaffMember, Ticket
+from escalation.models import Feedback, Rating, StaffMember, Ticket
+from escalation.service import OPEN_QUEUE
 from kb.models import KbEntry, Outcome, Question, Vote
 from kb.textnorm import normalize
 from reports.periods import Period
@@ -103,11 +105,17 @@ def _within(column: Any, period: Period) -> ColumnElement[bool]:
 
 def _day_index(column: Any, period: Period) -> Any:
     """The local day (0-based) of the period a timestamp falls on, as a SQL CASE over
-    the day boundaries in UTC (right across daylight-saving changes)."""
-    edges = period.day_starts()[1:-1]
-    if not edges:
-        return literal(0)
-    return case(*[(column < edge, i) for i, edge in enumerate(edges)], else_=len(edges))
+    the day boundaries in UTC (right across daylight-saving changes). The CASEs nest as
+    a binary search: five comparisons per row for a month, not up to thirty."""
+    edges = period.day_starts()[1:-1]  # edges[i]: where day i ends and day i + 1 starts
+
+    def among(first: int, last: int) -> Any:  # the day, known to be one of first..last
+        if first == last:
+            return literal(first)
+        middle = (first + last) // 2
+        return case((column < edges[middle], among(first, middle)), else_=among(middle + 1, last))
+
+    return among(0, len(edges))
 
 
 def _minutes(later: datetime, earlier: datetime) -> float:
@@ -121,6 +129,44 @@ def _rounded(values: Any) -> list[float]:
 
 def _spread(values: list[float]) -> dict[str, float | None]:
     return {"median": median(values), "p90": percentile(values, 90), "count": len(values)}
+
+
+def _rank(p: int, n: Any) -> Any:
+    """The nearest rank of the p-th percentile of n values, ceil(p * n / 100) (see
+    reports.stats), in integers: in SQL as in Python."""
+    return (p * n + 99) // 100
+
+
+async def _spread_in_sql(
+    session: AsyncSession, minutes: Any, where: list[Any], *, by: Any = None
+) -> tuple[dict[str, float | None], dict[int, tuple[int, float]]]:
+    """:func:`_spread` of ``minutes`` over the rows ``where``, and with ``by`` (a column)
+    the count and median of each of its values other than NULL, worked out by the
+    database (window functions): a few rows come back, not one per value. The values
+    are those of :func:`_rounded` (rounding keeps their order, so the value at a rank
+    is the same)."""
+    values = select(minutes.label("m"), *([] if by is None else [by.label("who")])).where(*where).subquery()
+    rn, n = func.row_number().over(order_by=values.c.m), func.count().over()
+    columns = [values.c.m, rn.label("rn"), n.label("n")]
+    if by is not None:
+        own_rn = func.row_number().over(partition_by=values.c.who, order_by=values.c.m)
+        columns += [values.c.who, own_rn.label("own_rn"), func.count().over(partition_by=values.c.who).label("own_n")]
+    ranked = select(*columns).subquery()
+    wanted = or_(ranked.c.rn == _rank(50, ranked.c.n), ranked.c.rn == _rank(90, ranked.c.n))
+    if by is not None:
+        wanted = or_(wanted, and_(ranked.c.who.is_not(None), ranked.c.own_rn == _rank(50, ranked.c.own_n)))
+    spread: dict[str, float | None] = {"median": None, "p90": None, "count": 0}
+    medians: dict[int, tuple[int, float]] = {}
+    for row in (await session.execute(select(ranked).where(wanted))).mappings():
+        m, count = round(float(row["m"]), 4), int(row["n"])
+        spread["count"] = count
+        if row["rn"] == _rank(50, count):
+            spread["median"] = m
+        if row["rn"] == _rank(90, count):
+            spread["p90"] = m
+        if by is not None and row["who"] is not None and row["own_rn"] == _rank(50, int(row["own_n"])):
+            medians[int(row["who"])] = (int(row["own_n"]), m)
+    return spread, medians
 
 
 async def _names(session: AsyncSession, ids: list[int]) -> dict[int, str]:
@@ -147,7 +193,7 @@ COUNTED = SUBMISSIONS + tuple(str(k) for k in DECISION_KINDS) + (str(AdEventKind
 
 def _answered_submission(decision: Any) -> Any:
     """The submission a decision event answers: the latest submission event of the same
-    ad at or before it (a correlated subquery on ``ix_ad_events_ad_at``)."""
+    ad at or before it (a correlated subquery, answered from ``ix_ad_events_ad_at_kind``)."""
     s = aliased(AdEvent)
     return (
         select(func.max(s.at))
@@ -182,21 +228,35 @@ async def ads_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
     - per moderator: approvals, rejections, change requests and take-downs of the
       period by the moderator who made them (every round counts).
     """
-    before_period = period.previous()
-    current = (AdEvent.at >= period.start).label("current")
-    day = _day_index(AdEvent.at, period).label("day")
-    # submissions, decisions and take-downs of this period and the previous one, with
-    # everything the sections below split them by: one grouped query
+    # submissions (by category and day), decisions and take-downs (by category,
+    # moderator and reason) of the period: one grouped query over ix_ad_events_report,
+    # which holds every column it reads
+    submission_day = case((AdEvent.kind.in_(SUBMISSIONS), _day_index(AdEvent.at, period))).label("day")
+    split = (AdEvent.kind, AdEvent.category, AdEvent.actor_id, AdEvent.reason, submission_day)
     rows = (
         await session.execute(
-            select(current, AdEvent.kind, AdEvent.category, AdEvent.actor_id, AdEvent.reason, day, func.count())
-            .where(AdEvent.at >= before_period.start, AdEvent.at < period.end, AdEvent.kind.in_(COUNTED))
-            .group_by(current, AdEvent.kind, AdEvent.category, AdEvent.actor_id, AdEvent.reason, day)
+            select(*split, func.count()).where(_within(AdEvent.at, period), AdEvent.kind.in_(COUNTED)).group_by(*split)
+        )
+    ).all()
+    # the previous period of the same length: the counts only
+    earlier = (
+        await session.execute(
+            select(AdEvent.kind, func.count())
+            .where(_within(AdEvent.at, period.previous()), AdEvent.kind.in_(COUNTED))
+            .group_by(AdEvent.kind)
         )
     ).all()
     keys = {"approved": "approved", "rejected": "rejected", "changes": "changes_requested"}
+
+    def counted_as(kind: str) -> str:
+        if kind in SUBMISSIONS:
+            return "submitted"
+        return "taken_down" if kind == AdEventKind.TAKEN_DOWN else keys[OUTCOME[AdEventKind(kind)]]
+
     counts = {"submitted": 0, "approved": 0, "rejected": 0, "changes_requested": 0, "taken_down": 0}
     before = dict(counts)
+    for kind, n in earlier:
+        before[counted_as(kind)] += int(n)
     resubmitted = 0
     per_day = [0] * len(period.days())
     by_cat: dict[str, dict[str, int]] = {}
@@ -209,25 +269,19 @@ async def ads_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
     def mod(actor: int) -> dict[str, int]:
         return per_mod.setdefault(int(actor), {"approved": 0, "rejected": 0, "changes": 0, "taken_down": 0})
 
-    for is_current, kind, category, actor, reason, day_index, n in rows:
+    for kind, category, actor, reason, day_index, n in rows:
         n = int(n)
-        target = counts if is_current else before
+        counts[counted_as(kind)] += n
         if kind in SUBMISSIONS:
-            target["submitted"] += n
-            if is_current:
-                resubmitted += n if kind == AdEventKind.RESUBMITTED else 0
-                per_day[int(day_index)] += n
-                cat(category)["submitted"] += n
+            resubmitted += n if kind == AdEventKind.RESUBMITTED else 0
+            per_day[int(day_index)] += n
+            cat(category)["submitted"] += n
             continue
         if kind == AdEventKind.TAKEN_DOWN:
-            target["taken_down"] += n
-            if is_current and actor is not None:
+            if actor is not None:
                 mod(actor)["taken_down"] += n
             continue
         outcome = OUTCOME[AdEventKind(kind)]
-        target[keys[outcome]] += n
-        if not is_current:
-            continue
         if outcome in ("approved", "rejected"):
             cat(category)[outcome] += n
         if outcome == "rejected":
@@ -240,7 +294,7 @@ async def ads_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
     # submission. Only ads waiting now, or decided or withdrawn at or after the end, can
     # qualify (an ad's status is SUBMITTED exactly when its last event is a submission,
     # and what follows a submission is a decision or a withdrawal): that set, and one
-    # index probe (ix_ad_events_ad_at) per candidate for its last event before the end,
+    # index probe (ix_ad_events_ad_at_kind) per candidate for its last event before the end,
     # spare the database reading every ad's history.
     candidates = union(
         select(Ad.id.label("ad_id")).where(Ad.status == AdStatus.SUBMITTED),
@@ -426,6 +480,25 @@ def cluster_questions(texts: list[str], threshold: int = GAP_SIMILARITY) -> list
 # ------------------------------------------------------------------ tickets
 
 
+def _backlog_at(end: datetime) -> Any:
+    """How many tickets had reached a person before ``end`` and were neither resolved
+    nor closed before it, as the sum of three disjoint counts, each read from the index
+    that holds its few rows (SQLite is told which: without statistics it would pick the
+    one on ``escalated_at``, i.e. nearly every ticket ever): resolved at or after the end;
+    closed at or after it, never resolved; neither, i.e. open (the partial index of the
+    open tickets, its condition word for word: escalation.service.OPEN_QUEUE)."""
+
+    def count(index: str, *where: Any) -> Any:
+        query = select(func.count()).select_from(Ticket).where(Ticket.escalated_at < end, *where)
+        return query.with_hint(Ticket, f"INDEXED BY {index}", "sqlite").scalar_subquery()
+
+    return (
+        count("ix_tickets_report_resolved", Ticket.resolved_at >= end, or_(Ticket.closed_at.is_(None), Ticket.closed_at >= end))
+        + count("ix_tickets_report_closed", Ticket.closed_at >= end, Ticket.resolved_at.is_(None))
+        + count("ix_tickets_open_queue", OPEN_QUEUE, Ticket.resolved_at.is_(None), Ticket.closed_at.is_(None))
+    )
+
+
 async def ticket_metrics(session: AsyncSession, period: Period) -> dict[str, Any]:
     """Support cases of the period. "Opened" means reached a person (a draft the user
     never finished is not a ticket).
@@ -460,34 +533,20 @@ async def ticket_metrics(session: AsyncSession, period: Period) -> dict[str, Any
             select(Ticket.category, r_day, func.count()).where(_within(Ticket.resolved_at, period)).group_by(Ticket.category, r_day)
         )
     ).all()
-    backlog = int(
-        await session.scalar(
-            select(func.count()).select_from(Ticket).where(
-                Ticket.escalated_at < period.end,
-                # implied by the conditions below (a ticket with neither resolution nor
-                # closing time is open); it lets the database use indexes
-                or_(Ticket.status.in_(OPEN_STATUSES), Ticket.resolved_at >= period.end, Ticket.closed_at >= period.end),
-                or_(Ticket.resolved_at.is_(None), Ticket.resolved_at >= period.end),
-                or_(Ticket.closed_at.is_(None), Ticket.closed_at >= period.end),
-            )
-        )
-        or 0
+    backlog = int(await session.scalar(select(_backlog_at(period.end))) or 0)
+    # the spreads of the times, and each assignee's first responses and their median,
+    # worked out by the database; each assignee's resolutions counted there
+    answered = [_within(Ticket.first_response_at, period), Ticket.escalated_at.is_not(None)]
+    first_spread, first_by_staff = await _spread_in_sql(
+        session, _Minutes(Ticket.first_response_at, Ticket.escalated_at), answered, by=Ticket.assignee_id
     )
-    first = (
+    closed = [_within(Ticket.resolved_at, period), Ticket.escalated_at.is_not(None)]
+    resolution_spread, _ = await _spread_in_sql(session, _Minutes(Ticket.resolved_at, Ticket.escalated_at), closed)
+    resolved_by_staff = (
         await session.execute(
-            select(Ticket.assignee_id, _Minutes(Ticket.first_response_at, Ticket.escalated_at)).where(
-                _within(Ticket.first_response_at, period), Ticket.escalated_at.is_not(None)
-            )
+            select(Ticket.assignee_id, func.count()).where(*closed, Ticket.assignee_id.is_not(None)).group_by(Ticket.assignee_id)
         )
     ).all()
-    first_minutes = _rounded([m for _, m in first])
-    resolution = (
-        await session.execute(
-            select(Ticket.assignee_id).where(_within(Ticket.resolved_at, period), Ticket.escalated_at.is_not(None))
-            .add_columns(_Minutes(Ticket.resolved_at, Ticket.escalated_at))
-        )
-    ).all()
-    resolution_minutes = _rounded([m for _, m in resolution])
     cats: dict[str, dict[str, int]] = {}
 
     def cat(name: str) -> dict[str, int]:
@@ -509,18 +568,19 @@ async def ticket_metrics(session: AsyncSession, period: Period) -> dict[str, Any
         cat(category)["resolved"] += int(n)
     categories = sorted(({"category": c, **v} for c, v in cats.items()), key=lambda r: (-r["opened"], -r["resolved"], r["category"]))
 
-    people: dict[int, dict[str, Any]] = {}
-    for assignee, _ in resolution:
-        if assignee is not None:
-            people.setdefault(int(assignee), {"resolved": 0, "first": []})["resolved"] += 1
-    for (assignee, _), minutes in zip(first, first_minutes, strict=True):
-        if assignee is not None:
-            people.setdefault(int(assignee), {"resolved": 0, "first": []})["first"].append(minutes)
+    resolved_by = {int(i): int(n) for i, n in resolved_by_staff}
+    people = set(resolved_by) | set(first_by_staff)
     names = await _names(session, list(people))
     staff = sorted(
         (
-            {"id": i, "name": names.get(i, str(i) if i > 0 else "(erased)"), "resolved": p["resolved"], "first_responses": len(p["first"]), "first_response_median": median(p["first"])}
-            for i, p in people.items()
+            {
+                "id": i,
+                "name": names.get(i, str(i) if i > 0 else "(erased)"),
+                "resolved": resolved_by.get(i, 0),
+                "first_responses": first_by_staff.get(i, (0, None))[0],
+                "first_response_median": first_by_staff.get(i, (0, None))[1],
+            }
+            for i in people
         ),
         key=lambda r: (-r["resolved"], -r["first_responses"], r["name"]),
     )
@@ -528,8 +588,8 @@ async def ticket_metrics(session: AsyncSession, period: Period) -> dict[str, Any
         "opened": opened,
         "resolved": resolved,
         "backlog_at_end": backlog,
-        "first_response_minutes": _spread(first_minutes),
-        "resolution_minutes": _spread(resolution_minutes),
+        "first_response_minutes": first_spread,
+        "resolution_minutes": resolution_spread,
         "first_response_breaches": first_breaches,
         "resolution_breaches": resolution_breaches,
         "by_category": categories,

@@ -3,18 +3,21 @@ on SQLite and PostgreSQL, in Africa/Johannesburg (UTC+2) and at the month bounda
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import literal, select
 
+from bot.db import UTCDateTime
+from escalation.models import StaffMember
 from kb.models import KbEntry
 from reports.build import collect
-from reports.metrics import cluster_questions
+from reports.metrics import _day_index, cluster_questions
 from reports.periods import Period, PeriodError, due_periods, last_month, parse_period
 from reports.stats import median, percentile
 from tests import report_seed as s
+from tests.test_sqlite_upkeep import Plans
 
 JHB = ZoneInfo("Africa/Johannesburg")
 
@@ -177,6 +180,94 @@ async def test_a_quarter_rolls_up_its_three_months(desk):
     assert q4.ads["submitted"] == oct_.ads["submitted"] + nov.ads["submitted"] == 14
     assert q4.tickets["opened"] == 6 and len(q4.ads["per_day"]) == 92
     assert q4.ads["previous"]["submitted"] == 4  # Q3: the September ads
+
+
+# ------------------------------------------------------------------ the queries behind the figures
+
+
+async def add_tickets(desk, *tickets) -> None:
+    async with desk.sessions() as session, session.begin():
+        session.add_all([s._user(s.U1, s.z(9, 1))] + [StaffMember(id=i, first_name=n, last_seen=s.z(10, 1)) for i, n in ((s.THANDI, "Thandi"), (s.SIPHO, "Sipho"))])
+    async with desk.sessions() as session, session.begin():
+        session.add_all(tickets)
+
+
+async def test_the_backlog_counts_each_case_open_at_the_end_once(desk):
+    """The backlog at the end is counted in three parts (resolved after the end; closed
+    after it, never resolved; still open): every case open at the end once, however it
+    ended later, and none that had ended before."""
+    await add_tickets(
+        desk,
+        s._t(1, s.U1, "ads", "closed", s.z(10, 2), resolved=s.z(11, 3), closed=s.z(11, 10)),  # resolved and closed in November
+        s._t(2, s.U1, "ads", "closed", s.z(10, 3), closed=s.z(11, 2)),  # closed as spam in November, never resolved
+        s._t(3, s.U1, "ads", "new", s.z(10, 5)),  # still open
+        s._t(4, s.U1, "ads", "resolved", s.z(9, 5), resolved=s.z(11, 1)),  # opened in September, resolved in November
+        s._t(5, s.U1, "ads", "claimed", s.z(10, 4), resolved=s.z(10, 6)),  # resolved in October, reopened since
+        s._t(6, s.U1, "ads", "closed", s.z(10, 6), closed=s.z(10, 7)),  # closed in October
+        s._t(7, s.U1, "ads", "resolved", s.z(10, 7), resolved=s.z(10, 31, 21, 59)),  # resolved 23:59 local on the 31st
+        s._t(8, s.U1, "ads", "new", s.z(10, 31, 22)),  # reached a person at midnight: November
+        s._t(9, s.U1, "ads", "draft", None),  # never reached a person
+    )
+    assert (await figures_for(desk, "2026-10")).tickets["backlog_at_end"] == 4  # 1, 2, 3, 4
+
+
+async def test_time_percentiles_and_each_assignees_median_are_at_their_nearest_ranks(desk):
+    """Eleven first responses in October (1-11 minutes, in no order): the median is the
+    6th (ceil(0.5 * 11)), the 90th percentile the 10th; Thandi's six: the 3rd, Sipho's
+    four: the 2nd; one answered by nobody assigned. Six resolutions: the 3rd and the 6th
+    (ceil(5.4), where rounding would give the 5th)."""
+    owner = {1: s.THANDI, 2: s.THANDI, 3: s.THANDI, 4: s.THANDI, 5: s.THANDI, 6: s.THANDI, 7: s.SIPHO, 8: s.SIPHO, 9: s.SIPHO, 10: s.SIPHO, 11: None}
+    resolved_after = {2: 500, 7: 100, 4: 300, 9: 200, 1: 400, 11: 600}  # minutes after opening
+    tickets = []
+    for tid, minutes in enumerate([7, 2, 11, 5, 9, 1, 10, 3, 6, 8, 4], 1):
+        opened = s.z(10, tid, 9)
+        resolved = opened + timedelta(minutes=resolved_after[minutes]) if minutes in resolved_after else None
+        status = "resolved" if resolved else "waiting"
+        tickets.append(s._t(tid, s.U1, "ads", status, opened, opened + timedelta(minutes=minutes), resolved, assignee=owner[minutes]))
+    await add_tickets(desk, *tickets)
+    t = (await figures_for(desk, "2026-10")).tickets
+    assert t["first_response_minutes"] == {"median": 6.0, "p90": 10.0, "count": 11}
+    assert t["resolution_minutes"] == {"median": 300.0, "p90": 600.0, "count": 6}
+    assert t["per_staff"] == [
+        {"id": s.THANDI, "name": "Thandi", "resolved": 3, "first_responses": 6, "first_response_median": 3.0},
+        {"id": s.SIPHO, "name": "Sipho", "resolved": 2, "first_responses": 4, "first_response_median": 8.0},
+    ]
+
+
+@pytest.mark.parametrize(("zone", "label"), [("Europe/Berlin", "2026-03"), ("Europe/Berlin", "2026-10"), ("Asia/Kathmandu", "2026-Q1")])
+async def test_each_moment_is_counted_on_its_local_day(desk, zone, label):
+    """The day of a moment, worked out by the database (a binary search over the day
+    boundaries): right on each boundary, just before it, and across a change of the
+    clocks (Berlin's 23- and 25-hour days; Kathmandu is 5:45 ahead of UTC)."""
+    period = parse_period(label, ZoneInfo(zone))
+    starts = period.day_starts()
+    moments = [(starts[0], 0), (starts[-1] - timedelta(microseconds=1), len(starts) - 2)]
+    for day, start in enumerate(starts[1:-1], 1):
+        moments += [(start - timedelta(microseconds=1), day - 1), (start, day), (start + timedelta(hours=12), day)]
+    async with desk.sessions() as session:
+        found = [(await session.scalar(select(_day_index(literal(at, UTCDateTime()), period))), day) for at, day in moments]
+    assert [f for f, _ in found] == [day for _, day in found]
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_the_reports_period_queries_read_their_indexes_alone_on_sqlite(desk):
+    """At a million tickets and ads, reading a month's rows from the table behind a
+    one-column index took most of the report's time (benchmarks/scale.py): its queries
+    on tickets and ad_events read indexes that hold every column they need (migration
+    0029), and the backlog's three counts the index SQLite is told to use. Exceptions:
+    the open tickets (a few), a user's tickets after a question (the deflection)."""
+    await s.seed(desk.sessions)
+    with Plans(desk, "tickets") as tickets, Plans(desk, "ad_events") as events, Plans(desk, "ad_events_1") as earlier:
+        await figures_for(desk, "2026-10")
+    steps = [step for plans in (tickets, events, earlier) for _, found in plans for step in found]
+    assert steps and all(
+        "USING COVERING INDEX ix_" in step or "USING INDEX ix_tickets_open_queue " in step or "USING INDEX ix_tickets_user_id_id " in step
+        for step in steps
+    ), steps
+    assert {step.split(" INDEX ")[1].split()[0] for step in steps} == {
+        "ix_ad_events_report", "ix_ad_events_ad_at_kind", "ix_tickets_report_opened", "ix_tickets_report_first_response",
+        "ix_tickets_report_resolved", "ix_tickets_report_closed", "ix_tickets_open_queue", "ix_tickets_user_id_id",
+    }
 
 
 # ------------------------------------------------------------------ pure helpers
