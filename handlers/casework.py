@@ -23,7 +23,7 @@ from bot.context import HelpdeskContext
 from bot.db import unit_of_work
 from bot.telegram_html import utf16_length
 from escalation import service
-from escalation.models import Direction, Ticket, TicketMessage, TicketStatus
+from escalation.models import OPEN_STATUSES, Direction, Ticket, TicketMessage, TicketStatus
 from handlers import delivery, notices
 from handlers.ui import drop_stale_copy, guarded, not_modified, short
 
@@ -663,9 +663,16 @@ async def relay_to_user(context: HelpdeskContext, post: service.StaffPost, sourc
     one Telegram surely did not take (the Bot API out of reach, its flood limit after
     every retry) stays queued for the sweep (:func:`_relay_unsent`). Claimed first like
     :func:`relay_to_staff`; ``source`` None: copied from the staff chat by the stored
-    message id. True when it was sent."""
+    message id. ``post.changed``: the card is redrawn after. True when it was sent."""
     if not await claim_relay(context, post.message.id):
         return False
+    sent = await _send_to_user(context, post, source, staff_name)
+    if post.changed:  # the card is in the staff chat: redrawn whatever became of the reply
+        await refresh_card(context, post.ticket.id)
+    return sent
+
+
+async def _send_to_user(context: HelpdeskContext, post: service.StaffPost, source: Message | None, staff_name: str) -> bool:
     ticket = post.ticket
     locale = await user_locale(context, ticket.user_id)
     templates = context.desk.templates
@@ -810,7 +817,9 @@ async def repair(context: HelpdeskContext) -> tuple[int, int, int]:
     after a transaction committed, before its messages went out): the staff card of a
     ticket that never got one, then relays stored as pending (or put back: one that found
     the Bot API out of reach or Telegram's flood limit, once its retry_after is over),
-    oldest first, each case's in order. Each send
+    oldest first, each case's in order, with what the handler's relay does around the
+    send: the card redrawn, and for a user's message the case's topic opened again first
+    when it may be closed (:func:`_topic_may_be_closed`). Each send
     is claimed first, so a repeated or racing sweep sends nothing twice. A card whose
     post timed out is posted again (a bounded number of times, then staff are told:
     :mod:`bot.card_retries`). Then relays claimed but never finished (the bot stopped
@@ -834,18 +843,28 @@ async def repair(context: HelpdeskContext) -> tuple[int, int, int]:
     async with unit_of_work(desk.sessions) as session:
         pending = await service.pending_relays(session, before=before, now=context.now())
     relays = 0
-    for item in pending:
+    for item in pending:  # what the handler's relay did around the send is not stored: done again (see below)
         log.warning(
             "message %s of ticket #%s was stored but never sent (the bot stopped, the Bot API was out of reach, or Telegram's flood limit): "
             "sending it now", item.message.id, item.ticket.id,
         )
         if item.message.direction == Direction.IN:
-            send = relay_to_staff(context, service.Relay(item.ticket, item.message), None, item.sender_name)
+            relay = service.Relay(item.ticket, item.message, reopened=_topic_may_be_closed(item.ticket), changed=True)
+            send = relay_to_staff(context, relay, None, item.sender_name)
         else:
-            send = relay_to_user(context, service.StaffPost(item.ticket, item.message, is_note=False), None, item.sender_name)
+            post = service.StaffPost(item.ticket, item.message, is_note=False, changed=True)
+            send = relay_to_user(context, post, None, item.sender_name)
         await guarded(f"sending message {item.message.id} of ticket #{item.ticket.id}", send)
         relays += 1
     return cards, relays, await report_interrupted(context)
+
+
+def _topic_may_be_closed(ticket: Ticket) -> bool:
+    """The topic of an open case the bot closed once (resolved or closed, then reopened:
+    ``reopen_count``): the reopen's own call to open it again may have failed (the outage
+    that kept the user's message back), and Telegram refuses a message in a closed topic.
+    A relay the sweep sends opens it first (Telegram answers "not modified" when open)."""
+    return ticket.topic_id is not None and ticket.status in OPEN_STATUSES and ticket.reopen_count > 0
 
 
 async def report_interrupted(context: HelpdeskContext) -> int:

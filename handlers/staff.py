@@ -165,9 +165,7 @@ async def post_to_ticket(update: Update, context: HelpdeskContext, ticket_id: in
         return
     if post.claimed:
         await notices.send_all(context, [claimed])
-    await casework.relay_to_user(context, post, message, user.first_name)  # type: ignore[union-attr]
-    if post.changed:
-        await casework.refresh_card(context, post.ticket.id)
+    await casework.relay_to_user(context, post, message, user.first_name)  # type: ignore[union-attr]  # and redraws the card
 
 
 async def on_chat_migrated(update: Update, context: HelpdeskContext) -> None:

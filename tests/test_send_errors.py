@@ -284,6 +284,57 @@ async def test_staff_reply_that_found_the_bot_api_out_of_reach_stays_queued_and_
     assert "Received, thanks" in _staff_texts(desk)[-1]
 
 
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_a_message_that_reopened_the_case_in_an_outage_goes_into_the_reopened_topic_and_the_card_is_redrawn(desk, staff_forum):
+    """The user's reply reopens a solved case while the Bot API is out of reach: neither
+    the topic's reopening nor the message got through. The sweep that sends the message
+    later does what the handler's relay does around it: the topic is opened again first
+    (Telegram refuses a message in a closed topic), and the card shows the case open."""
+    from tests.test_repair import sweep
+
+    user, thandi, number = await _case(desk)
+    await thandi.send("Done, refunded.", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    await thandi.press("Resolve", card(desk, number))
+    notice = next(m for m in desk.tg.chat_messages(USER) if "marked as solved" in m.text)
+    assert "✅ resolved" in card(desk, number).text
+    desk.tg.fail("sendMessage", "unreachable", chat_id=STAFF_CHAT)
+    desk.tg.fail("reopenForumTopic", "unreachable", chat_id=STAFF_CHAT)
+    await user.send("The refund has not arrived NP34", reply_to=notice)
+    assert await desk.scalar("SELECT status FROM tickets") == "claimed"
+    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE text LIKE '%NP34'") == "pending"
+    assert _staff_copies(desk, "NP34") == [] and "✅ resolved" in card(desk, number).text
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    [copy] = _staff_copies(desk, "NP34")
+    alert = card(desk, number)
+    if staff_forum:
+        assert copy.thread_id == alert.thread_id and not desk.tg.topics[(STAFF_CHAT, alert.thread_id)]["closed"]
+    else:
+        assert copy.reply_to == alert.message_id
+    assert "✋ claimed" in alert.text and "✅ resolved" not in alert.text
+    assert tuple((await desk.rows("SELECT send_state, delivered FROM ticket_messages WHERE text LIKE '%NP34'"))[0]) == ("sent", True)
+    assert not any("could not reach the support team" in t for t in _user_texts(desk))
+
+
+async def test_a_staff_reply_sent_by_the_sweep_after_an_outage_redraws_the_card(desk):
+    """A first reply claims the case and leaves it waiting on the user; in an outage
+    neither the reply nor the card's redraw got through. The sweep sends the reply, then
+    redraws the card as the direct relay would have."""
+    from tests.test_repair import sweep
+
+    user, thandi, number = await _case(desk, claim=False)
+    desk.tg.fail("sendMessage", "unreachable", chat_id=USER, times=2)  # the "on your case" notice, the reply
+    desk.tg.fail("editMessageText", "unreachable", chat_id=STAFF_CHAT)
+    await thandi.send("Checking your refund PQ56", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    assert await desk.scalar("SELECT status FROM tickets") == "waiting"
+    assert "🆕 new" in card(desk, number).text
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert sum("PQ56" in t for t in _user_texts(desk)) == 1
+    alert = card(desk, number)
+    assert "⏳ waiting on the user" in alert.text and "Thandi" in alert.text
+
+
 # ------------------------------------------------------------------ 403: the user blocked the bot
 
 
