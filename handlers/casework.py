@@ -721,12 +721,18 @@ async def _send_to_user(context: HelpdeskContext, post: service.StaffPost, sourc
 
 
 async def _staff_reply_failed(context: HelpdeskContext, post: service.StaffPost, fail: delivery.Failure) -> None:
+    """A staff reply did not reach the user (or may not have): recorded, and the line
+    that tells staff, with the text, queued in the outbox in the same transaction
+    (:func:`handlers.notices.queue_for_ticket`: the ticket's topic, or under its card), so
+    that a crash, Telegram's flood limit or an outage in the staff chat does not lose it."""
+    values = delivery.describe({"number": post.ticket.id, "text": short(post.message.text or f"({post.message.kind})", 300)}, fail)
+    html = srender(context, "staff/not_delivered.html", **values)
     async with unit_of_work(context.desk.sessions) as session:
-        await service.delivery_failed(
+        ticket = await service.delivery_failed(
             session, message_id=post.message.id, error=fail.reason, blocked=fail.blocked, now=context.now(), maybe=fail.maybe
         )
-    values = delivery.describe({"number": post.ticket.id, "text": short(post.message.text or f"({post.message.kind})", 300)}, fail)
-    await tell_staff(context, post.ticket, srender(context, "staff/not_delivered.html", **values))
+        line = await notices.queue_for_ticket(context, session, ticket or post.ticket, kind="not_delivered", text=html)
+    await notices.send_all(context, [line])
 
 
 async def user_locale(context: HelpdeskContext, user_id: int) -> str:

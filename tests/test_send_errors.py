@@ -414,6 +414,47 @@ async def test_a_reply_telegram_refuses_is_marked_and_staff_told(desk, kind):
     assert "Not delivered to the user" in told and "Refused by Telegram" in told
 
 
+@pytest.mark.parametrize("refusal", ["blocked", "parse"])
+async def test_the_line_about_an_undelivered_reply_survives_an_outage_of_the_staff_chat_and_is_posted_once(desk, refusal):
+    """The user's side refuses a reply for good, and the staff chat is out of reach when
+    the bot tells staff: the line is queued in the outbox with the failure's record, so
+    the sweep posts it (with the text) once the chat is back, once."""
+    from tests.test_repair import sweep
+
+    user, thandi, number = await _case(desk)
+    desk.tg.fail("sendMessage", refusal, chat_id=USER)
+    desk.tg.fail("sendMessage", "unreachable", chat_id=STAFF_CHAT)
+    await thandi.send("Refund RS78 approved", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    assert await desk.scalar("SELECT delivered FROM ticket_messages WHERE direction = 'out'") in (0, False)
+    assert not any("Not delivered" in t for t in _staff_texts(desk))
+    assert await desk.scalar("SELECT state FROM notices WHERE kind = 'not_delivered'") == "pending"
+    for _ in range(3):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    [told] = [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and "Not delivered to the user" in m.text]
+    assert "RS78" in told.text and told.reply_to == card(desk, number).message_id
+    assert await desk.scalar("SELECT state FROM notices WHERE kind = 'not_delivered'") == "sent"
+
+
+async def test_the_line_that_the_user_blocked_the_bot_survives_an_outage_of_the_staff_chat(desk):
+    """A notice to the user bounces with 403 while the staff chat is out of reach: the
+    line that tells staff (once per ticket) is queued with the record, and the sweep
+    posts it once the chat is back."""
+    from tests.test_repair import sweep
+
+    user, thandi, number = await _case(desk, claim=False)
+    desk.tg.fail("sendMessage", "blocked", chat_id=USER)
+    desk.tg.fail("sendMessage", "unreachable", chat_id=STAFF_CHAT)
+    await thandi.press("Claim", card(desk, number))  # the "on your case" notice bounces
+    assert await desk.scalar("SELECT user_blocked_bot FROM tickets") in (1, True)
+    assert not any("blocked the bot" in t for t in _staff_texts(desk) if not t.startswith("🎫"))
+    for _ in range(3):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    told = [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and "blocked the bot" in m.text and not m.text.startswith("🎫")]
+    assert len(told) == 1 and told[0].reply_to == card(desk, number).message_id
+
+
 def test_split_text_respects_utf16_limits_and_keeps_everything():
     rnd = random.Random(8)
     alphabet = ["a", " ", "\n", "&", "<", "é", "e\u0301", "👍🏽", "👨‍👩‍👧", "🇿🇦", "中", "\u200b"]
