@@ -891,7 +891,15 @@ async def unassign_erased(session: AsyncSession, policy: Policy, *, staff_id: in
     return list(tickets)
 
 
-async def assign(session: AsyncSession, *, ticket_id: int, username: str, staff_id: int, now: datetime) -> tuple[Ticket, StaffMember]:
+async def assign(
+    session: AsyncSession, policy: Policy, *, ticket_id: int, username: str, staff_id: int, now: datetime
+) -> tuple[Ticket, StaffMember]:
+    """Hand the case to a staff member (``username``). Handed to someone new while staff
+    owe the user a reply, the reply clock starts again for them, as after a release and
+    a claim: the reminder meant for the one before no longer applies (:func:`stale_alert`),
+    and the new assignee gets theirs one reply target from now if it is still unanswered.
+    The user's own targets (first response, resolution) do not move. A case waiting on
+    the user owes no reply: its clock starts when the user writes."""
     ticket = await get_ticket(session, ticket_id, lock=True)
     _check(ticket, "assign")
     name = username.lstrip("@")
@@ -899,9 +907,12 @@ async def assign(session: AsyncSession, *, ticket_id: int, username: str, staff_
     if member is None:
         raise TicketError("unknown_staff", ticket, username=username)
     old = ticket.status
+    handed_over = ticket.assignee_id != member.id
     ticket.assignee_id = member.id
     if ticket.status == S.NEW:
         ticket.status = S.CLAIMED
+    if handed_over and ticket.status == S.CLAIMED:
+        _needs_reply(ticket, policy, now)
     _event(session, ticket, staff_id, "staff", old, f"assigned to {member.first_name}", now)
     return ticket, member
 
@@ -1199,10 +1210,10 @@ async def stale_alert(session: AsyncSession, *, ticket: Ticket, kind: str, assig
         return None
     if ticket.status not in _ALERTED[action][0]:
         return f"no longer applies: #{ticket.id} is {ticket.status} now"
+    if action == SlaAction.PING and assignee_id is not None and ticket.assignee_id != assignee_id:
+        return f"no longer applies: #{ticket.id} is with someone else now"  # (whose reply clock started again: :func:`assign`)
     if await session.scalar(select(Ticket.id).where(Ticket.id == ticket.id, _alert_applies(action, now))) is None:
         return f"no longer applies: #{ticket.id} has a new target now"
-    if action == SlaAction.PING and assignee_id is not None and ticket.assignee_id != assignee_id:
-        return f"no longer applies: #{ticket.id} is with someone else now"
     return None
 
 

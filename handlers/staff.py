@@ -393,7 +393,7 @@ async def cmd_assign(update: Update, context: HelpdeskContext) -> None:
         return
     try:
         async with unit_of_work(context.desk.sessions) as session:
-            ticket, member = await service.assign(session, ticket_id=number, username=args[1], staff_id=update.effective_user.id, now=context.now())  # type: ignore[union-attr]
+            ticket, member = await service.assign(session, context.desk.policy, ticket_id=number, username=args[1], staff_id=update.effective_user.id, now=context.now())  # type: ignore[union-attr]
             queued = await casework.queue_notice(context, session, ticket, "ticket/claimed.html", staff_name=member.first_name)
     except TicketError as exc:
         await update.effective_message.reply_html(_error_text(context, exc))  # type: ignore[union-attr]
