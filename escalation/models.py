@@ -39,7 +39,7 @@ class SendState(StrEnum):
     """Where a relay (user -> staff, staff -> user) stands; ``delivered`` says how a
     finished one went."""
 
-    PENDING = "pending"  # stored, not sent yet: the sweep sends it if the bot stopped first
+    PENDING = "pending"  # stored, not sent yet (or put back: surely not sent): the sweep sends it if its sender does not
     SENDING = "sending"  # claimed by a sender; if it stays so, the bot stopped mid-send (maybe delivered)
     SENT = "sent"  # the attempt is over; ``delivered`` holds its outcome
 
@@ -159,6 +159,9 @@ class TicketMessage(Base):
     claimed_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(SafeText)
     at: Mapped[datetime]
+    # a relay Telegram surely did not take (its flood limit, the Bot API out of reach),
+    # queued again: the sweep sends it no sooner than this (Telegram's retry_after)
+    retry_at: Mapped[datetime | None]
 
 
 class TicketCardCopy(Base):

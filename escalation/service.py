@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, case, delete, exists, func, or_, sel
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.card_retries import CardKind
 from bot.config import Settings
@@ -540,26 +541,48 @@ async def tickets_without_card(session: AsyncSession, *, before: datetime, limit
     return list(rows.all())
 
 
+def _waits_behind(not_due: tuple[datetime, datetime] | None = None) -> ColumnElement[bool]:
+    """An earlier relay of the same case the same way (user -> staff, staff -> user) is
+    still queued: this one goes after it, so that the other side reads the case in order.
+    ``not_due`` (before, now): only an earlier one that is not due itself (stored after
+    ``before``, or due again after ``now``: :func:`pending_relays`)."""
+    earlier = aliased(TicketMessage)
+    query = select(earlier.id).where(
+        earlier.ticket_id == TicketMessage.ticket_id,
+        earlier.direction == TicketMessage.direction,
+        earlier.id < TicketMessage.id,
+        earlier.send_state == SendState.PENDING,
+    )
+    if not_due is not None:
+        before, now = not_due
+        query = query.where(or_(earlier.at > before, earlier.retry_at > now))
+    return query.exists()
+
+
 async def claim_relay(session: AsyncSession, *, message_id: int, now: datetime | None = None) -> bool:
     """Claim sending a pending relay: True for exactly one sender (the handler or a sweep).
-    ``now`` is kept as the claim's time (see :func:`stuck_relays`)."""
+    False too while an earlier relay of the case the same way is queued (the flood limit,
+    the Bot API out of reach, a crash): this one stays pending and the sweep sends both,
+    in order. ``now`` is kept as the claim's time (see :func:`stuck_relays`)."""
     claimed = await session.scalar(
         update(TicketMessage)
-        .where(TicketMessage.id == message_id, TicketMessage.send_state == SendState.PENDING)
+        .where(TicketMessage.id == message_id, TicketMessage.send_state == SendState.PENDING, ~_waits_behind())
         .values(send_state=SendState.SENDING, claimed_at=now)
         .returning(TicketMessage.id)
     )
     return claimed is not None
 
 
-async def release_relay(session: AsyncSession, *, message_id: int) -> None:
-    """A claimed relay surely not sent (the Bot API was out of reach): pending again, so
-    that the sweep sends it (:func:`pending_relays`). Only while it is claimed: an outcome
-    recorded meanwhile stays."""
+async def release_relay(session: AsyncSession, *, message_id: int, retry_at: datetime) -> None:
+    """A claimed relay surely not sent (Telegram's flood limit after every retry, the Bot
+    API out of reach): pending again, so that the sweep sends it (:func:`pending_relays`)
+    once ``retry_at`` (Telegram's retry_after) is past. Only while it is claimed: an
+    outcome recorded meanwhile (or the sweep's "maybe delivered" after a very long wait)
+    stays."""
     await session.execute(
         update(TicketMessage)
         .where(TicketMessage.id == message_id, TicketMessage.send_state == SendState.SENDING)
-        .values(send_state=SendState.PENDING, claimed_at=None)
+        .values(send_state=SendState.PENDING, claimed_at=None, retry_at=retry_at)
     )
 
 
@@ -614,14 +637,21 @@ class PendingRelay:
     sender_name: str
 
 
-async def pending_relays(session: AsyncSession, *, before: datetime, limit: int = 50) -> list[PendingRelay]:
-    """Relays stored before ``before`` and never sent (the bot stopped between storing
-    and sending), oldest first."""
+async def pending_relays(session: AsyncSession, *, before: datetime, now: datetime, limit: int = 50) -> list[PendingRelay]:
+    """Relays to send now, oldest first: stored before ``before`` and never sent (the bot
+    stopped between storing and sending), or put back (surely not sent) with their
+    ``retry_at`` past. Not one that waits behind an earlier relay of the case the same way
+    that is not due itself (:func:`claim_relay` keeps the order)."""
     return await _relays_with_names(
         session,
         select(TicketMessage, Ticket)
         .join(Ticket, Ticket.id == TicketMessage.ticket_id)
-        .where(TicketMessage.send_state == SendState.PENDING, TicketMessage.at <= before)
+        .where(
+            TicketMessage.send_state == SendState.PENDING,
+            TicketMessage.at <= before,
+            or_(TicketMessage.retry_at.is_(None), TicketMessage.retry_at <= now),
+            ~_waits_behind(not_due=(before, now)),
+        )
         .order_by(TicketMessage.id)
         .limit(limit),
     )
@@ -865,7 +895,15 @@ async def unassign_erased(session: AsyncSession, policy: Policy, *, staff_id: in
     return list(tickets)
 
 
-async def assign(session: AsyncSession, *, ticket_id: int, username: str, staff_id: int, now: datetime) -> tuple[Ticket, StaffMember]:
+async def assign(
+    session: AsyncSession, policy: Policy, *, ticket_id: int, username: str, staff_id: int, now: datetime
+) -> tuple[Ticket, StaffMember]:
+    """Hand the case to a staff member (``username``). Handed to someone new while staff
+    owe the user a reply, the reply clock starts again for them, as after a release and
+    a claim: the reminder meant for the one before no longer applies (:func:`stale_alert`),
+    and the new assignee gets theirs one reply target from now if it is still unanswered.
+    The user's own targets (first response, resolution) do not move. A case waiting on
+    the user owes no reply: its clock starts when the user writes."""
     ticket = await get_ticket(session, ticket_id, lock=True)
     _check(ticket, "assign")
     name = username.lstrip("@")
@@ -873,9 +911,12 @@ async def assign(session: AsyncSession, *, ticket_id: int, username: str, staff_
     if member is None:
         raise TicketError("unknown_staff", ticket, username=username)
     old = ticket.status
+    handed_over = ticket.assignee_id != member.id
     ticket.assignee_id = member.id
     if ticket.status == S.NEW:
         ticket.status = S.CLAIMED
+    if handed_over and ticket.status == S.CLAIMED:
+        _needs_reply(ticket, policy, now)
     _event(session, ticket, staff_id, "staff", old, f"assigned to {member.first_name}", now)
     return ticket, member
 
@@ -1173,10 +1214,10 @@ async def stale_alert(session: AsyncSession, *, ticket: Ticket, kind: str, assig
         return None
     if ticket.status not in _ALERTED[action][0]:
         return f"no longer applies: #{ticket.id} is {ticket.status} now"
+    if action == SlaAction.PING and assignee_id is not None and ticket.assignee_id != assignee_id:
+        return f"no longer applies: #{ticket.id} is with someone else now"  # (whose reply clock started again: :func:`assign`)
     if await session.scalar(select(Ticket.id).where(Ticket.id == ticket.id, _alert_applies(action, now))) is None:
         return f"no longer applies: #{ticket.id} has a new target now"
-    if action == SlaAction.PING and assignee_id is not None and ticket.assignee_id != assignee_id:
-        return f"no longer applies: #{ticket.id} is with someone else now"
     return None
 
 

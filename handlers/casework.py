@@ -24,7 +24,7 @@ from bot.db import unit_of_work
 from bot.models import User
 from bot.telegram_html import utf16_length
 from escalation import service
-from escalation.models import Direction, Ticket, TicketStatus
+from escalation.models import OPEN_STATUSES, Direction, Ticket, TicketMessage, TicketStatus
 from handlers import delivery, notices
 from handlers.ui import drop_stale_copy, guarded, not_modified, short
 
@@ -193,8 +193,9 @@ async def post_alert(
     ``again``: the sweep posts a card whose last post timed out (:mod:`bot.card_retries`).
     A card posted after a timeout says so (:func:`posted_again`). None when the card was
     not posted (claimed by another, Telegram refused it, or it timed out); with
-    ``raise_unsent``, the Bot API out of reach (surely not posted, the claim released) is
-    raised (``NetworkError``) instead, for a relay that waits for its card."""
+    ``raise_unsent``, a failure that means surely not posted and worth posting again (the
+    Bot API out of reach, Telegram's flood limit: the claim is released) is raised
+    instead, for a relay that waits for its card."""
     desk = context.desk
     async with unit_of_work(desk.sessions) as session:
         if again:
@@ -228,7 +229,7 @@ async def post_alert(
         log.error("could not post the alert of ticket #%s to %s: %s", ticket.id, chat_id, exc)
         async with unit_of_work(desk.sessions) as session:  # surely not there: the sweep tries again
             await service.release_card_claim(session, ticket_id=ticket.id)
-        if raise_unsent and delivery.failure(exc).unsent:
+        if raise_unsent and delivery.failure(exc).again:
             raise
         return None
     context.desk.cards_shown[(chat_id, card.message_id)] = (text, markup.to_json() if markup else "")
@@ -553,7 +554,7 @@ async def claim_relay(context: HelpdeskContext, message_id: int) -> bool:
     async with unit_of_work(context.desk.sessions) as session:
         if await service.claim_relay(session, message_id=message_id, now=context.now()):
             return True
-    log.info("message %s of a ticket is sent by another sender (or was): not sent again", message_id)
+    log.info("message %s of a ticket is not sent now: another sender has it (or had it), or it waits behind an earlier one", message_id)
     return False
 
 
@@ -563,9 +564,9 @@ async def relay_to_staff(
     """Copy what the user sent into the ticket's place in the staff chat (long texts in
     several messages). A failure is recorded on the message and the user is told; a
     timeout is recorded as maybe delivered and not sent again; the Bot API out of reach
-    with nothing sent (for the message, or for the card it needs first) leaves it queued
-    for the sweep (:func:`_relay_unsent`); a staff chat that became a supergroup gets the
-    message (and a fresh card) under its new id. The send is claimed first (pending ->
+    or Telegram's flood limit with nothing sent (for the message, or for the card it
+    needs first) leaves it queued for the sweep (:func:`_relay_unsent`); a staff chat that
+    became a supergroup gets the message (and a fresh card) under its new id. The send is claimed first (pending ->
     sending), so it happens once; ``source`` None: copied from the user's chat by the
     stored message id (the sweep's repair)."""
     if not claimed and not await claim_relay(context, relay.message.id):
@@ -574,8 +575,8 @@ async def relay_to_staff(
     if ticket.staff_chat_id is None or ticket.card_message_id is None:
         try:
             posted = await post_alert(context, ticket.id, force=True, raise_unsent=True)
-        except TelegramError as exc:  # the Bot API out of reach: neither the card nor the message is there
-            await _relay_unsent(context, relay, delivery.failure(exc))
+        except TelegramError as exc:  # the Bot API out of reach, the flood limit: neither the card nor the message is there
+            await _relay_unsent(context, ticket, relay.message, delivery.failure(exc))
             return
         if posted is None:
             await _relay_failed(context, relay, delivery.Failure("the staff chat could not be reached"))
@@ -625,8 +626,8 @@ async def relay_to_staff(
         return
     except TelegramError as exc:
         fail = delivery.failure(exc)
-        if fail.unsent and first is None and timed_out is None:  # nothing of it went out: surely not there
-            await _relay_unsent(context, relay, fail)
+        if fail.again and first is None and timed_out is None:  # nothing of it went out: surely not there
+            await _relay_unsent(context, ticket, relay.message, fail)
             return
         log.error("could not relay a message of #%s to staff: %s", ticket.id, exc)
         await _relay_failed(context, relay, fail)
@@ -642,17 +643,16 @@ async def relay_to_staff(
         await refresh_card(context, ticket.id)
 
 
-async def _relay_unsent(context: HelpdeskContext, relay: service.Relay, fail: delivery.Failure) -> None:
-    """The Bot API was out of reach (the connection refused) and nothing of the user's
-    message was sent: it is surely not in the staff chat, so it goes back to the queue
-    (pending) and the sweep sends it, claimed like any relay (never twice), once the
-    repair grace has passed and the Bot API is back. The user is not asked to send it
-    again."""
-    log.warning(
-        "message %s of #%s was not relayed to staff, it stays queued for the sweep: %s", relay.message.id, relay.ticket.id, fail.reason
-    )
+async def _relay_unsent(context: HelpdeskContext, ticket: Ticket, message: TicketMessage, fail: delivery.Failure) -> None:
+    """Nothing of a relay was sent and Telegram surely did not take it (the Bot API out of
+    reach, its flood limit after every retry: ``fail.again``): it goes back to the queue
+    (pending) and the sweep sends it, claimed like any relay (never twice), once
+    ``fail.retry_after`` is over and the repair grace has passed. Nobody is told it
+    failed: the user is not asked to send it again, staff get no "not delivered"."""
+    to = "staff" if message.direction == Direction.IN else "the user"
+    log.warning("message %s of #%s was not sent to %s, it stays queued for the sweep: %s", message.id, ticket.id, to, fail.reason)
     async with unit_of_work(context.desk.sessions) as session:
-        await service.release_relay(session, message_id=relay.message.id)
+        await service.release_relay(session, message_id=message.id, retry_at=context.now() + timedelta(seconds=fail.retry_after))
 
 
 async def _relay_failed(context: HelpdeskContext, relay: service.Relay, fail: delivery.Failure) -> None:
@@ -667,12 +667,21 @@ async def _relay_failed(context: HelpdeskContext, relay: service.Relay, fail: de
 
 async def relay_to_user(context: HelpdeskContext, post: service.StaffPost, source: Message | None, staff_name: str) -> bool:
     """Send a staff member's message to the user. Nothing is dropped silently: a message
-    that did not arrive (blocked, flood limit after every retry, refused) is marked
-    so in the ticket and staff are told; a timeout is marked *maybe delivered* and not
-    sent again. Claimed first like :func:`relay_to_staff`; ``source`` None: copied from
-    the staff chat by the stored message id."""
+    that did not arrive (blocked, refused, only its first part sent) is marked so in the
+    ticket and staff are told; a timeout is marked *maybe delivered* and not sent again;
+    one Telegram surely did not take (the Bot API out of reach, its flood limit after
+    every retry) stays queued for the sweep (:func:`_relay_unsent`). Claimed first like
+    :func:`relay_to_staff`; ``source`` None: copied from the staff chat by the stored
+    message id. ``post.changed``: the card is redrawn after. True when it was sent."""
     if not await claim_relay(context, post.message.id):
         return False
+    sent = await _send_to_user(context, post, source, staff_name)
+    if post.changed:  # the card is in the staff chat: redrawn whatever became of the reply
+        await refresh_card(context, post.ticket.id)
+    return sent
+
+
+async def _send_to_user(context: HelpdeskContext, post: service.StaffPost, source: Message | None, staff_name: str) -> bool:
     ticket = post.ticket
     locale = await user_locale(context, ticket.user_id)
     templates = context.desk.templates
@@ -702,6 +711,9 @@ async def relay_to_user(context: HelpdeskContext, post: service.StaffPost, sourc
                 timed_out = exc
     except TelegramError as exc:
         fail = delivery.failure(exc)
+        if fail.again and first is None and timed_out is None:  # nothing of it went out: surely not there
+            await _relay_unsent(context, ticket, post.message, fail)
+            return False
         if first is not None:
             fail = delivery.Failure(f"only the first part arrived: {fail.reason}", blocked=fail.blocked, flood=fail.flood)
         log.warning("a staff reply of #%s was not delivered: %s", ticket.id, fail.reason)
@@ -718,12 +730,18 @@ async def relay_to_user(context: HelpdeskContext, post: service.StaffPost, sourc
 
 
 async def _staff_reply_failed(context: HelpdeskContext, post: service.StaffPost, fail: delivery.Failure) -> None:
+    """A staff reply did not reach the user (or may not have): recorded, and the line
+    that tells staff, with the text, queued in the outbox in the same transaction
+    (:func:`handlers.notices.queue_for_ticket`: the ticket's topic, or under its card), so
+    that a crash, Telegram's flood limit or an outage in the staff chat does not lose it."""
+    values = delivery.describe({"number": post.ticket.id, "text": short(post.message.text or f"({post.message.kind})", 300)}, fail)
+    html = srender(context, "staff/not_delivered.html", **values)
     async with unit_of_work(context.desk.sessions) as session:
-        await service.delivery_failed(
+        ticket = await service.delivery_failed(
             session, message_id=post.message.id, error=fail.reason, blocked=fail.blocked, now=context.now(), maybe=fail.maybe
         )
-    values = delivery.describe({"number": post.ticket.id, "text": short(post.message.text or f"({post.message.kind})", 300)}, fail)
-    await tell_staff(context, post.ticket, srender(context, "staff/not_delivered.html", **values))
+        line = await notices.queue_for_ticket(context, session, ticket or post.ticket, kind="not_delivered", text=html)
+    await notices.send_all(context, [line])
 
 
 async def user_locale(context: HelpdeskContext, user_id: int) -> str:
@@ -822,8 +840,11 @@ def stuck_grace(context: HelpdeskContext) -> timedelta:
 async def repair(context: HelpdeskContext) -> tuple[int, int, int]:
     """Send what the bot stored but never sent because it stopped in between (a crash
     after a transaction committed, before its messages went out): the staff card of a
-    ticket that never got one, then relays stored as pending (or put back: a user's
-    message that found the Bot API out of reach), oldest first. Each send
+    ticket that never got one, then relays stored as pending (or put back: one that found
+    the Bot API out of reach or Telegram's flood limit, once its retry_after is over),
+    oldest first, each case's in order, with what the handler's relay does around the
+    send: the card redrawn, and for a user's message the case's topic opened again first
+    when it may be closed (:func:`_topic_may_be_closed`). Each send
     is claimed first, so a repeated or racing sweep sends nothing twice. A card whose
     post timed out is posted again (a bounded number of times, then staff are told:
     :mod:`bot.card_retries`). Then relays claimed but never finished (the bot stopped
@@ -845,17 +866,30 @@ async def repair(context: HelpdeskContext) -> tuple[int, int, int]:
             cards += 1
     await report_lost_cards(context, service.TICKET_CARDS, _lost_ticket_card)
     async with unit_of_work(desk.sessions) as session:
-        pending = await service.pending_relays(session, before=before)
+        pending = await service.pending_relays(session, before=before, now=context.now())
     relays = 0
-    for item in pending:
-        log.warning("message %s of ticket #%s was stored but never sent (the bot stopped, or the Bot API was out of reach): sending it now", item.message.id, item.ticket.id)
+    for item in pending:  # what the handler's relay did around the send is not stored: done again (see below)
+        log.warning(
+            "message %s of ticket #%s was stored but never sent (the bot stopped, the Bot API was out of reach, or Telegram's flood limit): "
+            "sending it now", item.message.id, item.ticket.id,
+        )
         if item.message.direction == Direction.IN:
-            send = relay_to_staff(context, service.Relay(item.ticket, item.message), None, item.sender_name)
+            relay = service.Relay(item.ticket, item.message, reopened=_topic_may_be_closed(item.ticket), changed=True)
+            send = relay_to_staff(context, relay, None, item.sender_name)
         else:
-            send = relay_to_user(context, service.StaffPost(item.ticket, item.message, is_note=False), None, item.sender_name)
+            post = service.StaffPost(item.ticket, item.message, is_note=False, changed=True)
+            send = relay_to_user(context, post, None, item.sender_name)
         await guarded(f"sending message {item.message.id} of ticket #{item.ticket.id}", send)
         relays += 1
     return cards, relays, await report_interrupted(context)
+
+
+def _topic_may_be_closed(ticket: Ticket) -> bool:
+    """The topic of an open case the bot closed once (resolved or closed, then reopened:
+    ``reopen_count``): the reopen's own call to open it again may have failed (the outage
+    that kept the user's message back), and Telegram refuses a message in a closed topic.
+    A relay the sweep sends opens it first (Telegram answers "not modified" when open)."""
+    return ticket.topic_id is not None and ticket.status in OPEN_STATUSES and ticket.reopen_count > 0
 
 
 async def report_interrupted(context: HelpdeskContext) -> int:

@@ -2,7 +2,8 @@
 
 - 429 "retry after": PTB's ``AIORateLimiter`` (bot/app.py) waits and retries up to
   ``telegram.max_retries`` times; what still fails reaches the callers here as a
-  failure worded for staff ("Telegram's flood limit").
+  failure worded for staff ("Telegram's flood limit"), surely not sent
+  (``Failure.again``): a relay or a notice goes back to its queue, sent after retry_after.
 - a timeout: the request may have reached Telegram, so the message may have arrived.
   It is recorded as *maybe delivered* and never sent again blindly (no duplicates).
   An answer the bot cannot read (200 from a broken proxy or Bot API server with a result

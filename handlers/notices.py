@@ -7,7 +7,7 @@ Each send is claimed first (one sender), and its outcome recorded:
 - sent: the message id (for a ticket's notice also a message of the case, so that a
   reply to it reaches the case; for the survey its message id);
 - 403, the user blocked the bot: ``failed``; for a ticket, recorded on the ticket and
-  staff told once, as before; the flow goes on;
+  staff told once (that line queued here too, with the record); the flow goes on;
 - a timeout, or other network trouble (a 502, a connection cut): ``maybe`` (it may
   have arrived): never sent again;
 - Telegram's flood limit after every retry, or the Bot API out of reach (the connection
@@ -286,7 +286,7 @@ async def _record(context: HelpdeskContext, notice: outbox.Notice, outcome: Outc
     fail, sent = outcome.failure, outcome.message
     # a user's notice about a case: a message of the case, and a 403 means they blocked the bot
     ticket_id = _ticket_id(notice) if notice.audience == Audience.USER else None
-    first_block = False
+    line: Queued | None = None
     async with unit_of_work(context.desk.sessions, effect=False) as session:
         if sent is not None:
             recorded = await outbox.record(session, notice_id=notice.id, state=NoticeState.SENT, message_id=sent.message_id, now=context.now())
@@ -306,15 +306,13 @@ async def _record(context: HelpdeskContext, notice: outbox.Notice, outcome: Outc
         elif fail is not None:
             state = NoticeState.MAYBE if fail.maybe else NoticeState.FAILED
             await outbox.record(session, notice_id=notice.id, state=state, error=fail.reason, now=context.now())
-            if fail.blocked and ticket_id is not None:
-                first_block = await tickets.user_blocked_bot(session, ticket_id=ticket_id, error=fail.reason, now=context.now())
-    if first_block and fail is not None:  # staff hear it once per ticket; the case goes on
-        from handlers import casework
+            if fail.blocked and ticket_id is not None and await tickets.user_blocked_bot(session, ticket_id=ticket_id, error=fail.reason, now=context.now()):
+                # staff hear it once per ticket, queued with the record (the case goes on)
+                from handlers import casework
 
-        async with unit_of_work(context.desk.sessions, read_only=True) as session:
-            ticket = await tickets.get_ticket(session, ticket_id)  # type: ignore[arg-type]
-        html = casework.srender(context, "staff/not_delivered.html", **delivery.describe({"number": ticket_id, "text": None}, fail))
-        await casework.tell_staff(context, ticket, html)
+                html = casework.srender(context, "staff/not_delivered.html", **delivery.describe({"number": ticket_id, "text": None}, fail))
+                line = await queue_for_ticket(context, session, await tickets.get_ticket(session, ticket_id), kind="user_blocked", text=html)
+    await send_all(context, [line])
 
 
 async def repair(context: HelpdeskContext) -> tuple[int, int]:

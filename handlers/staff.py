@@ -165,9 +165,7 @@ async def post_to_ticket(update: Update, context: HelpdeskContext, ticket_id: in
         return
     if post.claimed:
         await notices.send_all(context, [claimed])
-    await casework.relay_to_user(context, post, message, user.first_name)  # type: ignore[union-attr]
-    if post.changed:
-        await casework.refresh_card(context, post.ticket.id)
+    await casework.relay_to_user(context, post, message, user.first_name)  # type: ignore[union-attr]  # and redraws the card
 
 
 async def on_chat_migrated(update: Update, context: HelpdeskContext) -> None:
@@ -395,7 +393,7 @@ async def cmd_assign(update: Update, context: HelpdeskContext) -> None:
         return
     try:
         async with unit_of_work(context.desk.sessions) as session:
-            ticket, member = await service.assign(session, ticket_id=number, username=args[1], staff_id=update.effective_user.id, now=context.now())  # type: ignore[union-attr]
+            ticket, member = await service.assign(session, context.desk.policy, ticket_id=number, username=args[1], staff_id=update.effective_user.id, now=context.now())  # type: ignore[union-attr]
             queued = await casework.queue_claimed(context, session, ticket, staff_id=member.id, staff_name=member.first_name)
     except TicketError as exc:
         await update.effective_message.reply_html(_error_text(context, exc))  # type: ignore[union-attr]

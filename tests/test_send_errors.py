@@ -55,20 +55,72 @@ async def test_429_is_waited_out_and_retried_by_the_rate_limiter(desk):
     assert await desk.scalar("SELECT delivered FROM ticket_messages WHERE direction = 'out'") in (1, True)
 
 
+NO_RETRIES = {"telegram": {"max_retries": 0}}  # a 429 reaches the bot at once (no waiting in tests)
+
+
 @pytest.mark.parametrize("settings_overrides", [{"telegram": {"max_retries": 1}}])
-async def test_429_after_every_retry_marks_the_reply_undelivered_and_tells_staff(desk):
+async def test_429_after_every_retry_keeps_the_reply_queued_and_the_sweep_sends_it_once_before_the_next(desk):
+    """Telegram's flood limit after every retry of the rate limiter: surely not sent, so
+    the reply is not "not delivered" and staff are not told; it stays queued, and the
+    sweep sends it once retry_after is over. A reply written meanwhile waits behind it:
+    the user gets both, in the order staff wrote them, once each."""
+    from tests.test_repair import sweep
+
     user, thandi, number = await _case(desk)
     desk.tg.fail("sendMessage", "flood", chat_id=USER, times=2, retry_after=1)
     await thandi.send("Please send the receipt", chat_id=STAFF_CHAT, reply_to=card(desk, number))
     assert not any("Please send the receipt" in t for t in _user_texts(desk))
-    delivered, error = (await desk.rows("SELECT delivered, error FROM ticket_messages WHERE direction = 'out'"))[0]
-    assert not delivered and "flood limit" in error
-    told = _staff_texts(desk)[-1]
-    assert "Not delivered to the user" in told and "flood limit" in told and "Please send the receipt" in told
-    # the case goes on: the next reply gets through
+    row = (await desk.rows("SELECT send_state, delivered, error FROM ticket_messages WHERE text = 'Please send the receipt'"))[0]
+    assert (row[0], row[2]) == ("pending", None) and row[1] is not False
+    assert not any("Not delivered" in t for t in _staff_texts(desk))
     await thandi.send("Second try", chat_id=STAFF_CHAT, reply_to=card(desk, number))
-    assert "Second try" in _user_texts(desk)[-1]
+    assert not any("Second try" in t for t in _user_texts(desk))  # not before the first
     assert await desk.scalar("SELECT status FROM tickets") == "waiting"
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    got = [t for t in _user_texts(desk) if "Please send the receipt" in t or "Second try" in t]
+    assert len(got) == 2 and "Please send the receipt" in got[0] and "Second try" in got[1]
+    for _ in range(3):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    assert len([t for t in _user_texts(desk) if "Please send the receipt" in t or "Second try" in t]) == 2
+    rows = await desk.rows("SELECT send_state, delivered FROM ticket_messages WHERE direction = 'out' ORDER BY id")
+    assert [tuple(r) for r in rows] == [("sent", True), ("sent", True)]
+    assert not any("Not delivered" in t for t in _staff_texts(desk))
+    assert await desk.scalar("SELECT count(*) FROM ticket_events WHERE note LIKE '%not delivered%'") == 0
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+@pytest.mark.parametrize("direction", ["to_user", "to_staff"])
+async def test_relay_refused_for_the_flood_limit_waits_for_retry_after_and_is_sent_once(desk, direction, settings_overrides):
+    """A relay refused with 429 is sent by the sweep only once Telegram's retry_after
+    (here 10 minutes) is over, then once; the user is not asked to resend, staff are not
+    told it failed."""
+    from tests.test_repair import sweep
+
+    user, thandi, number = await _case(desk)
+    to = USER if direction == "to_user" else STAFF_CHAT
+    desk.tg.fail("sendMessage", "flood", chat_id=to, retry_after=600)
+    if direction == "to_user":
+        await thandi.send("Your refund JK90 is on its way", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    else:
+        await user.send("My reference is JK90")
+    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE text LIKE '%JK90%'") == "pending"
+    for _ in range(3):  # 9 minutes: retry_after is not over
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    assert len(_tries(desk, "JK90")) == 1
+    desk.clock.advance(minutes=2)
+    await sweep(desk)
+    for _ in range(3):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    assert len(_tries(desk, "JK90")) == 2
+    arrived = [t for t in (_user_texts(desk) if direction == "to_user" else _staff_texts(desk)) if "JK90" in t]
+    assert len(arrived) == 1
+    assert tuple((await desk.rows("SELECT send_state, delivered FROM ticket_messages WHERE text LIKE '%JK90%'"))[0]) == ("sent", True)
+    assert not any("could not reach the support team" in t for t in _user_texts(desk))
+    assert not any("Not delivered" in t for t in _staff_texts(desk))
 
 
 # ------------------------------------------------------------------ timeouts
@@ -190,6 +242,99 @@ async def test_user_message_whose_ticket_card_found_the_bot_api_out_of_reach_wai
     assert not any("could not reach the support team" in t for t in _user_texts(desk))
 
 
+@pytest.mark.parametrize("kind", ["text", "photo"])
+async def test_staff_reply_that_found_the_bot_api_out_of_reach_stays_queued_and_the_sweep_sends_it_once(desk, kind):
+    """The user side of the same: a staff reply that finds the Bot API out of reach is
+    not "not delivered" (nothing was sent) and staff are not told it failed (a line that
+    would fail in the same outage); it stays queued and the sweep sends it once the Bot
+    API is back, once."""
+    from tests.test_repair import sweep
+
+    user, thandi, number = await _case(desk)
+    method = "sendMessage" if kind == "text" else "copyMessage"
+    desk.tg.fail(method, "unreachable", chat_id=USER, times=2)
+    if kind == "text":
+        await thandi.send("Your refund LM12 is on its way", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    else:
+        await thandi.send_photo("The refund slip LM12", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    row = (await desk.rows("SELECT send_state, delivered, error FROM ticket_messages WHERE text LIKE '%LM12%'"))[0]
+    assert (row[0], row[2]) == ("pending", None) and row[1] is not False
+    assert not any("Not delivered" in t for t in _staff_texts(desk))
+    assert not any("LM12" in (m.text or "") for m in desk.tg.chat_messages(USER) if m.from_bot)
+    await sweep(desk)  # within the repair grace
+    assert len(_tries(desk, "LM12")) == 1
+    desk.clock.advance(minutes=3)
+    await sweep(desk)  # still out of reach: still queued
+    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE text LIKE '%LM12%'") == "pending"
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    [got] = [m for m in desk.tg.chat_messages(USER) if m.from_bot and "LM12" in (m.text or "")]
+    assert "Thandi (support, case #" in got.text
+    for _ in range(3):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    assert len([m for m in desk.tg.chat_messages(USER) if m.from_bot and "LM12" in (m.text or "")]) == 1
+    assert len(_tries(desk, "LM12")) == 3
+    row = (await desk.rows("SELECT send_state, delivered, user_message_id FROM ticket_messages WHERE text LIKE '%LM12%'"))[0]
+    assert tuple(row) == ("sent", True, got.message_id)
+    assert not any("Not delivered" in t for t in _staff_texts(desk))
+    assert await desk.scalar("SELECT count(*) FROM ticket_events WHERE note LIKE '%not delivered%'") == 0
+    # the user's reply to it reaches the case
+    await user.send("Received, thanks", reply_to=got)
+    assert "Received, thanks" in _staff_texts(desk)[-1]
+
+
+@pytest.mark.parametrize("staff_forum", [False, True])
+async def test_a_message_that_reopened_the_case_in_an_outage_goes_into_the_reopened_topic_and_the_card_is_redrawn(desk, staff_forum):
+    """The user's reply reopens a solved case while the Bot API is out of reach: neither
+    the topic's reopening nor the message got through. The sweep that sends the message
+    later does what the handler's relay does around it: the topic is opened again first
+    (Telegram refuses a message in a closed topic), and the card shows the case open."""
+    from tests.test_repair import sweep
+
+    user, thandi, number = await _case(desk)
+    await thandi.send("Done, refunded.", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    await thandi.press("Resolve", card(desk, number))
+    notice = next(m for m in desk.tg.chat_messages(USER) if "marked as solved" in m.text)
+    assert "✅ resolved" in card(desk, number).text
+    desk.tg.fail("sendMessage", "unreachable", chat_id=STAFF_CHAT)
+    desk.tg.fail("reopenForumTopic", "unreachable", chat_id=STAFF_CHAT)
+    await user.send("The refund has not arrived NP34", reply_to=notice)
+    assert await desk.scalar("SELECT status FROM tickets") == "claimed"
+    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE text LIKE '%NP34'") == "pending"
+    assert _staff_copies(desk, "NP34") == [] and "✅ resolved" in card(desk, number).text
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    [copy] = _staff_copies(desk, "NP34")
+    alert = card(desk, number)
+    if staff_forum:
+        assert copy.thread_id == alert.thread_id and not desk.tg.topics[(STAFF_CHAT, alert.thread_id)]["closed"]
+    else:
+        assert copy.reply_to == alert.message_id
+    assert "✋ claimed" in alert.text and "✅ resolved" not in alert.text
+    assert tuple((await desk.rows("SELECT send_state, delivered FROM ticket_messages WHERE text LIKE '%NP34'"))[0]) == ("sent", True)
+    assert not any("could not reach the support team" in t for t in _user_texts(desk))
+
+
+async def test_a_staff_reply_sent_by_the_sweep_after_an_outage_redraws_the_card(desk):
+    """A first reply claims the case and leaves it waiting on the user; in an outage
+    neither the reply nor the card's redraw got through. The sweep sends the reply, then
+    redraws the card as the direct relay would have."""
+    from tests.test_repair import sweep
+
+    user, thandi, number = await _case(desk, claim=False)
+    desk.tg.fail("sendMessage", "unreachable", chat_id=USER, times=2)  # the "on your case" notice, the reply
+    desk.tg.fail("editMessageText", "unreachable", chat_id=STAFF_CHAT)
+    await thandi.send("Checking your refund PQ56", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    assert await desk.scalar("SELECT status FROM tickets") == "waiting"
+    assert "🆕 new" in card(desk, number).text
+    desk.clock.advance(minutes=3)
+    await sweep(desk)
+    assert sum("PQ56" in t for t in _user_texts(desk)) == 1
+    alert = card(desk, number)
+    assert "⏳ waiting on the user" in alert.text and "Thandi" in alert.text
+
+
 # ------------------------------------------------------------------ 403: the user blocked the bot
 
 
@@ -267,6 +412,47 @@ async def test_a_reply_telegram_refuses_is_marked_and_staff_told(desk, kind):
     assert not delivered and ("too long" in error if kind == "too_long" else "can't parse" in error.lower())
     told = _staff_texts(desk)[-1]
     assert "Not delivered to the user" in told and "Refused by Telegram" in told
+
+
+@pytest.mark.parametrize("refusal", ["blocked", "parse"])
+async def test_the_line_about_an_undelivered_reply_survives_an_outage_of_the_staff_chat_and_is_posted_once(desk, refusal):
+    """The user's side refuses a reply for good, and the staff chat is out of reach when
+    the bot tells staff: the line is queued in the outbox with the failure's record, so
+    the sweep posts it (with the text) once the chat is back, once."""
+    from tests.test_repair import sweep
+
+    user, thandi, number = await _case(desk)
+    desk.tg.fail("sendMessage", refusal, chat_id=USER)
+    desk.tg.fail("sendMessage", "unreachable", chat_id=STAFF_CHAT)
+    await thandi.send("Refund RS78 approved", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    assert await desk.scalar("SELECT delivered FROM ticket_messages WHERE direction = 'out'") in (0, False)
+    assert not any("Not delivered" in t for t in _staff_texts(desk))
+    assert await desk.scalar("SELECT state FROM notices WHERE kind = 'not_delivered'") == "pending"
+    for _ in range(3):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    [told] = [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and "Not delivered to the user" in m.text]
+    assert "RS78" in told.text and told.reply_to == card(desk, number).message_id
+    assert await desk.scalar("SELECT state FROM notices WHERE kind = 'not_delivered'") == "sent"
+
+
+async def test_the_line_that_the_user_blocked_the_bot_survives_an_outage_of_the_staff_chat(desk):
+    """A notice to the user bounces with 403 while the staff chat is out of reach: the
+    line that tells staff (once per ticket) is queued with the record, and the sweep
+    posts it once the chat is back."""
+    from tests.test_repair import sweep
+
+    user, thandi, number = await _case(desk, claim=False)
+    desk.tg.fail("sendMessage", "blocked", chat_id=USER)
+    desk.tg.fail("sendMessage", "unreachable", chat_id=STAFF_CHAT)
+    await thandi.press("Claim", card(desk, number))  # the "on your case" notice bounces
+    assert await desk.scalar("SELECT user_blocked_bot FROM tickets") in (1, True)
+    assert not any("blocked the bot" in t for t in _staff_texts(desk) if not t.startswith("🎫"))
+    for _ in range(3):
+        desk.clock.advance(minutes=3)
+        await sweep(desk)
+    told = [m for m in desk.tg.chat_messages(STAFF_CHAT) if m.from_bot and "blocked the bot" in m.text and not m.text.startswith("🎫")]
+    assert len(told) == 1 and told[0].reply_to == card(desk, number).message_id
 
 
 def test_split_text_respects_utf16_limits_and_keeps_everything():

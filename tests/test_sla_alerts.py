@@ -347,6 +347,54 @@ async def test_assignee_reminder_left_by_a_crash_is_dropped_when_answered_or_rea
     assert await dropped(desk) == [("sla_ping", reason)]
 
 
+async def test_a_ticket_reassigned_unanswered_reminds_the_new_assignee_one_reply_target_after_the_handover(desk):
+    """/assign hands a case nobody answered yet to someone else: the reminder for the old
+    assignee no longer applies (dropped), and the reply clock starts again for the new one,
+    as after a release and a claim: one reply target (1 hour) after the handover, the new
+    assignee is reminded, once, if the case is still unanswered."""
+    thandi, sipho = staff_pair(desk)
+    await sipho.send("/queue", chat_id=STAFF_CHAT)  # the bot knows Sipho
+    number = await open_ticket(desk, desk.tg.user(USER, "Naledi"))
+    await thandi.press("Claim", card(desk, number))
+    desk.clock.advance(minutes=61)
+    await sweep(desk)
+    [ping] = alerts(desk, needle="has no reply yet")
+    assert "Thandi" in ping.text
+    await thandi.send(f"/assign {number} @sipho_support", chat_id=STAFF_CHAT)
+    desk.clock.advance(minutes=50)
+    await sweep(desk)
+    assert len(alerts(desk, needle="has no reply yet")) == 1  # within Sipho's reply target
+    desk.clock.advance(minutes=11)
+    await sweep(desk)
+    await later_sweeps(desk)
+    pings = alerts(desk, needle="has no reply yet")
+    assert len(pings) == 2 and "Sipho" in pings[1].text and f"#{number} has no reply yet (target 1 hour)" in pings[1].text
+    assert await desk.scalar("SELECT person_id FROM notices WHERE kind = 'sla_ping' ORDER BY id DESC LIMIT 1") == sipho.id
+    # answered: nobody is reminded again
+    await sipho.send("Looking into it now.", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    await later_sweeps(desk, times=30)
+    assert len(alerts(desk, needle="has no reply yet")) == 2
+
+
+async def test_a_ticket_reassigned_while_waiting_on_the_user_reminds_nobody_until_the_user_writes(desk):
+    """Handed over while staff wait for the user: no reply is owed, so no reminder; once
+    the user writes, the new assignee has the reply target to answer, then is reminded."""
+    thandi, sipho = staff_pair(desk)
+    await sipho.send("/queue", chat_id=STAFF_CHAT)
+    user = desk.tg.user(USER, "Naledi")
+    number = await open_ticket(desk, user)
+    await thandi.send("Which card did you use?", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    await thandi.send(f"/assign {number} @sipho_support", chat_id=STAFF_CHAT)
+    assert tuple((await desk.rows("SELECT status, assignee_id, reply_due_at FROM tickets"))[0]) == ("waiting", sipho.id, None)
+    await later_sweeps(desk, times=30)
+    assert alerts(desk, needle="has no reply yet") == []
+    await user.send("The Visa ending 1234")
+    desk.clock.advance(minutes=61)
+    await sweep(desk)
+    [ping] = alerts(desk, needle="has no reply yet")
+    assert "Sipho" in ping.text
+
+
 async def test_resolution_breach_and_reannounce_left_by_a_crash_are_both_dropped_once_the_ticket_is_resolved(desk):
     thandi, _ = staff_pair(desk)
     number = await open_ticket(desk, desk.tg.user(USER, "Naledi"))
