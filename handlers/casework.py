@@ -672,10 +672,9 @@ async def relay_to_user(context: HelpdeskContext, post: service.StaffPost, sourc
     one Telegram surely did not take (the Bot API out of reach, its flood limit after
     every retry) stays queued for the sweep (:func:`_relay_unsent`). Claimed first like
     :func:`relay_to_staff`; ``source`` None: copied from the staff chat by the stored
-    message id. ``post.changed``: the card is redrawn after. True when it was sent."""
-    if not await claim_relay(context, post.message.id):
-        return False
-    sent = await _send_to_user(context, post, source, staff_name)
+    message id. ``post.changed``: the card is redrawn after, sent or not (one that waits
+    behind a queued reply changed the case all the same). True when it was sent."""
+    sent = await claim_relay(context, post.message.id) and await _send_to_user(context, post, source, staff_name)
     if post.changed:  # the card is in the staff chat: redrawn whatever became of the reply
         await refresh_card(context, post.ticket.id)
     return sent

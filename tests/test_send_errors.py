@@ -589,3 +589,21 @@ async def test_a_new_ticket_alert_follows_a_silent_chat_upgrade(desk):
     assert f"Your case #{number}" in _user_texts(desk)[-1]
     assert await desk.scalar("SELECT staff_chat_id FROM tickets") == NEW_CHAT
     assert [c.error.code for c in desk.tg.errors()] == [400]  # one bounce, then the new id only
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_a_staff_reply_that_waits_behind_a_queued_one_still_redraws_the_card(desk, settings_overrides):
+    """A first reply is held by Telegram's flood limit (queued); the user writes again,
+    the case is staff's turn; a second reply waits behind the first (order), but the
+    case is waiting on the user again: the card says so at once, not only when the
+    sweep sends the replies."""
+    user, thandi, number = await _case(desk)
+    desk.tg.fail("sendMessage", "flood", chat_id=USER, retry_after=600)
+    await thandi.send("Please send the receipt", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    await user.send("Which receipt?")
+    assert await desk.scalar("SELECT status FROM tickets") == "claimed"
+    assert "⏳ waiting on the user" not in card(desk, number).text
+    await thandi.send("The one from the shop", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE text = 'The one from the shop'") == "pending"
+    assert await desk.scalar("SELECT status FROM tickets") == "waiting"
+    assert "⏳ waiting on the user" in card(desk, number).text
