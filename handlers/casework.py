@@ -559,7 +559,7 @@ async def claim_relay(context: HelpdeskContext, message_id: int) -> bool:
 
 
 async def relay_to_staff(
-    context: HelpdeskContext, relay: service.Relay, source: Message | None, user_name: str, *, moved: bool = False, claimed: bool = False
+    context: HelpdeskContext, relay: service.Relay, source: Message | None, user_name: str
 ) -> None:
     """Copy what the user sent into the ticket's place in the staff chat (long texts in
     several messages). A failure is recorded on the message and the user is told; a
@@ -568,9 +568,16 @@ async def relay_to_staff(
     needs first) leaves it queued for the sweep (:func:`_relay_unsent`); a staff chat that
     became a supergroup gets the message (and a fresh card) under its new id. The send is claimed first (pending ->
     sending), so it happens once; ``source`` None: copied from the user's chat by the
-    stored message id (the sweep's repair)."""
-    if not claimed and not await claim_relay(context, relay.message.id):
-        return
+    stored message id (the sweep's repair). ``relay.changed``: the card is redrawn after,
+    sent or not (one queued, or waiting behind a queued one, changed the case all the
+    same)."""
+    if await claim_relay(context, relay.message.id):
+        await _send_to_staff(context, relay, source, user_name)
+    if relay.changed:
+        await refresh_card(context, relay.ticket.id)
+
+
+async def _send_to_staff(context: HelpdeskContext, relay: service.Relay, source: Message | None, user_name: str, *, moved: bool = False) -> None:
     ticket = relay.ticket
     if ticket.staff_chat_id is None or ticket.card_message_id is None:
         try:
@@ -622,7 +629,7 @@ async def relay_to_staff(
         await delivery.chat_moved(context, ticket.staff_chat_id, exc.new_chat_id)  # type: ignore[arg-type]
         async with unit_of_work(context.desk.sessions) as session:
             ticket = await service.get_ticket(session, ticket.id)
-        await relay_to_staff(context, service.Relay(ticket, relay.message, relay.reopened, relay.changed), source, user_name, moved=True, claimed=True)
+        await _send_to_staff(context, service.Relay(ticket, relay.message, relay.reopened, relay.changed), source, user_name, moved=True)
         return
     except TelegramError as exc:
         fail = delivery.failure(exc)
@@ -639,8 +646,6 @@ async def relay_to_staff(
     if first is not None:
         async with unit_of_work(context.desk.sessions) as session:
             await service.set_staff_copy(session, message_id=relay.message.id, chat_id=ticket.staff_chat_id, staff_message_id=first.message_id)  # type: ignore[arg-type]
-    if relay.changed:
-        await refresh_card(context, ticket.id)
 
 
 async def _relay_unsent(context: HelpdeskContext, ticket: Ticket, message: TicketMessage, fail: delivery.Failure) -> None:

@@ -299,6 +299,7 @@ async def test_a_message_that_reopened_the_case_in_an_outage_goes_into_the_reope
     assert "✅ resolved" in card(desk, number).text
     desk.tg.fail("sendMessage", "unreachable", chat_id=STAFF_CHAT)
     desk.tg.fail("reopenForumTopic", "unreachable", chat_id=STAFF_CHAT)
+    desk.tg.fail("editMessageText", "unreachable", chat_id=STAFF_CHAT)  # the handler's redraw of the card
     await user.send("The refund has not arrived NP34", reply_to=notice)
     assert await desk.scalar("SELECT status FROM tickets") == "claimed"
     assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE text LIKE '%NP34'") == "pending"
@@ -607,3 +608,25 @@ async def test_a_staff_reply_that_waits_behind_a_queued_one_still_redraws_the_ca
     assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE text = 'The one from the shop'") == "pending"
     assert await desk.scalar("SELECT status FROM tickets") == "waiting"
     assert "⏳ waiting on the user" in card(desk, number).text
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_RETRIES])
+async def test_a_user_message_held_or_waiting_behind_a_queued_one_still_redraws_the_card(desk, settings_overrides):
+    """A staff reply leaves the case waiting on the user. The user's answer is held by
+    Telegram's flood limit in the staff chat (queued), a second one waits behind it:
+    either way the case is staff's turn again, and the card says so at once, not only
+    when the sweep sends the messages."""
+    user, thandi, number = await _case(desk)
+    await thandi.send("Please send the receipt", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    assert "⏳ waiting on the user" in card(desk, number).text
+    desk.tg.fail("sendMessage", "flood", chat_id=STAFF_CHAT, retry_after=600)
+    await user.send("Here it is: RC77")
+    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE text = 'Here it is: RC77'") == "pending"
+    assert await desk.scalar("SELECT status FROM tickets") == "claimed"
+    assert "⏳ waiting on the user" not in card(desk, number).text and "✋ claimed" in card(desk, number).text
+    await thandi.send("Thanks, checking", chat_id=STAFF_CHAT, reply_to=card(desk, number))
+    assert "⏳ waiting on the user" in card(desk, number).text
+    await user.send("And RC78")
+    assert await desk.scalar("SELECT send_state FROM ticket_messages WHERE text = 'And RC78'") == "pending"
+    assert "✋ claimed" in card(desk, number).text
+    assert not any("RC7" in t for t in _staff_texts(desk))
