@@ -15,7 +15,9 @@ one line (exit status 2). Only ``run`` takes it: the demo, the tests, ``migrate`
   server's TCP keepalives, set on this connection, end the session of a machine that
   vanished within minutes. A connection lost while the bot runs (a server restart) is
   opened again and the lock taken again; if another instance took it meanwhile, this
-  one stops (``on_taken``).
+  one stops (``on_taken``). After a network blip the server may still keep the lost
+  session and its lock (the close never reached it): the bot recognises its own earlier
+  session by its server process id and ends it (:func:`end_own_session`).
 - SQLite: ``flock`` on ``<database file>.lock``, next to the database, held through an
   open file that the kernel closes on any exit (SIGKILL too). The file holds the pid of
   the instance, for the second one's message. An in-memory database needs none.
@@ -119,6 +121,7 @@ class _AdvisoryLock(InstanceLock):
         self._key = advisory_key(schema)
         self._timeout = timeout
         self._on_taken = on_taken
+        self._pid: tuple[int, Any] | None = None  # the server process (pid, start) of the session that holds the lock
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -166,6 +169,7 @@ class _AdvisoryLock(InstanceLock):
         if not got:
             await _close(conn)
             raise InstanceRunning()
+        self._pid = tuple((await conn.execute(text(_ME))).one())
         return conn
 
     async def _watch(self, conn: AsyncConnection) -> None:
@@ -205,6 +209,13 @@ class _AdvisoryLock(InstanceLock):
                 async with asyncio.timeout(self._timeout):
                     conn = await self._take(engine)
             except InstanceRunning:
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        if await end_own_session(engine, self._key, self._pid):
+                            continue  # our own old session had it: ended, take it next round
+                except Exception as exc:  # noqa: BLE001 (the server went away again: try again)
+                    log.debug("could not look up the instance lock's holder yet: %s", exc)
+                    continue
                 log.critical("another helpdesk instance took this database's lock while its connection was lost: this one stops")
                 self.taken_over = True
                 self._on_taken()
@@ -214,6 +225,39 @@ class _AdvisoryLock(InstanceLock):
                 continue
             log.warning("this instance holds the database's lock again")
             return conn
+
+
+#: The server process of this session: (pid, its start; a pid alone may be reused).
+_ME = "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+
+
+async def end_own_session(engine: Any, key: int, own: tuple[int, Any] | None) -> bool:
+    """The lock could not be taken again after its connection was lost: who holds it?
+    The bot's own earlier session, when the server has not noticed yet that it is gone (a
+    network blip: the client gave the connection up, its close never reached the server,
+    whose keepalives would end it only minutes later): that session is ended
+    (``pg_terminate_backend``: the same role may) and True returned, so that the lock is
+    taken next time. Nobody (freed meanwhile): True. Another session (another instance):
+    False."""
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    async with engine.connect() as conn:
+        holder = (await conn.execute(
+            text(
+                "SELECT l.pid, a.backend_start FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+                " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND l.classid::bigint = :hi AND l.objid::bigint = :lo"
+            ),
+            {"hi": unsigned >> 32, "lo": unsigned & 0xFFFF_FFFF},
+        )).first()
+        if holder is None:
+            return True
+        if tuple(holder) != own:
+            return False
+        log.warning("the database still holds this instance's lock for its lost connection (server process %s): ending that session", holder[0])
+        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder[0]})
+        await conn.commit()
+        return True
 
 
 async def _close(conn: AsyncConnection) -> None:

@@ -220,3 +220,43 @@ def test_an_instance_whose_lock_another_took_meanwhile_stops(tmp_path):
         assert "Traceback" not in bot.output
     finally:
         asyncio.run(drop_schema(PG_URL, schema))  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set")
+def test_after_a_network_blip_the_lock_its_own_old_session_still_holds_is_taken_back():
+    """A network blip: the bot gave its lock's connection up, but its close never reached
+    the server, which still keeps that session, and the lock with it. Trying to take the
+    lock again, the bot finds its own old session holding it (same server process and
+    start), ends it and gets the lock: it does not stop as if another instance had taken
+    it. A session of anyone else is left alone (the bot then stops, as above)."""
+    from bot.instance import _ME, end_own_session
+
+    key = advisory_key(f"helpdesk_lock_{uuid.uuid4().hex[:10]}")
+
+    async def scenario() -> None:
+        engine = make_engine(PG_URL)  # type: ignore[arg-type]
+        try:
+            old = await (await engine.connect()).execution_options(isolation_level="AUTOCOMMIT")
+            assert (await old.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})).scalar()
+            own = tuple((await old.execute(text(_ME))).one())
+            async with engine.connect() as probe:
+                other = tuple((await probe.execute(text(_ME))).one())
+                assert not await end_own_session(engine, key, other)  # held by someone else: not ended
+                assert not (await probe.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})).scalar()
+                assert await end_own_session(engine, key, own)  # its own old session: ended
+                got = False
+                for _ in range(100):
+                    got = (await probe.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})).scalar()
+                    if got:
+                        break
+                    await asyncio.sleep(0.05)
+                assert got
+                assert await end_own_session(engine, key, own) is False  # now the probe holds it
+                await probe.execute(text("SELECT pg_advisory_unlock_all()"))
+                await probe.commit()
+            assert await end_own_session(engine, key, own)  # nobody holds it
+            await old.invalidate()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
