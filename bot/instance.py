@@ -63,8 +63,10 @@ class InstanceRunning(Exception):
 
 
 def advisory_key(schema: str | None) -> int:
-    """The advisory lock's key (a signed 64-bit number) for the desk in ``schema``."""
-    digest = hashlib.sha256(f"helpdesk run:{schema or ''}".encode()).digest()
+    """The advisory lock's key (a signed 64-bit number) for the desk in ``schema``; no
+    schema is PostgreSQL's default one, ``public`` (two configs, one naming it and one
+    not, share their tables and so their lock)."""
+    digest = hashlib.sha256(f"helpdesk run:{schema or 'public'}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 

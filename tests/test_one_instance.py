@@ -260,3 +260,10 @@ def test_after_a_network_blip_the_lock_its_own_old_session_still_holds_is_taken_
             await engine.dispose()
 
     asyncio.run(scenario())
+
+
+def test_no_schema_and_the_public_schema_share_one_lock():
+    """A config naming ``schema = "public"`` and one naming no schema use the same tables
+    (PostgreSQL's default schema): they must not both run."""
+    assert advisory_key(None) == advisory_key("public") == advisory_key("")
+    assert advisory_key("public") != advisory_key("desk_two")
