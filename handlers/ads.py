@@ -902,6 +902,7 @@ async def ban_from_card(update: Update, context: HelpdeskContext, ad_id: int) ->
     """``m:banok:<ad>``: the ad is rejected (if still pending) and its owner banned."""
     query = update.callback_query
     moderator = query.from_user  # type: ignore[union-attr]
+    now = context.now()  # one time for the decision and the ban: a redraw of the card recognises the ban by it
     async with unit_of_work(context.desk.sessions) as session:
         ad = await service.get_ad(session, ad_id)
         if ad is None:
@@ -909,11 +910,11 @@ async def ban_from_card(update: Update, context: HelpdeskContext, ad_id: int) ->
             return
         await service.decide(
             session, rules(context), ad_id=ad_id, moderator_id=moderator.id, decision=Decision.REJECT, reason="scam",
-            note="user banned", now=context.now(),
+            note="user banned", now=now,
         )
-        live = await service.take_down(session, ad_id=ad_id, moderator_id=moderator.id, now=context.now())  # approved meanwhile
+        live = await service.take_down(session, ad_id=ad_id, moderator_id=moderator.id, now=now)  # approved meanwhile
         user = await strikes.ban(
-            session, user_id=ad.user_id, reason=f"ad #{ad_id}: banned by a moderator", now=context.now(),
+            session, user_id=ad.user_id, reason=f"ad #{ad_id}: banned by a moderator", now=now,
             moderator_id=update.effective_user.id,  # type: ignore[union-attr]
         )
         locale = await casework.user_locale(context, ad.user_id)
@@ -925,7 +926,7 @@ async def ban_from_card(update: Update, context: HelpdeskContext, ad_id: int) ->
         await unpublish(context, ad_id)
     context.desk.accounts.pop(ad.user_id, None)
     await toast(query, casework.slabel(context, "toast_done"))  # type: ignore[arg-type]
-    line = decision_line(context, service.BANNED, moderator.first_name, context.now())
+    line = decision_line(context, service.BANNED, moderator.first_name, now)
     text, ad = await mod_card(context, ad_id, decision=line)
     copy_text, _ = await mod_card(context, ad_id, decision=line, copy=True)
     await show_decided(context, query, (ad.mod_chat_id, ad.mod_message_id), text, copy_text, f"ad #{ad_id}")
