@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ads.models import Ad, AdCheck, AdEvent, AdEventKind, AdPhoto, AdReport, AdStaffMessage, AdStatus, StaffMessageKind, Step
+from ads.models import Ad, AdCheck, AdEvent, AdEventKind, AdPhoto, AdReport, AdStaffMessage, AdStatus, StaffMessageKind, Step, UserEvent, UserEventKind
 from ads.policy import Finding, Policy, RecentAd, pre_check
 from ads.price import PriceError, parse_price
 from bot.card_retries import CardKind
@@ -366,6 +366,35 @@ async def decide(
     if decision == Decision.APPROVE:
         _approve(ad, rules, moderator_id=moderator_id, now=now)
     return DecideResult(True, ad)
+
+
+#: The decision a moderation card shows for a Ban (the owner banned from the card).
+BANNED = "banned"
+
+
+async def decision_of(session: AsyncSession, ad: Ad) -> tuple[str, str | None] | None:
+    """The moderator's decision on the ad's current round as its card shows it: the event
+    kind (approved, rejected, changes_requested, taken_down; :data:`BANNED` for a Ban)
+    and the reason code. None when no moderator decided this round."""
+    if ad.decided_by is None or ad.decided_at is None:
+        return None
+    banned = await session.scalar(
+        select(UserEvent.id).where(
+            UserEvent.user_id == ad.user_id, UserEvent.kind == UserEventKind.BANNED,
+            UserEvent.actor_id == ad.decided_by, UserEvent.at == ad.decided_at,
+        ).limit(1)
+    )
+    if banned is not None:
+        return BANNED, None
+    kinds = (AdEventKind.APPROVED, AdEventKind.REJECTED, AdEventKind.CHANGES_REQUESTED, AdEventKind.TAKEN_DOWN)
+    event = (await session.execute(
+        select(AdEvent.kind, AdEvent.reason)
+        .where(AdEvent.ad_id == ad.id, AdEvent.actor_id == ad.decided_by, AdEvent.at == ad.decided_at, AdEvent.kind.in_(kinds))
+        .order_by(AdEvent.id.desc()).limit(1)
+    )).first()
+    if event is None:
+        return None
+    return event.kind, event.reason
 
 
 async def attach_moderation_card(session: AsyncSession, *, ad_id: int, chat_id: int, message_id: int) -> None:

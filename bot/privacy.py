@@ -49,7 +49,8 @@ as assignee, so past per-staff figures stay, without a name.
 
 ``Erasure`` lists the staff-chat cards that showed the person (cases with the earlier
 copies of their cards the bot knows, feedback, moderation cards of every round, report
-cards; for a staff member the cards of the cases they held, copies too) and the photos
+cards; for a staff member the cards of the cases they held, copies too, and of the
+latest ads and reports they decided) and the photos
 of their ads there: the handler records each redraw (or deletion) in the same
 transaction (:mod:`bot.redraws`), does them after the commit, and the sweep finishes
 what a crash or a refusal for now left. Redrawn cards name an erased user "(erased
@@ -86,6 +87,10 @@ from kb.models import KbChange, KbDraft, KbPhrasing, PhrasingSource, PhrasingSta
 
 EXPORT_FORMAT = "saypro-helpdesk-personal-data/1"
 KEEP_TOMBSTONE = (UserStatus.BANNED, UserStatus.BLOCKED)
+#: An erased staff member's latest answered feedback, decided ads and decided reports
+#: whose cards are redrawn without their name (each edit counts against Telegram's 20 per
+#: minute in a group; older cards keep the name as drawn)
+LATEST_REDRAWN = 20
 ERASED_TEXT = "(erased)"  # stands in for an erased text: a question quoted in a KB change summary, a bot message naming staff
 
 
@@ -271,7 +276,8 @@ class Erasure:
     # (chat, message, ad, withdrawn by this erasure): redrawn without them
     mod_cards: list[tuple[int, int, int, bool]] = field(default_factory=list)
     ad_photos: list[tuple[int, int, int]] = field(default_factory=list)  # their ads' photos in the staff chat (ad, chat, message): deleted
-    report_cards: list[int] = field(default_factory=list)  # ad reports whose card names them (reporter or owner)
+    report_cards: list[int] = field(default_factory=list)  # ad reports whose card names them (reporter, owner, or who decided)
+    decided_ads: list[int] = field(default_factory=list)  # ads whose moderation card names the staff member as who decided
     feedback_cards: list[int] = field(default_factory=list)  # feedback whose staff card shows them (redraw)
     released_tickets: list[int] = field(default_factory=list)  # open cases a staff member held, back in the queue
     assigned_cards: list[int] = field(default_factory=list)  # other people's cases whose card named the staff member
@@ -362,15 +368,31 @@ async def _erase_staff_traces(session: AsyncSession, result: Erasure, *, staff_i
             select(Feedback.id)
             .where(Feedback.answered_by == staff_id, Feedback.staff_message_id.is_not(None))
             .order_by(Feedback.id.desc())
-            .limit(20)
+            .limit(LATEST_REDRAWN)
         )
     ).all()
     result.feedback_cards.extend(i for i in answered if i not in result.feedback_cards)
-    for column in (
-        Feedback.answered_by, TicketEvent.actor_id, TicketMessage.sender_id, CannedReply.created_by, Strike.moderator_id,
-        AdEvent.actor_id, UserEvent.actor_id, AdReport.decided_by, Ad.decided_by,
-    ):
+    for column in (Feedback.answered_by, TicketEvent.actor_id, TicketMessage.sender_id, CannedReply.created_by):
         await session.execute(update(column.class_).where(column == staff_id).values({column.key: anon_id}))
+
+
+async def _erase_moderation_traces(session: AsyncSession, result: Erasure, *, staff_id: int) -> None:
+    """Their moderation decisions stay with the anonymous id; the cards of the latest ads
+    and reports they decided ("✅ Approved by Mo") are redrawn without the name. Also for
+    a moderator without a staff row (moderation recorded none before it recorded them)."""
+    decided = await session.scalars(
+        # an erased owner's card (their own too, anonymised just before) says erased already
+        select(Ad.id).where(Ad.decided_by == staff_id, Ad.mod_message_id.is_not(None), Ad.user_id > 0)
+        .order_by(Ad.decided_at.desc(), Ad.id.desc()).limit(LATEST_REDRAWN)
+    )
+    result.decided_ads.extend(decided.all())
+    reports = await session.scalars(
+        select(AdReport.id).where(AdReport.decided_by == staff_id, AdReport.card_message_id.is_not(None))
+        .order_by(AdReport.decided_at.desc(), AdReport.id.desc()).limit(LATEST_REDRAWN)
+    )
+    result.report_cards.extend(i for i in reports.all() if i not in result.report_cards)
+    for column in (Strike.moderator_id, AdEvent.actor_id, UserEvent.actor_id, AdReport.decided_by, Ad.decided_by):
+        await session.execute(update(column.class_).where(column == staff_id).values({column.key: result.anonymous_id}))
 
 
 async def erase_user(
@@ -394,6 +416,7 @@ async def erase_user(
         await session.flush()
         await _erase_user_content(session, result, user_id=user_id, now=now, by=by)
     await _erase_staff_traces(session, result, staff_id=user_id, policy=policy, now=now)
+    await _erase_moderation_traces(session, result, staff_id=user_id)
     # notices whose text names them besides their audience (e.g. an assignee's reminder): gone
     from bot.outbox import erase_named
 

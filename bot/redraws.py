@@ -56,6 +56,7 @@ class RedrawKind(StrEnum):
     TOPIC_CLOSE = "topic_close"  # ref: the ticket; its topic closed, after the notice after_notice_id
     AD_WITHDRAWN = "ad_withdrawn"  # ref: the ad; chat_id / message_id: its moderation card ("withdrawn")
     AD_ERASED = "ad_erased"  # ref: the ad; chat_id / message_id: its moderation card (finished before)
+    AD_DECIDED = "ad_decided"  # ref: the ad; its tracked moderation card, decided by a staff member since erased
     AD_PHOTO = "ad_photo"  # ref: the ad; chat_id / message_id: one of its photos (deleted, else its caption says erased)
     REPORT_CARD = "report_card"  # ref: the ad report; its card
     FEEDBACK_CARD = "feedback_card"  # ref: the feedback; its card

@@ -21,7 +21,7 @@ from telegram import (
 from telegram.error import BadRequest, ChatMigrated, RetryAfter, TelegramError, TimedOut
 
 from ads import service, strikes
-from ads.models import Ad, AdStatus, Step
+from ads.models import Ad, AdEventKind, AdStatus, Step
 from ads.service import Decision, FieldError, SubmitOutcome
 from bot import card_retries
 from bot.context import HelpdeskContext
@@ -346,6 +346,16 @@ async def cancel_command(update: Update, context: HelpdeskContext) -> None:
 
 
 # ------------------------------------------------------------------ moderation
+async def _moderator(context: HelpdeskContext, user: Any, chat_id: int) -> bool:
+    """A moderator acting from the staff chat: recorded as a staff member (their name on
+    the cards they decide; an erasure finds them and redraws those cards)."""
+    if not await is_moderator(context, user.id, chat_id):
+        return False
+    async with unit_of_work(context.desk.sessions, effect=False) as session:  # not the update's effect
+        await escalation_service.touch_staff(session, user_id=user.id, first_name=user.first_name, username=user.username, now=context.now())
+    return True
+
+
 
 
 async def moderation_place(context: HelpdeskContext) -> tuple[int, int | None]:
@@ -387,6 +397,39 @@ async def mod_card(context: HelpdeskContext, ad_id: int, decision: str | None = 
     if not copy:
         text = casework.posted_again(context, text, ad.card_timeouts)  # type: ignore[union-attr]
     return text, ad  # type: ignore[return-value]
+
+
+#: How a decision reads on its card ("✅ Approved by Mo at 02 Nov 11:00"), by ad event kind.
+DECIDED = {
+    AdEventKind.APPROVED: "✅ Approved", AdEventKind.REJECTED: "❌ Rejected", AdEventKind.CHANGES_REQUESTED: "✏️ Changes requested",
+    AdEventKind.TAKEN_DOWN: "🚫 Taken down", service.BANNED: "⛔ User banned", "upheld": "✅ Upheld", "dismissed": "✖️ Dismissed",
+}
+
+
+def decision_line(context: HelpdeskContext, kind: str, name: str, at: datetime, reason: str = "") -> str:
+    """The line of a decided card (a moderation or report card): what, by whom, when, why."""
+    return f"{DECIDED[kind]} by {name} at {casework.local_time(context, at)}{': ' + reason if reason else ''}"
+
+
+async def redraw_decided_card(context: HelpdeskContext, ad_id: int) -> None:
+    """Draw a decided moderation card again from the database (after its moderator was
+    erased: the erased label instead of the name). Nothing when the round was not decided
+    by a moderator (resubmitted since: a new card). Telegram's refusal is raised: the
+    caller (:mod:`handlers.redraws`) records it."""
+    async with unit_of_work(context.desk.sessions, read_only=True) as session:
+        ad = await service.get_ad(session, ad_id)
+        if ad is None or ad.mod_chat_id is None or ad.mod_message_id is None:
+            return
+        decision = await service.decision_of(session, ad)
+        names = await _names(session, [ad.decided_by])
+    if decision is None:
+        return
+    kind, reason_id = decision
+    by = names.get(ad.decided_by or 0) or casework.slabel(context, "erased_staff")
+    reason_cfg = context.desk.settings.ads.reason(reason_id) if reason_id else None
+    reason = "" if kind in (service.BANNED, AdEventKind.TAKEN_DOWN) else (reason_cfg.label if reason_cfg else (ad.decision_note or ""))
+    text, _ = await mod_card(context, ad_id, decision=decision_line(context, kind, by, ad.decided_at, reason))  # type: ignore[arg-type]
+    await context.bot.edit_message_text(text, chat_id=ad.mod_chat_id, message_id=ad.mod_message_id, reply_markup=None)
 
 
 def mod_keyboard(context: HelpdeskContext, ad: Ad) -> InlineKeyboardMarkup | None:
@@ -643,7 +686,7 @@ async def on_mod_button(update: Update, context: HelpdeskContext) -> None:
     parts = query.data.split(":")  # type: ignore[union-attr]
     action, ad_id = parts[1], int(parts[2])
     moderator = query.from_user  # type: ignore[union-attr]
-    if not await is_moderator(context, moderator.id, update.effective_chat.id):  # type: ignore[union-attr]
+    if not await _moderator(context, moderator, update.effective_chat.id):  # type: ignore[union-attr]
         log.warning("refused a moderation action by %s on ad %s", moderator.id, ad_id)
         await toast(query, casework.slabel(context, "toast_not_moderator"))  # type: ignore[arg-type]
         return
@@ -738,9 +781,9 @@ async def apply_decision(
         return
     if query is not None:
         await toast(query, casework.slabel(context, "toast_done"))
-    what = {Decision.APPROVE: "✅ Approved", Decision.REJECT: "❌ Rejected", Decision.CHANGES: "✏️ Changes requested"}[decision]
+    kind = {Decision.APPROVE: AdEventKind.APPROVED, Decision.REJECT: AdEventKind.REJECTED, Decision.CHANGES: AdEventKind.CHANGES_REQUESTED}[decision]
     reason_label = settings.reason(reason).label if reason else (note or "")  # type: ignore[union-attr]
-    line = f"{what} by {moderator.first_name} at {casework.local_time(context, context.now())}{': ' + reason_label if reason_label else ''}"  # type: ignore[union-attr]
+    line = decision_line(context, kind, moderator.first_name, context.now(), reason_label)  # type: ignore[union-attr]
     text, ad = await mod_card(context, ad_id, decision=line)
     copy_text, _ = await mod_card(context, ad_id, decision=line, copy=True)
     await show_decided(context, query, (ad.mod_chat_id, ad.mod_message_id), text, copy_text, f"ad #{ad_id}")
@@ -815,7 +858,7 @@ async def take_typed_reason(update: Update, context: HelpdeskContext) -> bool:
         return False  # another topic of the chat: not an answer to the card
     if await _ticket_here(context, message) is not None:
         return False  # a ticket reply, never a moderation reason
-    if not await is_moderator(context, user.id, message.chat_id):
+    if not await _moderator(context, user, message.chat_id):
         return False
     await apply_decision(
         update, context, int(ad_id), Decision.REJECT if kind == "r" else Decision.CHANGES, None, message.text[:500], consume=key
@@ -859,6 +902,7 @@ async def ban_from_card(update: Update, context: HelpdeskContext, ad_id: int) ->
     """``m:banok:<ad>``: the ad is rejected (if still pending) and its owner banned."""
     query = update.callback_query
     moderator = query.from_user  # type: ignore[union-attr]
+    now = context.now()  # one time for the decision and the ban: a redraw of the card recognises the ban by it
     async with unit_of_work(context.desk.sessions) as session:
         ad = await service.get_ad(session, ad_id)
         if ad is None:
@@ -866,11 +910,11 @@ async def ban_from_card(update: Update, context: HelpdeskContext, ad_id: int) ->
             return
         await service.decide(
             session, rules(context), ad_id=ad_id, moderator_id=moderator.id, decision=Decision.REJECT, reason="scam",
-            note="user banned", now=context.now(),
+            note="user banned", now=now,
         )
-        live = await service.take_down(session, ad_id=ad_id, moderator_id=moderator.id, now=context.now())  # approved meanwhile
+        live = await service.take_down(session, ad_id=ad_id, moderator_id=moderator.id, now=now)  # approved meanwhile
         user = await strikes.ban(
-            session, user_id=ad.user_id, reason=f"ad #{ad_id}: banned by a moderator", now=context.now(),
+            session, user_id=ad.user_id, reason=f"ad #{ad_id}: banned by a moderator", now=now,
             moderator_id=update.effective_user.id,  # type: ignore[union-attr]
         )
         locale = await casework.user_locale(context, ad.user_id)
@@ -882,7 +926,7 @@ async def ban_from_card(update: Update, context: HelpdeskContext, ad_id: int) ->
         await unpublish(context, ad_id)
     context.desk.accounts.pop(ad.user_id, None)
     await toast(query, casework.slabel(context, "toast_done"))  # type: ignore[arg-type]
-    line = f"⛔ User banned by {moderator.first_name} at {casework.local_time(context, context.now())}"
+    line = decision_line(context, service.BANNED, moderator.first_name, now)
     text, ad = await mod_card(context, ad_id, decision=line)
     copy_text, _ = await mod_card(context, ad_id, decision=line, copy=True)
     await show_decided(context, query, (ad.mod_chat_id, ad.mod_message_id), text, copy_text, f"ad #{ad_id}")
@@ -1127,7 +1171,7 @@ async def repair_channel(context: HelpdeskContext) -> tuple[int, int]:
 
 async def _moderator_or_refuse(update: Update, context: HelpdeskContext) -> bool:
     user, chat = update.effective_user, update.effective_chat
-    if user is not None and chat is not None and await is_moderator(context, user.id, chat.id):
+    if user is not None and chat is not None and await _moderator(context, user, chat.id):
         return True
     log.warning("refused a moderator command by %s", user.id if user else None)
     await update.effective_message.reply_html(casework.srender(context, "staff/error.html", message=casework.slabel(context, "toast_not_moderator")))  # type: ignore[union-attr]
@@ -1431,8 +1475,7 @@ async def redraw_report_card(context: HelpdeskContext, report_id: int) -> None:
         state, markup = "⏳ open", _report_buttons(context, report_id)
     else:
         by = names.get(report.decided_by or 0) or casework.slabel(context, "erased_staff")
-        when = casework.local_time(context, report.decided_at) if report.decided_at else ""
-        state, markup = f"{'✅ Upheld' if report.status == 'upheld' else '✖️ Dismissed'} by {by} at {when}", None
+        state, markup = decision_line(context, report.status, by, report.decided_at), None  # type: ignore[arg-type]
     text, _ = await report_card(context, report_id, state=state)
     try:
         await context.bot.edit_message_text(text, chat_id=report.card_chat_id, message_id=report.card_message_id, reply_markup=markup)
@@ -1487,7 +1530,7 @@ async def on_report_decision(update: Update, context: HelpdeskContext) -> None:
     query = update.callback_query
     _, verdict, number = query.data.split(":")  # type: ignore[union-attr]
     moderator = query.from_user  # type: ignore[union-attr]
-    if not await is_moderator(context, moderator.id, update.effective_chat.id):  # type: ignore[union-attr]
+    if not await _moderator(context, moderator, update.effective_chat.id):  # type: ignore[union-attr]
         log.warning("refused a report decision by %s", moderator.id)
         await toast(query, casework.slabel(context, "toast_not_moderator"))  # type: ignore[arg-type]
         return
@@ -1523,7 +1566,7 @@ async def on_report_decision(update: Update, context: HelpdeskContext) -> None:
             await drop_stale_copy(query, result.report.card_chat_id, result.report.card_message_id)  # type: ignore[arg-type]
         return
     await toast(query, casework.slabel(context, "toast_done"))  # type: ignore[arg-type]
-    line = f"{'✅ Upheld' if uphold else '✖️ Dismissed'} by {moderator.first_name} at {casework.local_time(context, context.now())}"
+    line = decision_line(context, "upheld" if uphold else "dismissed", moderator.first_name, context.now())
     text, _ = await report_card(context, int(number), state=line)
     copy_text, _ = await report_card(context, int(number), state=line, copy=True)
     await show_decided(context, query, (result.report.card_chat_id, result.report.card_message_id), text, copy_text, f"report {number}")
@@ -1539,7 +1582,7 @@ async def on_take_down(update: Update, context: HelpdeskContext) -> None:
     query = update.callback_query
     ad_id = int(query.data.split(":")[2])  # type: ignore[union-attr]
     moderator = query.from_user  # type: ignore[union-attr]
-    if not await is_moderator(context, moderator.id, update.effective_chat.id):  # type: ignore[union-attr]
+    if not await _moderator(context, moderator, update.effective_chat.id):  # type: ignore[union-attr]
         await toast(query, casework.slabel(context, "toast_not_moderator"))  # type: ignore[arg-type]
         return
     async with unit_of_work(context.desk.sessions) as session:
@@ -1559,7 +1602,7 @@ async def on_take_down(update: Update, context: HelpdeskContext) -> None:
     await toast(query, casework.slabel(context, "toast_done"))  # type: ignore[arg-type]
     if published is not None:
         await unpublish(context, ad.id)
-    line = f"🚫 Taken down by {moderator.first_name} at {casework.local_time(context, context.now())}"
+    line = decision_line(context, AdEventKind.TAKEN_DOWN, moderator.first_name, context.now())
     text, _ = await mod_card(context, ad_id, decision=line)
     copy_text, _ = await mod_card(context, ad_id, decision=line, copy=True)
     await show_decided(context, query, (ad.mod_chat_id, ad.mod_message_id), text, copy_text, f"ad #{ad_id}")

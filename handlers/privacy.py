@@ -177,6 +177,8 @@ async def owe(context: HelpdeskContext, session: AsyncSession, result: privacy.E
         await redraw(RedrawKind.AD_WITHDRAWN if withdrawn else RedrawKind.AD_ERASED, ad_id, chat_id=chat_id, message_id=message_id)
     for ad_id, chat_id, message_id in result.ad_photos:  # deleted (or marked erased, when too old to delete)
         owed.photos.append(await redraws.add(session, RedrawKind.AD_PHOTO, ad_id, now=now, chat_id=chat_id, message_id=message_id))
+    for ad_id in result.decided_ads:  # decided by the erased staff member: "Approved by <name>"
+        await redraw(RedrawKind.AD_DECIDED, ad_id)
     for report_id in result.report_cards:
         await redraw(RedrawKind.REPORT_CARD, report_id)
     for feedback_id in result.feedback_cards:  # the cards showed their name and text (or the staff member's)

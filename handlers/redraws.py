@@ -115,6 +115,10 @@ async def _ad_photo(context: HelpdeskContext, job: Redraw) -> str | None:
     return PHOTO_KEPT
 
 
+async def _ad_decided(context: HelpdeskContext, job: Redraw) -> None:
+    await ads.redraw_decided_card(context, job.ref)
+
+
 async def _report_card(context: HelpdeskContext, job: Redraw) -> None:
     await ads.redraw_report_card(context, job.ref)
 
@@ -135,6 +139,7 @@ DRAW: dict[str, Callable[[HelpdeskContext, Redraw], Awaitable[str | None]]] = {
     RedrawKind.TOPIC_CLOSE: _topic_close,
     RedrawKind.AD_WITHDRAWN: _ad_card,
     RedrawKind.AD_ERASED: _ad_card,
+    RedrawKind.AD_DECIDED: _ad_decided,
     RedrawKind.AD_PHOTO: _ad_photo,
     RedrawKind.REPORT_CARD: _report_card,
     RedrawKind.FEEDBACK_CARD: _feedback_card,
@@ -147,6 +152,7 @@ WHAT = {
     RedrawKind.TOPIC_CLOSE: "closing the topic of ticket #{ref}",
     RedrawKind.AD_WITHDRAWN: "the moderation card of ad #{ref}",
     RedrawKind.AD_ERASED: "the moderation card of ad #{ref}",
+    RedrawKind.AD_DECIDED: "the decided moderation card of ad #{ref}",
     RedrawKind.AD_PHOTO: "the photo {chat_id}/{message_id} of ad #{ref}",
     RedrawKind.REPORT_CARD: "the card of report {ref}",
     RedrawKind.FEEDBACK_CARD: "the card of feedback #{ref}",

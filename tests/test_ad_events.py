@@ -57,7 +57,10 @@ async def test_reject_fix_resubmit_approve_sold_one_event_each(desk):
     assert (ads["submitted"], ads["resubmitted"], ads["approved"], ads["rejected"], ads["pending_at_end"]) == (2, 1, 1, 1, 0)
     assert ads["approval_minutes_values"] == [90.0]
     assert ads["rejection_reasons"] == [{"reason": "contact-in-text", "count": 1}]
-    assert [(m["id"], m["approved"], m["rejected"]) for m in ads["per_moderator"]] == [(MO, 0, 1), (LEE, 1, 0)]
+    # moderators acting on cards are recorded as staff: named, in the order of their names
+    assert [(m["id"], m["name"], m["approved"], m["rejected"]) for m in ads["per_moderator"]] == [
+        (LEE, "Moderator Lee", 1, 0), (MO, "Moderator Mo", 0, 1),
+    ]
 
 
 async def test_changes_requested_and_a_race_write_one_decision_each(desk):
