@@ -87,9 +87,9 @@ from kb.models import KbChange, KbDraft, KbPhrasing, PhrasingSource, PhrasingSta
 
 EXPORT_FORMAT = "saypro-helpdesk-personal-data/1"
 KEEP_TOMBSTONE = (UserStatus.BANNED, UserStatus.BLOCKED)
-#: An erased staff member's latest answered feedback, decided ads and decided reports
-#: whose cards are redrawn without their name (each edit counts against Telegram's 20 per
-#: minute in a group; older cards keep the name as drawn)
+#: An erased staff member's latest finished cases, answered feedback, decided ads and
+#: decided reports whose cards are redrawn without their name, of each (each edit counts
+#: against Telegram's 20 per minute in a group; older cards keep the name as drawn)
 LATEST_REDRAWN = 20
 ERASED_TEXT = "(erased)"  # stands in for an erased text: a question quoted in a KB change summary, a bot message naming staff
 

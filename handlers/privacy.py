@@ -103,8 +103,6 @@ async def _edit(query: Any, text: str) -> None:
         log.info("could not edit the confirmation: %s", exc)
 
 
-#: Finished cases of an erased staff member whose cards are redrawn (the latest ones).
-MAX_FINISHED_REDRAWS = 20
 #: Photos deleted by the erasure's own update (an album); the sweep deletes the others,
 #: :data:`handlers.redraws.PER_SWEEP` a minute: each call counts against Telegram's 20 a
 #: minute in a group, and updates wait while the erasure's waits.
@@ -156,14 +154,17 @@ async def owe(context: HelpdeskContext, session: AsyncSession, result: privacy.E
     # cases the erased staff member held: redrawn (the open ones back in the queue). Each
     # edit counts against Telegram's 20 per minute in a group: the cases they released and
     # the latest finished ones only.
+    # (the same cap as their answered feedback and decided ads and reports,
+    # :data:`bot.privacy.LATEST_REDRAWN`)
+    latest = privacy.LATEST_REDRAWN
     released = set(result.released_tickets)
     finished = sorted(set(result.assigned_cards) - released, reverse=True)
-    if len(finished) > MAX_FINISHED_REDRAWS:
+    if len(finished) > latest:
         log.info(
             "erasure of staff member %s: %d older finished cases keep their card as drawn (only the %d latest are redrawn)",
-            result.user_id, len(finished) - MAX_FINISHED_REDRAWS, MAX_FINISHED_REDRAWS,
+            result.user_id, len(finished) - latest, latest,
         )
-    redrawn = [t for t in result.assigned_cards if t in released] + finished[:MAX_FINISHED_REDRAWS]
+    redrawn = [t for t in result.assigned_cards if t in released] + finished[:latest]
     for ticket_id in redrawn:
         await redraw(RedrawKind.TICKET_CARD, ticket_id)
         if ticket_id in released:

@@ -310,9 +310,9 @@ async def test_a_case_solved_by_an_erased_staff_member_reopens_into_the_queue(de
 async def test_a_staff_member_with_many_finished_cases_gets_only_the_latest_cards_redrawn(desk, monkeypatch):
     """Each card edit counts against Telegram's 20 per minute in a group, and the erasure's
     update waits for them: the held cases and the latest finished ones are redrawn."""
-    import handlers.privacy
+    import bot.privacy
 
-    monkeypatch.setattr(handlers.privacy, "MAX_FINISHED_REDRAWS", 2)
+    monkeypatch.setattr(bot.privacy, "LATEST_REDRAWN", 2)
     thandi, _ = staff_pair(desk)
     finished = []
     for i in range(4):
