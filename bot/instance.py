@@ -233,6 +233,22 @@ class _AdvisoryLock(InstanceLock):
 _ME = "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
 
 
+async def lock_holder(conn: AsyncConnection, key: int) -> tuple[int, Any] | None:
+    """The server process (pid, its start) whose session holds the advisory lock ``key``
+    in this database; None when nobody does. (A session of another role shows no start.)"""
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF  # pg_locks shows the key as two unsigned halves
+    row = (await conn.execute(
+        text(
+            "SELECT l.pid, a.backend_start FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND l.classid::bigint = :hi AND l.objid::bigint = :lo"
+        ),
+        {"hi": unsigned >> 32, "lo": unsigned & 0xFFFF_FFFF},
+    )).first()
+    return tuple(row) if row is not None else None  # type: ignore[return-value]
+
+
 async def end_own_session(engine: Any, key: int, own: tuple[int, Any] | None) -> bool:
     """The lock could not be taken again after its connection was lost: who holds it?
     The bot's own earlier session, when the server has not noticed yet that it is gone (a
@@ -241,20 +257,11 @@ async def end_own_session(engine: Any, key: int, own: tuple[int, Any] | None) ->
     (``pg_terminate_backend``: the same role may) and True returned, so that the lock is
     taken next time. Nobody (freed meanwhile): True. Another session (another instance):
     False."""
-    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
     async with engine.connect() as conn:
-        holder = (await conn.execute(
-            text(
-                "SELECT l.pid, a.backend_start FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
-                " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
-                " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                " AND l.classid::bigint = :hi AND l.objid::bigint = :lo"
-            ),
-            {"hi": unsigned >> 32, "lo": unsigned & 0xFFFF_FFFF},
-        )).first()
+        holder = await lock_holder(conn, key)
         if holder is None:
             return True
-        if tuple(holder) != own:
+        if holder != own:
             return False
         log.warning("the database still holds this instance's lock for its lost connection (server process %s): ending that session", holder[0])
         await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder[0]})

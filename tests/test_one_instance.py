@@ -20,7 +20,7 @@ from bot.cli import main
 from bot.db import make_engine
 from bot.fake_bot_server import FakeBotServer
 from bot.fake_telegram import FakeTelegram
-from bot.instance import RETAKE_SECONDS, advisory_key
+from bot.instance import RETAKE_SECONDS, advisory_key, lock_holder
 from tests.support import PG_URL, drop_schema
 from tests.test_run_process import ROOT, TOKEN, wait_for
 from tests.test_run_start import helpdesk, one_clear_line
@@ -119,17 +119,13 @@ def test_a_second_instance_on_the_same_database_stops_before_it_asks_telegram_an
 
 def holder(schema: str) -> int | None:
     """The PostgreSQL backend (pid) that holds the instance lock of ``schema``."""
-    key = advisory_key(schema) & 0xFFFF_FFFF_FFFF_FFFF
 
     async def query() -> int | None:
         engine = make_engine(PG_URL)  # type: ignore[arg-type]
         try:
             async with engine.connect() as conn:
-                return (await conn.execute(text(
-                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
-                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                    " AND classid::bigint = :hi AND objid::bigint = :lo"
-                ), {"hi": key >> 32, "lo": key & 0xFFFF_FFFF})).scalar()
+                found = await lock_holder(conn, advisory_key(schema))
+                return found[0] if found is not None else None
         finally:
             await engine.dispose()
 
