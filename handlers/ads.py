@@ -30,7 +30,7 @@ from bot.models import User
 from bot.users import get_state, set_state
 from escalation import service as escalation_service
 from handlers import casework, delivery, notices
-from handlers.staffauth import is_moderator
+from handlers.staffauth import is_moderator, remember_staff
 from handlers.ui import drop_stale_copy, guarded, main_menu, not_modified, set_markup, toast
 
 log = logging.getLogger(__name__)
@@ -351,8 +351,7 @@ async def _moderator(context: HelpdeskContext, user: Any, chat_id: int) -> bool:
     the cards they decide; an erasure finds them and redraws those cards)."""
     if not await is_moderator(context, user.id, chat_id):
         return False
-    async with unit_of_work(context.desk.sessions, effect=False) as session:  # not the update's effect
-        await escalation_service.touch_staff(session, user_id=user.id, first_name=user.first_name, username=user.username, now=context.now())
+    await remember_staff(context, user)
     return True
 
 

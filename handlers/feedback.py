@@ -26,7 +26,7 @@ from escalation import service as tickets_service
 from escalation.feedback import FeedbackView, Status
 from handlers import delivery, notices
 from handlers.casework import Repost, Reposted, card_number, card_timed_out, claim_card_again, clip, local_time, posted_again, repair_grace, report_lost_cards, repost, slabel, srender
-from handlers.staffauth import is_staff
+from handlers.staffauth import is_staff, remember_staff
 from handlers.ui import drop_stale_copy, guarded, not_modified, set_markup, short, toast
 
 log = logging.getLogger(__name__)
@@ -388,8 +388,7 @@ async def _staff(update: Update, context: HelpdeskContext) -> bool:
     if user is None or chat is None:
         return False
     if chat.id in context.desk.staff_chats and await is_staff(context, user.id, chat.id):
-        async with unit_of_work(context.desk.sessions, effect=False) as session:  # bookkeeping: the answer records the update
-            await tickets_service.touch_staff(session, user_id=user.id, first_name=user.first_name, username=user.username, now=context.now())
+        await remember_staff(context, user)
         return True
     log.warning("refused a feedback answer by non-staff user %s in chat %s", user.id, chat.id)
     if update.callback_query is not None:

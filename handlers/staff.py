@@ -21,7 +21,7 @@ from escalation.service import SlaAction, TicketError
 from handlers import ads, casework, delivery, feedback, notices, redraws
 from handlers.casework import slabel, srender
 from handlers.jobs import refresh_kb
-from handlers.staffauth import is_admin, is_staff
+from handlers.staffauth import is_admin, is_staff, remember_staff
 from handlers.tickets import message_kind
 from handlers.ui import guarded, not_modified, set_markup, short, toast
 from bot.telegram_html import visible_length
@@ -59,8 +59,7 @@ async def _staff_or_refuse(update: Update, context: HelpdeskContext) -> bool:
     if user is None or chat is None:
         return False
     if await is_staff(context, user.id, chat.id):
-        async with unit_of_work(context.desk.sessions, effect=False) as session:  # not the update's effect
-            await service.touch_staff(session, user_id=user.id, first_name=user.first_name, username=user.username, now=context.now())
+        await remember_staff(context, user)
         return True
     log.warning("refused a staff action by non-staff user %s in chat %s", user.id, chat.id)
     if update.callback_query is not None:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 
+from telegram import User
 from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
 
 from bot.context import HelpdeskContext
+from bot.db import unit_of_work
+from escalation import service as tickets_service
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +73,11 @@ async def is_moderator(context: HelpdeskContext, user_id: int, chat_id: int) -> 
 async def is_desk_admin(context: HelpdeskContext, user_id: int, chat_id: int) -> bool:
     """Admins acting from the (main) staff chat: personal-data requests (/userdata, /forget)."""
     return chat_id == context.desk.settings.staff.chat_id and await is_admin(context, user_id, chat_id)
+
+
+async def remember_staff(context: HelpdeskContext, user: User) -> None:
+    """Someone who just acted as staff or moderator: their name and username in the staff
+    directory (the name on the cards they decide; an erasure finds them). Its own unit of
+    work: bookkeeping, not the update's effect (which records the update)."""
+    async with unit_of_work(context.desk.sessions, effect=False) as session:
+        await tickets_service.touch_staff(session, user_id=user.id, first_name=user.first_name, username=user.username, now=context.now())
