@@ -1,4 +1,5 @@
-"""General-English synonyms for the matcher ("pic" ~ "photo", "ad" ~ "advert").
+"""General-English synonyms and definitions for the matcher ("pic" ~ "photo",
+"refund" -> money, repay, pay back).
 
 With one phrasing per entry, a user who writes "pics" finds nothing in an entry
 that says "photos": the words share no stem and few character n-grams.  This
@@ -23,22 +24,61 @@ of HWU64 (seeds 7, 8 and 9, two knowledge-base draws each): top-1 at K=1
 stems of its synonyms.  The file is loaded and stemmed once per process on
 first use (thread-safe); an English-free knowledge base simply never finds
 its words in it.
+
+:func:`glosses` is the second table, ``kb/data/glosses.tsv.gz`` (same
+source and licence, same tool): for about 56,000 words of the same list, the
+words of the definition of the most frequent sense per part of speech and
+that sense's synonyms, without the usage examples (1.4 MB compressed; ~0.7 s
+and ~12 MB resident once loaded, only when a knowledge base uses it).  The
+matcher's "gloss vectors" are built from it (:mod:`kb.matcher`).
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import threading
 from importlib import resources
+from typing import NamedTuple
+
+import numpy as np
 
 from kb import textnorm
 
-__all__ = ["DATA_FILE", "load", "synonyms"]
+__all__ = ["DATA_FILE", "GLOSSES_FILE", "Glosses", "glosses", "load", "synonyms"]
 
 DATA_FILE = "thesaurus.tsv.gz"
+GLOSSES_FILE = "glosses.tsv.gz"
 
 _lock = threading.Lock()
 _table: dict[str, tuple[str, ...]] | None = None
+_glosses: Glosses | None = None
+
+
+class Glosses(NamedTuple):
+    """Stems of the definitions of common English words, as a sparse matrix.
+
+    ``ids`` numbers every stem that is a headword or occurs in a definition;
+    row ``i`` (``col[ptr[i]:ptr[i + 1]]``, weights ``val[...]``, L2 norm 1)
+    holds the stems of the definition of the headword with id ``i`` (empty
+    for a stem that only occurs in definitions).
+    """
+
+    ids: dict[str, int]
+    ptr: np.ndarray
+    col: np.ndarray
+    val: np.ndarray
+
+    def row(self, stem: str) -> tuple[np.ndarray, np.ndarray]:
+        i = self.ids.get(stem)
+        if i is None or i + 1 >= len(self.ptr):
+            return _EMPTY_I, _EMPTY_F
+        a, b = int(self.ptr[i]), int(self.ptr[i + 1])
+        return self.col[a:b], self.val[a:b]
+
+
+_EMPTY_I = np.zeros(0, dtype=np.int32)
+_EMPTY_F = np.zeros(0, dtype=np.float32)
 
 
 def _stems(words: list[str]) -> dict[str, str]:
@@ -50,14 +90,19 @@ def _stems(words: list[str]) -> dict[str, str]:
     return dict(zip(kept, textnorm.stem(kept)))
 
 
+def _rows(name: str) -> tuple[list[list[str]], dict[str, str]]:
+    """The lines of a shipped table (headword, rest) and the stems of its words."""
+    raw = resources.files("kb").joinpath("data", name).read_bytes()
+    rows = [line.split("\t", 1) for line in gzip.decompress(raw).decode("utf-8").splitlines()]
+    return rows, _stems(sorted({w for head, rest in rows for w in (head, *rest.split())}))
+
+
 def _load() -> dict[str, tuple[str, ...]]:
     global _table
     if _table is None:
         with _lock:
             if _table is None:
-                raw = resources.files("kb").joinpath("data", DATA_FILE).read_bytes()
-                rows = [line.split("\t", 1) for line in gzip.decompress(raw).decode("utf-8").splitlines()]
-                stems = _stems(sorted({w for head, rest in rows for w in (head, *rest.split())}))
+                rows, stems = _rows(DATA_FILE)
                 merged: dict[str, set[str]] = {}
                 for head, rest in rows:
                     key = stems.get(head)
@@ -71,10 +116,49 @@ def _load() -> dict[str, tuple[str, ...]]:
     return _table
 
 
+def _load_glosses() -> Glosses:
+    global _glosses
+    if _glosses is None:
+        with _lock:
+            if _glosses is None:
+                rows, stems = _rows(GLOSSES_FILE)
+                merged: dict[str, dict[str, float]] = {}
+                for head, rest in rows:
+                    key = stems.get(head)
+                    if key is None:
+                        continue
+                    counts = merged.setdefault(key, {})
+                    for other in rest.split():
+                        s = stems.get(other)
+                        if s is not None and s != key:
+                            counts[s] = counts.get(s, 0.0) + 1.0
+                heads = sorted(k for k, v in merged.items() if v)
+                ids = {k: i for i, k in enumerate(heads)}
+                for counts in merged.values():
+                    for s in counts:
+                        ids.setdefault(s, len(ids))
+                ptr = np.zeros(len(heads) + 1, dtype=np.int64)
+                cols: list[int] = []
+                vals: list[float] = []
+                for i, head in enumerate(heads):
+                    counts = merged[head]
+                    norm = math.sqrt(sum(c * c for c in counts.values()))
+                    cols.extend(ids[s] for s in counts)
+                    vals.extend(c / norm for c in counts.values())
+                    ptr[i + 1] = len(cols)
+                _glosses = Glosses(ids, ptr, np.asarray(cols, dtype=np.int32), np.asarray(vals, dtype=np.float32))
+    return _glosses
+
+
 def load() -> int:
     """Load the table now (the matcher calls it while it builds, so the first
     question does not pay ~0.5 s); returns the number of headwords."""
     return len(_load())
+
+
+def glosses() -> Glosses:
+    """The definitions table (loaded and stemmed once per process, ~0.5 s)."""
+    return _load_glosses()
 
 
 def synonyms(stem: str) -> tuple[str, ...]:

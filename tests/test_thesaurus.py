@@ -86,3 +86,57 @@ def test_synonym_credit_fades_as_entries_get_more_phrasings():
     assert build_matcher(many).match(q) == build_matcher(many, thesaurus=False).match(q)
     one = [(e, p[:1]) for e, p in many]
     assert build_matcher(one).match(q) != build_matcher(one, thesaurus=False).match(q)
+
+
+# --- definitions (glosses) ---------------------------------------------------
+
+GLOSS_KB = [
+    ("refund", ["how do i get a refund"]),
+    ("password", ["i forgot my password"]),
+    ("delivery", ["how long does delivery take"]),
+    ("seller", ["how do i contact the seller"]),
+]
+
+
+def test_shipped_glosses_file_is_small_sorted_and_plain_words():
+    raw = resources.files("kb").joinpath("data", thesaurus.GLOSSES_FILE).read_bytes()
+    assert len(raw) < 1_600_000
+    lines = gzip.decompress(raw).decode("utf-8").splitlines()
+    heads = [line.split("\t", 1)[0] for line in lines]
+    assert heads == sorted(heads) and len(heads) == len(set(heads)) > 20_000
+    for line in lines:
+        head, rest = line.split("\t")
+        assert textnorm.clean(head) == head and rest
+        assert all(textnorm.clean(w) == w != head and w not in textnorm.STOPWORDS for w in rest.split())
+
+
+def test_gloss_rows_hold_the_stems_of_the_definition():
+    table = thesaurus.glosses()
+    names = {i: s for s, i in table.ids.items()}
+    cols, vals = table.row(stem("refund"))
+    assert {stem("money"), stem("repay")} <= {names[int(c)] for c in cols}
+    assert abs(float((vals * vals).sum()) - 1.0) < 1e-5
+    assert len(table.row("xqzzv")[0]) == 0 and len(table.row("")[0]) == 0
+
+
+def test_a_definition_ranks_the_entry_that_shares_no_word():
+    """'money' and 'back' are in the definition of 'refund' ("money returned to a
+    payer", "pay back"), 'secret' and 'phrase' in that of 'password'."""
+    with_t = build_matcher(GLOSS_KB)
+    without = build_matcher(GLOSS_KB, thesaurus=False)
+    for q, right in (("i want my money back", "refund"), ("secret phrase lost", "password")):
+        assert with_t.match(q, limit=1)[0].entry_id == right
+        assert without.match(q, limit=1)[0].entry_id != right
+        # A definition ranks; it does not make a confident answer on its own.
+        assert with_t.match(q, limit=1)[0].score < 0.15
+
+
+def test_definitions_survive_incremental_updates():
+    """Words the definitions table does not know ('xqzzv') get ids of their own;
+    an incrementally updated matcher still equals a rebuild."""
+    extra = ("login", ["cannot log in, xqzzv error"])
+    m = build_matcher(GLOSS_KB).with_entry(*extra).without_entry("seller")
+    n = build_matcher(GLOSS_KB[:3] + [extra])
+    for q in ("i want my money back", "xqzzv again", "who is the vendor", "secret phrase lost"):
+        assert m.match(q) == n.match(q)
+        assert m.signals(q)["gloss"].tolist() == n.signals(q)["gloss"].tolist()

@@ -1,8 +1,10 @@
-"""Build ``kb/data/thesaurus.tsv.gz``, the matcher's general-English synonyms, from WordNet.
+"""Build ``kb/data/thesaurus.tsv.gz`` and ``kb/data/glosses.tsv.gz``, the matcher's
+general-English synonyms and definitions, from WordNet.
 
 Usage::
 
     python -m tools.build_thesaurus WORDNET_DICT_DIR [--out kb/data/thesaurus.tsv.gz]
+        [--glosses-out kb/data/glosses.tsv.gz]
 
 ``WORDNET_DICT_DIR`` is a WordNet 3.0 database in its original text format
 (``index.noun``, ``data.noun``, ... for noun, verb, adj and adv): the ``dict/``
@@ -25,7 +27,13 @@ What is kept, so that the list helps a help desk rather than adding noise:
   compressed (the "small" list alone measured 0.2-0.4 points lower top-1 on
   the development splits).
 
-One line per headword: ``word<TAB>synonym synonym ...``, sorted.  The words
+The definitions (``glosses.tsv.gz``): for every word of the same list, its
+**most frequent sense** per part of speech: that synset's other single words
+and the words of its definition, usage examples and stopwords left out, plain
+words only (any frequency: "payer" is rare but says what a refund is).
+
+One line per headword: ``word<TAB>synonym synonym ...`` (``word<TAB>definition
+words ...``), sorted.  The words
 are stored as written, not stemmed: :mod:`kb.thesaurus` stems them when it
 loads the file, so a change of the stemmer cannot make the file stale.
 """
@@ -37,6 +45,7 @@ import gzip
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 POS = {"noun": "n", "verb": "v", "adj": "a", "adv": "r"}
@@ -44,13 +53,21 @@ POS = {"noun": "n", "verb": "v", "adj": "a", "adv": "r"}
 SENSES = 2
 #: WordNet pointers followed from a sense: similar to, verb group, see also.
 LINKS = ("&", "$", "^")
+#: Senses per word and part of speech whose definitions go into the glosses.
+GLOSS_SENSES = 1
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "kb" / "data" / "thesaurus.tsv.gz"
+DEFAULT_GLOSSES_OUT = DEFAULT_OUT.with_name("glosses.tsv.gz")
+_WORD = re.compile(r"[a-z]+")
 
 
-def read_wordnet(folder: Path) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], tuple[list[str], list[tuple[str, str]]]]]:
-    """(lemma, pos) -> synset offsets by frequency; (offset, pos) -> (words, links)."""
+Synsets = dict[tuple[str, str], tuple[list[str], list[tuple[str, str]], str]]
+
+
+def read_wordnet(folder: Path) -> tuple[dict[tuple[str, str], list[str]], Synsets]:
+    """(lemma, pos) -> synset offsets by frequency; (offset, pos) -> (words,
+    links, definition: the gloss without its quoted examples)."""
     index: dict[tuple[str, str], list[str]] = {}
-    synsets: dict[tuple[str, str], tuple[list[str], list[tuple[str, str]]]] = {}
+    synsets: Synsets = {}
     for name, pos in POS.items():
         for line in (folder / f"index.{name}").read_text(encoding="latin-1").splitlines():
             if not line or line.startswith(" "):
@@ -61,7 +78,8 @@ def read_wordnet(folder: Path) -> tuple[dict[tuple[str, str], list[str]], dict[t
         for line in (folder / f"data.{name}").read_text(encoding="latin-1").splitlines():
             if not line or line.startswith(" "):
                 continue
-            f = line.split(" | ", 1)[0].split()
+            head, _, gloss = line.partition(" | ")
+            f = head.split()
             word_count = int(f[3], 16)
             words = [f[4 + 2 * i].lower() for i in range(word_count)]
             at = 4 + 2 * word_count
@@ -70,11 +88,12 @@ def read_wordnet(folder: Path) -> tuple[dict[tuple[str, str], list[str]], dict[t
                 symbol, offset, target_pos = f[at + 1 + 4 * j], f[at + 2 + 4 * j], f[at + 3 + 4 * j]
                 if symbol in LINKS:
                     links.append((offset, "a" if target_pos == "s" else target_pos))
-            synsets[(f[0], pos)] = (words, links)
+            synsets[(f[0], pos)] = (words, links, _EXAMPLE.sub(" ", gloss).strip().rstrip(";").strip())
     return index, synsets
 
 
 _ADJ_MARKER = re.compile(r"\([a-z]+\)$")  # "big(a)": adjective position markers
+_EXAMPLE = re.compile(r';?\s*"[^"]*"')  # '; "he ate a big breakfast"': usage examples
 
 
 def build(folder: Path, known: set[str]) -> dict[str, list[str]]:
@@ -84,7 +103,7 @@ def build(folder: Path, known: set[str]) -> dict[str, list[str]]:
         if lemma not in known:
             continue
         for offset in offsets[:SENSES]:
-            words, links = synsets[(offset, pos)]
+            words, links, _ = synsets[(offset, pos)]
             others = list(words)
             for target in links:
                 if target in synsets:
@@ -96,29 +115,52 @@ def build(folder: Path, known: set[str]) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in sorted(out.items()) if v}
 
 
+def build_glosses(folder: Path, known: set[str], keep: Callable[[str], bool]) -> dict[str, list[str]]:
+    """Headword -> the words of its most frequent sense per part of speech:
+    the synset's other single words and the words of its definition (no
+    examples), those ``keep`` accepts, in order of first appearance."""
+    index, synsets = read_wordnet(folder)
+    out: dict[str, dict[str, None]] = defaultdict(dict)
+    for (lemma, pos), offsets in index.items():
+        if lemma not in known:
+            continue
+        for offset in offsets[:GLOSS_SENSES]:
+            words, _, definition = synsets[(offset, pos)]
+            for word in [_ADJ_MARKER.sub("", w) for w in words] + _WORD.findall(definition.lower()):
+                if word != lemma and keep(word):
+                    out[lemma].setdefault(word, None)
+    return {k: list(v) for k, v in sorted(out.items()) if v}
+
+
+def _write(path: Path, table: dict[str, list[str]]) -> None:
+    text = "".join(f"{k}\t{' '.join(v)}\n" for k, v in table.items())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # mtime=0: the same input gives the same bytes (a reproducible, diffable build).
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as gz:
+        gz.write(text.encode("utf-8"))
+    print(f"{len(table)} headwords, {path.stat().st_size} bytes -> {path}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("wordnet", type=Path, help="WordNet 3.0 dict folder (index.noun, data.noun, ...)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--glosses-out", type=Path, default=DEFAULT_GLOSSES_OUT)
     args = parser.parse_args(argv)
     import wordfreq
 
     from kb.english import THESAURUS_WORD_LIST
 
-    from kb.textnorm import clean
+    from kb.textnorm import STOPWORDS, clean
 
     # Plain lower-case words that the matcher's clean-up leaves unchanged
     # ("cant" would become "can not"), so kb.thesaurus need not clean them.
     known = {
         w for w in wordfreq.get_frequency_dict("en", THESAURUS_WORD_LIST) if w.isalpha() and w.isascii() and clean(w) == w
     }
-    table = build(args.wordnet, known)
-    text = "".join(f"{k}\t{' '.join(v)}\n" for k, v in table.items())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    # mtime=0: the same input gives the same bytes (a reproducible, diffable build).
-    with open(args.out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as gz:
-        gz.write(text.encode("utf-8"))
-    print(f"{len(table)} headwords, {args.out.stat().st_size} bytes -> {args.out}", file=sys.stderr)
+    _write(args.out, build(args.wordnet, known))
+    # Gloss words: plain words too, and no stopwords (the loader would drop them).
+    _write(args.glosses_out, build_glosses(args.wordnet, known, lambda w: w.isascii() and w.isalpha() and w not in STOPWORDS and clean(w) == w))
     return 0
 
 
