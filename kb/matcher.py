@@ -131,6 +131,7 @@ from typing import NamedTuple
 import numpy as np
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
+from scipy import sparse
 
 from kb import charvec, english, textnorm, thesaurus
 
@@ -240,7 +241,6 @@ GLOSS_BETA = 2.0
 MIN_GLOSS_WEIGHT = 0.6
 MIN_GLOSS_COVERAGE = 0.5
 
-_W_TOTAL = sum(WEIGHTS.values())
 
 
 def _idf(n_entries: int, df: int) -> float:
@@ -297,10 +297,20 @@ class _Vocabs(NamedTuple):
     nb: dict[str, int]  # stem of any word -> naive Bayes id
     grams: charvec.GramVocab
     rarity: list[float]  # token id -> English rarity of its most common word
+    #: (token id, stem) -> the token's gloss row (ids, values), filled when
+    #: first needed and shared by derived matchers (two of them may give the
+    #: same new id to different stems, hence the stem in the key)
+    gloss_rows: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]
 
     def copy(self) -> _Vocabs:
         return _Vocabs(
-            dict(self.tokens), list(self.token_list), dict(self.surface), dict(self.nb), self.grams, list(self.rarity)
+            dict(self.tokens),
+            list(self.token_list),
+            dict(self.surface),
+            dict(self.nb),
+            self.grams,
+            list(self.rarity),
+            self.gloss_rows,
         )
 
 
@@ -446,11 +456,7 @@ class FaqMatcher:
         "_syn",
         "_thesaurus",
         "_weights",
-        "_gl_extra",
-        "_gl_cols",
-        "_gl_ptr",
-        "_gl_ent",
-        "_gl_val",
+        "_gloss_index",
     )
 
     def __init__(
@@ -462,7 +468,7 @@ class FaqMatcher:
         object.__setattr__(self, "_syn", _freeze_synonyms(synonyms))
         object.__setattr__(self, "_thesaurus", bool(thesaurus))
         analysed = _analyse(_collect(entries))
-        vocabs = _Vocabs({}, [], {}, {}, charvec.GramVocab(), [])
+        vocabs = _Vocabs({}, [], {}, {}, charvec.GramVocab(), [], {})
         compiled = []
         for entry in analysed:
             c, grams = _compile(entry, vocabs)
@@ -523,15 +529,11 @@ class FaqMatcher:
         if gloss_weight < MIN_GLOSS_WEIGHT:
             gloss_weight = 0.0
         weights = dict(WEIGHTS)
-        gl_extra: dict[str, int] = {}
-        gl_cols = gl_ptr = gl_ent = gl_val = None
+        gloss_index = None
         if gloss_weight:
-            gl_extra, gl_cols, gl_ptr, gl_ent, gl_val = _gloss_index(
-                v, np.flatnonzero(live), t_of, e_of, cnt, n_entries
-            )
-            if len(gl_extra) > (1.0 - MIN_GLOSS_COVERAGE) * int(np.count_nonzero(live)):
+            gloss_index = _gloss_index(v, thesaurus.glosses(), tok_ptr, e_of, cnt, n_e)
+            if gloss_index is None:
                 gloss_weight = 0.0
-                gl_extra, gl_cols = {}, None
         weights["gloss"] = gloss_weight
         total = sum(weights.values())
         # Typicality of token t for entry e: number of the entry's phrasings
@@ -612,11 +614,7 @@ class FaqMatcher:
         )
         set_(self, "_fuzzy", functools.lru_cache(maxsize=FUZZY_CACHE_SIZE)(self._fuzzy_lookup))
         set_(self, "_weights", {k: w / total for k, w in weights.items()})
-        set_(self, "_gl_extra", gl_extra)
-        set_(self, "_gl_cols", gl_cols)
-        set_(self, "_gl_ptr", gl_ptr)
-        set_(self, "_gl_ent", gl_ent)
-        set_(self, "_gl_val", gl_val)
+        set_(self, "_gloss_index", gloss_index)
 
     # -- immutability ---------------------------------------------------------
 
@@ -934,7 +932,8 @@ class FaqMatcher:
         return out
 
     def signals(self, text: str, depth: int = RERANK_ENTRIES) -> dict[str, np.ndarray] | None:
-        """The four per-entry similarity arrays (in entry order), or None
+        """The per-entry similarity arrays (in entry order; "gloss" is all zeros
+        where that signal is off), or None
         when the text has no usable content.  For analysis and tuning."""
         if not isinstance(text, str) or not self._entry_ids:
             return None
@@ -957,31 +956,38 @@ class FaqMatcher:
     def _gloss(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         """Cosine of the question's gloss vector with each entry's."""
         out = np.zeros(len(self._entry_ids))
-        if self._gl_cols is None:
+        if self._gloss_index is None:
             return out
         table = thesaurus.glosses()
         q: dict[int, float] = {}
-        for word, stem in pairs[:MAX_QUERY_TOKENS]:
+        seen: set[str] = set()
+        for word, stem in pairs:
+            if stem in seen:
+                continue
+            if len(seen) >= MAX_QUERY_TOKENS:
+                break
+            seen.add(stem)
             tid = self._vocab.get(stem)
-            weight = self._vocabs.rarity[tid] if tid is not None else english.word_rarity(word)
+            # As in _query_terms: a token only removed entries had is unknown.
+            live = tid is not None and self._df[tid] > 0
+            weight = self._vocabs.rarity[tid] if live else english.word_rarity(word)
             # The word itself, and its staff synonyms at SYNONYM_SIM.
             for alt, sim in ((stem, 1.0), *((o, SYNONYM_SIM) for o in self._syn.get(stem, ()))):
-                for col, val in _gloss_row(table, self._gl_extra, alt):
+                cols, vals = _gloss_row(table, self._vocab, alt)
+                for col, val in zip(cols.tolist(), vals.tolist()):
                     q[col] = q.get(col, 0.0) + weight * sim * val
         if not q:
             return out
+        ptr, ent, val = self._gloss_index
         q_cols = np.fromiter(q.keys(), dtype=np.int64, count=len(q))
         q_val = np.fromiter(q.values(), dtype=np.float64, count=len(q))
         q_val /= np.sqrt(q_val @ q_val)
-        pos = np.searchsorted(self._gl_cols, q_cols)
-        pos = np.minimum(pos, len(self._gl_cols) - 1)
-        hit = self._gl_cols[pos] == q_cols
-        if not hit.any():
-            return out
-        starts, ends = self._gl_ptr[pos[hit]], self._gl_ptr[pos[hit] + 1]
+        # Every id of the question is below len(ptr) - 1: table ids and the
+        # ids of this matcher's tokens.
+        starts, ends = ptr[q_cols], ptr[q_cols + 1]
         lens = ends - starts
         idx = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
-        np.add.at(out, self._gl_ent[idx], self._gl_val[idx] * np.repeat(q_val[hit], lens))
+        np.add.at(out, ent[idx], val[idx] * np.repeat(q_val, lens))
         return np.clip(out, 0.0, 1.0)
 
     def _fused(self, text: str, depth: int) -> np.ndarray | None:
@@ -1026,55 +1032,71 @@ class FaqMatcher:
         return hits
 
 
-def _gloss_row(table: thesaurus.Glosses, extra: dict[str, int], stem: str) -> list[tuple[int, float]]:
-    """A word's gloss vector: itself (1.0) plus GLOSS_BETA times its definition."""
+def _gloss_row(table: thesaurus.Glosses, tokens: Mapping[str, int], stem: str) -> tuple[np.ndarray, np.ndarray]:
+    """A word's gloss vector: itself (1.0) plus GLOSS_BETA times its definition.
+    A word the table does not know is the id ``len(table.ids) + its token id``
+    (or left out if the knowledge base does not know it either)."""
     own = table.ids.get(stem)
     if own is None:
-        own = extra.get(stem)
-    row = [] if own is None else [(own, 1.0)]
+        tid = tokens.get(stem)
+        own = None if tid is None else len(table.ids) + tid
     cols, vals = table.row(stem)
-    row += zip(cols.tolist(), (GLOSS_BETA * vals).tolist())
-    return row
+    if own is None:
+        return cols, GLOSS_BETA * vals.astype(np.float64)
+    return np.append(np.int32(own), cols), np.append(1.0, GLOSS_BETA * vals.astype(np.float64))
 
 
 def _gloss_index(
-    v: _Vocabs, live: np.ndarray, t_of: np.ndarray, e_of: np.ndarray, cnt: np.ndarray, n_entries: int
-) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    v: _Vocabs, table: thesaurus.Glosses, tok_ptr: np.ndarray, e_of: np.ndarray, cnt: np.ndarray, n_e: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Each entry's gloss vector (sum over its words, weighted by how many of
     its phrasings contain the word and by the word's English rarity), L2
-    normalised, as posting lists by gloss id: (ids of the knowledge base's
-    words missing from the table, sorted gloss ids, row pointer, entries,
-    values)."""
-    table = thesaurus.glosses()
-    extra: dict[str, int] = {}
-    base = len(table.ids)
-    row_cols: list[np.ndarray] = []
-    row_vals: list[np.ndarray] = []
-    lens = np.zeros(len(v.token_list), dtype=np.int64)
-    for t in live.tolist():
-        stem = v.token_list[t]
-        if stem not in table.ids:
-            extra[stem] = base + len(extra)
-        row = _gloss_row(table, extra, stem)
-        lens[t] = len(row)
-        row_cols.append(np.fromiter((c for c, _ in row), dtype=np.int64, count=len(row)))
-        row_vals.append(np.fromiter((x for _, x in row), dtype=np.float64, count=len(row)))
-    start = np.zeros(len(v.token_list), dtype=np.int64)
-    start[live] = np.cumsum(lens[live]) - lens[live]
-    flat_cols = np.concatenate(row_cols) if row_cols else np.zeros(0, dtype=np.int64)
-    flat_vals = np.concatenate(row_vals) if row_vals else np.zeros(0)
-    n = lens[t_of]
-    idx = np.repeat(start[t_of] - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
-    weight = cnt * np.asarray(v.rarity, dtype=np.float64)[t_of]
-    key = flat_cols[idx] * n_entries + np.repeat(e_of, n)
-    uniq, inverse = np.unique(key, return_inverse=True)
-    vals = np.bincount(inverse, weights=flat_vals[idx] * np.repeat(weight, n)).astype(np.float64)
-    cols, ents = np.divmod(uniq, n_entries)
-    norm = np.sqrt(np.bincount(ents, weights=vals * vals, minlength=n_entries))
-    vals /= np.maximum(norm[ents], 1e-12)
-    u_cols, first = np.unique(cols, return_index=True)
-    ptr = np.append(first, len(cols)).astype(np.int64)
-    return extra, u_cols, ptr, ents, vals
+    normalised, by gloss id (compressed columns: pointer over every id of the
+    table and of the knowledge base's tokens, entries, values).  None when
+    fewer than MIN_GLOSS_COVERAGE of the distinct words (numbers aside) have
+    a definition, or none has."""
+    n_tok = len(v.token_list)
+    per_token = np.diff(tok_ptr)  # (token, entry) pairs by token: tok_ptr points into e_of / cnt
+    used = np.flatnonzero(per_token).tolist()
+    cache = v.gloss_rows
+    rows = []
+    for t in used:
+        key = (t, v.token_list[t])
+        row = cache.get(key)
+        if row is None:  # deterministic, so a race only computes it twice
+            row = cache[key] = _gloss_row(table, v.tokens, key[1])
+        rows.append(row)
+    lens = np.zeros(n_tok, dtype=np.int64)
+    lens[used] = [len(r[0]) for r in rows]
+    # A row longer than the word itself: the word has a definition.
+    defined = int(np.count_nonzero(lens > 1))
+    words = len(used) - sum(v.token_list[t].isdigit() for t in used)
+    if not defined or defined < MIN_GLOSS_COVERAGE * words:
+        return None
+    ptr = np.zeros(n_tok + 1, dtype=np.int64)
+    np.cumsum(lens, out=ptr[1:])
+    n_ids = len(table.ids) + n_tok
+    words_to_ids = sparse.csr_matrix(
+        (
+            np.concatenate([r[1] for r in rows]) if rows else np.zeros(0),
+            np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, dtype=np.int64),
+            ptr,
+        ),
+        shape=(n_tok, n_ids),
+    )
+    weights = cnt * np.repeat(np.asarray(v.rarity, dtype=np.float64), per_token)
+    entries_to_words = sparse.csc_matrix((weights, e_of, tok_ptr), shape=(n_e, n_tok))
+    vectors = (entries_to_words @ words_to_ids).tocsr()
+    if not vectors.nnz:
+        return None
+    sizes = np.diff(vectors.indptr)
+    sq = np.zeros(n_e)
+    has = sizes > 0
+    sq[has] = np.add.reduceat(vectors.data * vectors.data, vectors.indptr[:-1][has])
+    vectors.data /= np.repeat(np.sqrt(np.maximum(sq, 1e-24)), sizes)
+    by_id = vectors.tocsc()
+    by_id.sort_indices()
+    return by_id.indptr, by_id.indices, by_id.data
 
 
 def _clamp(x: float) -> float:

@@ -140,3 +140,39 @@ def test_definitions_survive_incremental_updates():
     for q in ("i want my money back", "xqzzv again", "who is the vendor", "secret phrase lost"):
         assert m.match(q) == n.match(q)
         assert m.signals(q)["gloss"].tolist() == n.signals(q)["gloss"].tolist()
+
+
+def test_knowledge_base_without_content_words_matches_nothing():
+    assert build_matcher([("a", ["???"]), ("b", ["🙂"])]).match("i want a refund") == []
+    m = build_matcher(GLOSS_KB + [("empty", ["!!!"])])
+    for entry_id, _ in GLOSS_KB:
+        m = m.without_entry(entry_id)
+    assert m.match("i want my money back") == []
+
+
+def test_a_word_only_removed_entries_had_weighs_as_after_a_rebuild():
+    base = [("pw", ["password reset"]), ("del", ["delivery time"]), ("acct", ["delete my account"])]
+    m = build_matcher(base + [("tmp", ["refunding"])]).without_entry("tmp")
+    n = build_matcher(base)
+    for q in ("refund my password", "refund delivery"):
+        assert m.signals(q)["gloss"].tolist() == n.signals(q)["gloss"].tolist()
+        assert m.match(q) == n.match(q)
+
+
+def test_repeated_question_words_count_once_in_the_definitions_signal():
+    m = build_matcher(GLOSS_KB)
+    once = m.signals("money secret phrase")["gloss"]
+    assert m.signals("money " * 40 + "secret phrase")["gloss"].tolist() == once.tolist()
+    assert once[1] > 0  # the password entry, reached only through "secret phrase"
+
+
+def test_sibling_matchers_do_not_mix_up_new_words():
+    """Two matchers derived from one may give the same new token id to different
+    words; each must still equal its own rebuild."""
+    parent = build_matcher(GLOSS_KB)
+    a = parent.with_entry("a", ["xqzzv refund"])
+    b = parent.with_entry("b", ["wvkkq password"])
+    for derived, extra in ((a, ("a", ["xqzzv refund"])), (b, ("b", ["wvkkq password"]))):
+        rebuilt = build_matcher(GLOSS_KB + [extra])
+        for q in ("xqzzv", "wvkkq", "i want my money back"):
+            assert derived.match(q) == rebuilt.match(q)
