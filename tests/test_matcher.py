@@ -516,6 +516,21 @@ def test_benchmark_out_of_scope_on_tiny_dataset():
     assert matching.out_of_scope_eval(_OOS_TRAIN, _OOS_TEST, oos_intents=all_intents) is None
 
 
+def test_benchmark_out_of_scope_by_knowledge_base_size():
+    from benchmarks import matching
+
+    rows = matching.oos_by_size(_OOS_TRAIN, _OOS_TEST, ["music_play", "weather_query"], ks=(1, 2, None))
+    assert [(r["k"], r["entries"], r["phrasings"]) for r in rows] == [("1", 3, 3), ("2", 3, 6), ("all", 3, 8)]
+    for r in rows:
+        assert abs(r["in_correct"] + r["in_wrong"] + r["in_escalated"] - 100.0) < 1e-6
+        assert 0.0 <= r["oos_answered"] <= 100.0
+    # the K=all row is the main out-of-scope test's figure
+    full = matching.out_of_scope_eval(_OOS_TRAIN, _OOS_TEST, oos_intents=["music_play", "weather_query"])
+    assert rows[-1]["oos_answered"] == full["matcher"]["oos_answered"]
+    assert rows[-1]["in_correct"] == full["matcher"]["in_correct"]
+    assert "false answer" in matching.format_oos_by_size(rows)
+
+
 def test_benchmark_tune_answer_threshold():
     from benchmarks import matching
 
