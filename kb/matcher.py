@@ -249,7 +249,6 @@ MIN_GLOSS_WEIGHT = 0.6
 MIN_GLOSS_COVERAGE = 0.5
 
 
-
 def _idf(n_entries: int, df: int) -> float:
     """Inverse entry frequency; always positive."""
     return math.log(1.0 + n_entries / df)
