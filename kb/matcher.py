@@ -1091,17 +1091,14 @@ def _gloss_index(
         shape=(n_tok, n_ids),
     )
     weights = cnt * np.repeat(np.asarray(v.rarity, dtype=np.float64), per_token)
-    entries_to_words = sparse.csc_matrix((weights, e_of, tok_ptr), shape=(n_e, n_tok))
-    vectors = (entries_to_words @ words_to_ids).tocsr()
-    if not vectors.nnz:
+    words_to_entries = sparse.csr_matrix((weights, e_of, tok_ptr), shape=(n_tok, n_e))
+    # ids x entries, rows = posting lists by gloss id (the product is built
+    # in that orientation so that no conversion of the result is needed)
+    by_id = (words_to_ids.T @ words_to_entries).tocsr()
+    if not by_id.nnz:
         return None
-    sizes = np.diff(vectors.indptr)
-    sq = np.zeros(n_e)
-    has = sizes > 0
-    sq[has] = np.add.reduceat(vectors.data * vectors.data, vectors.indptr[:-1][has])
-    vectors.data /= np.repeat(np.sqrt(np.maximum(sq, 1e-24)), sizes)
-    by_id = vectors.tocsc()
-    by_id.sort_indices()
+    norms = np.sqrt(np.bincount(by_id.indices, weights=by_id.data * by_id.data, minlength=n_e))
+    by_id.data /= np.maximum(norms, 1e-12)[by_id.indices]
     return by_id.indptr, by_id.indices, by_id.data
 
 
