@@ -292,6 +292,8 @@ class _Compiled(NamedTuple):
     nb_counts: np.ndarray
     gram_ids: np.ndarray
     gram_counts: np.ndarray
+    word_tids: np.ndarray  # token id of each distinct word of the entry
+    word_rarity: np.ndarray  # and that word's English rarity
 
 
 class _Vocabs(NamedTuple):
@@ -302,7 +304,7 @@ class _Vocabs(NamedTuple):
     surface: dict[str, int]  # unstemmed word -> token id
     nb: dict[str, int]  # stem of any word -> naive Bayes id
     grams: charvec.GramVocab
-    rarity: list[float]  # token id -> English rarity of its most common word
+    rarity: dict[str, float]  # word -> English rarity (memo)
     #: (token id, stem) -> the token's gloss row (ids, values), filled when
     #: first needed and shared by derived matchers (two of them may give the
     #: same new id to different stems, hence the stem in the key)
@@ -315,7 +317,7 @@ class _Vocabs(NamedTuple):
             dict(self.surface),
             dict(self.nb),
             self.grams,
-            list(self.rarity),
+            self.rarity,
             self.gloss_rows,
         )
 
@@ -372,6 +374,7 @@ def _compile(entry: _Entry, v: _Vocabs) -> tuple[_Compiled, charvec.GramVocab]:
     seen: set[tuple[int, ...]] = set()
     tids_out: list[np.ndarray] = []
     texts: list[str] = []
+    words: dict[str, int] = {}
     for pairs in entry.pairs:
         if not pairs:
             continue
@@ -381,10 +384,9 @@ def _compile(entry: _Entry, v: _Vocabs) -> tuple[_Compiled, charvec.GramVocab]:
             if tid is None:
                 tid = tokens[tok] = len(token_list)
                 token_list.append(tok)
-                rarity.append(english.UNSEEN_RARITY)
             if word not in surface:
                 surface[word] = tid
-                rarity[tid] = min(rarity[tid], english.word_rarity(word))
+            words[word] = tid
             if tid not in tids:
                 tids.append(tid)
         key = tuple(sorted(tids))
@@ -410,8 +412,17 @@ def _compile(entry: _Entry, v: _Vocabs) -> tuple[_Compiled, charvec.GramVocab]:
         np.fromiter(nb_count.values(), dtype=np.float64, count=len(nb_count)),
         gram_ids,
         entry.gram_counts,
+        np.fromiter(words.values(), dtype=np.int64, count=len(words)),
+        np.fromiter((_rarity(rarity, w) for w in words), dtype=np.float64, count=len(words)),
     )
     return compiled, grams
+
+
+def _rarity(memo: dict[str, float], word: str) -> float:
+    r = memo.get(word)
+    if r is None:  # deterministic, so a race only computes it twice
+        r = memo[word] = english.word_rarity(word)
+    return r
 
 
 def _csr_by(keys: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
@@ -462,6 +473,7 @@ class FaqMatcher:
         "_syn",
         "_thesaurus",
         "_weights",
+        "_rarity",
         "_gloss_index",
     )
 
@@ -474,7 +486,7 @@ class FaqMatcher:
         object.__setattr__(self, "_syn", _freeze_synonyms(synonyms))
         object.__setattr__(self, "_thesaurus", bool(thesaurus))
         analysed = _analyse(_collect(entries))
-        vocabs = _Vocabs({}, [], {}, {}, charvec.GramVocab(), [], {})
+        vocabs = _Vocabs({}, [], {}, {}, charvec.GramVocab(), {}, {})
         compiled = []
         for entry in analysed:
             c, grams = _compile(entry, vocabs)
@@ -523,7 +535,16 @@ class FaqMatcher:
         per_entry_phrasings = float(per_entry.sum()) / n_entries
         word_beta = WORD_PRIOR_BETA * WORD_PRIOR_SCALE / (WORD_PRIOR_SCALE + per_entry_phrasings)
         char_beta = CHAR_PRIOR_BETA * CHAR_PRIOR_SCALE / (CHAR_PRIOR_SCALE + per_entry_phrasings)
-        prior = np.asarray(v.rarity, dtype=np.float64) ** word_beta
+        # English rarity of each token: of its most common word in the live
+        # entries (not in entries removed since, so an update equals a rebuild)
+        rarity = np.full(n_tok, english.UNSEEN_RARITY)
+        if n_e:
+            np.minimum.at(
+                rarity,
+                np.concatenate([c.word_tids for c in compiled]),
+                np.concatenate([c.word_rarity for c in compiled]),
+            )
+        prior = rarity**word_beta
         # General-English synonyms count less as the entries' own wordings
         # multiply (with many phrasings they mostly blur close entries).
         thesaurus_sim = SYNONYM_SIM * THESAURUS_SCALE / (THESAURUS_SCALE + per_entry_phrasings) if self._thesaurus else 0.0
@@ -537,7 +558,7 @@ class FaqMatcher:
         weights = dict(WEIGHTS)
         gloss_index = None
         if gloss_weight:
-            gloss_index = _gloss_index(v, thesaurus.glosses(), tok_ptr, e_of, cnt, n_e)
+            gloss_index = _gloss_index(v, thesaurus.glosses(), tok_ptr, e_of, cnt * rarity[t_of], n_e)
             if gloss_index is None:
                 gloss_weight = 0.0
         weights["gloss"] = gloss_weight
@@ -620,6 +641,7 @@ class FaqMatcher:
         )
         set_(self, "_fuzzy", functools.lru_cache(maxsize=FUZZY_CACHE_SIZE)(self._fuzzy_lookup))
         set_(self, "_weights", {k: w / total for k, w in weights.items()})
+        set_(self, "_rarity", rarity)
         set_(self, "_gloss_index", gloss_index)
 
     # -- immutability ---------------------------------------------------------
@@ -976,7 +998,7 @@ class FaqMatcher:
             tid = self._vocab.get(stem)
             # As in _query_terms: a token only removed entries had is unknown.
             live = tid is not None and self._df[tid] > 0
-            weight = self._vocabs.rarity[tid] if live else english.word_rarity(word)
+            weight = float(self._rarity[tid]) if live else english.word_rarity(word)
             # The word itself, and its staff synonyms at SYNONYM_SIM.
             for alt, sim in ((stem, 1.0), *((o, SYNONYM_SIM) for o in self._syn.get(stem, ()))):
                 cols, vals = _gloss_row(table, self._vocab, alt)
@@ -1053,16 +1075,16 @@ def _gloss_row(table: thesaurus.Glosses, tokens: Mapping[str, int], stem: str) -
 
 
 def _gloss_index(
-    v: _Vocabs, table: thesaurus.Glosses, tok_ptr: np.ndarray, e_of: np.ndarray, cnt: np.ndarray, n_e: int
+    v: _Vocabs, table: thesaurus.Glosses, tok_ptr: np.ndarray, e_of: np.ndarray, weights: np.ndarray, n_e: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Each entry's gloss vector (sum over its words, weighted by how many of
-    its phrasings contain the word and by the word's English rarity), L2
+    """Each entry's gloss vector (sum over its words of ``weights``: how many
+    of its phrasings contain the word times the word's English rarity), L2
     normalised, by gloss id (compressed columns: pointer over every id of the
     table and of the knowledge base's tokens, entries, values).  None when
     fewer than MIN_GLOSS_COVERAGE of the distinct words (numbers aside) have
     a definition, or none has."""
     n_tok = len(v.token_list)
-    per_token = np.diff(tok_ptr)  # (token, entry) pairs by token: tok_ptr points into e_of / cnt
+    per_token = np.diff(tok_ptr)  # (token, entry) pairs by token: tok_ptr points into e_of / weights
     used = np.flatnonzero(per_token).tolist()
     cache = v.gloss_rows
     rows = []
@@ -1090,7 +1112,6 @@ def _gloss_index(
         ),
         shape=(n_tok, n_ids),
     )
-    weights = cnt * np.repeat(np.asarray(v.rarity, dtype=np.float64), per_token)
     words_to_entries = sparse.csr_matrix((weights, e_of, tok_ptr), shape=(n_tok, n_e))
     # ids x entries, rows = posting lists by gloss id (the product is built
     # in that orientation so that no conversion of the result is needed)

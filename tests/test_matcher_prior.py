@@ -60,3 +60,16 @@ def test_update_equals_rebuild_with_the_prior():
     rebuilt = build_matcher([*base, ("c", ["set an alarm for six", "wake me up at six"])])
     for q in ("tell jazz", "alarm at six", "news please", "wake up"):
         assert edited.match(q, limit=3) == rebuilt.match(q, limit=3)
+
+
+def test_a_removed_entry_leaves_no_trace_in_the_prior():
+    """A word's English rarity is that of its most common spelling in the live
+    entries: once the entry that said "refund" is gone, the token is weighed as
+    "refunding" again, as in a rebuild."""
+    base = [("pw", ["password reset"]), ("policy", ["refunding policy"]), ("ship", ["shipping times"])]
+    m = build_matcher(base + [("tmp", ["refund"])]).without_entry("tmp")
+    n = build_matcher(base)
+    for q in ("refund password", "refunding", "refund policy shipping"):
+        assert m.match(q) == n.match(q)
+        for name, values in n.signals(q).items():
+            assert np.allclose(m.signals(q)[name], values, rtol=0, atol=1e-12), name
