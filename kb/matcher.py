@@ -292,8 +292,9 @@ class _Compiled(NamedTuple):
     nb_counts: np.ndarray
     gram_ids: np.ndarray
     gram_counts: np.ndarray
-    word_tids: np.ndarray  # token id of each distinct word of the entry
-    word_rarity: np.ndarray  # and that word's English rarity
+    words: tuple[str, ...]  # the entry's distinct (unstemmed) content words
+    word_tids: np.ndarray  # their token ids
+    word_rarity: np.ndarray  # and their English rarity
 
 
 class _Vocabs(NamedTuple):
@@ -301,7 +302,6 @@ class _Vocabs(NamedTuple):
 
     tokens: dict[str, int]  # content stem -> token id
     token_list: list[str]  # token id -> stem
-    surface: dict[str, int]  # unstemmed word -> token id
     nb: dict[str, int]  # stem of any word -> naive Bayes id
     grams: charvec.GramVocab
     rarity: dict[str, float]  # word -> English rarity (memo)
@@ -314,7 +314,6 @@ class _Vocabs(NamedTuple):
         return _Vocabs(
             dict(self.tokens),
             list(self.token_list),
-            dict(self.surface),
             dict(self.nb),
             self.grams,
             self.rarity,
@@ -370,7 +369,7 @@ def _analyse(entries: Sequence[tuple[str, Sequence[str]]]) -> list[_Entry]:
 
 def _compile(entry: _Entry, v: _Vocabs) -> tuple[_Compiled, charvec.GramVocab]:
     """Map an entry to ids, extending the (already copied) vocabularies."""
-    tokens, token_list, surface, rarity = v.tokens, v.token_list, v.surface, v.rarity
+    tokens, token_list, rarity = v.tokens, v.token_list, v.rarity
     seen: set[tuple[int, ...]] = set()
     tids_out: list[np.ndarray] = []
     texts: list[str] = []
@@ -384,8 +383,6 @@ def _compile(entry: _Entry, v: _Vocabs) -> tuple[_Compiled, charvec.GramVocab]:
             if tid is None:
                 tid = tokens[tok] = len(token_list)
                 token_list.append(tok)
-            if word not in surface:
-                surface[word] = tid
             words[word] = tid
             if tid not in tids:
                 tids.append(tid)
@@ -412,6 +409,7 @@ def _compile(entry: _Entry, v: _Vocabs) -> tuple[_Compiled, charvec.GramVocab]:
         np.fromiter(nb_count.values(), dtype=np.float64, count=len(nb_count)),
         gram_ids,
         entry.gram_counts,
+        tuple(words),
         np.fromiter(words.values(), dtype=np.int64, count=len(words)),
         np.fromiter((_rarity(rarity, w) for w in words), dtype=np.float64, count=len(words)),
     )
@@ -486,7 +484,7 @@ class FaqMatcher:
         object.__setattr__(self, "_syn", _freeze_synonyms(synonyms))
         object.__setattr__(self, "_thesaurus", bool(thesaurus))
         analysed = _analyse(_collect(entries))
-        vocabs = _Vocabs({}, [], {}, {}, charvec.GramVocab(), {}, {})
+        vocabs = _Vocabs({}, [], {}, charvec.GramVocab(), {}, {})
         compiled = []
         for entry in analysed:
             c, grams = _compile(entry, vocabs)
@@ -585,7 +583,11 @@ class FaqMatcher:
         words_per_entry = np.bincount(sent, weights=scnt, minlength=n_entries)
 
         # --- fuzzy look-up strings: live stems and surface words ------------
-        fuzzy_vocab: dict[str, int] = {w: t for w, t in v.surface.items() if live[t]}
+        # (the words of the live entries only, so an update equals a rebuild)
+        surface: dict[str, int] = {}
+        for c in compiled:
+            surface.update(zip(c.words, c.word_tids.tolist()))
+        fuzzy_vocab: dict[str, int] = dict(surface)
         fuzzy_vocab.update((st, t) for st, t in v.tokens.items() if live[t])
         vocab_by_len: dict[int, tuple[list[str], list[int]]] = {}
         for string, t in fuzzy_vocab.items():
@@ -600,7 +602,7 @@ class FaqMatcher:
         set_(self, "_entry_ids", tuple(entry_ids))
         set_(self, "_vocab", v.tokens)
         set_(self, "_tokens", v.token_list)
-        set_(self, "_surface", v.surface)
+        set_(self, "_surface", surface)
         set_(self, "_df", df)
         set_(self, "_idf", idf)
         set_(self, "_unk_idf", math.log(1.0 + n_entries))

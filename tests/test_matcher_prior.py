@@ -73,3 +73,13 @@ def test_a_removed_entry_leaves_no_trace_in_the_prior():
         assert m.match(q) == n.match(q)
         for name, values in n.signals(q).items():
             assert np.allclose(m.signals(q)[name], values, rtol=0, atol=1e-12), name
+
+
+def test_typo_correction_forgets_the_words_of_removed_entries():
+    """A typo is corrected against the words of the live entries: 'refundng' is
+    one edit from 'refunding', which only a removed entry had."""
+    base = [("pw", ["password reset"]), ("policy", ["refund policy"]), ("ship", ["shipping times"])]
+    m = build_matcher(base + [("tmp", ["refunding shipments"])]).without_entry("tmp")
+    n = build_matcher(base)
+    for q in ("refundng", "refundin", "refunddng"):
+        assert m.match(q) == n.match(q)
