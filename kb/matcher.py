@@ -590,7 +590,9 @@ class FaqMatcher:
         fuzzy_vocab: dict[str, int] = dict(surface)
         fuzzy_vocab.update((st, t) for st, t in v.tokens.items() if live[t])
         vocab_by_len: dict[int, tuple[list[str], list[int]]] = {}
-        for string, t in fuzzy_vocab.items():
+        # Sorted, so that equally close candidates are taken in the same order
+        # however the knowledge base was built (an update equals a rebuild).
+        for string, t in sorted(fuzzy_vocab.items()):
             strings, ids = vocab_by_len.setdefault(len(string), ([], []))
             strings.append(string)
             ids.append(t)
@@ -753,7 +755,8 @@ class FaqMatcher:
                     tid = ids[idx]
                     if sim > best.get(tid, 0.0):
                         best[tid] = sim
-        ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
+        # ties by the token's string, not its id (ids depend on the build order)
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1], self._tokens[kv[0]]))
         return tuple(ranked[:FUZZY_NEIGHBOURS])
 
     def _thesaurus_words(self, tok: str) -> tuple[str, ...]:
@@ -1001,9 +1004,12 @@ class FaqMatcher:
             # As in _query_terms: a token only removed entries had is unknown.
             live = tid is not None and self._df[tid] > 0
             weight = float(self._rarity[tid]) if live else english.word_rarity(word)
-            # The word itself, and its staff synonyms at SYNONYM_SIM.
+            # The word itself, and its staff synonyms at SYNONYM_SIM.  A word
+            # neither the table nor a live entry knows adds nothing.
             for alt, sim in ((stem, 1.0), *((o, SYNONYM_SIM) for o in self._syn.get(stem, ()))):
-                cols, vals = _gloss_row(table, self._vocab, alt)
+                alt_tid = self._vocab.get(alt)
+                known = self._vocab if alt_tid is not None and self._df[alt_tid] > 0 else _NO_TOKENS
+                cols, vals = _gloss_row(table, known, alt)
                 for col, val in zip(cols.tolist(), vals.tolist()):
                     q[col] = q.get(col, 0.0) + weight * sim * val
         if not q:
@@ -1060,6 +1066,9 @@ class FaqMatcher:
                 break
             hits.append(Hit(self._entry_ids[int(e)], _clamp(min(top_conf, s * TIE_FACTOR))))
         return hits
+
+
+_NO_TOKENS: dict[str, int] = {}
 
 
 def _gloss_row(table: thesaurus.Glosses, tokens: Mapping[str, int], stem: str) -> tuple[np.ndarray, np.ndarray]:
