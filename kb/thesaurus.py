@@ -31,6 +31,11 @@ words of the definition of the most frequent sense per part of speech and
 that sense's synonyms, without the usage examples (1.4 MB compressed; ~0.7 s
 and ~12 MB resident once loaded, only when a knowledge base uses it).  The
 matcher's "gloss vectors" are built from it (:mod:`kb.matcher`).
+
+:func:`word_vectors` is the third, ``kb/data/wordvectors.npz``
+(``tools/build_wordvectors.py``, same source and licence): 64-dimensional
+vectors of 26,693 stems from the co-occurrence of words in WordNet's
+definitions and examples (1.4 MB; ~0.25 s and ~7 MB once loaded).
 """
 
 from __future__ import annotations
@@ -45,14 +50,24 @@ import numpy as np
 
 from kb import textnorm
 
-__all__ = ["DATA_FILE", "GLOSSES_FILE", "Glosses", "glosses", "load", "synonyms"]
+__all__ = ["DATA_FILE", "GLOSSES_FILE", "VECTORS_FILE", "Glosses", "WordVectors", "glosses", "load", "synonyms", "word_vectors"]
 
 DATA_FILE = "thesaurus.tsv.gz"
 GLOSSES_FILE = "glosses.tsv.gz"
+VECTORS_FILE = "wordvectors.npz"
 
 _lock = threading.Lock()
 _table: dict[str, tuple[str, ...]] | None = None
 _glosses: Glosses | None = None
+_vectors: WordVectors | None = None
+
+
+class WordVectors(NamedTuple):
+    """Word vectors from WordNet's definitions (``tools/build_wordvectors.py``):
+    ``ids`` maps a stem to its row of ``matrix`` (float32, rows L2-normalised)."""
+
+    ids: dict[str, int]
+    matrix: np.ndarray
 
 
 class Glosses(NamedTuple):
@@ -150,10 +165,28 @@ def _load_glosses() -> Glosses:
     return _glosses
 
 
+def _load_vectors() -> WordVectors:
+    global _vectors
+    if _vectors is None:
+        with _lock:
+            if _vectors is None:
+                with resources.files("kb").joinpath("data", VECTORS_FILE).open("rb") as fh, np.load(fh) as data:
+                    keys = str(data["keys"]).split("\n")
+                    matrix = data["vectors"].astype(np.float32)
+                matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+                _vectors = WordVectors({k: i for i, k in enumerate(keys)}, matrix)
+    return _vectors
+
+
 def load() -> int:
     """Load the table now (the matcher calls it while it builds, so the first
     question does not pay ~0.5 s); returns the number of headwords."""
     return len(_load())
+
+
+def word_vectors() -> WordVectors:
+    """The word vectors (loaded once per process, ~7 MB)."""
+    return _load_vectors()
 
 
 def glosses() -> Glosses:

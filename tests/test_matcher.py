@@ -643,14 +643,36 @@ def _filler_kb(n: int) -> list[tuple[str, list[str]]]:
         "is this a scam",
     ],
 )
-def test_score_means_the_same_on_a_small_and_a_large_kb(matcher, query):
-    """Adding 400 unrelated entries (9 -> 409) barely moves the confidence."""
-    large = build_matcher(KB + _filler_kb(400))
-    small_hits, large_hits = matcher.match(query), large.match(query)
+@pytest.mark.parametrize("filler", ["syllables", "english"])
+def test_score_means_the_same_on_a_small_and_a_large_kb(matcher, query, filler):
+    """Adding 400 unrelated entries (9 -> 409) barely moves the confidence.
+
+    Entries of made-up words would switch the general-English signals off
+    (most words of the knowledge base would have no definition), which is a
+    different question: with them the lexical core is compared (both
+    matchers without general English); with entries of real English words,
+    everything on in both."""
+    if filler == "syllables":
+        small, large = build_matcher(KB, thesaurus=False), build_matcher(KB + _filler_kb(400), thesaurus=False)
+    else:
+        small, large = matcher, build_matcher(KB + _english_filler_kb(400))
+        assert large._weights["vectors"] > 0 and small._weights["vectors"] > 0
+    small_hits, large_hits = small.match(query), large.match(query)
     assert small_hits[0].entry_id == large_hits[0].entry_id
     assert abs(small_hits[0].score - large_hits[0].score) < 0.1
     assert small_hits[0].score >= RECOMMENDED_ANSWER_THRESHOLD
     assert large_hits[0].score >= RECOMMENDED_ANSWER_THRESHOLD
+
+
+def _english_filler_kb(n: int) -> list[tuple[str, list[str]]]:
+    """Entries of random English words (ranks 3,000-6,000 of wordfreq's list)."""
+    import random
+
+    import wordfreq
+
+    words = [w for w in wordfreq.top_n_list("en", 6000)[3000:] if w.isalpha() and len(w) > 3]
+    rng = random.Random(3)
+    return [(f"filler{i}", [" ".join(rng.choice(words) for _ in range(4)) for _ in range(3)]) for i in range(n)]
 
 
 def test_unrelated_stays_below_suggestions_on_a_small_and_a_large_kb(matcher):

@@ -178,3 +178,54 @@ def test_sibling_matchers_do_not_mix_up_new_words():
         rebuilt = build_matcher(GLOSS_KB + [extra])
         for q in ("xqzzv", "wvkkq", "i want my money back"):
             assert derived.match(q) == rebuilt.match(q)
+
+
+# --- word vectors ------------------------------------------------------------
+
+VECTOR_KB = [
+    ("alarm", ["set an alarm"]),
+    ("weather", ["is it going to rain"]),
+    ("taxi", ["book a taxi"]),
+    ("refund", ["how do i get a refund"]),
+    ("password", ["i forgot my password"]),
+]
+
+
+def test_shipped_word_vectors_are_small_and_keyed_by_stems():
+    raw = resources.files("kb").joinpath("data", thesaurus.VECTORS_FILE).read_bytes()
+    assert len(raw) < 1_600_000
+    table = thesaurus.word_vectors()
+    assert len(table.ids) > 20_000 and table.matrix.shape == (len(table.ids), 64)
+    assert np.allclose(np.linalg.norm(table.matrix, axis=1), 1.0, atol=1e-5)
+    assert not set(table.ids) & textnorm.STOPWORDS
+    # keys are the matcher's stems: the stems of common words are found as they are
+    for word in ("pictures", "refunds", "deleted", "passwords", "weather", "running"):
+        assert stem(word) in table.ids
+
+
+def test_related_words_have_close_vectors():
+    table = thesaurus.word_vectors()
+
+    def cos(a: str, b: str) -> float:
+        return float(table.matrix[table.ids[stem(a)]] @ table.matrix[table.ids[stem(b)]])
+
+    assert cos("wake", "alarm") > cos("wake", "price") + 0.3
+    assert cos("storm", "rain") > cos("storm", "password") + 0.3
+    assert cos("refund", "payment") > cos("refund", "weather") + 0.3
+
+
+def test_word_vectors_rank_and_lift_the_related_entry(monkeypatch):
+    import kb.matcher as matcher_module
+
+    everything = build_matcher(VECTOR_KB)
+    no_english = build_matcher(VECTOR_KB, thesaurus=False)
+    monkeypatch.setattr(matcher_module, "VECTOR_WEIGHT", 0.0)
+    no_vectors = build_matcher(VECTOR_KB)
+    # "storm" shares no word and no definition word with "is it going to rain"
+    assert everything.match("will there be a storm", limit=1)[0].entry_id == "weather"
+    assert no_english.match("will there be a storm", limit=1)[0].entry_id != "weather"
+    # "wake" ~ "alarm": the same entry wins, with clearly more confidence
+    a = everything.match("wake me up at seven", limit=1)[0]
+    b = no_vectors.match("wake me up at seven", limit=1)[0]
+    assert a.entry_id == b.entry_id == "alarm" and a.score > b.score + 0.05
+    assert everything._weights["vectors"] > 0 and no_vectors._weights["vectors"] == 0
