@@ -1018,7 +1018,7 @@ class FaqMatcher:
     def _question_words(self, pairs: list[tuple[str, str]]):
         """(stem, weight) of the question's first MAX_QUERY_TOKENS distinct
         words and of their staff synonyms (at SYNONYM_SIM), each word weighted
-        by its English rarity; with whether a live entry knows the stem."""
+        by its English rarity (for the definitions and word-vector signals)."""
         seen: set[str] = set()
         for word, stem in pairs:
             if stem in seen:
