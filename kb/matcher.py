@@ -1016,9 +1016,10 @@ class FaqMatcher:
         }
 
     def _question_words(self, pairs: list[tuple[str, str]]):
-        """(stem, weight) of the question's first MAX_QUERY_TOKENS distinct
-        words and of their staff synonyms (at SYNONYM_SIM), each word weighted
-        by its English rarity (for the definitions and word-vector signals)."""
+        """Per distinct word of the question (the first MAX_QUERY_TOKENS): its
+        English rarity and its alternatives, ``(stem, weight)`` of the word and
+        of its staff synonyms (at SYNONYM_SIM); for the definitions and
+        word-vector signals."""
         seen: set[str] = set()
         for word, stem in pairs:
             if stem in seen:
@@ -1030,9 +1031,7 @@ class FaqMatcher:
             # As in _query_terms: a token only removed entries had is unknown.
             live = tid is not None and self._df[tid] > 0
             weight = float(self._rarity[tid]) if live else english.word_rarity(word)
-            yield stem, weight
-            for other in self._syn.get(stem, ()):
-                yield other, weight * SYNONYM_SIM
+            yield weight, ((stem, weight), *((o, weight * SYNONYM_SIM) for o in self._syn.get(stem, ())))
 
     def _vectors(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         """Cosine of the question's word vector with each entry's."""
@@ -1040,14 +1039,21 @@ class FaqMatcher:
             return np.zeros(len(self._entry_ids))
         table = thesaurus.word_vectors()
         q = np.zeros(table.matrix.shape[1])
-        for stem, weight in self._question_words(pairs):
-            row = table.ids.get(stem)
-            if row is not None:
-                q += weight * table.matrix[row]
+        total = covered = 0.0
+        for weight, alternatives in self._question_words(pairs):
+            total += weight
+            rows = [(table.ids.get(alt), w) for alt, w in alternatives]
+            rows = [(row, w) for row, w in rows if row is not None]
+            if rows:
+                covered += weight
+            for row, w in rows:
+                q += w * table.matrix[row]
         norm = float(np.sqrt(q @ q))
         if norm == 0.0:
             return np.zeros(len(self._entry_ids))
-        return np.clip(self._entry_vectors @ (q / norm), 0.0, 1.0)
+        # Words without a vector ("zorble") count as not similar, so that one
+        # known word among unknown ones does not look like a perfect match.
+        return np.clip(self._entry_vectors @ (q / norm), 0.0, 1.0) * (covered / total)
 
     def _gloss(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         """Cosine of the question's gloss vector with each entry's."""
@@ -1056,13 +1062,20 @@ class FaqMatcher:
             return out
         table = thesaurus.glosses()
         q: dict[int, float] = {}
-        for stem, weight in self._question_words(pairs):
-            # A word neither the table nor a live entry knows adds nothing.
-            tid = self._vocab.get(stem)
-            known = self._vocab if tid is not None and self._df[tid] > 0 else _NO_TOKENS
-            cols, vals = _gloss_row(table, known, stem)
-            for col, val in zip(cols.tolist(), vals.tolist()):
-                q[col] = q.get(col, 0.0) + weight * val
+        total = covered = 0.0
+        for weight, alternatives in self._question_words(pairs):
+            total += weight
+            found = False
+            for alt, w in alternatives:
+                # A word neither the table nor a live entry knows adds nothing.
+                tid = self._vocab.get(alt)
+                known = self._vocab if tid is not None and self._df[tid] > 0 else _NO_TOKENS
+                cols, vals = _gloss_row(table, known, alt)
+                found = found or len(cols) > 0
+                for col, val in zip(cols.tolist(), vals.tolist()):
+                    q[col] = q.get(col, 0.0) + w * val
+            if found:
+                covered += weight
         if not q:
             return out
         ptr, ent, val = self._gloss_index
@@ -1075,7 +1088,8 @@ class FaqMatcher:
         lens = ends - starts
         idx = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
         np.add.at(out, ent[idx], val[idx] * np.repeat(q_val, lens))
-        return np.clip(out, 0.0, 1.0)
+        # Unknown words count as not similar (as in _vectors).
+        return np.clip(out, 0.0, 1.0) * (covered / total)
 
     def _fused(self, text: str, depth: int) -> np.ndarray | None:
         sig = self.signals(text, depth)
