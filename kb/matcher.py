@@ -584,11 +584,14 @@ class FaqMatcher:
         vector_weight = VECTOR_WEIGHT * VECTOR_SCALE / (VECTOR_SCALE + per_entry_phrasings) if gloss_weight else 0.0
         gloss_index = entry_vectors = None
         if gloss_weight:
-            gloss_index = _gloss_index(v, thesaurus.glosses(), tok_ptr, e_of, cnt * rarity[t_of], n_e)
+            # How much each word counts for each entry: the number of the
+            # entry's phrasings that contain it times its English rarity.
+            words_to_entries = sparse.csr_matrix((cnt * rarity[t_of], e_of, tok_ptr), shape=(n_tok, n_e))
+            gloss_index = _gloss_index(v, thesaurus.glosses(), words_to_entries)
             if gloss_index is None:
                 gloss_weight = vector_weight = 0.0
             else:
-                entry_vectors = _entry_vectors(v, thesaurus.word_vectors(), tok_ptr, e_of, cnt * rarity[t_of], n_e)
+                entry_vectors = _entry_vectors(v, thesaurus.word_vectors(), words_to_entries)
         weights["gloss"] = gloss_weight
         weights["vectors"] = vector_weight
         total = sum(weights.values())
@@ -1155,17 +1158,15 @@ def _gloss_row(table: thesaurus.Glosses, tokens: Mapping[str, int], stem: str) -
 
 
 def _gloss_index(
-    v: _Vocabs, table: thesaurus.Glosses, tok_ptr: np.ndarray, e_of: np.ndarray, weights: np.ndarray, n_e: int
+    v: _Vocabs, table: thesaurus.Glosses, words_to_entries: sparse.csr_matrix
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Each entry's gloss vector (sum over its words of ``weights``: how many
-    of its phrasings contain the word times the word's English rarity), L2
-    normalised, by gloss id (compressed columns: pointer over every id of the
+    """Each entry's gloss vector (sum over its words of their gloss rows,
+    weighted by ``words_to_entries``, tokens x entries), L2 normalised, by gloss id (compressed columns: pointer over every id of the
     table and of the knowledge base's tokens, entries, values).  None when
     fewer than MIN_GLOSS_COVERAGE of the distinct words (numbers aside) have
     a definition, or none has."""
-    n_tok = len(v.token_list)
-    per_token = np.diff(tok_ptr)  # (token, entry) pairs by token: tok_ptr points into e_of / weights
-    used = np.flatnonzero(per_token).tolist()
+    n_tok, n_e = words_to_entries.shape
+    used = np.flatnonzero(np.diff(words_to_entries.indptr)).tolist()
     cache = v.gloss_rows
     rows = []
     for t in used:
@@ -1192,7 +1193,6 @@ def _gloss_index(
         ),
         shape=(n_tok, n_ids),
     )
-    words_to_entries = sparse.csr_matrix((weights, e_of, tok_ptr), shape=(n_tok, n_e))
     # ids x entries, rows = posting lists by gloss id (the product is built
     # in that orientation so that no conversion of the result is needed)
     by_id = (words_to_ids.T @ words_to_entries).tocsr()
@@ -1203,22 +1203,19 @@ def _gloss_index(
     return by_id.indptr, by_id.indices, by_id.data
 
 
-def _entry_vectors(
-    v: _Vocabs, table: thesaurus.WordVectors, tok_ptr: np.ndarray, e_of: np.ndarray, weights: np.ndarray, n_e: int
-) -> np.ndarray:
-    """Each entry's word vector: the sum over its words of ``weights`` times the
-    word's vector (words without one add nothing), L2-normalised; n_e x DIM.
-    ``tok_ptr`` points into ``e_of`` / ``weights`` by token, as in _gloss_index."""
-    n_tok = len(v.token_list)
-    used = np.flatnonzero(np.diff(tok_ptr)).tolist()
+def _entry_vectors(v: _Vocabs, table: thesaurus.WordVectors, words_to_entries: sparse.csr_matrix) -> np.ndarray:
+    """Each entry's word vector: the sum over its words of their vectors
+    weighted by ``words_to_entries`` (tokens x entries; words without a
+    vector add nothing), L2-normalised; entries x DIM."""
+    n_tok = words_to_entries.shape[0]
+    used = np.flatnonzero(np.diff(words_to_entries.indptr)).tolist()
     rows = [table.ids.get(v.token_list[t], -1) for t in used]
     with_vector = [(t, r) for t, r in zip(used, rows) if r >= 0]
     word_vectors = np.zeros((n_tok, table.matrix.shape[1]))
     if with_vector:
         toks, rs = zip(*with_vector)
         word_vectors[list(toks)] = table.matrix[list(rs)]
-    entries_to_words = sparse.csc_matrix((weights, e_of, tok_ptr), shape=(n_e, n_tok))
-    out = np.asarray(entries_to_words @ word_vectors)
+    out = np.asarray(words_to_entries.T @ word_vectors)
     out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
     return out
 
