@@ -43,8 +43,9 @@ from __future__ import annotations
 import gzip
 import math
 import threading
+from collections.abc import Callable, Iterator
 from importlib import resources
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
@@ -57,9 +58,7 @@ GLOSSES_FILE = "glosses.tsv.gz"
 VECTORS_FILE = "wordvectors.npz"
 
 _lock = threading.Lock()
-_table: dict[str, tuple[str, ...]] | None = None
-_glosses: Glosses | None = None
-_vectors: WordVectors | None = None
+T = TypeVar("T")
 
 
 class WordVectors(NamedTuple):
@@ -112,70 +111,71 @@ def _rows(name: str) -> tuple[list[list[str]], dict[str, str]]:
     return rows, _stems(sorted({w for head, rest in rows for w in (head, *rest.split())}))
 
 
+def _once(build: Callable[[], T]) -> Callable[[], T]:
+    """``build()`` run on the first call only (thread-safe); its result after."""
+    done: list[T] = []
+
+    def get() -> T:
+        if not done:
+            with _lock:
+                if not done:
+                    done.append(build())
+        return done[0]
+
+    return get
+
+
+def _stem_pairs(rows: list[list[str]], stems: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """(headword's stem, stem of another word of its line) for every line of a
+    table, stopwords and the headword's own stem left out."""
+    for head, rest in rows:
+        key = stems.get(head)
+        if key is None:
+            continue  # a stopword ("well")
+        for other in rest.split():
+            s = stems.get(other)
+            if s is not None and s != key:
+                yield key, s
+
+
+@_once
 def _load() -> dict[str, tuple[str, ...]]:
-    global _table
-    if _table is None:
-        with _lock:
-            if _table is None:
-                rows, stems = _rows(DATA_FILE)
-                merged: dict[str, set[str]] = {}
-                for head, rest in rows:
-                    key = stems.get(head)
-                    if key is None:
-                        continue  # a stopword ("well")
-                    for other in rest.split():
-                        s = stems.get(other)
-                        if s is not None and s != key:
-                            merged.setdefault(key, set()).add(s)
-                _table = {k: tuple(sorted(v)) for k, v in merged.items()}
-    return _table
+    merged: dict[str, set[str]] = {}
+    for key, other in _stem_pairs(*_rows(DATA_FILE)):
+        merged.setdefault(key, set()).add(other)
+    return {k: tuple(sorted(v)) for k, v in merged.items()}
 
 
+@_once
 def _load_glosses() -> Glosses:
-    global _glosses
-    if _glosses is None:
-        with _lock:
-            if _glosses is None:
-                rows, stems = _rows(GLOSSES_FILE)
-                merged: dict[str, dict[str, float]] = {}
-                for head, rest in rows:
-                    key = stems.get(head)
-                    if key is None:
-                        continue
-                    counts = merged.setdefault(key, {})
-                    for other in rest.split():
-                        s = stems.get(other)
-                        if s is not None and s != key:
-                            counts[s] = counts.get(s, 0.0) + 1.0
-                heads = sorted(k for k, v in merged.items() if v)
-                ids = {k: i for i, k in enumerate(heads)}
-                for counts in merged.values():
-                    for s in counts:
-                        ids.setdefault(s, len(ids))
-                ptr = np.zeros(len(heads) + 1, dtype=np.int64)
-                cols: list[int] = []
-                vals: list[float] = []
-                for i, head in enumerate(heads):
-                    counts = merged[head]
-                    norm = math.sqrt(sum(c * c for c in counts.values()))
-                    cols.extend(ids[s] for s in counts)
-                    vals.extend(c / norm for c in counts.values())
-                    ptr[i + 1] = len(cols)
-                _glosses = Glosses(ids, ptr, np.asarray(cols, dtype=np.int32), np.asarray(vals, dtype=np.float32))
-    return _glosses
+    merged: dict[str, dict[str, float]] = {}
+    for key, other in _stem_pairs(*_rows(GLOSSES_FILE)):
+        counts = merged.setdefault(key, {})
+        counts[other] = counts.get(other, 0.0) + 1.0
+    heads = sorted(merged)
+    ids = {k: i for i, k in enumerate(heads)}
+    for counts in merged.values():
+        for s in counts:
+            ids.setdefault(s, len(ids))
+    ptr = np.zeros(len(heads) + 1, dtype=np.int64)
+    cols: list[int] = []
+    vals: list[float] = []
+    for i, head in enumerate(heads):
+        counts = merged[head]
+        norm = math.sqrt(sum(c * c for c in counts.values()))
+        cols.extend(ids[s] for s in counts)
+        vals.extend(c / norm for c in counts.values())
+        ptr[i + 1] = len(cols)
+    return Glosses(ids, ptr, np.asarray(cols, dtype=np.int32), np.asarray(vals, dtype=np.float32))
 
 
+@_once
 def _load_vectors() -> WordVectors:
-    global _vectors
-    if _vectors is None:
-        with _lock:
-            if _vectors is None:
-                with resources.files("kb").joinpath("data", VECTORS_FILE).open("rb") as fh, np.load(fh) as data:
-                    keys = str(data["keys"]).split("\n")
-                    matrix = data["vectors"].astype(np.float32)
-                matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-                _vectors = WordVectors({k: i for i, k in enumerate(keys)}, matrix)
-    return _vectors
+    with resources.files("kb").joinpath("data", VECTORS_FILE).open("rb") as fh, np.load(fh) as data:
+        keys = str(data["keys"]).split("\n")
+        matrix = data["vectors"].astype(np.float32)
+    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    return WordVectors({k: i for i, k in enumerate(keys)}, matrix)
 
 
 def load() -> int:
