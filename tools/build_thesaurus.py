@@ -45,7 +45,7 @@ import gzip
 import re
 import sys
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 POS = {"noun": "n", "verb": "v", "adj": "a", "adv": "r"}
@@ -63,6 +63,18 @@ _WORD = re.compile(r"[a-z]+")
 Synsets = dict[tuple[str, str], tuple[list[str], list[tuple[str, str]], str]]
 
 
+def synset_lines(folder: Path, name: str) -> Iterator[tuple[list[str], list[str], str]]:
+    """Per synset of ``data.<name>`` (noun, verb, adj, adv): the fields before
+    its gloss, its words (lower case, as written: "alarm_clock", "big(a)") and
+    its gloss (definition and quoted examples)."""
+    for line in (folder / f"data.{name}").read_text(encoding="latin-1").splitlines():
+        if not line or line.startswith(" "):
+            continue  # licence header
+        head, _, gloss = line.partition(" | ")
+        f = head.split()
+        yield f, [f[4 + 2 * i].lower() for i in range(int(f[3], 16))], gloss
+
+
 def read_wordnet(folder: Path) -> tuple[dict[tuple[str, str], list[str]], Synsets]:
     """(lemma, pos) -> synset offsets by frequency; (offset, pos) -> (words,
     links, definition: the gloss without its quoted examples)."""
@@ -75,14 +87,8 @@ def read_wordnet(folder: Path) -> tuple[dict[tuple[str, str], list[str]], Synset
             f = line.split()
             pointer_count = int(f[3])
             index[(f[0], pos)] = f[4 + pointer_count + 2 :]
-        for line in (folder / f"data.{name}").read_text(encoding="latin-1").splitlines():
-            if not line or line.startswith(" "):
-                continue
-            head, _, gloss = line.partition(" | ")
-            f = head.split()
-            word_count = int(f[3], 16)
-            words = [f[4 + 2 * i].lower() for i in range(word_count)]
-            at = 4 + 2 * word_count
+        for f, words, gloss in synset_lines(folder, name):
+            at = 4 + 2 * len(words)
             links: list[tuple[str, str]] = []
             for j in range(int(f[at])):
                 symbol, offset, target_pos = f[at + 1 + 4 * j], f[at + 2 + 4 * j], f[at + 3 + 4 * j]
@@ -92,7 +98,7 @@ def read_wordnet(folder: Path) -> tuple[dict[tuple[str, str], list[str]], Synset
     return index, synsets
 
 
-_ADJ_MARKER = re.compile(r"\([a-z]+\)$")  # "big(a)": adjective position markers
+ADJ_MARKER = re.compile(r"\([a-z]+\)$")  # "big(a)": adjective position markers
 _EXAMPLE = re.compile(r';?\s*"[^"]*"')  # '; "he ate a big breakfast"': usage examples
 
 
@@ -109,7 +115,7 @@ def build(folder: Path, known: set[str]) -> dict[str, list[str]]:
                 if target in synsets:
                     others += synsets[target][0]
             for other in others:
-                other = _ADJ_MARKER.sub("", other)
+                other = ADJ_MARKER.sub("", other)
                 if other != lemma and other in known:
                     out[lemma].add(other)
     return {k: sorted(v) for k, v in sorted(out.items()) if v}
@@ -126,7 +132,7 @@ def build_glosses(folder: Path, known: set[str], keep: Callable[[str], bool]) ->
             continue
         for offset in offsets[:GLOSS_SENSES]:
             words, _, definition = synsets[(offset, pos)]
-            for word in [_ADJ_MARKER.sub("", w) for w in words] + _WORD.findall(definition.lower()):
+            for word in [ADJ_MARKER.sub("", w) for w in words] + _WORD.findall(definition.lower()):
                 if word != lemma and keep(word):
                     out[lemma].setdefault(word, None)
     return {k: list(v) for k, v in sorted(out.items()) if v}

@@ -27,12 +27,13 @@ trained at run time.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+
+from tools.build_thesaurus import ADJ_MARKER, POS, synset_lines
 
 #: Dimensions of the vectors.
 DIM = 64
@@ -41,21 +42,15 @@ MIN_DOCS = 3
 #: Context distribution smoothing of the PMI.
 CONTEXT_ALPHA = 0.75
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "kb" / "data" / "wordvectors.npz"
-_MARKER = re.compile(r"\([a-z]+\)$")
 
 
 def documents(folder: Path) -> list[str]:
     """One text per synset: its words, definition and examples."""
-    docs = []
-    for name in ("noun", "verb", "adj", "adv"):
-        for line in (folder / f"data.{name}").read_text(encoding="latin-1").splitlines():
-            if not line or line.startswith(" "):
-                continue  # licence header
-            head, _, gloss = line.partition(" | ")
-            f = head.split()
-            words = [_MARKER.sub("", f[4 + 2 * i].lower()).replace("_", " ") for i in range(int(f[3], 16))]
-            docs.append(" ".join(words) + " " + gloss.lower())
-    return docs
+    return [
+        " ".join(ADJ_MARKER.sub("", w).replace("_", " ") for w in words) + " " + gloss.lower()
+        for name in POS
+        for _, words, gloss in synset_lines(folder, name)
+    ]
 
 
 def build(docs: list[str]) -> tuple[list[str], np.ndarray]:
