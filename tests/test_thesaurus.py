@@ -22,11 +22,16 @@ def stem(word: str) -> str:
     return s
 
 
-def test_shipped_file_is_small_sorted_and_single_words():
-    raw = resources.files("kb").joinpath("data", thesaurus.DATA_FILE).read_bytes()
-    assert len(raw) < 600_000
+def shipped_table(name: str) -> tuple[int, list[str], list[str]]:
+    """(compressed size, lines, headwords) of a table shipped in kb/data."""
+    raw = resources.files("kb").joinpath("data", name).read_bytes()
     lines = gzip.decompress(raw).decode("utf-8").splitlines()
-    heads = [line.split("\t", 1)[0] for line in lines]
+    return len(raw), lines, [line.split("\t", 1)[0] for line in lines]
+
+
+def test_shipped_file_is_small_sorted_and_single_words():
+    size, lines, heads = shipped_table(thesaurus.DATA_FILE)
+    assert size < 600_000
     assert heads == sorted(heads) and len(heads) == len(set(heads)) > 5000
     for line in lines:
         head, rest = line.split("\t")
@@ -103,10 +108,8 @@ GLOSS_KB = [
 
 
 def test_shipped_glosses_file_is_small_sorted_and_plain_words():
-    raw = resources.files("kb").joinpath("data", thesaurus.GLOSSES_FILE).read_bytes()
-    assert len(raw) < 1_600_000
-    lines = gzip.decompress(raw).decode("utf-8").splitlines()
-    heads = [line.split("\t", 1)[0] for line in lines]
+    size, lines, heads = shipped_table(thesaurus.GLOSSES_FILE)
+    assert size < 1_600_000
     assert heads == sorted(heads) and len(heads) == len(set(heads)) > 20_000
     for line in lines:
         head, rest = line.split("\t")
